@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		stdout     string
+		stderrPart string
+	}{
+		{args: nil, code: 2, stderrPart: "Usage: backchannel"},
+		{args: []string{"version"}, code: 0, stdout: "backchannel "},
+		{args: []string{"help"}, code: 0, stdout: "Usage: backchannel"},
+		{args: []string{"frobnicate"}, code: 2, stderrPart: `unknown command "frobnicate"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, &stdout, &stderr)
+		if code != tc.code {
+			t.Errorf("run(%q) = %d, want %d", tc.args, code, tc.code)
+		}
+		if !strings.HasPrefix(stdout.String(), tc.stdout) {
+			t.Errorf("run(%q) stdout = %q, want prefix %q", tc.args, stdout.String(), tc.stdout)
+		}
+		if !strings.Contains(stderr.String(), tc.stderrPart) {
+			t.Errorf("run(%q) stderr = %q, want it to contain %q", tc.args, stderr.String(), tc.stderrPart)
+		}
+	}
+}

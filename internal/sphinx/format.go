@@ -1,0 +1,19 @@
+package sphinx
+
+// Format makes and processes packets of one [Geometry]. It holds no secrets
+// and no mutable state, so one Format may be shared by any number of
+// goroutines.
+type Format struct {
+	geometry Geometry
+}
+
+// New returns the Format of geometry g, or an error if g is invalid.
+func New(g Geometry) (*Format, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return &Format{geometry: g}, nil
+}
+
+// Geometry returns the Format's geometry.
+func (f *Format) Geometry() Geometry { return f.geometry }
