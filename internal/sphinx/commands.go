@@ -168,8 +168,8 @@ func (cs Commands) encodedLength() int {
 // the terminating null command is an error wrapping [ErrCommand]. Commands
 // may fill b exactly, with no null command; an empty b holds no commands.
 func ParseCommands(b []byte) (Commands, error) {
-	var cs Commands
-	var seen [4]bool // indexed by commandIndex
+	cs := make(Commands, 0, 4) // at most one of each type
+	var seen [4]bool           // indexed by commandIndex
 	for off := 0; off < len(b); {
 		t := CommandType(b[off])
 		if t == CommandNull {

@@ -48,7 +48,9 @@ func (f *Format) NewPacket(rand io.Reader, path []PathHop, message []byte) ([]by
 	return packet, nil
 }
 
-// checkPath checks a path's length and each hop's commands. A SURB's last hop
+// checkPath checks a path's length and each hop's commands. (A recipient
+// command cannot fit beside a next-hop command, so it can only be at the last
+// hop.) A SURB's last hop
 // must carry a SURB-reply command (or the last hop would check a zero tag that
 // only the SURB's creator can see); a forward packet's must not.
 func checkPath(g Geometry, path []PathHop, surb bool) error {
@@ -62,9 +64,6 @@ func checkPath(g Geometry, path []PathHop, surb bool) error {
 		}
 		if _, ok := hop.Commands.SURBReply(); ok && !(terminal && surb) {
 			return fmt.Errorf("sphinx: hop %d: a SURB-reply command belongs only at the last hop of a SURB", i)
-		}
-		if _, ok := hop.Commands.Recipient(); ok && !terminal {
-			return fmt.Errorf("sphinx: hop %d: a recipient command belongs only at the last hop", i)
 		}
 	}
 	if _, ok := path[len(path)-1].Commands.SURBReply(); surb && !ok {
