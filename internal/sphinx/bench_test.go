@@ -2,8 +2,12 @@ package sphinx
 
 import (
 	"crypto/ecdh"
+	"crypto/sha512"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/backchannel/backchannel/internal/lioness"
+	"github.com/backchannel/backchannel/internal/x25519"
 )
 
 // benchGeometry is Katzenpost's benchmark geometry: 5 hops, 2,000-byte user
@@ -119,4 +123,73 @@ func BenchmarkX25519(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkUnwrapStages times each step of an unwrap on its own, to show
+// where the time of BenchmarkUnwrap goes.
+func BenchmarkUnwrapStages(b *testing.B) {
+	f, rng, nodes, path := benchSetup(b)
+	packet, err := f.NewPacket(seededReader{rng}, path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := benchGeometry.HeaderLength()
+	alpha := (*[32]byte)(packet[versionLength : versionLength+GroupElementLength])
+	var secret [32]byte
+	if err := x25519.ScalarMult(&secret, &nodes[0].priv, alpha); err != nil {
+		b.Fatal(err)
+	}
+	var keys packetKeys
+	deriveKeys(&keys, &secret)
+	b.Run("ladder", func(b *testing.B) {
+		var out [32]byte
+		for b.Loop() {
+			_ = x25519.ScalarMult(&out, &nodes[0].priv, alpha)
+		}
+	})
+	b.Run("kdf", func(b *testing.B) {
+		var k packetKeys
+		for b.Loop() {
+			deriveKeys(&k, &secret)
+		}
+	})
+	b.Run("mac", func(b *testing.B) {
+		var mac [MACLength]byte
+		for b.Loop() {
+			keys.headerMAC(&mac, packet[:h-MACLength])
+		}
+	})
+	b.Run("routing", func(b *testing.B) {
+		beta := make([]byte, benchGeometry.RoutingInfoLength())
+		var tail [PerHopRoutingInfoLength]byte
+		for b.Loop() {
+			keys.headerKeystreamXOR(beta, tail[:])
+		}
+	})
+	b.Run("commands", func(b *testing.B) {
+		cmds := AppendCommands(nil, Commands{NodeDelay{1}, NextNodeHop{}})
+		cmds = append(cmds, make([]byte, PerHopRoutingInfoLength-len(cmds))...)
+		for b.Loop() {
+			if _, err := ParseCommands(cmds); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("lioness", func(b *testing.B) {
+		payload := make([]byte, benchGeometry.PayloadLength())
+		for b.Loop() {
+			_ = lioness.Decrypt(keys.lionessKey(), keys.lionessIV(), payload)
+		}
+	})
+	b.Run("blinding", func(b *testing.B) {
+		var bf [32]byte
+		for b.Loop() {
+			keys.blindingFactor(&bf)
+		}
+	})
+	b.Run("replaytag", func(b *testing.B) {
+		for b.Loop() {
+			_ = sha512.Sum512_256(alpha[:])
+		}
+	})
 }

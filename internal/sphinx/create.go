@@ -1,6 +1,7 @@
 package sphinx
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"io"
 
@@ -74,17 +75,24 @@ func checkPath(g Geometry, path []PathHop, surb bool) error {
 
 // newHeader writes the header for path into header and returns each hop's
 // keys, which the caller must wipe with wipeKeys.
+//
+// Hop i's keystream KS_i is 82·(MaxHops+1) bytes. Its first R − 82i bytes
+// (R being the routing information length) encrypt what hop i sees of beta;
+// the rest, pad_i, is what hop i's shift moves into view at the end of hop
+// i+1's beta, accumulated over the earlier hops. beta is then built from the
+// last hop back, in place: hop i's part starts 82i bytes in.
 func (f *Format) newHeader(rand io.Reader, path []PathHop, header []byte) ([]packetKeys, error) {
 	g := f.geometry
 	n := len(path)
+	routingLength := g.RoutingInfoLength()
+	beta := header[versionLength+GroupElementLength : versionLength+GroupElementLength+routingLength]
 
 	var ephemeral [32]byte
 	defer clear(ephemeral[:])
 	if _, err := io.ReadFull(rand, ephemeral[:]); err != nil {
 		return nil, fmt.Errorf("sphinx: failed to read the ephemeral key: %w", err)
 	}
-	filler := make([]byte, PerHopRoutingInfoLength*(g.MaxHops-n))
-	if _, err := io.ReadFull(rand, filler); err != nil {
+	if _, err := io.ReadFull(rand, beta[PerHopRoutingInfoLength*n:]); err != nil {
 		return nil, fmt.Errorf("sphinx: failed to read the routing filler: %w", err)
 	}
 
@@ -95,50 +103,40 @@ func (f *Format) newHeader(rand io.Reader, path []PathHop, header []byte) ([]pac
 		return nil, err
 	}
 
-	// pads[i] is what the routing information of hop i+1 ends with after hop
-	// i has shifted it: the keystream past the end of beta, accumulated over
-	// hops 0..i. It is 82·(i+1) bytes.
-	ks := make([]byte, g.keystreamLength())
-	routingLength := g.RoutingInfoLength()
-	var pads [][]byte
-	for i := 0; i < n; i++ {
-		clear(ks)
-		keys[i].headerKeystreamXOR(ks, ks)
-		pad := make([]byte, PerHopRoutingInfoLength*(i+1))
-		copy(pad, ks[routingLength-PerHopRoutingInfoLength*i:])
+	streamLength := g.keystreamLength()
+	keystreams := make([]byte, n*streamLength)
+	defer clear(keystreams)
+	keystream := func(i int) []byte { return keystreams[i*streamLength : (i+1)*streamLength] }
+	pad := func(i int) []byte { return keystream(i)[routingLength-PerHopRoutingInfoLength*i:] }
+	for i := range n {
+		ks := keystream(i)
+		keys[i].headerKeystreamXOR(ks[:routingLength], ks[routingLength:])
 		if i > 0 {
-			for j, b := range pads[i-1] {
-				pad[j] ^= b
-			}
+			subtle.XORBytes(pad(i), pad(i), pad(i-1))
 		}
-		pads = append(pads, pad)
 	}
 
-	// Build beta from the last hop back to the first.
-	beta := filler
 	var mac [MACLength]byte
 	for i := n - 1; i >= 0; i-- {
-		frag := make([]byte, 0, PerHopRoutingInfoLength+len(beta))
-		frag = AppendCommands(frag, path[i].Commands)
+		start := PerHopRoutingInfoLength * i
+		// The commands are appended in place: checkPath made sure they fit
+		// in the hop's 82 bytes.
+		frag := beta[start : start+PerHopRoutingInfoLength]
+		clear(frag)
+		frag = AppendCommands(frag[:0], path[i].Commands)
 		if i < n-1 {
-			frag = NextNodeHop{ID: path[i+1].ID, MAC: mac}.appendTo(frag)
+			NextNodeHop{ID: path[i+1].ID, MAC: mac}.appendTo(frag)
 		}
-		frag = frag[:PerHopRoutingInfoLength] // zero padding: capacity was zeroed by make
-		frag = append(frag, beta...)
-		clear(ks)
-		keys[i].headerKeystreamXOR(ks[:len(frag)], frag)
-		beta = ks[:len(frag)]
+		subtle.XORBytes(beta[start:], beta[start:], keystream(i))
 		var tail []byte
 		if i > 0 {
-			tail = pads[i-1]
+			tail = pad(i - 1)
 		}
-		keys[i].headerMAC(&mac, version[:], alphas[i][:], beta, tail)
-		beta = append([]byte(nil), beta...)
+		keys[i].headerMAC(&mac, version[:], alphas[i][:], beta[start:], tail)
 	}
 
 	copy(header, version[:])
 	copy(header[versionLength:], alphas[0][:])
-	copy(header[versionLength+GroupElementLength:], beta)
 	copy(header[g.macOffset():], mac[:])
 	return keys, nil
 }

@@ -66,14 +66,17 @@ func (k *packetKeys) lionessIV() *[lioness.IVSize]byte {
 // token stores them.
 func (k *packetKeys) payloadKeyMaterial() []byte { return k[lionessKeyOffset:packetKeysLength] }
 
-// headerKeystreamXOR sets dst = src XOR AES-256-CTR(header key, header IV),
-// the 16-byte IV being the initial counter block.
-func (k *packetKeys) headerKeystreamXOR(dst, src []byte) {
+// headerKeystreamXOR XORs, in place, beta with the start of the header
+// keystream, AES-256-CTR(header key, header IV) with the 16-byte IV as the
+// initial counter block, and tail with the keystream that follows.
+func (k *packetKeys) headerKeystreamXOR(beta, tail []byte) {
 	block, err := aes.NewCipher(k[headerKeyOffset : headerKeyOffset+headerKeyLength])
 	if err != nil {
 		panic("sphinx: internal error: " + err.Error())
 	}
-	cipher.NewCTR(block, k[headerIVOffset:headerIVOffset+headerIVLength]).XORKeyStream(dst, src)
+	stream := cipher.NewCTR(block, k[headerIVOffset:headerIVOffset+headerIVLength])
+	stream.XORKeyStream(beta, beta)
+	stream.XORKeyStream(tail, tail)
 }
 
 // headerMAC computes HMAC-SHA256 over the concatenation of parts.

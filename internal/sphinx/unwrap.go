@@ -36,7 +36,8 @@ type Unwrapped struct {
 //
 // An error wraps one of [ErrPacketTooShort], [ErrVersion],
 // [ErrLowOrderPoint], [ErrMAC], [ErrCommand] or [ErrPayloadTag]; after an
-// error the packet must be dropped (its payload may have been decrypted).
+// error the packet must be dropped (its routing information or payload may
+// have been decrypted).
 func (f *Format) Unwrap(privateKey *[x25519.Size]byte, packet []byte) (Unwrapped, error) {
 	var res Unwrapped
 	g := f.geometry
@@ -66,13 +67,13 @@ func (f *Format) Unwrap(privateKey *[x25519.Size]byte, packet []byte) (Unwrapped
 		return res, ErrMAC
 	}
 
-	// The routing information shifted by one hop: beta followed by 82 zero
-	// bytes, decrypted.
-	var routingBuf [PerHopRoutingInfoLength * (MaxHopsLimit + 1)]byte
-	routing := routingBuf[:g.keystreamLength()]
-	copy(routing, packet[versionLength+GroupElementLength:macOffset])
-	keys.headerKeystreamXOR(routing, routing)
-	cmds, err := ParseCommands(routing[:PerHopRoutingInfoLength])
+	// Decrypt beta in place, and the 82 bytes of keystream after it, which
+	// become the end of the next hop's beta: together, (beta ‖ 0^82) XOR
+	// keystream. MaxHopsLimit makes routing information at most 1,312 bytes.
+	beta := packet[versionLength+GroupElementLength : macOffset]
+	var tail [PerHopRoutingInfoLength]byte
+	keys.headerKeystreamXOR(beta, tail[:])
+	cmds, err := ParseCommands(beta[:PerHopRoutingInfoLength])
 	if err != nil {
 		return res, err
 	}
@@ -93,7 +94,8 @@ func (f *Format) Unwrap(privateKey *[x25519.Size]byte, packet []byte) (Unwrapped
 			// keeps it off the identity.
 			return res, ErrLowOrderPoint
 		}
-		copy(packet[versionLength+GroupElementLength:macOffset], routing[PerHopRoutingInfoLength:])
+		copy(beta, beta[PerHopRoutingInfoLength:])
+		copy(beta[len(beta)-PerHopRoutingInfoLength:], tail[:])
 		copy(packet[macOffset:headerLength], next.MAC[:])
 		return res, nil
 	}
