@@ -49,11 +49,11 @@ func (f *Format) NewPacket(rand io.Reader, path []PathHop, message []byte) ([]by
 	return packet, nil
 }
 
-// checkPath checks a path's length and each hop's commands. (A recipient
-// command cannot fit beside a next-hop command, so it can only be at the last
-// hop.) A SURB's last hop
+// checkPath checks a path's length and each hop's commands. A SURB's last hop
 // must carry a SURB-reply command (or the last hop would check a zero tag that
-// only the SURB's creator can see); a forward packet's must not.
+// only the SURB's creator can see); a forward packet's must not. (A recipient
+// command cannot fit beside a next-hop command, so it can only be at the last
+// hop.)
 func checkPath(g Geometry, path []PathHop, surb bool) error {
 	if len(path) < 1 || len(path) > g.MaxHops {
 		return fmt.Errorf("sphinx: path of %d hops, want 1 to %d", len(path), g.MaxHops)
@@ -132,17 +132,17 @@ func (f *Format) newHeader(rand io.Reader, path []PathHop, header []byte) ([]pac
 		if i > 0 {
 			tail = pad(i - 1)
 		}
-		keys[i].headerMAC(&mac, version[:], alphas[i][:], beta[start:], tail)
+		keys[i].headerMAC(&mac, headerVersion[:], alphas[i][:], beta[start:], tail)
 	}
 
-	copy(header, version[:])
+	copy(header, headerVersion[:])
 	copy(header[versionLength:], alphas[0][:])
 	copy(header[g.macOffset():], mac[:])
 	return keys, nil
 }
 
-// version is the header's associated data: format version 0.
-var version = [versionLength]byte{0, 0}
+// headerVersion is the header's associated data: format version 0.
+var headerVersion = [versionLength]byte{0, 0}
 
 // hopKeys computes each hop's alpha and keys from the ephemeral scalar.
 //

@@ -45,7 +45,7 @@ func (f *Format) Unwrap(privateKey *[x25519.Size]byte, packet []byte) (Unwrapped
 	if len(packet) < headerLength+lioness.MinBlockSize {
 		return res, fmt.Errorf("%w: %d bytes, want at least %d", ErrPacketTooShort, len(packet), headerLength+lioness.MinBlockSize)
 	}
-	if packet[0] != version[0] || packet[1] != version[1] {
+	if packet[0] != headerVersion[0] || packet[1] != headerVersion[1] {
 		return res, fmt.Errorf("%w: %02x%02x", ErrVersion, packet[0], packet[1])
 	}
 	alpha := (*[GroupElementLength]byte)(packet[versionLength : versionLength+GroupElementLength])
