@@ -2,7 +2,10 @@ module github.com/backchannel/backchannel
 
 go 1.26.8
 
-require filippo.io/edwards25519 v1.2.0
+require (
+	filippo.io/edwards25519 v1.2.0
+	github.com/flynn/noise v1.1.0
+)
 
 require (
 	golang.org/x/crypto v0.59.0
