@@ -1,0 +1,120 @@
+// Package keyfile reads and writes backchannel's secret key files: a node's
+// Ed25519 identity key, its X25519 link key and its X25519 Sphinx keys. Keys
+// live in files, never on command lines (where other users of the machine can
+// read them).
+//
+// A key file is one PEM block whose type names the kind of key, with a
+// "Version: 1" header. Files are written with mode 0600 (atomically, through a
+// temporary file and a rename) and refused on reading if anyone but the owner
+// may read them, as ssh does.
+package keyfile
+
+import (
+	"crypto/ed25519"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Kind is the kind of key a file holds.
+type Kind string
+
+const (
+	// Identity is a node's long-term Ed25519 identity key (its 32-byte seed).
+	Identity Kind = "BACKCHANNEL IDENTITY KEY"
+	// Link is an X25519 link key for Noise handshakes.
+	Link Kind = "BACKCHANNEL LINK KEY"
+	// Sphinx is an X25519 Sphinx key for one epoch.
+	Sphinx Kind = "BACKCHANNEL SPHINX KEY"
+)
+
+const (
+	versionHeader = "Version"
+	version       = "1"
+	keySize       = 32
+)
+
+// Write writes a 32-byte secret of the given kind to path with mode 0600.
+func Write(path string, kind Kind, secret []byte) error {
+	if len(secret) != keySize {
+		return fmt.Errorf("keyfile: %s of %d bytes, want %d", kind, len(secret), keySize)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: string(kind), Headers: map[string]string{versionHeader: version}, Bytes: secret})
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read reads the 32-byte secret of the given kind from path.
+func Read(path string, kind Kind) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("keyfile: %s is readable by others (mode %v); chmod 600 it", path, info.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %w", err)
+	}
+	block, rest := pem.Decode(data)
+	switch {
+	case block == nil:
+		return nil, fmt.Errorf("keyfile: %s holds no PEM key", path)
+	case len(rest) != 0:
+		return nil, fmt.Errorf("keyfile: %s has data after its key", path)
+	case block.Type != string(kind):
+		return nil, fmt.Errorf("keyfile: %s holds a %q, want a %q", path, block.Type, kind)
+	case block.Headers[versionHeader] != version:
+		return nil, fmt.Errorf("keyfile: %s has key file version %q, want %q", path, block.Headers[versionHeader], version)
+	case len(block.Bytes) != keySize:
+		return nil, fmt.Errorf("keyfile: %s holds %d key bytes, want %d", path, len(block.Bytes), keySize)
+	}
+	return block.Bytes, nil
+}
+
+// ReadIdentity reads an Ed25519 identity key.
+func ReadIdentity(path string) (ed25519.PrivateKey, error) {
+	seed, err := Read(path, Identity)
+	if err != nil {
+		return nil, err
+	}
+	key := ed25519.NewKeyFromSeed(seed)
+	clear(seed)
+	return key, nil
+}
+
+// ReadX25519 reads a link or Sphinx key.
+func ReadX25519(path string, kind Kind) ([keySize]byte, error) {
+	var k [keySize]byte
+	b, err := Read(path, kind)
+	if err != nil {
+		return k, err
+	}
+	copy(k[:], b)
+	clear(b)
+	return k, nil
+}
