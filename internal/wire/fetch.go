@@ -105,3 +105,7 @@ func (r *FetchReply) UnmarshalBinary(b []byte) error {
 	*r = out
 	return nil
 }
+
+// FrameSizeFor is the frame size of links that carry packets of
+// packetLength bytes, both as FramePacket bodies and in fetch replies.
+func FrameSizeFor(packetLength int) int { return FrameOverhead + fetchReplyOverhead + packetLength }

@@ -1,0 +1,379 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// inbound is a link another node or a client opened to this node. It
+// acknowledges packet frames in order: FrameAck(n) once frames 1..n have all
+// been dealt with.
+type inbound struct {
+	conn   *wire.Conn
+	client bool       // a provider's user, not a node
+	box    mailbox.ID // the client's mailbox
+
+	mu    sync.Mutex
+	next  uint64          // lowest frame not yet dealt with; guarded by mu
+	done  map[uint64]bool // dealt with, above next; guarded by mu
+	acked uint64          // last acknowledgement sent; guarded by mu
+}
+
+func (l *inbound) complete(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done[seq] = true
+	for l.done[l.next] {
+		delete(l.done, l.next)
+		l.next++
+	}
+}
+
+func (l *inbound) sendAck() {
+	l.mu.Lock()
+	upTo := l.next - 1
+	if upTo == l.acked {
+		l.mu.Unlock()
+		return
+	}
+	l.acked = upTo
+	l.mu.Unlock()
+	// A failed write means the link is going away; its reader sees that.
+	_ = l.conn.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: upTo})
+}
+
+// accept serves inbound links until the listener is closed.
+func (n *Node) accept(ctx context.Context) {
+	for {
+		conn, err := n.listener.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				n.log.Error("accept failed", "err", err)
+			}
+			return
+		}
+		n.linksWG.Add(1)
+		go func() {
+			defer n.linksWG.Done()
+			n.serveInbound(conn)
+		}()
+	}
+}
+
+func (n *Node) serveInbound(conn net.Conn) {
+	l := &inbound{next: 1, done: map[uint64]bool{}}
+	c, err := wire.Accept(conn, n.cfg.LinkKey, func(peer [wire.KeySize]byte) error {
+		return n.authorize(l, peer)
+	}, n.frame)
+	if err != nil {
+		conn.Close()
+		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
+		n.log.Debug("inbound handshake failed", "err", err)
+		return
+	}
+	l.conn = c
+	if !n.addLink(l) {
+		c.Close()
+		return
+	}
+	defer n.removeLink(l)
+	var seq uint64
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformedFrame) {
+				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+				n.log.Info("closing a link that sent a malformed frame", "err", err)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				n.metrics.linkErrors.WithLabelValues("io").Inc()
+			}
+			return
+		}
+		switch {
+		case f.Type == wire.FramePacket:
+			seq++
+			if f.Seq != seq {
+				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+				n.log.Info("closing a link whose frames are out of sequence", "got", f.Seq, "want", seq)
+				return
+			}
+			n.metrics.packetsIn.Inc()
+			n.jobs <- job{packet: append([]byte(nil), f.Body...), from: l, seq: f.Seq}
+		case f.Type == wire.FrameFetch && l.client:
+			if err := n.serveFetch(l, f.Body); err != nil {
+				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+				n.log.Info("closing a client link after a bad fetch", "err", err)
+				return
+			}
+		case f.Type == wire.FrameNoOp:
+		default:
+			n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+			n.log.Info("closing a link that sent an unexpected frame", "type", f.Type.String())
+			return
+		}
+	}
+}
+
+// authorize admits the nodes of the document and, at a provider, the
+// clients of its account table.
+func (n *Node) authorize(l *inbound, peer [wire.KeySize]byte) error {
+	for i := range n.cfg.Document.Nodes {
+		if n.cfg.Document.Nodes[i].LinkKey == peer {
+			return nil
+		}
+	}
+	if n.cfg.Accounts != nil {
+		id, ok, err := n.cfg.Accounts.Lookup(peer)
+		if err != nil {
+			return err
+		}
+		if ok {
+			l.client, l.box = true, id
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown link key")
+}
+
+func (n *Node) addLink(l *inbound) bool {
+	n.linksMu.Lock()
+	defer n.linksMu.Unlock()
+	if n.links == nil {
+		return false // closing
+	}
+	n.links[l] = struct{}{}
+	return true
+}
+
+func (n *Node) removeLink(l *inbound) {
+	n.linksMu.Lock()
+	defer n.linksMu.Unlock()
+	if n.links != nil {
+		delete(n.links, l)
+	}
+	l.conn.Close()
+}
+
+func (n *Node) closeLinks() {
+	n.linksMu.Lock()
+	defer n.linksMu.Unlock()
+	for l := range n.links {
+		l.conn.Close()
+	}
+	n.links = nil
+}
+
+// serveFetch answers a client's fetch: it removes the packets the client
+// acknowledges, then sends exactly wire.FetchBatch reply frames.
+func (n *Node) serveFetch(l *inbound, body []byte) error {
+	var req wire.FetchRequest
+	if err := req.UnmarshalBinary(body); err != nil {
+		return err
+	}
+	if req.AckUpTo > 0 {
+		if err := n.mailbox.Ack(l.box, req.AckUpTo); err != nil {
+			n.log.Error("mailbox ack failed", "err", err)
+		}
+	}
+	msgs, err := n.mailbox.Fetch(l.box, wire.FetchBatch)
+	if err != nil {
+		n.log.Error("mailbox fetch failed", "err", err)
+		msgs = nil
+	}
+	total, err := n.mailbox.Count(l.box)
+	if err != nil {
+		total = len(msgs)
+	}
+	for i := range wire.FetchBatch {
+		reply := wire.FetchReply{Index: uint8(i), Remaining: uint32(max(total-len(msgs), 0))}
+		if i < len(msgs) {
+			reply.Seq, reply.Packet = msgs[i].Seq, msgs[i].Packet
+		}
+		body, err := reply.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameFetchReply, Body: body}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peer is the outgoing link to one next hop: a bounded queue, and a
+// goroutine that keeps a link up (reconnecting with backoff) and
+// retransmits what the next hop has not acknowledged.
+type peer struct {
+	node   *directory.Node
+	queue  chan []byte
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	unacked [][]byte // sent on the current link, not yet acknowledged; guarded by mu
+	sent    uint64   // frames sent on the current link; guarded by mu
+	acked   uint64   // frames acknowledged on the current link; guarded by mu
+}
+
+// maxUnacked bounds the packets a peer link has in flight.
+const maxUnacked = 4096
+
+// peer returns the outgoing link to the node with the given ID, starting
+// it on first use.
+func (n *Node) peer(id sphinx.NodeID) *peer {
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	if p, ok := n.peers[id]; ok {
+		return p
+	}
+	dn := n.cfg.Document.Node(ed25519.PublicKey(id[:]))
+	if dn == nil || n.peers == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &peer{node: dn, queue: make(chan []byte, n.cfg.PeerQueue), cancel: cancel, done: make(chan struct{})}
+	n.peers[id] = p
+	go func() {
+		defer close(p.done)
+		n.runPeer(ctx, p)
+	}()
+	return p
+}
+
+func (n *Node) stopPeers() {
+	n.peersMu.Lock()
+	peers := n.peers
+	n.peers = nil
+	n.peersMu.Unlock()
+	for _, p := range peers {
+		p.cancel()
+		<-p.done
+	}
+}
+
+func (n *Node) runPeer(ctx context.Context, p *peer) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		err := n.peerSession(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Info("link to next hop lost; reconnecting", "peer", p.node.Name, "err", err, "backoff", backoff)
+		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(backoff + rand.N(backoff/2+1)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C():
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// peerSession dials the peer, resends what was not acknowledged, and sends
+// from the queue until the link fails or ctx is done.
+func (n *Node) peerSession(ctx context.Context, p *peer) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", p.node.Address)
+	if err != nil {
+		return err
+	}
+	c, err := wire.Dial(conn, n.cfg.LinkKey, p.node.LinkKey, n.frame)
+	if err != nil {
+		conn.Close()
+		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
+		return err
+	}
+	defer c.Close()
+
+	p.mu.Lock()
+	resend := p.unacked
+	p.unacked, p.sent, p.acked = nil, 0, 0
+	p.mu.Unlock()
+
+	failed := make(chan error, 1)
+	acked := make(chan struct{}, 1)
+	go func() { failed <- n.readAcks(c, p, acked) }()
+	send := func(packet []byte) error {
+		for {
+			p.mu.Lock()
+			full := len(p.unacked) >= maxUnacked
+			if !full {
+				p.sent++
+				p.unacked = append(p.unacked, packet)
+			}
+			seq := p.sent
+			p.mu.Unlock()
+			if !full {
+				if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: seq, Body: packet}); err != nil {
+					return err
+				}
+				n.metrics.packetsOut.Inc()
+				return nil
+			}
+			select {
+			case <-acked:
+			case err := <-failed:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	for _, packet := range resend {
+		if err := send(packet); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-failed:
+			return err
+		case packet := <-p.queue:
+			if err := send(packet); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readAcks applies the next hop's acknowledgements until the link fails.
+func (n *Node) readAcks(c *wire.Conn, p *peer, acked chan<- struct{}) error {
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		if f.Type != wire.FrameAck {
+			c.Close()
+			return fmt.Errorf("next hop sent a %s frame", f.Type)
+		}
+		p.mu.Lock()
+		if f.Seq > p.acked && f.Seq <= p.sent {
+			drop := int(f.Seq - p.acked)
+			clear(p.unacked[:drop])
+			p.unacked = p.unacked[drop:]
+			p.acked = f.Seq
+		}
+		p.mu.Unlock()
+		select {
+		case acked <- struct{}{}:
+		default:
+		}
+	}
+}

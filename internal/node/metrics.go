@@ -1,0 +1,72 @@
+package node
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Drop reasons, the label of backchannel_packets_dropped_total.
+const (
+	dropTooShort      = "too_short"
+	dropVersion       = "bad_version"
+	dropLowOrder      = "low_order_point"
+	dropMAC           = "bad_mac"
+	dropCommand       = "bad_command"
+	dropPayloadTag    = "bad_payload_tag"
+	dropReplay        = "replay"
+	dropNextHop       = "bad_next_hop"
+	dropDelayFull     = "delay_queue_full"
+	dropQueueOverflow = "queue_overflow"
+	dropNoMailbox     = "unknown_recipient"
+	dropMailboxQuota  = "mailbox_quota"
+	dropInternal      = "internal_error"
+)
+
+// metrics are a node's Prometheus metrics, in a registry of its own (no
+// global state: several nodes may share a process, as in the demo).
+type metrics struct {
+	registry      *prometheus.Registry
+	packetsIn     prometheus.Counter
+	packetsOut    prometheus.Counter
+	delivered     prometheus.Counter
+	dropped       *prometheus.CounterVec
+	linkErrors    *prometheus.CounterVec
+	delayQueue    prometheus.GaugeFunc
+	unwrapSeconds prometheus.Histogram
+}
+
+func newMetrics(delayLen func() float64) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		packetsIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_packets_in_total", Help: "Sphinx packets received on links.",
+		}),
+		packetsOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_packets_out_total", Help: "Sphinx packets forwarded to the next hop.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_packets_delivered_total", Help: "Packets stored in a local mailbox (providers).",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backchannel_packets_dropped_total", Help: "Packets dropped, by reason.",
+		}, []string{"reason"}),
+		linkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backchannel_link_errors_total", Help: "Links closed because of an error, by kind.",
+		}, []string{"kind"}),
+		delayQueue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "backchannel_delay_queue_packets", Help: "Packets held for their delay.",
+		}, delayLen),
+		unwrapSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "backchannel_unwrap_seconds", Help: "Time to unwrap one Sphinx packet.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
+		}),
+	}
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.dropped, m.linkErrors, m.delayQueue, m.unwrapSeconds)
+	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal} {
+		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
+	}
+	for _, k := range []string{"handshake", "malformed_frame", "io"} {
+		m.linkErrors.WithLabelValues(k)
+	}
+	return m
+}

@@ -1,0 +1,266 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/clientlink"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/x25519"
+)
+
+type seeded struct{ rng *rand.Rand }
+
+func (s seeded) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(s.rng.Uint32())
+	}
+	return len(p), nil
+}
+
+// testNet is a whole network in one process: each node with its own
+// listener on loopback, talking over real sockets.
+type testNet struct {
+	doc       *directory.Document
+	configs   []Config
+	nodes     []*Node
+	accounts  map[string]string // provider name → account file
+	clients   map[string]wire.Keypair
+	mailboxes map[string]mailbox.ID
+	running   []running
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+const testGeometryPayload = 512
+
+func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
+	t.Helper()
+	dir := t.TempDir()
+	tn := &testNet{
+		doc: &directory.Document{
+			Epoch: 1, ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour),
+			Parameters: directory.Parameters{
+				Layers: 3, MeanDelay: time.Millisecond, PollInterval: time.Second,
+				Geometry: sphinx.Geometry{MaxHops: 5, UserPayloadLength: testGeometryPayload},
+			},
+		},
+		accounts: map[string]string{}, clients: map[string]wire.Keypair{}, mailboxes: map[string]mailbox.ID{},
+	}
+	var listeners []net.Listener
+	add := func(name string, role directory.Role, layer uint8) {
+		_, identity, _ := ed25519.GenerateKey(seeded{rng})
+		link, _ := wire.GenerateKeypair(seeded{rng})
+		var sphinxKey [32]byte
+		seeded{rng}.Read(sphinxKey[:])
+		var sphinxPub [32]byte
+		if err := x25519.ScalarBaseMult(&sphinxPub, &sphinxKey); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = append(listeners, ln)
+		nodeDir := filepath.Join(dir, name)
+		cfg := Config{
+			Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Listener: ln, DataDir: nodeDir,
+			Mailbox: mailbox.Options{Quota: 10000, Retention: time.Hour}, PeerQueue: 1024, DelayQueue: 10000,
+			ReplayExpected: 100000, Rand: seeded{rng},
+		}
+		if role == directory.RoleProvider {
+			tn.accounts[name] = filepath.Join(nodeDir, "accounts")
+		}
+		tn.configs = append(tn.configs, cfg)
+		n := directory.Node{Name: name, Role: role, Layer: layer, IdentityKey: identity.Public().(ed25519.PublicKey), SphinxKey: sphinxPub, Address: ln.Addr().String()}
+		copy(n.LinkKey[:], link.Public)
+		tn.doc.Nodes = append(tn.doc.Nodes, n)
+	}
+	add("provider-a", directory.RoleProvider, 0)
+	add("provider-b", directory.RoleProvider, 0)
+	for layer := uint8(1); layer <= 3; layer++ {
+		add(fmt.Sprintf("mix-%d-a", layer), directory.RoleMix, layer)
+		add(fmt.Sprintf("mix-%d-b", layer), directory.RoleMix, layer)
+	}
+	if err := tn.doc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ client, provider string }{{"alice", "provider-a"}, {"bob", "provider-b"}} {
+		key, _ := wire.GenerateKeypair(seeded{rng})
+		var id mailbox.ID
+		seeded{rng}.Read(id[:])
+		tn.clients[c.client], tn.mailboxes[c.client] = key, id
+		if err := mkdirAll(filepath.Dir(tn.accounts[c.provider])); err != nil {
+			t.Fatal(err)
+		}
+		var pub [32]byte
+		copy(pub[:], key.Public)
+		if err := AddAccount(tn.accounts[c.provider], pub, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range tn.configs {
+		cfg := tn.configs[i]
+		cfg.Document = tn.doc
+		if path, ok := tn.accounts[tn.doc.Nodes[i].Name]; ok {
+			accounts, err := LoadAccounts(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Accounts = accounts
+		}
+		tn.configs[i] = cfg
+		tn.nodes = append(tn.nodes, nil)
+		tn.running = append(tn.running, running{})
+		tn.start(t, i)
+	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// start builds and runs node i from its config.
+func (tn *testNet) start(t *testing.T, i int) {
+	t.Helper()
+	n, err := New(tn.configs[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	tn.nodes[i], tn.running[i] = n, running{cancel: cancel, done: done}
+	go func() {
+		defer close(done)
+		if err := n.Run(ctx); err != nil {
+			t.Errorf("%s: %v", tn.doc.Nodes[i].Name, err)
+		}
+	}()
+}
+
+// stopNode stops node i and waits until it has closed its stores.
+func (tn *testNet) stopNode(i int) {
+	if r := tn.running[i]; r.cancel != nil {
+		r.cancel()
+		<-r.done
+		tn.running[i] = running{}
+	}
+}
+
+func (tn *testNet) stop() {
+	for i := range tn.running {
+		tn.stopNode(i)
+	}
+}
+
+func (tn *testNet) node(name string) *directory.Node {
+	for i := range tn.doc.Nodes {
+		if tn.doc.Nodes[i].Name == name {
+			return &tn.doc.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// path picks a random route from provider-a through one mix per layer to
+// provider-b, for bob's mailbox.
+func (tn *testNet) path(rng *rand.Rand, to string) []sphinx.PathHop {
+	hop := func(n *directory.Node, cmds ...sphinx.Command) sphinx.PathHop {
+		return sphinx.PathHop{ID: n.ID(), PublicKey: n.SphinxKey, Commands: cmds}
+	}
+	delay := sphinx.NodeDelay{Milliseconds: uint32(rng.IntN(3))}
+	p := []sphinx.PathHop{hop(tn.node("provider-a"), delay)}
+	for layer := uint8(1); layer <= 3; layer++ {
+		mixes := tn.doc.Layer(layer)
+		p = append(p, hop(mixes[rng.IntN(len(mixes))], delay))
+	}
+	return append(p, hop(tn.node("provider-b"), sphinx.Recipient{ID: tn.mailboxes[to]}))
+}
+
+func (tn *testNet) dial(t *testing.T, client, provider string) *clientlink.Link {
+	t.Helper()
+	p := tn.node(provider)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	l, err := clientlink.Dial(context.Background(), p.Address, tn.clients[client], p.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestPacketsCrossTheNetwork sends packets from alice through provider-a
+// and three mix layers into bob's mailbox at provider-b; every one must
+// arrive exactly once.
+func TestPacketsCrossTheNetwork(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{1}))
+	tn := newTestNet(t, rng)
+	f, err := sphinx.New(tn.doc.Parameters.Geometry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+
+	const count = 200
+	for i := range count {
+		msg := binary.BigEndian.AppendUint32(nil, uint32(i))
+		packet, err := f.NewPacket(seeded{rng}, tn.path(rng, "bob"), msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Send(packet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := receive(t, bob, count, 30*time.Second)
+	for i := range count {
+		if got[uint32(i)] != 1 {
+			t.Fatalf("message %d arrived %d times", i, got[uint32(i)])
+		}
+	}
+	if alice.Acknowledged() != count {
+		t.Fatalf("provider-a acknowledged %d of %d", alice.Acknowledged(), count)
+	}
+}
+
+// receive fetches until want distinct messages (numbered by their first 4
+// bytes) have arrived, and returns how often each arrived.
+func receive(t *testing.T, l *clientlink.Link, want int, timeout time.Duration) map[uint32]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got := map[uint32]int{}
+	for len(got) < want {
+		batch, _, err := l.Fetch(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(got), want, err)
+		}
+		for _, m := range batch {
+			var d wire.Delivery
+			if err := d.UnmarshalBinary(m.Packet); err != nil || d.SURBID != nil {
+				t.Fatalf("bad delivery: %v", err)
+			}
+			if !bytes.Equal(d.Payload[4:], make([]byte, len(d.Payload)-4)) {
+				t.Fatal("payload padding is not zero")
+			}
+			got[binary.BigEndian.Uint32(d.Payload)]++
+		}
+	}
+	// One more fetch acknowledges the last batch and shows nothing is left.
+	if extra, remaining, err := l.Fetch(ctx); err != nil || len(extra) != 0 || remaining != 0 {
+		t.Fatalf("after all messages: %d more, %d remaining, %v", len(extra), remaining, err)
+	}
+	return got
+}

@@ -1,0 +1,284 @@
+// Package node runs a backchannel relay: a mix node in one of the mix layers,
+// or a provider, which is also the first and last hop of its users' packets
+// and keeps their mailboxes. Both are the same server with a role taken from
+// the network document.
+//
+// Packets arrive over links (package wire) as numbered frames. Worker
+// goroutines unwrap them (package sphinx) and check their replay tags
+// (package replay); a committer makes the tags durable once per batch, then
+// acknowledges the frames to the previous hop and hands each packet to the
+// delay queue (package delay), or, at a provider, to the recipient's mailbox
+// (package mailbox), stored before it is acknowledged. When a packet's delay
+// is over it goes to the outgoing queue of its next hop, which must be in the
+// next layer; a peer's queue is bounded and its overflow counted. A peer link
+// retransmits whatever the next hop has not acknowledged when it reconnects.
+//
+// A packet acknowledged by a mix that then crashes is lost; end-to-end
+// retransmission (the client's job) recovers it. A provider acknowledges a
+// packet for one of its mailboxes only once it is on disk.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/backchannel/backchannel/internal/clock"
+	"github.com/backchannel/backchannel/internal/delay"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/replay"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// Config is what a node is built from. The command line turns a config file
+// and key files into one.
+type Config struct {
+	Identity  ed25519.PrivateKey
+	LinkKey   wire.Keypair
+	SphinxKey [32]byte
+	Document  *directory.Document
+	// Listen is the address to listen on; empty means the document's.
+	Listen string
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
+	DataDir  string
+	// Accounts is the provider's account table; nil for a mix.
+	Accounts *Accounts
+	Mailbox  mailbox.Options
+	// PeerQueue is the length of each next hop's outgoing queue.
+	PeerQueue int
+	// DelayQueue is the most packets held for their delays at once.
+	DelayQueue int
+	// ReplayExpected is the number of packets the epoch's replay filter is
+	// sized for (at a false-positive rate of 1e-6).
+	ReplayExpected uint64
+	Logger         *slog.Logger
+	Clock          clock.Clock
+	Rand           io.Reader
+}
+
+// Node is a running relay.
+type Node struct {
+	cfg      Config
+	self     *directory.Node
+	format   *sphinx.Format
+	frame    int
+	log      *slog.Logger
+	metrics  *metrics
+	replay   *replay.Filter
+	mailbox  *mailbox.Store // providers only
+	delayQ   *delay.Queue[forward]
+	jobs     chan job
+	results  chan result
+	listener net.Listener
+
+	peersMu sync.Mutex
+	peers   map[sphinx.NodeID]*peer // guarded by peersMu
+
+	linksMu sync.Mutex
+	links   map[*inbound]struct{} // guarded by linksMu
+	linksWG sync.WaitGroup        // inbound link readers
+}
+
+type forward struct {
+	packet []byte
+	next   sphinx.NodeID
+}
+
+// New builds a node: it finds itself in the document and opens its replay
+// log and, for a provider, its mailboxes. It starts nothing; see Run.
+func New(cfg Config) (*Node, error) {
+	self := cfg.Document.Node(cfg.Identity.Public().(ed25519.PublicKey))
+	if self == nil {
+		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", cfg.Document.Epoch)
+	}
+	if self.Role == directory.RoleProvider && cfg.Accounts == nil {
+		return nil, fmt.Errorf("node: provider %q has no account table", self.Name)
+	}
+	format, err := sphinx.New(cfg.Document.Parameters.Geometry)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	n := &Node{
+		cfg:      cfg,
+		listener: cfg.Listener,
+		self:     self,
+		format:   format,
+		frame:    wire.FrameSizeFor(format.Geometry().PacketLength()),
+		log:      cfg.Logger.With("node", self.Name),
+		jobs:     make(chan job, 1024),
+		results:  make(chan result, 1024),
+		peers:    map[sphinx.NodeID]*peer{},
+		links:    map[*inbound]struct{}{},
+	}
+	n.delayQ = delay.New(cfg.Clock, cfg.DelayQueue, n.route)
+	n.metrics = newMetrics(func() float64 { return float64(n.delayQ.Len()) })
+	if err := mkdirAll(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("node: data directory: %w", err)
+	}
+	replayPath := filepath.Join(cfg.DataDir, fmt.Sprintf("replay-epoch-%d.log", cfg.Document.Epoch))
+	n.replay, err = replay.Open(replayPath, cfg.ReplayExpected, 1e-6, cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	if self.Role == directory.RoleProvider {
+		n.mailbox, err = mailbox.Open(filepath.Join(cfg.DataDir, "mailboxes.db"), cfg.Mailbox)
+		if err != nil {
+			n.replay.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Registry returns the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
+
+// Addr returns the address the node listens on, once Run has started.
+func (n *Node) Addr() net.Addr {
+	if n.listener == nil {
+		return nil
+	}
+	return n.listener.Addr()
+}
+
+// Listen opens the node's listener. Run calls it if it has not been called.
+func (n *Node) Listen() error {
+	addr := n.cfg.Listen
+	if addr == "" {
+		addr = n.self.Address
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: failed to listen: %w", err)
+	}
+	n.listener = ln
+	return nil
+}
+
+// Run serves until ctx is done, then closes links and stores.
+func (n *Node) Run(ctx context.Context) error {
+	if n.listener == nil {
+		if err := n.Listen(); err != nil {
+			return err
+		}
+	}
+	n.log.Info("node running", "role", n.self.Role.String(), "layer", n.self.Layer, "epoch", n.cfg.Document.Epoch, "listen", n.listener.Addr().String())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	workers := runtime.GOMAXPROCS(0)
+	var workersWG sync.WaitGroup
+	for range workers {
+		workersWG.Add(1)
+		go func() { defer workersWG.Done(); n.work() }()
+	}
+	committed := make(chan struct{})
+	go func() { n.commit(); close(committed) }()
+	start(func() { n.delayQ.Run(ctx) })
+	acceptDone := make(chan struct{})
+	go func() { n.accept(ctx); close(acceptDone) }()
+	if n.mailbox != nil {
+		start(func() { n.expire(ctx) })
+	}
+	<-ctx.Done()
+	// Stop intake first, then let the pipeline empty in order: links,
+	// workers, committer.
+	n.listener.Close()
+	<-acceptDone
+	n.closeLinks()
+	n.linksWG.Wait()
+	close(n.jobs)
+	workersWG.Wait()
+	close(n.results)
+	<-committed
+	wg.Wait()
+	n.stopPeers()
+	err := n.replay.Close()
+	if n.mailbox != nil {
+		if merr := n.mailbox.Close(); err == nil {
+			err = merr
+		}
+	}
+	n.log.Info("node stopped")
+	return err
+}
+
+// expire removes old mailbox packets every minute.
+func (n *Node) expire(ctx context.Context) {
+	for {
+		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(time.Minute))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C():
+		}
+		if removed, err := n.mailbox.Expire(n.cfg.Clock.Now()); err != nil {
+			n.log.Error("mailbox expiry failed", "err", err)
+		} else if removed > 0 {
+			n.log.Info("expired old mailbox packets", "count", removed)
+		}
+	}
+}
+
+// route is the delay queue's delivery: a packet whose delay is over goes to
+// its next hop's queue.
+func (n *Node) route(f forward) {
+	p := n.peer(f.next)
+	if p == nil {
+		n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
+		return
+	}
+	select {
+	case p.queue <- f.packet:
+	default:
+		n.metrics.dropped.WithLabelValues(dropQueueOverflow).Inc()
+	}
+}
+
+// nextHopAllowed reports whether a packet may go from this node to next:
+// providers send to the first mix layer, each layer to the next, the last to
+// providers.
+func (n *Node) nextHopAllowed(next *directory.Node) bool {
+	layers := n.cfg.Document.Parameters.Layers
+	switch {
+	case n.self.Role == directory.RoleProvider:
+		return next.Role == directory.RoleMix && next.Layer == 1
+	case n.self.Layer < layers:
+		return next.Role == directory.RoleMix && next.Layer == n.self.Layer+1
+	default:
+		return next.Role == directory.RoleProvider
+	}
+}
+
+func (n *Node) nodeByID(id sphinx.NodeID) *directory.Node {
+	return n.cfg.Document.Node(ed25519.PublicKey(id[:]))
+}
+
+var errClosed = errors.New("node: closed")
+
+func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// job is a packet received on a link, with its frame number there.
+type job struct {
+	packet []byte
+	from   *inbound
+	seq    uint64
+}
+
+// result is a worker's verdict on a job: forward it after a delay, or
+// nothing more to do (stored or dropped). Either way its frame is
+// acknowledged once the replay log is synced.
+type result struct {
+	job
+	forward bool
+	next    sphinx.NodeID
+	delay   time.Duration
+}
+
+// work unwraps packets until jobs is closed.
+func (n *Node) work() {
+	for j := range n.jobs {
+		n.results <- n.process(j)
+	}
+}
+
+func (n *Node) process(j job) result {
+	r := result{job: j}
+	start := time.Now()
+	res, err := n.format.Unwrap(&n.cfg.SphinxKey, j.packet)
+	n.metrics.unwrapSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		n.metrics.dropped.WithLabelValues(unwrapDropReason(err)).Inc()
+		return r
+	}
+	seen, err := n.replay.CheckAndAdd(res.ReplayTag)
+	if err != nil {
+		n.log.Error("replay filter failed", "err", err)
+		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
+		return r
+	}
+	if seen {
+		n.metrics.dropped.WithLabelValues(dropReplay).Inc()
+		return r
+	}
+	if next, ok := res.Commands.NextHop(); ok {
+		node := n.nodeByID(next.ID)
+		if node == nil || !n.nextHopAllowed(node) {
+			n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
+			return r
+		}
+		r.forward, r.next = true, next.ID
+		if d, ok := res.Commands.Delay(); ok {
+			r.delay = d.Duration()
+		}
+		return r
+	}
+	rcpt, ok := res.Commands.Recipient()
+	if n.mailbox == nil || !ok {
+		n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
+		return r
+	}
+	id := mailbox.ID(rcpt.ID)
+	if !n.cfg.Accounts.HasMailbox(id) {
+		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
+		return r
+	}
+	// (Storing before the replay log is synced means a crash in between
+	// can store a retransmitted packet twice, never lose one; the client
+	// delivers each message once.)
+	d := wire.Delivery{Payload: res.Payload}
+	if reply, ok := res.Commands.SURBReply(); ok {
+		d.SURBID = &reply.ID
+	}
+	record, err := d.MarshalBinary()
+	if err != nil {
+		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
+		return r
+	}
+	if _, err := n.mailbox.Put(id, record, n.cfg.Clock.Now()); err != nil {
+		if errors.Is(err, mailbox.ErrQuota) {
+			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
+		} else {
+			n.log.Error("mailbox store failed", "err", err)
+			n.metrics.dropped.WithLabelValues(dropInternal).Inc()
+		}
+		return r
+	}
+	n.metrics.delivered.Inc()
+	return r
+}
+
+func unwrapDropReason(err error) string {
+	switch {
+	case errors.Is(err, sphinx.ErrPacketTooShort):
+		return dropTooShort
+	case errors.Is(err, sphinx.ErrVersion):
+		return dropVersion
+	case errors.Is(err, sphinx.ErrLowOrderPoint):
+		return dropLowOrder
+	case errors.Is(err, sphinx.ErrMAC):
+		return dropMAC
+	case errors.Is(err, sphinx.ErrCommand):
+		return dropCommand
+	case errors.Is(err, sphinx.ErrPayloadTag):
+		return dropPayloadTag
+	}
+	return dropInternal
+}
+
+// commit takes workers' results in batches: it syncs the replay log once per
+// batch, then acknowledges the batch's frames and schedules its forwards.
+// Nothing is forwarded or acknowledged before its replay tag is durable, so
+// a restarted node still refuses it. It returns when results is closed.
+func (n *Node) commit() {
+	var batch []result
+	for {
+		batch = batch[:0]
+		r, ok := <-n.results
+		if !ok {
+			return
+		}
+		batch = append(batch, r)
+	drain:
+		for len(batch) < cap(n.results) {
+			select {
+			case r, ok := <-n.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		if err := n.replay.Sync(); err != nil {
+			// Without a durable log the node could forward a replay after
+			// a restart: stop acknowledging, so the previous hops keep
+			// the packets, and say so.
+			n.log.Error("replay log sync failed; not acknowledging", "err", err)
+			continue
+		}
+		now := n.cfg.Clock.Now()
+		links := map[*inbound]struct{}{}
+		for _, r := range batch {
+			if r.forward {
+				if !n.delayQ.Push(forward{packet: r.packet, next: r.next}, now.Add(r.delay)) {
+					n.metrics.dropped.WithLabelValues(dropDelayFull).Inc()
+				}
+			}
+			r.from.complete(r.seq)
+			links[r.from] = struct{}{}
+		}
+		for l := range links {
+			l.sendAck()
+		}
+	}
+}
