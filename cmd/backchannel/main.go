@@ -17,10 +17,13 @@ import (
 const usage = `Usage: backchannel <command> [arguments]
 
 Commands:
-    version    print the version of this build
+    demo                  run a whole network on loopback and send messages through it
+    testnet               write keys, configs and a signed document for a network
+    node run              run a mix node or provider: --config FILE
+    provider add-user     add a user to a provider's account table
+    version               print the version of this build
 
-backchannel is being built one layer at a time: the network servers, the
-client and the demo arrive as subcommands with the issues that build them.
+Run "backchannel <command> -h" for a command's flags.
 `
 
 func main() {
@@ -34,6 +37,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "node":
+		return runNode(args[1:], stdout, stderr)
+	case "provider":
+		return runProvider(args[1:], stdout, stderr)
+	case "testnet":
+		return runTestnet(args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "backchannel", version())
 		return 0

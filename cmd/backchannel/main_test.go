@@ -31,3 +31,15 @@ func TestRun(t *testing.T) {
 		}
 	}
 }
+
+// TestDemo runs the demo end to end: a whole network on loopback, packets
+// through it, SURB replies back.
+func TestDemo(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"demo", "-messages", "3"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("demo exited %d: %s\n%s", code, stderr.String(), stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "done: 3 messages delivered and confirmed") {
+		t.Fatalf("demo output:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/node"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// runNode is `backchannel node run --config FILE`.
+func runNode(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "run" {
+		fmt.Fprintln(stderr, "usage: backchannel node run --config FILE")
+		return 2
+	}
+	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "the node's configuration file")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "backchannel: node run needs --config FILE")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serveNode(ctx, *configPath, nil, stderr); err != nil {
+		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadNode builds a node from its config file: keys, the verified network
+// document, the account table. listener, if not nil, replaces listening on
+// the document's address.
+func loadNode(configPath string, listener net.Listener, logger *slog.Logger) (*node.Node, *config.Node, error) {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	identity, err := keyfile.ReadIdentity(cfg.Path(cfg.Node.IdentityKey))
+	if err != nil {
+		return nil, nil, err
+	}
+	linkSecret, err := keyfile.ReadX25519(cfg.Path(cfg.Node.LinkKey), keyfile.Link)
+	if err != nil {
+		return nil, nil, err
+	}
+	sphinxKey, err := keyfile.ReadX25519(cfg.Path(cfg.Node.SphinxKey), keyfile.Sphinx)
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := linkKeypair(linkSecret)
+	if err != nil {
+		return nil, nil, err
+	}
+	docBytes, err := os.ReadFile(cfg.Path(cfg.Directory.Document))
+	if err != nil {
+		return nil, nil, fmt.Errorf("network document: %w", err)
+	}
+	trust := directory.Trust{Threshold: cfg.Directory.Threshold, ClockSkew: cfg.Directory.ClockSkew.Duration}
+	for _, a := range cfg.Directory.Authorities {
+		key, _ := hex.DecodeString(a) // validated by config.Load
+		trust.Authorities = append(trust.Authorities, ed25519.PublicKey(key))
+	}
+	doc, err := directory.Verify(docBytes, trust, time.Now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("network document %s: %w", cfg.Path(cfg.Directory.Document), err)
+	}
+	nc := node.Config{
+		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc,
+		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
+		Mailbox:        mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
+		PeerQueue:      cfg.Queues.Peer,
+		DelayQueue:     cfg.Queues.Delay,
+		ReplayExpected: cfg.Queues.ReplayExpected,
+		Logger:         logger,
+		Rand:           cryptoRand{},
+	}
+	if self := doc.Node(identity.Public().(ed25519.PublicKey)); self != nil && self.Role == directory.RoleProvider {
+		if nc.Accounts, err = node.LoadAccounts(cfg.Path(cfg.Provider.Accounts)); err != nil {
+			return nil, nil, err
+		}
+	}
+	n, err := node.New(nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, cfg, nil
+}
+
+// serveNode runs the node of configPath, with its metrics listener, until
+// ctx is done.
+func serveNode(ctx context.Context, configPath string, listener net.Listener, logOut io.Writer) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(logOut, cfg.Node.LogLevel)
+	n, cfg, err := loadNode(configPath, listener, logger)
+	if err != nil {
+		return err
+	}
+	if cfg.Node.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		srv := &http.Server{Addr: cfg.Node.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", cfg.Node.Metrics)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+	return n.Run(ctx)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// runProvider is `backchannel provider add-user`.
+func runProvider(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "add-user" {
+		fmt.Fprintln(stderr, "usage: backchannel provider add-user --accounts FILE --link-key HEX --mailbox HEX")
+		return 2
+	}
+	fs := flag.NewFlagSet("provider add-user", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	accounts := fs.String("accounts", "", "the provider's account table")
+	linkKey := fs.String("link-key", "", "the user's public link key, hex")
+	box := fs.String("mailbox", "", "the user's mailbox id, hex (32 bytes)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	key, err1 := hex.DecodeString(*linkKey)
+	id, err2 := hex.DecodeString(*box)
+	if *accounts == "" || err1 != nil || err2 != nil || len(key) != wire.KeySize || len(id) != mailbox.IDSize {
+		fmt.Fprintln(stderr, "backchannel: provider add-user needs --accounts FILE, --link-key (32 bytes hex) and --mailbox (32 bytes hex)")
+		return 2
+	}
+	if err := node.AddAccount(*accounts, [wire.KeySize]byte(key), mailbox.ID(id)); err != nil {
+		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "account added")
+	return 0
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/testnet"
+)
+
+// runTestnet is `backchannel testnet`: it writes the files of a whole network.
+func runTestnet(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("testnet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "testnet", "where to write the network's files")
+	layers := fs.Int("layers", 3, "mix layers")
+	mixes := fs.Int("mixes", 2, "mixes per layer")
+	providers := fs.Int("providers", 2, "providers")
+	hosts := fs.String("hosts", "127.0.0.1", "comma-separated hosts, assigned to nodes in turn")
+	basePort := fs.Int("base-port", 30000, "link port of the first node; node i uses base-port+i")
+	metricsPort := fs.Int("metrics-base-port", 31000, "metrics port of the first node (0: none)")
+	meanDelay := fs.Duration("mean-delay", 50*time.Millisecond, "mean per-hop delay senders choose")
+	validity := fs.Duration("validity", 30*24*time.Hour, "how long the network document is valid")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	params := testnet.DefaultParameters(*layers)
+	params.MeanDelay = *meanDelay
+	net, err := testnet.Generate(testnet.Options{
+		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
+		Hosts: strings.Split(*hosts, ","), BasePort: *basePort, MetricsBasePort: *metricsPort,
+		Parameters: params, Validity: *validity, Now: time.Now(), Rand: cryptoRand{},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote a network of %d nodes to %s\n", len(net.Names), net.Dir)
+	for _, n := range net.Document.Nodes {
+		fmt.Fprintf(stdout, "  %-12s %-8s %s  backchannel node run --config %s\n", n.Name, n.Role, n.Address, net.Configs[n.Name])
+	}
+	return 0
+}

@@ -1,0 +1,189 @@
+// Package config reads a node's configuration file: TOML, decoded strictly
+// (an unknown key is an error, so a misspelt setting is not silently
+// ignored), with defaults for what may be left out and paths resolved
+// relative to the file.
+//
+// It turns the file into values; reading keys and the network document, and
+// building the node, is the command's job.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Version is the configuration format version this build reads.
+const Version = 1
+
+// Node is a node's configuration.
+type Node struct {
+	Version   int         `toml:"version"`
+	Node      NodeSection `toml:"node"`
+	Directory Directory   `toml:"directory"`
+	Queues    Queues      `toml:"queues"`
+	Provider  Provider    `toml:"provider"`
+
+	dir string // the file's directory, for relative paths
+}
+
+// NodeSection is the [node] table.
+type NodeSection struct {
+	DataDir     string `toml:"data_dir"`
+	IdentityKey string `toml:"identity_key"`
+	LinkKey     string `toml:"link_key"`
+	SphinxKey   string `toml:"sphinx_key"`
+	// Listen overrides the address the document gives the node.
+	Listen string `toml:"listen"`
+	// Metrics is the address of the metrics and health listener; empty
+	// disables it.
+	Metrics string `toml:"metrics"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+}
+
+// Directory is the [directory] table: where the network document is and whom
+// to trust for it.
+type Directory struct {
+	Document    string   `toml:"document"`
+	Authorities []string `toml:"authorities"`
+	Threshold   int      `toml:"threshold"`
+	ClockSkew   Duration `toml:"clock_skew"`
+}
+
+// Queues is the [queues] table.
+type Queues struct {
+	Peer           int    `toml:"peer"`
+	Delay          int    `toml:"delay"`
+	ReplayExpected uint64 `toml:"replay_expected"`
+}
+
+// Provider is the [provider] table, used when the document makes the node a
+// provider.
+type Provider struct {
+	Accounts     string   `toml:"accounts"`
+	MailboxQuota int      `toml:"mailbox_quota"`
+	Retention    Duration `toml:"retention"`
+}
+
+// Duration is a time.Duration written as in Go ("90s", "168h").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes a duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Node, error) {
+	var c Node
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("config: %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	}
+	c.dir = filepath.Dir(path)
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Node) applyDefaults() {
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.Node.DataDir, "data")
+	set(&c.Node.IdentityKey, "identity.key")
+	set(&c.Node.LinkKey, "link.key")
+	set(&c.Node.SphinxKey, "sphinx.key")
+	set(&c.Node.LogLevel, "info")
+	set(&c.Directory.Document, "network.doc")
+	set(&c.Provider.Accounts, "accounts.txt")
+	if c.Directory.Threshold == 0 {
+		c.Directory.Threshold = 1
+	}
+	if c.Directory.ClockSkew.Duration == 0 {
+		c.Directory.ClockSkew.Duration = 5 * time.Minute
+	}
+	if c.Queues.Peer == 0 {
+		c.Queues.Peer = 4096
+	}
+	if c.Queues.Delay == 0 {
+		c.Queues.Delay = 100_000
+	}
+	if c.Queues.ReplayExpected == 0 {
+		c.Queues.ReplayExpected = 10_000_000
+	}
+	if c.Provider.MailboxQuota == 0 {
+		c.Provider.MailboxQuota = 10_000
+	}
+	if c.Provider.Retention.Duration == 0 {
+		c.Provider.Retention.Duration = 7 * 24 * time.Hour
+	}
+}
+
+func (c *Node) validate() error {
+	var errs []error
+	if c.Version != Version {
+		errs = append(errs, fmt.Errorf("version = %d, this build reads version %d", c.Version, Version))
+	}
+	if len(c.Directory.Authorities) == 0 {
+		errs = append(errs, errors.New("[directory] authorities: at least one authority key is needed"))
+	}
+	for i, a := range c.Directory.Authorities {
+		if b, err := hex.DecodeString(a); err != nil || len(b) != 32 {
+			errs = append(errs, fmt.Errorf("[directory] authorities[%d]: want a 32-byte Ed25519 public key in hex", i))
+		}
+	}
+	if c.Directory.Threshold < 1 || c.Directory.Threshold > len(c.Directory.Authorities) {
+		errs = append(errs, fmt.Errorf("[directory] threshold = %d, want 1 to %d", c.Directory.Threshold, len(c.Directory.Authorities)))
+	}
+	if c.Directory.ClockSkew.Duration < 0 {
+		errs = append(errs, errors.New("[directory] clock_skew must not be negative"))
+	}
+	if c.Queues.Peer < 1 || c.Queues.Delay < 1 {
+		errs = append(errs, errors.New("[queues] peer and delay must be positive"))
+	}
+	if c.Provider.MailboxQuota < 1 || c.Provider.Retention.Duration <= 0 {
+		errs = append(errs, errors.New("[provider] mailbox_quota and retention must be positive"))
+	}
+	switch c.Node.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("[node] log_level = %q, want debug, info, warn or error", c.Node.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Path resolves a path from the file against the file's directory.
+func (c *Node) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}

@@ -1,0 +1,221 @@
+// Package testnet writes everything a backchannel network needs to start: a
+// directory authority key, a key set and config file per node, and the
+// network document signed by the authority. `backchannel testnet` and the
+// demo use it; for a network on several hosts, give each node's address.
+//
+// It is a generator, not a directory authority: the document it signs is
+// static for one epoch (the directory issue brings authorities that publish
+// documents per epoch).
+package testnet
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/x25519"
+)
+
+// Options shape the generated network.
+type Options struct {
+	// Dir is where the files go; it is created if needed.
+	Dir string
+	// Layers and MixesPerLayer give the mix layers; Providers the number of
+	// providers.
+	Layers, MixesPerLayer, Providers int
+	// Hosts lists the node addresses' hosts, used in turn; empty means
+	// 127.0.0.1 for every node.
+	Hosts []string
+	// BasePort is the first node's link port; node i listens on BasePort+i
+	// and serves metrics on MetricsBasePort+i (0: no metrics listener).
+	BasePort, MetricsBasePort int
+	// Addresses, if set, gives every node's address in order (providers,
+	// then layer by layer), instead of Hosts and BasePort.
+	Addresses []string
+	// Parameters are the network parameters; the zero value takes
+	// DefaultParameters.
+	Parameters directory.Parameters
+	// Validity is how long the document is valid from Now.
+	Validity time.Duration
+	Now      time.Time
+	Rand     io.Reader
+}
+
+// DefaultParameters are the parameters of a generated network: Loopix-like
+// rates and a 50 ms mean delay per hop.
+func DefaultParameters(layers int) directory.Parameters {
+	return directory.Parameters{
+		Layers:       uint8(layers),
+		MeanDelay:    50 * time.Millisecond,
+		SendRate:     2,
+		LoopRate:     0.5,
+		DropRate:     0.5,
+		MixLoopRate:  0.5,
+		PollInterval: time.Second,
+		Geometry:     sphinx.DefaultGeometry,
+	}
+}
+
+// Network is what Generate wrote.
+type Network struct {
+	Dir       string
+	Authority ed25519.PublicKey
+	Document  *directory.Document
+	// Configs maps node names to their config files.
+	Configs map[string]string
+	// Names lists the nodes in document order.
+	Names []string
+}
+
+// Generate writes a network's files.
+func Generate(opts Options) (*Network, error) {
+	if opts.Layers < 1 || opts.MixesPerLayer < 1 || opts.Providers < 1 {
+		return nil, fmt.Errorf("testnet: %d layers of %d mixes and %d providers: each must be at least 1", opts.Layers, opts.MixesPerLayer, opts.Providers)
+	}
+	if opts.Parameters.Layers == 0 {
+		opts.Parameters = DefaultParameters(opts.Layers)
+	}
+	if int(opts.Parameters.Layers) != opts.Layers {
+		return nil, fmt.Errorf("testnet: parameters say %d layers, options %d", opts.Parameters.Layers, opts.Layers)
+	}
+	if len(opts.Hosts) == 0 {
+		opts.Hosts = []string{"127.0.0.1"}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	net := &Network{Dir: opts.Dir, Configs: map[string]string{}}
+
+	authSeed := make([]byte, ed25519.SeedSize)
+	if _, err := io.ReadFull(opts.Rand, authSeed); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	if err := keyfile.Write(filepath.Join(opts.Dir, "authority.key"), keyfile.Identity, authSeed); err != nil {
+		return nil, err
+	}
+	authority := ed25519.NewKeyFromSeed(authSeed)
+	net.Authority = authority.Public().(ed25519.PublicKey)
+
+	doc := &directory.Document{
+		Epoch:      1,
+		ValidFrom:  opts.Now.Add(-time.Minute).Truncate(time.Second),
+		ValidUntil: opts.Now.Add(opts.Validity).Truncate(time.Second),
+		Parameters: opts.Parameters,
+	}
+	type planned struct {
+		name  string
+		role  directory.Role
+		layer uint8
+	}
+	nodes := opts.Providers + opts.Layers*opts.MixesPerLayer
+	if opts.Addresses != nil && len(opts.Addresses) != nodes {
+		return nil, fmt.Errorf("testnet: %d addresses for %d nodes", len(opts.Addresses), nodes)
+	}
+	var plan []planned
+	for i := range opts.Providers {
+		plan = append(plan, planned{fmt.Sprintf("provider-%c", 'a'+i), directory.RoleProvider, 0})
+	}
+	for layer := 1; layer <= opts.Layers; layer++ {
+		for i := range opts.MixesPerLayer {
+			plan = append(plan, planned{fmt.Sprintf("mix-%d-%c", layer, 'a'+i), directory.RoleMix, uint8(layer)})
+		}
+	}
+	for i, p := range plan {
+		dir := filepath.Join(opts.Dir, p.name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		seeds := make([]byte, 3*32)
+		if _, err := io.ReadFull(opts.Rand, seeds); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		identity := ed25519.NewKeyFromSeed(seeds[:32])
+		link, err := wire.GenerateKeypair(strings.NewReader(string(seeds[32:64])))
+		if err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		sphinxKey := (*[32]byte)(seeds[64:96])
+		node := directory.Node{
+			Name: p.name, Role: p.role, Layer: p.layer,
+			IdentityKey: identity.Public().(ed25519.PublicKey),
+			Address:     fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.BasePort+i),
+		}
+		if opts.Addresses != nil {
+			node.Address = opts.Addresses[i]
+		}
+		copy(node.LinkKey[:], link.Public)
+		if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		for _, k := range []struct {
+			file   string
+			kind   keyfile.Kind
+			secret []byte
+		}{
+			{"identity.key", keyfile.Identity, seeds[:32]},
+			{"link.key", keyfile.Link, link.Private},
+			{"sphinx.key", keyfile.Sphinx, sphinxKey[:]},
+		} {
+			if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
+				return nil, err
+			}
+		}
+		clear(seeds)
+		metrics := ""
+		if opts.MetricsBasePort != 0 {
+			metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
+		}
+		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, hex.EncodeToString(net.Authority))
+		path := filepath.Join(dir, "node.toml")
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		net.Configs[p.name] = path
+		net.Names = append(net.Names, p.name)
+		doc.Nodes = append(doc.Nodes, node)
+	}
+
+	encoded, err := doc.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	signed := directory.Signed{Document: encoded, Signatures: []directory.Signature{directory.Sign(encoded, authority)}}
+	data, err := signed.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(opts.Dir, "network.doc"), data, 0o644); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	net.Document = doc
+	return net, nil
+}
+
+const configTemplate = `# backchannel node %q (%s), written by backchannel testnet.
+version = 1
+
+[node]
+data_dir = "data"
+identity_key = "identity.key"
+link_key = "link.key"
+sphinx_key = "sphinx.key"
+metrics = %q
+
+[directory]
+document = "../network.doc"
+authorities = [%q]
+threshold = 1
+clock_skew = "5m"
+
+[provider]
+accounts = "accounts.txt"
+`
