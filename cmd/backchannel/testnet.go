@@ -23,14 +23,23 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	metricsPort := fs.Int("metrics-base-port", 31000, "metrics port of the first node (0: none)")
 	meanDelay := fs.Duration("mean-delay", 50*time.Millisecond, "mean per-hop delay senders choose")
 	validity := fs.Duration("validity", 30*24*time.Hour, "how long the network document is valid")
+	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
+	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, ",")
 	}
 	params := testnet.DefaultParameters(*layers)
 	params.MeanDelay = *meanDelay
 	net, err := testnet.Generate(testnet.Options{
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
-		Hosts: strings.Split(*hosts, ","), BasePort: *basePort, MetricsBasePort: *metricsPort,
+		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
+		Addresses: split(*addresses), MetricsAddresses: split(*metricsAddresses),
 		Parameters: params, Validity: *validity, Now: time.Now(), Rand: cryptoRand{},
 	})
 	if err != nil {

@@ -42,7 +42,10 @@ func (n *Node) process(j job) result {
 		n.metrics.dropped.WithLabelValues(unwrapDropReason(err)).Inc()
 		return r
 	}
-	seen, err := n.replay.CheckAndAdd(res.ReplayTag)
+	// The tag is reserved in memory now and logged below once the packet
+	// is dealt with (after storing it, at a provider), so that a tag never
+	// becomes durable before the packet it stands for.
+	seen, err := n.replay.Reserve(res.ReplayTag)
 	if err != nil {
 		n.log.Error("replay filter failed", "err", err)
 		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
@@ -62,6 +65,7 @@ func (n *Node) process(j job) result {
 		if d, ok := res.Commands.Delay(); ok {
 			r.delay = d.Duration()
 		}
+		n.record(res.ReplayTag)
 		return r
 	}
 	rcpt, ok := res.Commands.Recipient()
@@ -74,9 +78,9 @@ func (n *Node) process(j job) result {
 		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
 		return r
 	}
-	// (Storing before the replay log is synced means a crash in between
-	// can store a retransmitted packet twice, never lose one; the client
-	// delivers each message once.)
+	// The packet is stored before its tag is logged: a crash in between can
+	// store a retransmitted copy twice, never lose one (the client delivers
+	// each message once).
 	d := wire.Delivery{Payload: res.Payload}
 	if reply, ok := res.Commands.SURBReply(); ok {
 		d.SURBID = &reply.ID
@@ -96,7 +100,16 @@ func (n *Node) process(j job) result {
 		return r
 	}
 	n.metrics.delivered.Inc()
+	n.record(res.ReplayTag)
 	return r
+}
+
+// record logs a reserved replay tag; the committer syncs the log before the
+// packet's frame is acknowledged.
+func (n *Node) record(tag [sphinx.ReplayTagLength]byte) {
+	if err := n.replay.Record(tag); err != nil {
+		n.log.Error("replay log write failed", "err", err)
+	}
 }
 
 func unwrapDropReason(err error) string {

@@ -214,6 +214,19 @@ func (f *Filter) add(tag *[TagSize]byte) {
 // CheckAndAdd reports whether tag was (probably) seen before; if not, it adds
 // it and appends it to the log. The log is durable only after [Filter.Sync].
 func (f *Filter) CheckAndAdd(tag [TagSize]byte) (seen bool, err error) {
+	if seen, err = f.Reserve(tag); seen || err != nil {
+		return seen, err
+	}
+	return false, f.Record(tag)
+}
+
+// Reserve reports whether tag was (probably) seen before; if not, it adds it
+// to the filter in memory only, so that concurrent copies of the packet are
+// refused, without logging it. A provider reserves a tag, stores the packet,
+// and only then records the tag: a crash in between can let a retransmitted
+// copy be stored twice, but never makes the node refuse a packet it did not
+// store.
+func (f *Filter) Reserve(tag [TagSize]byte) (seen bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.log == nil {
@@ -223,11 +236,21 @@ func (f *Filter) CheckAndAdd(tag [TagSize]byte) (seen bool, err error) {
 		return true, nil
 	}
 	f.add(&tag)
+	return false, nil
+}
+
+// Record appends a reserved tag to the log.
+func (f *Filter) Record(tag [TagSize]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.log == nil {
+		return ErrClosed
+	}
 	f.unsynced = true
 	if _, err := f.log.Write(tag[:]); err != nil {
-		return false, fmt.Errorf("replay: failed to log a tag to %s: %w", f.path, err)
+		return fmt.Errorf("replay: failed to log a tag to %s: %w", f.path, err)
 	}
-	return false, nil
+	return nil
 }
 
 // Sync makes every tag added so far durable. A node calls it before it

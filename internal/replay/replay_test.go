@@ -197,3 +197,32 @@ func BenchmarkCheckAndAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestReserveIsNotDurable checks that a reserved tag is refused at once but
+// forgotten by a restart unless it was recorded.
+func TestReserveIsNotDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reserve.replay")
+	rng := rand.New(rand.NewChaCha8([32]byte{7}))
+	f := openTest(t, path, 100)
+	reserved, recorded := randomTag(rng), randomTag(rng)
+	for _, tag := range [][TagSize]byte{reserved, recorded} {
+		if seen, err := f.Reserve(tag); seen || err != nil {
+			t.Fatal(seen, err)
+		}
+		if seen, _ := f.Reserve(tag); !seen {
+			t.Fatal("a reserved tag was not refused")
+		}
+	}
+	if err := f.Record(recorded); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	g := openTest(t, path, 100)
+	defer g.Close()
+	if seen, _ := g.Reserve(reserved); seen {
+		t.Fatal("an unrecorded reservation survived a restart")
+	}
+	if seen, _ := g.Reserve(recorded); !seen {
+		t.Fatal("a recorded tag was forgotten")
+	}
+}

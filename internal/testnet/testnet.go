@@ -38,9 +38,10 @@ type Options struct {
 	// BasePort is the first node's link port; node i listens on BasePort+i
 	// and serves metrics on MetricsBasePort+i (0: no metrics listener).
 	BasePort, MetricsBasePort int
-	// Addresses, if set, gives every node's address in order (providers,
-	// then layer by layer), instead of Hosts and BasePort.
-	Addresses []string
+	// Addresses and MetricsAddresses, if set, give every node's addresses
+	// in order (providers, then layer by layer), instead of Hosts and the
+	// base ports.
+	Addresses, MetricsAddresses []string
 	// Parameters are the network parameters; the zero value takes
 	// DefaultParameters.
 	Parameters directory.Parameters
@@ -120,6 +121,9 @@ func Generate(opts Options) (*Network, error) {
 	if opts.Addresses != nil && len(opts.Addresses) != nodes {
 		return nil, fmt.Errorf("testnet: %d addresses for %d nodes", len(opts.Addresses), nodes)
 	}
+	if opts.MetricsAddresses != nil && len(opts.MetricsAddresses) != nodes {
+		return nil, fmt.Errorf("testnet: %d metrics addresses for %d nodes", len(opts.MetricsAddresses), nodes)
+	}
 	var plan []planned
 	for i := range opts.Providers {
 		plan = append(plan, planned{fmt.Sprintf("provider-%c", 'a'+i), directory.RoleProvider, 0})
@@ -173,6 +177,9 @@ func Generate(opts Options) (*Network, error) {
 		metrics := ""
 		if opts.MetricsBasePort != 0 {
 			metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
+		}
+		if opts.MetricsAddresses != nil {
+			metrics = opts.MetricsAddresses[i]
 		}
 		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, hex.EncodeToString(net.Authority))
 		path := filepath.Join(dir, "node.toml")
