@@ -7,6 +7,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/backchannel/backchannel/internal/clientlink"
 	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
 	"github.com/backchannel/backchannel/internal/mailbox"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
@@ -55,6 +57,7 @@ type network struct {
 	t        *testing.T
 	dir      string
 	doc      *directory.Document
+	trust    directory.Trust
 	metrics  map[string]string // node name → metrics address
 	procs    map[string]*exec.Cmd
 	format   *sphinx.Format
@@ -112,8 +115,13 @@ func startNetwork(t *testing.T, mixesPerLayer int, users map[string]string) *net
 	if err := doc.UnmarshalBinary(signed.Document); err != nil {
 		t.Fatal(err)
 	}
+	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := directory.Trust{Authorities: []ed25519.PublicKey{authority.Public().(ed25519.PublicKey)}, Threshold: 1, ClockSkew: time.Minute}
 	nw := &network{
-		t: t, dir: dir, doc: &doc, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
+		t: t, dir: dir, doc: &doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
 		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
 		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})),
 	}
@@ -318,6 +326,19 @@ func TestThousandPacketsAcrossProcesses(t *testing.T) {
 	nw := startNetwork(t, 2, map[string]string{"alice": "provider-a", "bob": "provider-b"})
 	alice, bob := nw.dial("alice", "provider-a"), nw.dial("bob", "provider-b")
 
+	// Clients get the network document through their provider, and check
+	// the authority's signature themselves.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	signed, err := alice.FetchDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := directory.Verify(signed, nw.trust, time.Now())
+	if err != nil || doc.Epoch != nw.doc.Epoch || len(doc.Nodes) != len(nw.doc.Nodes) {
+		t.Fatalf("document from the provider: %v", err)
+	}
+
 	const count = 1000
 	packets := make([][]byte, count)
 	for i := range packets {
@@ -333,8 +354,6 @@ func TestThousandPacketsAcrossProcesses(t *testing.T) {
 	}
 	got := receive(t, bob, count, 60*time.Second)
 	// Fetch until the mailbox is empty, to see any duplicate.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for {
 		batch, remaining, err := bob.Fetch(ctx)
 		if err != nil {

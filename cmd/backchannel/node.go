@@ -89,7 +89,7 @@ func loadNode(configPath string, listener net.Listener, logger *slog.Logger) (*n
 		return nil, nil, fmt.Errorf("network document %s: %w", cfg.Path(cfg.Directory.Document), err)
 	}
 	nc := node.Config{
-		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc,
+		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc, SignedDocument: docBytes,
 		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
 		Mailbox:        mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
 		PeerQueue:      cfg.Queues.Peer,

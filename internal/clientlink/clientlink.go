@@ -22,6 +22,7 @@ import (
 type Link struct {
 	conn    *wire.Conn
 	replies chan wire.FetchReply
+	chunks  chan wire.DocumentChunk
 	failed  chan struct{}
 	err     error // set before failed is closed
 
@@ -47,7 +48,7 @@ func Dial(ctx context.Context, addr string, key wire.Keypair, provider [wire.Key
 		conn.Close()
 		return nil, fmt.Errorf("clientlink: %w", err)
 	}
-	l := &Link{conn: c, replies: make(chan wire.FetchReply, wire.FetchBatch), failed: make(chan struct{})}
+	l := &Link{conn: c, replies: make(chan wire.FetchReply, wire.FetchBatch), chunks: make(chan wire.DocumentChunk, 16), failed: make(chan struct{})}
 	go l.read()
 	return l, nil
 }
@@ -74,6 +75,15 @@ func (l *Link) read() {
 			}
 			r.Packet = append([]byte(nil), r.Packet...)
 			l.replies <- r
+		case wire.FrameDocumentChunk:
+			var chunk wire.DocumentChunk
+			if err := chunk.UnmarshalBinary(f.Body); err != nil {
+				l.err = err
+				l.conn.Close()
+				return
+			}
+			chunk.Data = append([]byte(nil), chunk.Data...)
+			l.chunks <- chunk
 		default:
 			l.err = fmt.Errorf("clientlink: provider sent a %s frame", f.Type)
 			l.conn.Close()
@@ -137,6 +147,32 @@ func (l *Link) Fetch(ctx context.Context) ([]Fetched, int, error) {
 		}
 	}
 	return out, remaining, nil
+}
+
+// FetchDocument asks the provider for the signed network document. The
+// caller verifies it (directory.Verify): the provider only carries it.
+// It must not overlap with Fetch.
+func (l *Link) FetchDocument(ctx context.Context) ([]byte, error) {
+	if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameDocumentRequest}); err != nil {
+		return nil, fmt.Errorf("clientlink: %w", err)
+	}
+	var a wire.DocumentAssembler
+	for {
+		select {
+		case c := <-l.chunks:
+			done, err := a.Add(c)
+			if err != nil {
+				return nil, fmt.Errorf("clientlink: %w", err)
+			}
+			if done {
+				return a.Document(), nil
+			}
+		case <-l.failed:
+			return nil, fmt.Errorf("clientlink: link failed: %w", l.err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Close closes the link.

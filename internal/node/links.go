@@ -117,6 +117,11 @@ func (n *Node) serveInbound(conn net.Conn) {
 				n.log.Info("closing a client link after a bad fetch", "err", err)
 				return
 			}
+		case f.Type == wire.FrameDocumentRequest && l.client:
+			if err := n.serveDocument(l); err != nil {
+				n.metrics.linkErrors.WithLabelValues("io").Inc()
+				return
+			}
 		case f.Type == wire.FrameNoOp:
 		default:
 			n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
@@ -206,6 +211,20 @@ func (n *Node) serveFetch(l *inbound, body []byte) error {
 			return err
 		}
 		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameFetchReply, Body: body}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveDocument sends a client the signed network document.
+func (n *Node) serveDocument(l *inbound) error {
+	chunks, err := wire.DocumentChunks(n.cfg.SignedDocument, n.frame)
+	if err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameDocumentChunk, Body: c}); err != nil {
 			return err
 		}
 	}

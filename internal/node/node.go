@@ -50,6 +50,9 @@ type Config struct {
 	LinkKey   wire.Keypair
 	SphinxKey [32]byte
 	Document  *directory.Document
+	// SignedDocument is the document as the authorities signed it, which a
+	// provider hands to its clients.
+	SignedDocument []byte
 	// Listen is the address to listen on; empty means the document's.
 	Listen string
 	// Listener, if set, is used instead of listening on Listen.

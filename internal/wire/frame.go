@@ -23,6 +23,12 @@ const (
 	FrameFetchReply FrameType = 4
 	// FrameNoOp carries nothing; it keeps a link's traffic regular.
 	FrameNoOp FrameType = 5
+	// FrameDocumentRequest is a client's request for the current signed
+	// network document.
+	FrameDocumentRequest FrameType = 6
+	// FrameDocumentChunk carries part of the signed network document (see
+	// DocumentChunk).
+	FrameDocumentChunk FrameType = 7
 )
 
 func (t FrameType) String() string {
@@ -37,6 +43,10 @@ func (t FrameType) String() string {
 		return "fetch-reply"
 	case FrameNoOp:
 		return "no-op"
+	case FrameDocumentRequest:
+		return "document-request"
+	case FrameDocumentChunk:
+		return "document-chunk"
 	}
 	return fmt.Sprintf("frame-type(%d)", uint8(t))
 }
@@ -80,7 +90,7 @@ func appendFrame(dst []byte, f Frame, size int) ([]byte, error) {
 	return append(dst, make([]byte, size-(len(dst)-start))...), nil
 }
 
-func (t FrameType) valid() bool { return t >= FramePacket && t <= FrameNoOp }
+func (t FrameType) valid() bool { return t >= FramePacket && t <= FrameDocumentChunk }
 
 // ParseFrame decodes a frame's plaintext strictly: known version and type,
 // a body that fits, and zero padding.
