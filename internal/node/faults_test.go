@@ -160,3 +160,77 @@ func TestMalformedFrameClosesOnlyThatLink(t *testing.T) {
 		t.Fatalf("deliveries after the bad link: %v", got)
 	}
 }
+
+// TestMixRefusesReplayAfterRestart sends a packet straight to a first-layer
+// mix (as its provider would, over a link with the provider's key) twice,
+// then again after the mix restarts: both replays are dropped and counted.
+func TestMixRefusesReplayAfterRestart(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{4}))
+	tn := newTestNet(t, rng)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	path := tn.path(rng, "bob")
+	packet, err := f.NewPacket(seeded{rng}, path, []byte{0, 0, 0, 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Remove provider-a's layer, as provider-a would.
+	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
+		t.Fatal(err)
+	}
+	mixIndex := -1
+	for i := range tn.doc.Nodes {
+		if tn.doc.Nodes[i].ID() == path[1].ID {
+			mixIndex = i
+		}
+	}
+	mix := &tn.doc.Nodes[mixIndex]
+	send := func(copies int) {
+		conn, err := net.Dial("tcp", mix.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := wire.Dial(conn, tn.configs[0].LinkKey, mix.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range copies {
+			if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: uint64(i + 1), Body: packet}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The mix acknowledges every frame once its verdict is durable.
+		for {
+			ack, err := c.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack.Type == wire.FrameAck && ack.Seq == uint64(copies) {
+				return
+			}
+		}
+	}
+	send(2)
+	if n := counter(t, tn.nodes[mixIndex], "backchannel_packets_dropped_total", dropReplay); n != 1 {
+		t.Fatalf("%v replays counted, want 1", n)
+	}
+	bob := tn.dial(t, "bob", "provider-b")
+	if got := receive(t, bob, 1, 20*time.Second); got[5] != 1 {
+		t.Fatalf("deliveries: %v", got)
+	}
+
+	tn.stopNode(mixIndex)
+	ln, err := net.Listen("tcp", mix.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.configs[mixIndex].Listener = ln
+	tn.start(t, mixIndex)
+	send(1)
+	if n := counter(t, tn.nodes[mixIndex], "backchannel_packets_dropped_total", dropReplay); n != 1 {
+		t.Fatalf("after the restart: %v replays counted, want 1", n)
+	}
+	if n := counter(t, tn.nodes[mixIndex], "backchannel_packets_out_total", ""); n != 0 {
+		t.Fatalf("the restarted mix forwarded %v packets", n)
+	}
+}
