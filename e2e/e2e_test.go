@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 
 // network is a testnet whose nodes run as processes.
 type network struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	doc      *directory.Document
 	trust    directory.Trust
@@ -69,7 +69,7 @@ type network struct {
 
 // freeAddresses reserves n loopback ports by listening on them, then frees
 // them for the nodes to take.
-func freeAddresses(t *testing.T, n int) []string {
+func freeAddresses(t testing.TB, n int) []string {
 	var out []string
 	var lns []net.Listener
 	for range n {
@@ -86,7 +86,7 @@ func freeAddresses(t *testing.T, n int) []string {
 	return out
 }
 
-func run(t *testing.T, args ...string) string {
+func run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(binPath, args...).CombinedOutput()
 	if err != nil {
@@ -103,28 +103,13 @@ func startNetwork(t *testing.T, mixesPerLayer int, users map[string]string) *net
 	run(t, "testnet", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
 		"-mean-delay", "1ms")
-	data, err := os.ReadFile(filepath.Join(dir, "network.doc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var signed directory.Signed
-	if err := signed.UnmarshalBinary(data); err != nil {
-		t.Fatal(err)
-	}
-	var doc directory.Document
-	if err := doc.UnmarshalBinary(signed.Document); err != nil {
-		t.Fatal(err)
-	}
-	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust := directory.Trust{Authorities: []ed25519.PublicKey{authority.Public().(ed25519.PublicKey)}, Threshold: 1, ClockSkew: time.Minute}
+	doc, trust := readDocument(t, dir)
 	nw := &network{
-		t: t, dir: dir, doc: &doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
+		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
 		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
 		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})),
 	}
+	var err error
 	nw.format, err = sphinx.New(doc.Parameters.Geometry)
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +133,26 @@ func startNetwork(t *testing.T, mixesPerLayer int, users map[string]string) *net
 	}
 	t.Cleanup(nw.stopAll)
 	return nw
+}
+
+// readDocument reads the network document testnet wrote to dir, and the
+// trust that accepts it (the generated authority's key).
+func readDocument(t testing.TB, dir string) (*directory.Document, directory.Trust) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "network.doc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := directory.Trust{Authorities: []ed25519.PublicKey{authority.Public().(ed25519.PublicKey)}, Threshold: 1, ClockSkew: time.Minute}
+	doc, err := directory.Verify(data, trust, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, trust
 }
 
 // Read makes the network a deterministic random source for test keys.
@@ -354,8 +359,10 @@ func TestThousandPacketsAcrossProcesses(t *testing.T) {
 	}
 	got := receive(t, bob, count, 60*time.Second)
 	// Fetch until the mailbox is empty, to see any duplicate.
+	drainCtx, drainCancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer drainCancel()
 	for {
-		batch, remaining, err := bob.Fetch(ctx)
+		batch, remaining, err := bob.Fetch(drainCtx)
 		if err != nil {
 			t.Fatal(err)
 		}

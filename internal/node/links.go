@@ -246,8 +246,12 @@ type peer struct {
 	acked   uint64   // frames acknowledged on the current link; guarded by mu
 }
 
-// maxUnacked bounds the packets a peer link has in flight.
-const maxUnacked = 4096
+// maxUnacked bounds the packets a peer link has in flight; maxBatch is the
+// most frames written with one system call.
+const (
+	maxUnacked = 4096
+	maxBatch   = 32
+)
 
 // peer returns the outgoing link to the node with the given ID, starting
 // it on first use.
@@ -325,37 +329,58 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 	failed := make(chan error, 1)
 	acked := make(chan struct{}, 1)
 	go func() { failed <- n.readAcks(c, p, acked) }()
-	send := func(packet []byte) error {
-		for {
-			p.mu.Lock()
-			full := len(p.unacked) >= maxUnacked
-			if !full {
-				p.sent++
-				p.unacked = append(p.unacked, packet)
-			}
-			seq := p.sent
-			p.mu.Unlock()
-			if !full {
-				if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: seq, Body: packet}); err != nil {
-					return err
-				}
-				n.metrics.packetsOut.Inc()
+
+	// send writes packets in as few system calls as the window allows,
+	// numbering each and keeping it until it is acknowledged.
+	frames := make([]wire.Frame, 0, maxBatch)
+	send := func(packets [][]byte) error {
+		frames = frames[:0]
+		flush := func() error {
+			if len(frames) == 0 {
 				return nil
 			}
-			select {
-			case <-acked:
-			case err := <-failed:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
+			err := c.WriteFrames(frames)
+			if err == nil {
+				n.metrics.packetsOut.Add(float64(len(frames)))
 			}
-		}
-	}
-	for _, packet := range resend {
-		if err := send(packet); err != nil {
+			frames = frames[:0]
 			return err
 		}
+		for _, packet := range packets {
+			for {
+				p.mu.Lock()
+				full := len(p.unacked) >= maxUnacked
+				if !full {
+					p.sent++
+					p.unacked = append(p.unacked, packet)
+					frames = append(frames, wire.Frame{Type: wire.FramePacket, Seq: p.sent, Body: packet})
+				}
+				p.mu.Unlock()
+				if !full {
+					break
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				select {
+				case <-acked:
+				case err := <-failed:
+					return err
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return flush()
 	}
+	for len(resend) > 0 {
+		k := min(len(resend), maxBatch)
+		if err := send(resend[:k]); err != nil {
+			return err
+		}
+		resend = resend[k:]
+	}
+	batch := make([][]byte, 0, maxBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -363,7 +388,17 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 		case err := <-failed:
 			return err
 		case packet := <-p.queue:
-			if err := send(packet); err != nil {
+			batch = append(batch[:0], packet)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case packet := <-p.queue:
+					batch = append(batch, packet)
+				default:
+					break drain
+				}
+			}
+			if err := send(batch); err != nil {
 				return err
 			}
 		}

@@ -193,7 +193,7 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	workers := runtime.GOMAXPROCS(0)
+	workers := 2 * runtime.GOMAXPROCS(0)
 	var workersWG sync.WaitGroup
 	for range workers {
 		workersWG.Add(1)

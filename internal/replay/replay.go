@@ -52,6 +52,12 @@ const (
 	maxHashes     = 64
 )
 
+// logBufferSize is the log's write buffer: large enough that tags reach the
+// file only in Sync (32,768 tags between two syncs would be a very long
+// batch). A write to the file while another goroutine's fsync holds the
+// file's inode would block every check waiting for the filter's lock.
+const logBufferSize = 1 << 20
+
 // Filter is a persisted Bloom filter of replay tags. It is safe for
 // concurrent use.
 type Filter struct {
@@ -59,6 +65,8 @@ type Filter struct {
 	hashes int
 	nbits  uint64
 	key    [keySize]byte
+
+	syncMu sync.Mutex // serializes Sync and Close
 
 	mu       sync.Mutex
 	bits     []uint64 // guarded by mu
@@ -96,7 +104,7 @@ func Open(path string, expected uint64, falsePositive float64, rand io.Reader) (
 		file.Close()
 		return nil, err
 	}
-	f.log = bufio.NewWriterSize(file, 64*TagSize)
+	f.log = bufio.NewWriterSize(file, logBufferSize)
 	return f, nil
 }
 
@@ -255,22 +263,32 @@ func (f *Filter) Record(tag [TagSize]byte) error {
 
 // Sync makes every tag added so far durable. A node calls it before it
 // forwards the packets whose tags it added (group commit: once per batch).
+// The fsync runs without holding the filter's lock, so checks go on
+// meanwhile.
 func (f *Filter) Sync() error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.log == nil {
+		f.mu.Unlock()
 		return ErrClosed
 	}
 	if !f.unsynced {
+		f.mu.Unlock()
 		return nil
 	}
 	if err := f.log.Flush(); err != nil {
+		f.mu.Unlock()
 		return fmt.Errorf("replay: failed to write %s: %w", f.path, err)
 	}
+	f.unsynced = false
+	f.mu.Unlock()
 	if err := f.file.Sync(); err != nil {
+		f.mu.Lock()
+		f.unsynced = true
+		f.mu.Unlock()
 		return fmt.Errorf("replay: failed to sync %s: %w", f.path, err)
 	}
-	f.unsynced = false
 	return nil
 }
 
@@ -295,6 +313,8 @@ var ErrClosed = errors.New("replay: filter closed")
 // Close syncs the log and closes it.
 func (f *Filter) Close() error {
 	err := f.Sync()
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.log == nil {

@@ -15,6 +15,7 @@
 package wire
 
 import (
+	"bufio"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -64,6 +65,7 @@ type Conn struct {
 	peer      [KeySize]byte
 
 	readMu  sync.Mutex
+	reader  *bufio.Reader
 	recv    *noise.CipherState
 	readBuf []byte
 
@@ -184,6 +186,7 @@ func newConn(conn net.Conn, frameSize int, peer [KeySize]byte, send, recv *noise
 		peer:      peer,
 		send:      send,
 		recv:      recv,
+		reader:    bufio.NewReaderSize(conn, 64<<10),
 		readBuf:   make([]byte, frameSize+tagSize),
 		writeBuf:  make([]byte, 0, frameSize),
 	}
@@ -213,13 +216,34 @@ func (c *Conn) WriteFrame(f Frame) error {
 	return nil
 }
 
+// WriteFrames pads, encrypts and sends several frames with one write, which
+// saves system calls when a queue has several waiting.
+func (c *Conn) WriteFrames(frames []Frame) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	out := make([]byte, 0, len(frames)*(c.frameSize+tagSize))
+	for _, f := range frames {
+		plain, err := appendFrame(c.writeBuf[:0], f, c.frameSize)
+		if err != nil {
+			return err
+		}
+		if out, err = c.send.Encrypt(out, nil, plain); err != nil {
+			return fmt.Errorf("wire: failed to encrypt a frame: %w", err)
+		}
+	}
+	if _, err := c.conn.Write(out); err != nil {
+		return fmt.Errorf("wire: failed to send frames: %w", err)
+	}
+	return nil
+}
+
 // ReadFrame receives, decrypts and parses one frame. Its Body is valid until
 // the next ReadFrame. An error wrapping [ErrMalformedFrame] means the peer
 // sent something that is not a valid frame: close the link.
 func (c *Conn) ReadFrame() (Frame, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if _, err := io.ReadFull(c.conn, c.readBuf); err != nil {
+	if _, err := io.ReadFull(c.reader, c.readBuf); err != nil {
 		return Frame{}, err
 	}
 	plain, err := c.recv.Decrypt(c.readBuf[:0], nil, c.readBuf)

@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/x25519"
+)
+
+// BenchmarkMixForwarding measures how many packets per second one mix node
+// (its own process, the built binary) forwards over loopback with zero
+// delays, fed distinct pre-built packets by this process (posing as the
+// provider before it) and drained by this process (posing as the next mix,
+// acknowledging as a mix would). It reports the rate and its ratio to the
+// unwrap floor, cores ÷ unwrap time, with the unwrap time measured in this
+// run, before and after the feed.
+//
+//	go test -run '^$' -bench MixForwarding -benchtime 20000x ./e2e
+func BenchmarkMixForwarding(b *testing.B) {
+	dir := b.TempDir()
+	addrs := freeAddresses(b, 10)
+	out, err := exec.Command(binPath, "testnet", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2",
+		"-addresses", strings.Join(addrs[:5], ","), "-metrics-addresses", strings.Join(addrs[5:], ","), "-mean-delay", "0s").CombinedOutput()
+	if err != nil {
+		b.Fatalf("testnet: %v\n%s", err, out)
+	}
+	doc, _ := readDocument(b, dir)
+	node := func(name string) *directory.Node {
+		for i := range doc.Nodes {
+			if doc.Nodes[i].Name == name {
+				return &doc.Nodes[i]
+			}
+		}
+		b.Fatalf("no node %s", name)
+		return nil
+	}
+	mix1, mix2, mix3, providerB := node("mix-1-a"), node("mix-2-a"), node("mix-3-a"), node("provider-b")
+	linkOf := func(name string) wire.Keypair {
+		secret, err := keyfile.ReadX25519(filepath.Join(dir, name, "link.key"), keyfile.Link)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var pub [32]byte
+		if err := x25519.ScalarBaseMult(&pub, &secret); err != nil {
+			b.Fatal(err)
+		}
+		return wire.Keypair{Private: secret[:], Public: pub[:]}
+	}
+	providerLink, mix2Link := linkOf("provider-a"), linkOf("mix-2-a")
+	mix1Sphinx, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx.key"), keyfile.Sphinx)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	format, err := sphinx.New(doc.Parameters.Geometry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := wire.FrameSizeFor(format.Geometry().PacketLength())
+	hop := func(n *directory.Node, cmds ...sphinx.Command) sphinx.PathHop {
+		return sphinx.PathHop{ID: n.ID(), PublicKey: n.SphinxKey, Commands: cmds}
+	}
+	path := []sphinx.PathHop{hop(mix1, sphinx.NodeDelay{}), hop(mix2, sphinx.NodeDelay{}), hop(mix3, sphinx.NodeDelay{}), hop(providerB, sphinx.Recipient{})}
+	packets := make([][]byte, b.N)
+	var wg sync.WaitGroup
+	for w := range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < b.N; i += runtime.NumCPU() {
+				p, err := format.NewPacket(cryptoReader{}, path, []byte("benchmark"))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				packets[i] = p
+			}
+		}()
+	}
+	wg.Wait()
+
+	unwrapBefore := unwrapTime(b, format, &mix1Sphinx, packets)
+
+	// The sink: mix-2-a's address and key, acknowledging like a mix.
+	sinkLn, err := net.Listen("tcp", mix2.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sinkLn.Close()
+	received := make(chan struct{})
+	go func() {
+		conn, err := sinkLn.Accept()
+		if err != nil {
+			return
+		}
+		c, err := wire.Accept(conn, mix2Link, func([wire.KeySize]byte) error { return nil }, frame)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		// Count whole frames from the raw stream (every frame has the
+		// same length, and the contents were checked by the tests), and
+		// acknowledge every 64 as a mix would, so the sink costs this
+		// machine's two cores as little as possible.
+		buf := make([]byte, 1<<16)
+		frameBytes := frame + 16
+		total, acked := 0, 0
+		for total < b.N*frameBytes {
+			n, err := conn.Read(buf)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			total += n
+			if frames := total / frameBytes; frames-acked >= 64 || frames == b.N {
+				acked = frames
+				c.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: uint64(frames)})
+			}
+		}
+		close(received)
+	}()
+
+	nw := &network{t: b, dir: dir, doc: doc, metrics: map[string]string{}, procs: map[string]*exec.Cmd{}, logFiles: map[string]string{}}
+	for i, n := range doc.Nodes {
+		nw.metrics[n.Name] = addrs[5+i]
+	}
+	nw.start("mix-1-a")
+	defer nw.stopAll()
+
+	conn, err := net.Dial("tcp", mix1.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	feeder, err := wire.Dial(conn, providerLink, mix1.LinkKey, frame)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer feeder.Close()
+	go func() { // drain the mix's acknowledgements
+		for {
+			if _, err := feeder.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+
+	mixPID := nw.procs["mix-1-a"].Process.Pid
+	mixCPU0, selfCPU0 := processCPU(b, mixPID), selfCPU()
+	b.ResetTimer()
+	start := time.Now()
+	batch := make([]wire.Frame, 0, 64)
+	for i, p := range packets {
+		batch = append(batch, wire.Frame{Type: wire.FramePacket, Seq: uint64(i + 1), Body: p})
+		if len(batch) == cap(batch) || i == len(packets)-1 {
+			if err := feeder.WriteFrames(batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	select {
+	case <-received:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("the sink did not receive every packet")
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	mixCores := (processCPU(b, mixPID) - mixCPU0).Seconds() / elapsed.Seconds()
+	selfCores := (selfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
+
+	unwrapAfter := unwrapTime(b, format, &mix1Sphinx, packets[:min(len(packets), 2000)])
+	unwrap := (unwrapBefore + unwrapAfter) / 2
+	rate := float64(b.N) / elapsed.Seconds()
+	floor := float64(runtime.NumCPU()) / unwrap.Seconds()
+	b.ReportMetric(rate, "packets/s")
+	b.ReportMetric(floor, "floor-packets/s")
+	b.ReportMetric(rate/floor, "of-floor")
+	b.ReportMetric(float64(unwrap.Microseconds()), "unwrap-µs")
+	b.ReportMetric(mixCores, "mix-cores")
+	b.ReportMetric(selfCores, "feeder+sink-cores")
+}
+
+// processCPU is the CPU time (user and system) a process has used so far,
+// from /proc.
+func processCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which ends with ')': utime and stime
+	// are the 12th and 13th.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// unwrapTime measures one unwrap of these packets at their first hop, in
+// this process, on one core.
+func unwrapTime(b *testing.B, f *sphinx.Format, key *[32]byte, packets [][]byte) time.Duration {
+	work := make([]byte, len(packets[0]))
+	n := min(len(packets), 2000)
+	start := time.Now()
+	for i := range n {
+		copy(work, packets[i])
+		if _, err := f.Unwrap(key, work); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+type cryptoReader struct{}
+
+func (cryptoReader) Read(p []byte) (int, error) { return rand.Read(p) }
