@@ -21,7 +21,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -193,6 +192,9 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
+	// Twice as many workers as cores, so that a worker waiting (on the
+	// replay filter's lock, a mailbox commit or a full results queue)
+	// leaves the core to another.
 	workers := 2 * runtime.GOMAXPROCS(0)
 	var workersWG sync.WaitGroup
 	for range workers {
@@ -281,7 +283,5 @@ func (n *Node) nextHopAllowed(next *directory.Node) bool {
 func (n *Node) nodeByID(id sphinx.NodeID) *directory.Node {
 	return n.cfg.Document.Node(ed25519.PublicKey(id[:]))
 }
-
-var errClosed = errors.New("node: closed")
 
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }

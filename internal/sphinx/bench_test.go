@@ -257,3 +257,27 @@ func BenchmarkRatio(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkUnwrapParallel unwraps distinct packets on every core at once:
+// with -cpu 1,2 it shows how far two cores are from twice one.
+func BenchmarkUnwrapParallel(b *testing.B) {
+	f, rng, nodes, path := benchSetup(b)
+	const distinct = 64
+	packets := make([][]byte, distinct)
+	for i := range packets {
+		var err error
+		if packets[i], err = f.NewPacket(seededReader{rng}, path, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		work := make([]byte, benchGeometry.PacketLength())
+		for i := 0; pb.Next(); i++ {
+			copy(work, packets[i%distinct])
+			if _, err := f.Unwrap(&nodes[0].priv, work); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
