@@ -31,6 +31,16 @@ type inbound struct {
 	acked uint64          // last acknowledgement sent; guarded by mu
 }
 
+// kind names the link for logs without naming the peer: logs never carry a
+// client's address, key or mailbox (as Tor's SafeLogging), and a node's
+// inbound links are told apart by nothing they need.
+func (l *inbound) kind() string {
+	if l.client {
+		return "client"
+	}
+	return "node"
+}
+
 func (l *inbound) complete(seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,7 +90,9 @@ func (n *Node) serveInbound(conn net.Conn) {
 	if err != nil {
 		conn.Close()
 		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
-		n.log.Debug("inbound handshake failed", "err", err)
+		// The error may name the peer's address, which for a client must
+		// not be logged (see linkKind).
+		n.log.Debug("inbound handshake failed")
 		return
 	}
 	l.conn = c
@@ -95,7 +107,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 		if err != nil {
 			if errors.Is(err, wire.ErrMalformedFrame) {
 				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a link that sent a malformed frame", "err", err)
+				n.log.Info("closing a link that sent a malformed frame", "link", l.kind())
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				n.metrics.linkErrors.WithLabelValues("io").Inc()
 			}
@@ -106,7 +118,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 			seq++
 			if f.Seq != seq {
 				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a link whose frames are out of sequence", "got", f.Seq, "want", seq)
+				n.log.Info("closing a link whose frames are out of sequence", "link", l.kind(), "got", f.Seq, "want", seq)
 				return
 			}
 			n.metrics.packetsIn.Inc()
@@ -114,7 +126,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 		case f.Type == wire.FrameFetch && l.client:
 			if err := n.serveFetch(l, f.Body); err != nil {
 				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a client link after a bad fetch", "err", err)
+				n.log.Info("closing a client link after a failed fetch")
 				return
 			}
 		case f.Type == wire.FrameDocumentRequest && l.client:
@@ -125,7 +137,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 		case f.Type == wire.FrameNoOp:
 		default:
 			n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-			n.log.Info("closing a link that sent an unexpected frame", "type", f.Type.String())
+			n.log.Info("closing a link that sent an unexpected frame", "link", l.kind(), "type", f.Type.String())
 			return
 		}
 	}

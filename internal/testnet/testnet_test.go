@@ -1,0 +1,75 @@
+package testnet
+
+import (
+	"crypto/ed25519"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
+)
+
+type seeded struct{ rng *rand.Rand }
+
+func (s seeded) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(s.rng.Uint32())
+	}
+	return len(p), nil
+}
+
+// TestGenerate checks that a generated network is consistent: the document
+// verifies under the written authority key and lists every node, and every
+// node's config loads and points at its keys.
+func TestGenerate(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	net, err := Generate(Options{
+		Dir: dir, Layers: 3, MixesPerLayer: 2, Providers: 2, BasePort: 40000, MetricsBasePort: 41000,
+		Hosts: []string{"10.0.0.1", "10.0.0.2"}, Validity: time.Hour, Now: now, Rand: seeded{rand.New(rand.NewChaCha8([32]byte{}))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "network.doc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := directory.Verify(data, directory.Trust{Authorities: []ed25519.PublicKey{authority.Public().(ed25519.PublicKey)}, Threshold: 1}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Nodes) != 8 || len(doc.Providers()) != 2 || len(doc.Layer(3)) != 2 {
+		t.Fatalf("document has %d nodes", len(doc.Nodes))
+	}
+	if doc.Nodes[1].Address != "10.0.0.2:40001" {
+		t.Fatalf("node 1 at %s", doc.Nodes[1].Address)
+	}
+	for i, n := range doc.Nodes {
+		cfg, err := config.Load(net.Configs[n.Name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		identity, err := keyfile.ReadIdentity(cfg.Path(cfg.Node.IdentityKey))
+		if err != nil || !identity.Public().(ed25519.PublicKey).Equal(n.IdentityKey) {
+			t.Fatalf("%s: identity key does not match the document: %v", n.Name, err)
+		}
+		if cfg.Path(cfg.Directory.Document) != filepath.Join(dir, "network.doc") {
+			t.Fatalf("%s: document path %s", n.Name, cfg.Path(cfg.Directory.Document))
+		}
+		if want := []string{"10.0.0.1:41000", "10.0.0.2:41001"}[i%2]; i < 2 && cfg.Node.Metrics != want {
+			t.Fatalf("%s: metrics %s, want %s", n.Name, cfg.Node.Metrics, want)
+		}
+	}
+	if _, err := Generate(Options{Dir: dir, Layers: 0, MixesPerLayer: 1, Providers: 1}); err == nil {
+		t.Fatal("generated a network without layers")
+	}
+}
