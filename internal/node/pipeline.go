@@ -176,7 +176,10 @@ func (n *Node) commit() {
 		now := n.cfg.Clock.Now()
 		links := map[*inbound]struct{}{}
 		for _, r := range batch {
-			if r.forward {
+			switch {
+			case r.forward && r.delay <= 0:
+				n.route(forward{packet: r.packet, next: r.next})
+			case r.forward:
 				if !n.delayQ.Push(forward{packet: r.packet, next: r.next}, now.Add(r.delay)) {
 					n.metrics.dropped.WithLabelValues(dropDelayFull).Inc()
 				}
