@@ -10,17 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/testrand"
+
 	"github.com/backchannel/backchannel/internal/sphinx"
 )
-
-type seeded struct{ rng *rand.Rand }
-
-func (s seeded) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(s.rng.Uint32())
-	}
-	return len(p), nil
-}
 
 var epochStart = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
@@ -38,13 +31,13 @@ func testDocument(t testing.TB, seed byte) *Document {
 		},
 	}
 	add := func(name string, role Role, layer uint8) {
-		pub, _, err := ed25519.GenerateKey(seeded{rng})
+		pub, _, err := ed25519.GenerateKey(testrand.Reader{Rand: rng})
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := Node{Name: name, Role: role, Layer: layer, IdentityKey: pub, Address: fmt.Sprintf("127.0.0.1:%d", 30000+len(d.Nodes))}
-		seeded{rng}.Read(n.LinkKey[:])
-		seeded{rng}.Read(n.SphinxKey[:])
+		testrand.Reader{Rand: rng}.Read(n.LinkKey[:])
+		testrand.Reader{Rand: rng}.Read(n.SphinxKey[:])
 		d.Nodes = append(d.Nodes, n)
 	}
 	add("provider-a", RoleProvider, 0)
@@ -57,7 +50,7 @@ func testDocument(t testing.TB, seed byte) *Document {
 }
 
 func authority(seed byte) ed25519.PrivateKey {
-	_, priv, _ := ed25519.GenerateKey(seeded{rand.New(rand.NewChaCha8([32]byte{100, seed}))})
+	_, priv, _ := ed25519.GenerateKey(testrand.New(100, seed))
 	return priv
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/testrand"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/backchannel/backchannel/internal/sphinx"
@@ -68,7 +70,7 @@ func TestReplayAndTamperDropped(t *testing.T) {
 	alice := tn.dial(t, "alice", "provider-a")
 	bob := tn.dial(t, "bob", "provider-b")
 
-	packet, err := f.NewPacket(seeded{rng}, tn.path(rng, "bob"), []byte{0, 0, 0, 7})
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, tn.path(rng, "bob"), []byte{0, 0, 0, 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func TestMalformedFrameClosesOnlyThatLink(t *testing.T) {
 	c.Close()
 
 	// Alice's link still works.
-	packet, err := f.NewPacket(seeded{rng}, tn.path(rng, "bob"), []byte{0, 0, 0, 9})
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, tn.path(rng, "bob"), []byte{0, 0, 0, 9})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestMixRefusesReplayAfterRestart(t *testing.T) {
 	tn := newTestNet(t, rng)
 	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
 	path := tn.path(rng, "bob")
-	packet, err := f.NewPacket(seeded{rng}, path, []byte{0, 0, 0, 5})
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte{0, 0, 0, 5})
 	if err != nil {
 		t.Fatal(err)
 	}

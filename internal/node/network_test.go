@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/testrand"
+
 	"github.com/backchannel/backchannel/internal/clientlink"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/mailbox"
@@ -19,15 +21,6 @@ import (
 	"github.com/backchannel/backchannel/internal/wire"
 	"github.com/backchannel/backchannel/internal/x25519"
 )
-
-type seeded struct{ rng *rand.Rand }
-
-func (s seeded) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(s.rng.Uint32())
-	}
-	return len(p), nil
-}
 
 // testNet is a whole network in one process: each node with its own
 // listener on loopback, talking over real sockets.
@@ -63,10 +56,10 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 	}
 	var listeners []net.Listener
 	add := func(name string, role directory.Role, layer uint8) {
-		_, identity, _ := ed25519.GenerateKey(seeded{rng})
-		link, _ := wire.GenerateKeypair(seeded{rng})
+		_, identity, _ := ed25519.GenerateKey(testrand.Reader{Rand: rng})
+		link, _ := wire.GenerateKeypair(testrand.Reader{Rand: rng})
 		var sphinxKey [32]byte
-		seeded{rng}.Read(sphinxKey[:])
+		testrand.Reader{Rand: rng}.Read(sphinxKey[:])
 		var sphinxPub [32]byte
 		if err := x25519.ScalarBaseMult(&sphinxPub, &sphinxKey); err != nil {
 			t.Fatal(err)
@@ -80,7 +73,7 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 		cfg := Config{
 			Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Listener: ln, DataDir: nodeDir,
 			Mailbox: mailbox.Options{Quota: 10000, Retention: time.Hour}, PeerQueue: 1024, DelayQueue: 10000,
-			ReplayExpected: 100000, Rand: seeded{rng},
+			ReplayExpected: 100000, Rand: testrand.Reader{Rand: rng},
 		}
 		if role == directory.RoleProvider {
 			tn.accounts[name] = filepath.Join(nodeDir, "accounts")
@@ -100,9 +93,9 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ client, provider string }{{"alice", "provider-a"}, {"bob", "provider-b"}} {
-		key, _ := wire.GenerateKeypair(seeded{rng})
+		key, _ := wire.GenerateKeypair(testrand.Reader{Rand: rng})
 		var id mailbox.ID
-		seeded{rng}.Read(id[:])
+		testrand.Reader{Rand: rng}.Read(id[:])
 		tn.clients[c.client], tn.mailboxes[c.client] = key, id
 		if err := mkdirAll(filepath.Dir(tn.accounts[c.provider])); err != nil {
 			t.Fatal(err)
@@ -216,7 +209,7 @@ func TestPacketsCrossTheNetwork(t *testing.T) {
 	const count = 200
 	for i := range count {
 		msg := binary.BigEndian.AppendUint32(nil, uint32(i))
-		packet, err := f.NewPacket(seeded{rng}, tn.path(rng, "bob"), msg)
+		packet, err := f.NewPacket(testrand.Reader{Rand: rng}, tn.path(rng, "bob"), msg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,25 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/backchannel/backchannel/internal/testrand"
 )
 
-type seeded struct{ rng *rand.Rand }
-
-func (s seeded) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(s.rng.Uint32())
-	}
-	return len(p), nil
-}
-
 func randomTag(rng *rand.Rand) (t [TagSize]byte) {
-	seeded{rng}.Read(t[:])
+	testrand.Reader{Rand: rng}.Read(t[:])
 	return t
 }
 
 func openTest(t *testing.T, path string, expected uint64) *Filter {
 	t.Helper()
-	f, err := Open(path, expected, 1e-6, seeded{rand.New(rand.NewChaCha8([32]byte{1}))})
+	f, err := Open(path, expected, 1e-6, testrand.New(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +103,7 @@ func TestTornRecord(t *testing.T) {
 // rate of fresh tags taken for replays is near the configured one.
 func TestFalsePositiveRate(t *testing.T) {
 	const n = 20000
-	f, err := Open(filepath.Join(t.TempDir(), "fp.replay"), n, 0.01, seeded{rand.New(rand.NewChaCha8([32]byte{4}))})
+	f, err := Open(filepath.Join(t.TempDir(), "fp.replay"), n, 0.01, testrand.New(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +144,7 @@ func TestRefusesBadLogs(t *testing.T) {
 	} {
 		path := filepath.Join(dir, name)
 		os.WriteFile(path, content, 0o600)
-		if _, err := Open(path, 100, 0.01, seeded{rand.New(rand.NewChaCha8([32]byte{}))}); err == nil {
+		if _, err := Open(path, 100, 0.01, testrand.New()); err == nil {
 			t.Errorf("%s: opened a bad log", name)
 		}
 	}
@@ -185,7 +178,7 @@ func TestSize(t *testing.T) {
 }
 
 func BenchmarkCheckAndAdd(b *testing.B) {
-	f, err := Open(filepath.Join(b.TempDir(), "bench.replay"), 10_000_000, 1e-6, seeded{rand.New(rand.NewChaCha8([32]byte{}))})
+	f, err := Open(filepath.Join(b.TempDir(), "bench.replay"), 10_000_000, 1e-6, testrand.New())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,25 +2,17 @@ package testnet
 
 import (
 	"crypto/ed25519"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/testrand"
+
 	"github.com/backchannel/backchannel/internal/config"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/keyfile"
 )
-
-type seeded struct{ rng *rand.Rand }
-
-func (s seeded) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(s.rng.Uint32())
-	}
-	return len(p), nil
-}
 
 // TestGenerate checks that a generated network is consistent: the document
 // verifies under the written authority key and lists every node, and every
@@ -30,7 +22,7 @@ func TestGenerate(t *testing.T) {
 	now := time.Now()
 	net, err := Generate(Options{
 		Dir: dir, Layers: 3, MixesPerLayer: 2, Providers: 2, BasePort: 40000, MetricsBasePort: 41000,
-		Hosts: []string{"10.0.0.1", "10.0.0.2"}, Validity: time.Hour, Now: now, Rand: seeded{rand.New(rand.NewChaCha8([32]byte{}))},
+		Hosts: []string{"10.0.0.1", "10.0.0.2"}, Validity: time.Hour, Now: now, Rand: testrand.New(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,25 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/backchannel/backchannel/internal/testrand"
 )
 
-type seeded struct{ rng *rand.Rand }
-
-func (s seeded) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(s.rng.Uint32())
-	}
-	return len(p), nil
-}
-
 func keypair(t testing.TB, seed byte) Keypair {
-	k, err := GenerateKeypair(seeded{rand.New(rand.NewChaCha8([32]byte{seed}))})
+	k, err := GenerateKeypair(testrand.New(seed))
 	if err != nil {
 		t.Fatal(err)
 	}
