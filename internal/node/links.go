@@ -345,8 +345,17 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 	// send writes packets in as few system calls as the window allows,
 	// numbering each and keeping it until it is acknowledged.
 	frames := make([]wire.Frame, 0, maxBatch)
-	send := func(packets [][]byte) error {
+	send := func(packets [][]byte) (err error) {
 		frames = frames[:0]
+		taken := 0 // packets of this call now kept in p.unacked
+		defer func() {
+			if err != nil {
+				// Keep what was not sent for the next link.
+				p.mu.Lock()
+				p.unacked = append(p.unacked, packets[taken:]...)
+				p.mu.Unlock()
+			}
+		}()
 		flush := func() error {
 			if len(frames) == 0 {
 				return nil
@@ -365,6 +374,7 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 				if !full {
 					p.sent++
 					p.unacked = append(p.unacked, packet)
+					taken++
 					frames = append(frames, wire.Frame{Type: wire.FramePacket, Seq: p.sent, Body: packet})
 				}
 				p.mu.Unlock()
@@ -388,6 +398,9 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 	for len(resend) > 0 {
 		k := min(len(resend), maxBatch)
 		if err := send(resend[:k]); err != nil {
+			p.mu.Lock()
+			p.unacked = append(p.unacked, resend[k:]...)
+			p.mu.Unlock()
 			return err
 		}
 		resend = resend[k:]
