@@ -180,6 +180,10 @@ func checkFrameSize(n int) error {
 }
 
 func newConn(conn net.Conn, frameSize int, peer [KeySize]byte, send, recv *noise.CipherState) *Conn {
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.SetReadBuffer(1 << 20)
+		tcp.SetWriteBuffer(1 << 20)
+	}
 	return &Conn{
 		conn:      conn,
 		frameSize: frameSize,
