@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/backchannel/backchannel/internal/clock"
 )
 
 // The Double Ratchet with header encryption, as Signal specifies it ("The
@@ -65,12 +68,14 @@ type Ratchet struct {
 	nhks, nhkr []byte
 	skipped    []skippedKey // oldest first
 	rand       io.Reader
+	clock      clock.Clock
 }
 
 type skippedKey struct {
-	hk []byte
-	n  uint32
-	mk [32]byte
+	hk     []byte
+	n      uint32
+	mk     [32]byte
+	stored time.Time // when it was skipped, for ExpireSkipped
 }
 
 // headerKeys derives the two initial header keys from SK: the initiator's
@@ -92,7 +97,7 @@ func NewInitiatorRatchet(rand io.Reader, sk [KeySize]byte, responderKey []byte) 
 	if err != nil {
 		return nil, err
 	}
-	r := &Ratchet{dhr: append([]byte(nil), responderKey...), rk: sk, hks: hka, nhkr: nhkb, rand: rand}
+	r := &Ratchet{dhr: append([]byte(nil), responderKey...), rk: sk, hks: hka, nhkr: nhkb, rand: rand, clock: clock.Real{}}
 	if r.dhs, err = generateDH(rand); err != nil {
 		return nil, err
 	}
@@ -113,7 +118,7 @@ func NewResponderRatchet(rand io.Reader, sk [KeySize]byte, key *ecdh.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Ratchet{dhs: key, rk: sk, nhks: nhkb, nhkr: hka, rand: rand}, nil
+	return &Ratchet{dhs: key, rk: sk, nhks: nhkb, nhkr: hka, rand: rand, clock: clock.Real{}}, nil
 }
 
 // Encrypt encrypts plaintext with associated data ad (§4.3
@@ -220,7 +225,7 @@ func (r *Ratchet) skip(until uint32) error {
 	for r.nr < until {
 		var mk [32]byte
 		r.ckr, mk = kdfCK(r.ckr)
-		r.skipped = append(r.skipped, skippedKey{hk: r.hkr, n: r.nr, mk: mk})
+		r.skipped = append(r.skipped, skippedKey{hk: r.hkr, n: r.nr, mk: mk, stored: r.clock.Now()})
 		r.nr++
 	}
 	if over := len(r.skipped) - MaxStoredSkipped; over > 0 {
@@ -230,6 +235,31 @@ func (r *Ratchet) skip(until uint32) error {
 		r.skipped = append([]skippedKey(nil), r.skipped[over:]...)
 	}
 	return nil
+}
+
+// SetClock replaces the clock that timestamps skipped keys (for tests).
+func (r *Ratchet) SetClock(c clock.Clock) { r.clock = c }
+
+// ExpireSkipped erases the skipped message keys stored longer than maxAge:
+// a message that late is treated as lost (§3.2 suggests deleting skipped
+// keys after an appropriate time).
+func (r *Ratchet) ExpireSkipped(maxAge time.Duration) int {
+	cutoff := r.clock.Now().Add(-maxAge)
+	kept := r.skipped[:0]
+	removed := 0
+	for _, s := range r.skipped {
+		if s.stored.Before(cutoff) {
+			clear(s.mk[:])
+			removed++
+			continue
+		}
+		kept = append(kept, s)
+	}
+	for i := len(kept); i < len(r.skipped); i++ {
+		r.skipped[i] = skippedKey{}
+	}
+	r.skipped = kept
+	return removed
 }
 
 // dhRatchet is §3.5 DHRatchetHE.

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/backchannel/backchannel/internal/clock"
 	"github.com/backchannel/backchannel/internal/testrand"
 )
 
@@ -208,8 +212,9 @@ func TestDeniability(t *testing.T) {
 }
 
 // TestRandomActions plays two parties through long random sequences of
-// sends, deliveries, drops, duplicates and reorderings: every message
-// delivered is read once and intact, and no replay is accepted.
+// sends, deliveries, drops, duplicates, reorderings and saving and restoring
+// state: every message delivered is read once and intact, and no replay is
+// accepted.
 func TestRandomActions(t *testing.T) {
 	seeds := 12
 	if testing.Short() {
@@ -257,6 +262,16 @@ func TestRandomActions(t *testing.T) {
 			case action < 8 && len(inFlight[to]) > 0: // drop one
 				i := rng.IntN(len(inFlight[to]))
 				inFlight[to] = append(inFlight[to][:i], inFlight[to][i+1:]...)
+			case action == 9: // save and restore a party's state
+				saved, err := parties[from].MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				restored, err := UnmarshalRatchet(saved, testrand.New(byte(seed), byte(step)))
+				if err != nil {
+					t.Fatalf("seed %d step %d: restoring: %v", seed, step, err)
+				}
+				parties[from] = restored
 			}
 		}
 		if len(read) < 50 {
@@ -292,4 +307,70 @@ func BenchmarkDecrypt2KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestStateRoundTrip checks that a saved state re-encodes to the same bytes
+// and goes on exactly like the original.
+func TestStateRoundTrip(t *testing.T) {
+	alice, bob, ad := pair(t, 100)
+	recv(t, bob, ad, send(t, alice, ad, "a"), "a")
+	lost := send(t, bob, ad, "lost for now")
+	recv(t, alice, ad, send(t, bob, ad, "b"), "b")
+	saved, err := alice.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := UnmarshalRatchet(saved, testrand.New(101))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := restored.MarshalBinary()
+	if !bytes.Equal(again, saved) {
+		t.Fatal("the restored state encodes differently")
+	}
+	recv(t, restored, ad, lost, "lost for now") // a skipped key survived
+	recv(t, bob, ad, send(t, restored, ad, "c"), "c")
+	for _, bad := range [][]byte{nil, saved[:20], append(bytes.Clone(saved), 0), append([]byte("bcratchet\x02"), saved[10:]...)} {
+		if _, err := UnmarshalRatchet(bad, testrand.New(1)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d bytes: %v", len(bad), err)
+		}
+	}
+}
+
+// TestSkippedKeysExpire checks that skipped keys older than the limit are
+// erased, and their messages then count as lost.
+func TestSkippedKeysExpire(t *testing.T) {
+	alice, bob, ad := pair(t, 110)
+	fake := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	bob.SetClock(fake)
+	late := send(t, alice, ad, "late")
+	recv(t, bob, ad, send(t, alice, ad, "on time"), "on time")
+	fake.Advance(2 * time.Hour)
+	if n := bob.ExpireSkipped(time.Hour); n != 1 {
+		t.Fatalf("expired %d keys, want 1", n)
+	}
+	if _, err := bob.Decrypt(late.header, late.body, ad); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a message whose key expired: %v", err)
+	}
+}
+
+// FuzzRatchetState checks that the state decoder fails only with
+// ErrMalformed and re-encodes what it accepts to the same bytes.
+func FuzzRatchetState(f *testing.F) {
+	if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzRatchetState")); err != nil || len(entries) == 0 {
+		f.Fatalf("no committed seed corpus: %v", err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := UnmarshalRatchet(b, testrand.New(1))
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			return
+		}
+		again, err := r.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs: %v", err)
+		}
+	})
 }
