@@ -1,0 +1,241 @@
+// Package vault keeps a client's state encrypted at rest. Everything is
+// encrypted under one random state key; the state key is stored only wrapped
+// by a key derived from the user's passphrase (Argon2id, RFC 9106). So a
+// passphrase change rewraps 32 bytes, and destroying the wrapped key (a
+// wipe) makes every sealed entry unreadable at once.
+//
+// A [Header] holds the KDF parameters, salt and wrapped key; [Vault.Seal]
+// and [Vault.Open] encrypt and decrypt entries (identity, contacts, ratchet
+// states), each bound to a label so one cannot be passed off as another.
+// Both encodings carry a version. Where the bytes are stored is the
+// caller's business.
+package vault
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// Params are Argon2id's cost parameters.
+type Params struct {
+	Time      uint32 // passes
+	MemoryKiB uint32
+	Threads   uint8
+}
+
+// DefaultParams returns RFC 9106's second recommended option (§4): t = 3,
+// m = 64 MiB, p = 4, for memory-constrained settings such as phones.
+func DefaultParams() Params { return Params{Time: 3, MemoryKiB: 64 * 1024, Threads: 4} }
+
+// Errors.
+var (
+	// ErrPassphrase: the passphrase does not unwrap the state key.
+	ErrPassphrase = errors.New("vault: wrong passphrase")
+	// ErrCorrupt: a header or entry is damaged, truncated, of an unknown
+	// version, or sealed under another label or key.
+	ErrCorrupt = errors.New("vault: corrupted or unreadable data")
+)
+
+const (
+	headerMagic  = "bcvault"
+	entryMagic   = "bcentry"
+	formatV1     = 1
+	saltSize     = 16
+	keySize      = 32
+	wrappedSize  = chacha20poly1305.NonceSizeX + keySize + chacha20poly1305.Overhead
+	wrapContext  = "backchannel vault state key v1"
+	minMemoryKiB = 8
+)
+
+// Header is the stored, passphrase-protected part of a vault:
+//
+//	"bcvault" | u8 version | u32 time | u32 memory KiB | u8 threads | salt [16] | wrapped key [72]
+type Header struct {
+	Params  Params
+	Salt    [saltSize]byte
+	Wrapped [wrappedSize]byte
+}
+
+// Vault is an unlocked vault: it holds the state key.
+type Vault struct {
+	key  [keySize]byte
+	rand io.Reader
+}
+
+// Create makes a vault with a fresh state key, wrapped under passphrase.
+func Create(rand io.Reader, passphrase []byte, params Params) (*Vault, *Header, error) {
+	v := &Vault{rand: rand}
+	if _, err := io.ReadFull(rand, v.key[:]); err != nil {
+		return nil, nil, fmt.Errorf("vault: failed to read randomness: %w", err)
+	}
+	h, err := v.wrap(passphrase, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, h, nil
+}
+
+// Unlock unwraps the state key with passphrase.
+func Unlock(rand io.Reader, h *Header, passphrase []byte) (*Vault, error) {
+	kek := deriveKEK(passphrase, h)
+	defer clear(kek[:])
+	aead, err := chacha20poly1305.NewX(kek[:])
+	if err != nil {
+		return nil, err
+	}
+	nonce := h.Wrapped[:chacha20poly1305.NonceSizeX]
+	key, err := aead.Open(nil, nonce, h.Wrapped[chacha20poly1305.NonceSizeX:], h.associatedData())
+	if err != nil {
+		return nil, ErrPassphrase
+	}
+	v := &Vault{rand: rand}
+	copy(v.key[:], key)
+	clear(key)
+	return v, nil
+}
+
+// Rewrap wraps the state key under a new passphrase (and new salt and
+// parameters); the sealed entries stay as they are.
+func (v *Vault) Rewrap(passphrase []byte, params Params) (*Header, error) {
+	return v.wrap(passphrase, params)
+}
+
+func (v *Vault) wrap(passphrase []byte, params Params) (*Header, error) {
+	if params.Time < 1 || params.MemoryKiB < minMemoryKiB || params.Threads < 1 {
+		return nil, fmt.Errorf("vault: Argon2id parameters %+v out of range", params)
+	}
+	h := &Header{Params: params}
+	if _, err := io.ReadFull(v.rand, h.Salt[:]); err != nil {
+		return nil, fmt.Errorf("vault: failed to read randomness: %w", err)
+	}
+	nonce := h.Wrapped[:chacha20poly1305.NonceSizeX]
+	if _, err := io.ReadFull(v.rand, nonce); err != nil {
+		return nil, fmt.Errorf("vault: failed to read randomness: %w", err)
+	}
+	kek := deriveKEK(passphrase, h)
+	defer clear(kek[:])
+	aead, err := chacha20poly1305.NewX(kek[:])
+	if err != nil {
+		return nil, err
+	}
+	aead.Seal(h.Wrapped[:chacha20poly1305.NonceSizeX], nonce, v.key[:], h.associatedData())
+	return h, nil
+}
+
+// associatedData binds the wrapped key to the header's version, parameters
+// and salt.
+func (h *Header) associatedData() []byte {
+	b, _ := h.marshalPrefix()
+	return append([]byte(wrapContext), b...)
+}
+
+func deriveKEK(passphrase []byte, h *Header) [keySize]byte {
+	var kek [keySize]byte
+	k := argon2.IDKey(passphrase, h.Salt[:], h.Params.Time, h.Params.MemoryKiB, h.Params.Threads, keySize)
+	copy(kek[:], k)
+	clear(k)
+	return kek
+}
+
+func (h *Header) marshalPrefix() ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddBytes([]byte(headerMagic))
+	b.AddUint8(formatV1)
+	b.AddUint32(h.Params.Time)
+	b.AddUint32(h.Params.MemoryKiB)
+	b.AddUint8(h.Params.Threads)
+	b.AddBytes(h.Salt[:])
+	return b.Bytes()
+}
+
+// MarshalBinary encodes the header.
+func (h *Header) MarshalBinary() ([]byte, error) {
+	b, err := h.marshalPrefix()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, h.Wrapped[:]...), nil
+}
+
+// HeaderSize is the length of an encoded header.
+const HeaderSize = len(headerMagic) + 1 + 4 + 4 + 1 + saltSize + wrappedSize
+
+// ParseHeader decodes a header strictly. Parameters too costly to be
+// genuine (over 4 GiB or 64 passes) are refused, so a damaged or hostile
+// file cannot make unlocking take forever.
+func ParseHeader(data []byte) (*Header, error) {
+	if len(data) != HeaderSize {
+		return nil, fmt.Errorf("%w: header of %d bytes, want %d", ErrCorrupt, len(data), HeaderSize)
+	}
+	s := cryptobyte.String(data)
+	var magic []byte
+	var version uint8
+	h := &Header{}
+	if !s.ReadBytes(&magic, len(headerMagic)) || string(magic) != headerMagic {
+		return nil, fmt.Errorf("%w: not a vault header", ErrCorrupt)
+	}
+	if !s.ReadUint8(&version) || version != formatV1 {
+		return nil, fmt.Errorf("%w: vault version %d, this program reads version %d", ErrCorrupt, version, formatV1)
+	}
+	if !s.ReadUint32(&h.Params.Time) || !s.ReadUint32(&h.Params.MemoryKiB) || !s.ReadUint8(&h.Params.Threads) ||
+		!s.CopyBytes(h.Salt[:]) || !s.CopyBytes(h.Wrapped[:]) || !s.Empty() {
+		return nil, fmt.Errorf("%w: truncated header", ErrCorrupt)
+	}
+	p := h.Params
+	if p.Time < 1 || p.Time > 64 || p.MemoryKiB < minMemoryKiB || p.MemoryKiB > 4<<20 || p.Threads < 1 {
+		return nil, fmt.Errorf("%w: Argon2id parameters %+v out of range", ErrCorrupt, p)
+	}
+	return h, nil
+}
+
+// Seal encrypts an entry under the state key, bound to label:
+//
+//	"bcentry" | u8 version | nonce [24] | ciphertext
+func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(v.key[:])
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(entryMagic), formatV1)
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := io.ReadFull(v.rand, nonce); err != nil {
+		return nil, fmt.Errorf("vault: failed to read randomness: %w", err)
+	}
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plaintext, entryAD(label)), nil
+}
+
+// Open decrypts an entry sealed under label.
+func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
+	prefix := len(entryMagic) + 1 + chacha20poly1305.NonceSizeX
+	if len(entry) < prefix+chacha20poly1305.Overhead || string(entry[:len(entryMagic)]) != entryMagic {
+		return nil, fmt.Errorf("%w: not a vault entry", ErrCorrupt)
+	}
+	if entry[len(entryMagic)] != formatV1 {
+		return nil, fmt.Errorf("%w: entry version %d, this program reads version %d", ErrCorrupt, entry[len(entryMagic)], formatV1)
+	}
+	aead, err := chacha20poly1305.NewX(v.key[:])
+	if err != nil {
+		return nil, err
+	}
+	plaintext, err := aead.Open(nil, entry[len(entryMagic)+1:prefix], entry[prefix:], entryAD(label))
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry %q does not decrypt", ErrCorrupt, label)
+	}
+	return plaintext, nil
+}
+
+func entryAD(label string) []byte { return []byte("backchannel vault entry v1\x00" + label) }
+
+// Wipe erases the state key from memory.
+func (v *Vault) Wipe() { clear(v.key[:]) }
+
+// Equal reports whether two unlocked vaults hold the same state key, in
+// constant time (for tests and for checking a restored backup).
+func (v *Vault) Equal(w *Vault) bool { return subtle.ConstantTimeCompare(v.key[:], w.key[:]) == 1 }
