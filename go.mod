@@ -10,6 +10,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.59.0
+	rsc.io/qr v0.2.0
 )
 
 require (

@@ -150,3 +150,27 @@ func BenchmarkSafetyNumber(b *testing.B) {
 		SafetyNumber(alice, bob)
 	}
 }
+
+// TestSafetyNumberQR checks that the QR code of a safety number stays small
+// and renders as an image and as text of the expected size.
+func TestSafetyNumberQR(t *testing.T) {
+	alice, bob := newIdentity(t, 10).Card(), newIdentity(t, 11).Card()
+	code, err := SafetyNumberQR(alice, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code.Size != 25 {
+		t.Fatalf("QR code of %d modules a side, want 25 (version 2)", code.Size)
+	}
+	other, _ := SafetyNumberQR(bob, alice)
+	if !bytes.Equal(code.Bitmap, other.Bitmap) {
+		t.Fatal("the two sides get different QR codes")
+	}
+	if png := code.PNG(); len(png) == 0 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatal("no PNG")
+	}
+	lines := strings.Split(strings.TrimSuffix(QRText(code), "\n"), "\n")
+	if len(lines) != (25+8+1)/2 || len([]rune(lines[0])) != 25+8 {
+		t.Fatalf("text QR code of %d lines of %d characters", len(lines), len([]rune(lines[0])))
+	}
+}
