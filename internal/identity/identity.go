@@ -12,8 +12,9 @@
 //
 // A [Card] is encoded in a versioned binary form ([Card.MarshalBinary]) and
 // as copyable text ([Card.MarshalText]); [ParseCard] refuses a card whose
-// signatures do not verify. Sessions, prekey rotation and state at rest are
-// not here.
+// signatures do not verify. Prekeys rotate ([Identity.RotatePrekeys]) and
+// retired ones are erased after a grace period. Sessions and state at rest
+// are not here.
 package identity
 
 import (
@@ -40,6 +41,8 @@ type Identity struct {
 	Provider [32]byte
 	// Mailbox is the user's mailbox at the provider.
 	Mailbox [32]byte
+	// Retired are earlier prekeys still accepted during their grace period.
+	Retired []Retired
 }
 
 // SignedPrekey is an X25519 prekey with its identifier and creation time.

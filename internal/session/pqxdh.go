@@ -87,12 +87,14 @@ func initiatorSecret(ik, ek *ecdh.PrivateKey, peer *identity.Card, ss []byte) ([
 	return agree([]dhPair{{ik, spkB}, {ek, ikB}, {ek, spkB}}, ss)
 }
 
-// Respond runs the responder's side of PQXDH (§3.4): it refuses a repeated
-// initial message (see [Guard]), then computes SK and AD as the initiator
-// did. The caller must then check that the initial ciphertext decrypts
+// Respond runs the responder's side of PQXDH (§3.4) with the prekeys the
+// initial message names (current, or retired and still in their grace
+// period): it refuses a repeated initial message (see [Guard]), then
+// computes SK and AD as the initiator did. The caller must then check that the initial ciphertext decrypts
 // under SK and AD, and delete SK if it does not.
 func Respond(self *identity.Identity, init *Initial, guard *Guard) (sk [KeySize]byte, ad []byte, err error) {
-	if init.PrekeyID != self.Prekey.ID || init.PQPrekeyID != self.PQPrekey.ID {
+	prekey, pqPrekey, ok := self.Prekeys(init.PrekeyID, init.PQPrekeyID)
+	if !ok {
 		return sk, nil, fmt.Errorf("%w: prekeys %d and %d, current %d and %d", ErrUnknownPrekey, init.PrekeyID, init.PQPrekeyID, self.Prekey.ID, self.PQPrekey.ID)
 	}
 	ikA, err := ecdh.X25519().NewPublicKey(init.IdentityKey[:])
@@ -106,11 +108,11 @@ func Respond(self *identity.Identity, init *Initial, guard *Guard) (sk [KeySize]
 	if !guard.firstUse(init.PrekeyID, init.EphemeralKey) {
 		return sk, nil, ErrReplay
 	}
-	ss, err := self.PQPrekey.Key.Decapsulate(init.KEMCiphertext[:])
+	ss, err := pqPrekey.Key.Decapsulate(init.KEMCiphertext[:])
 	if err != nil {
 		return sk, nil, fmt.Errorf("session: ML-KEM ciphertext: %w", err)
 	}
-	sk, err = agree([]dhPair{{self.Prekey.Key, ikA}, {self.DH, ekA}, {self.Prekey.Key, ekA}}, ss)
+	sk, err = agree([]dhPair{{prekey.Key, ikA}, {self.DH, ekA}, {prekey.Key, ekA}}, ss)
 	clear(ss)
 	if err != nil {
 		return sk, nil, err

@@ -45,11 +45,46 @@ func TestAgreement(t *testing.T) {
 	if _, _, err := Respond(bob, &init, &guard); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replayed initial message: %v, want ErrReplay", err)
 	}
-	// After the prekey is erased and forgotten, the message names an
-	// unknown prekey anyway.
-	bob.Prekey.ID++
+}
+
+// TestPrekeyRotation checks that an initial message made from an older card
+// is accepted during the grace period after rotation and refused once the
+// retired prekeys are erased.
+func TestPrekeyRotation(t *testing.T) {
+	alice, bob := newIdentity(t, 20), newIdentity(t, 21)
+	oldCard := bob.Card()
+	if bob.RotationDue(now.Add(time.Hour), 7*24*time.Hour) || !bob.RotationDue(now.Add(8*24*time.Hour), 7*24*time.Hour) {
+		t.Fatal("RotationDue is wrong")
+	}
+	if err := bob.RotatePrekeys(testrand.New(22), now.Add(8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	newCard := bob.Card()
+	if newCard.Prekey.ID != 2 || newCard.PQPrekey.ID != 2 || newCard.Verify() != nil {
+		t.Fatal("the rotated card is wrong")
+	}
+	var guard Guard
+	for _, card := range []*identity.Card{oldCard, newCard} {
+		skA, _, init, err := Initiate(testrand.New(23), alice, card)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skB, _, err := Respond(bob, &init, &guard)
+		if err != nil || skA != skB {
+			t.Fatalf("card with prekey %d: %v", card.Prekey.ID, err)
+		}
+	}
+	erased := bob.EraseRetired(now.Add(20*24*time.Hour), 7*24*time.Hour)
+	if len(erased) != 1 || erased[0] != 1 {
+		t.Fatalf("erased %v, want [1]", erased)
+	}
+	guard.Forget(erased[0])
+	_, _, init, err := Initiate(testrand.New(24), alice, oldCard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := Respond(bob, &init, &guard); !errors.Is(err, ErrUnknownPrekey) {
-		t.Fatalf("rotated prekey: %v, want ErrUnknownPrekey", err)
+		t.Fatalf("erased prekey: %v, want ErrUnknownPrekey", err)
 	}
 }
 
