@@ -84,6 +84,9 @@ const (
 // ErrCard is wrapped by every error about a card that cannot be used.
 var ErrCard = errors.New("identity: bad contact card")
 
+// ErrIdentity is wrapped by every error decoding a stored identity.
+var ErrIdentity = errors.New("identity: unreadable identity")
+
 // body is the encoding without the card signature.
 func (c *Card) body() []byte {
 	var b cryptobyte.Builder

@@ -174,3 +174,56 @@ func TestSafetyNumberQR(t *testing.T) {
 		t.Fatalf("text QR code of %d lines of %d characters", len(lines), len([]rune(lines[0])))
 	}
 }
+
+// TestIdentityState checks that a stored identity (with a retired prekey
+// pair) comes back whole and re-encodes to the same bytes, and that
+// damaged data is refused.
+func TestIdentityState(t *testing.T) {
+	id := newIdentity(t, 12)
+	if err := id.RotatePrekeys(testrand.New(13), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := id.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseIdentity(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := got.MarshalBinary()
+	if !bytes.Equal(again, b) {
+		t.Fatal("the identity re-encodes differently")
+	}
+	c1, _ := id.Card().MarshalBinary()
+	c2, _ := got.Card().MarshalBinary()
+	if !bytes.Equal(c1, c2) || len(got.Retired) != 1 {
+		t.Fatal("the restored identity makes another card")
+	}
+	for _, bad := range [][]byte{nil, b[:50], append(bytes.Clone(b), 0), append([]byte("bcident\x02"), b[8:]...)} {
+		if _, err := ParseIdentity(bad); !errors.Is(err, ErrIdentity) {
+			t.Errorf("%d bytes: %v", len(bad), err)
+		}
+	}
+}
+
+// FuzzParseIdentity checks that the identity decoder fails only with
+// ErrIdentity and re-encodes what it accepts to the same bytes.
+func FuzzParseIdentity(f *testing.F) {
+	if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseIdentity")); err != nil || len(entries) == 0 {
+		f.Fatalf("no committed seed corpus: %v", err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, err := ParseIdentity(b)
+		if err != nil {
+			if !errors.Is(err, ErrIdentity) {
+				t.Fatal(err)
+			}
+			return
+		}
+		again, err := id.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs: %v", err)
+		}
+	})
+}
