@@ -89,10 +89,23 @@ func initiatorSecret(ik, ek *ecdh.PrivateKey, peer *identity.Card, ss []byte) ([
 
 // Respond runs the responder's side of PQXDH (§3.4) with the prekeys the
 // initial message names (current, or retired and still in their grace
-// period): it refuses a repeated initial message (see [Guard]), then
-// computes SK and AD as the initiator did. The caller must then check that the initial ciphertext decrypts
-// under SK and AD, and delete SK if it does not.
+// period): it refuses a repeated initial message and records this one in
+// guard (see [Guard]), then computes SK and AD as the initiator did. Accept
+// does the same but records the message only once its first message
+// decrypts.
 func Respond(self *identity.Identity, init *Initial, guard *Guard) (sk [KeySize]byte, ad []byte, err error) {
+	if guard.contains(init.PrekeyID, init.EphemeralKey) {
+		return sk, nil, ErrReplay
+	}
+	if sk, ad, err = respond(self, init); err != nil {
+		return sk, nil, err
+	}
+	guard.record(init.PrekeyID, init.EphemeralKey)
+	return sk, ad, nil
+}
+
+// respond computes the responder's SK and AD.
+func respond(self *identity.Identity, init *Initial) (sk [KeySize]byte, ad []byte, err error) {
 	prekey, pqPrekey, ok := self.Prekeys(init.PrekeyID, init.PQPrekeyID)
 	if !ok {
 		return sk, nil, fmt.Errorf("%w: prekeys %d and %d, current %d and %d", ErrUnknownPrekey, init.PrekeyID, init.PQPrekeyID, self.Prekey.ID, self.PQPrekey.ID)
@@ -104,9 +117,6 @@ func Respond(self *identity.Identity, init *Initial, guard *Guard) (sk [KeySize]
 	ekA, err := ecdh.X25519().NewPublicKey(init.EphemeralKey[:])
 	if err != nil {
 		return sk, nil, fmt.Errorf("session: initiator's ephemeral key: %w", err)
-	}
-	if !guard.firstUse(init.PrekeyID, init.EphemeralKey) {
-		return sk, nil, ErrReplay
 	}
 	ss, err := pqPrekey.Key.Decapsulate(init.KEMCiphertext[:])
 	if err != nil {
@@ -177,22 +187,22 @@ type Guard struct {
 	seen map[uint32]map[[32]byte]struct{}
 }
 
-// firstUse records an ephemeral key for a prekey and reports whether it is
-// new.
-func (g *Guard) firstUse(prekey uint32, ephemeral [32]byte) bool {
+// contains reports whether the guard has seen this ephemeral key for this
+// prekey.
+func (g *Guard) contains(prekey uint32, ephemeral [32]byte) bool {
+	_, ok := g.seen[prekey][ephemeral]
+	return ok
+}
+
+// record remembers an accepted ephemeral key for a prekey.
+func (g *Guard) record(prekey uint32, ephemeral [32]byte) {
 	if g.seen == nil {
 		g.seen = map[uint32]map[[32]byte]struct{}{}
 	}
-	keys := g.seen[prekey]
-	if keys == nil {
-		keys = map[[32]byte]struct{}{}
-		g.seen[prekey] = keys
+	if g.seen[prekey] == nil {
+		g.seen[prekey] = map[[32]byte]struct{}{}
 	}
-	if _, ok := keys[ephemeral]; ok {
-		return false
-	}
-	keys[ephemeral] = struct{}{}
-	return true
+	g.seen[prekey][ephemeral] = struct{}{}
 }
 
 // Forget drops what the guard remembers for an erased prekey.
