@@ -1,0 +1,156 @@
+package vault
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Dir keeps a vault on disk: the header in one file and each entry in a
+// file of its own, so that a damaged entry loses nothing else. Every file is
+// written atomically (a temporary file, fsync, rename). Deleting the header
+// (Wipe) makes every entry unreadable.
+type Dir struct {
+	path  string
+	vault *Vault
+}
+
+const headerFile = "vault.header"
+
+// CreateDir makes a new vault in the directory path, which must not hold one
+// already.
+func CreateDir(path string, rand io.Reader, passphrase []byte, params Params) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(path, headerFile)); err == nil {
+		return nil, fmt.Errorf("vault: %s already holds a vault", path)
+	}
+	v, h, err := Create(rand, passphrase, params)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{path: path, vault: v}
+	if err := d.writeHeader(h); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenDir unlocks the vault in the directory path.
+func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
+	data, err := os.ReadFile(filepath.Join(path, headerFile))
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	h, err := ParseHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	v, err := Unlock(rand, h, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{path: path, vault: v}, nil
+}
+
+func (d *Dir) writeHeader(h *Header) error {
+	b, err := h.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(d.path, headerFile), b)
+}
+
+// entryPath names an entry's file after its label, hex-encoded so that any
+// label is a safe file name.
+func (d *Dir) entryPath(label string) string {
+	return filepath.Join(d.path, hex.EncodeToString([]byte(label))+".entry")
+}
+
+// Put seals and stores an entry, replacing any earlier one of that label.
+func (d *Dir) Put(label string, plaintext []byte) error {
+	sealed, err := d.vault.Seal(label, plaintext)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(d.entryPath(label), sealed)
+}
+
+// ErrNotFound: there is no entry of that label.
+var ErrNotFound = errors.New("vault: no such entry")
+
+// Get reads and opens an entry.
+func (d *Dir) Get(label string) ([]byte, error) {
+	data, err := os.ReadFile(d.entryPath(label))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, label)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	return d.vault.Open(label, data)
+}
+
+// Delete removes an entry.
+func (d *Dir) Delete(label string) error {
+	if err := os.Remove(d.entryPath(label)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vault: %w", err)
+	}
+	return nil
+}
+
+// ChangePassphrase rewraps the state key under a new passphrase.
+func (d *Dir) ChangePassphrase(passphrase []byte, params Params) error {
+	h, err := d.vault.Rewrap(passphrase, params)
+	if err != nil {
+		return err
+	}
+	return d.writeHeader(h)
+}
+
+// Wipe destroys the vault: it overwrites and removes the header (without the
+// wrapped key no entry can be read, whatever copies of them exist) and
+// forgets the state key.
+func (d *Dir) Wipe() error {
+	path := filepath.Join(d.path, headerFile)
+	if info, err := os.Stat(path); err == nil {
+		if err := writeAtomic(path, make([]byte, info.Size())); err != nil {
+			return err
+		}
+	}
+	d.vault.Wipe()
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vault: %w", err)
+	}
+	return nil
+}
+
+// Close forgets the state key.
+func (d *Dir) Close() { d.vault.Wipe() }
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("vault: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("vault: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package vault
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/backchannel/backchannel/internal/testrand"
+)
+
+// TestDir stores identity, contact and ratchet entries, survives a
+// passphrase change, keeps the other entries when one file is damaged, and
+// reads nothing after a wipe.
+func TestDir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	d, err := CreateDir(path, testrand.New(1), []byte("pass"), testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]string{"identity": "my keys", "contact/bob": "bob's card", "ratchet/bob": "ratchet state"}
+	for label, value := range entries {
+		if err := d.Put(label, []byte(value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := CreateDir(path, testrand.New(2), []byte("x"), testParams); err == nil {
+		t.Fatal("created a second vault over the first")
+	}
+	if err := d.ChangePassphrase([]byte("new pass"), testParams); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := OpenDir(path, testrand.New(3), []byte("pass")); !errors.Is(err, ErrPassphrase) {
+		t.Fatalf("old passphrase: %v", err)
+	}
+	d, err = OpenDir(path, testrand.New(3), []byte("new pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for label, value := range entries {
+		if got, err := d.Get(label); err != nil || string(got) != value {
+			t.Fatalf("%s: %q, %v", label, got, err)
+		}
+	}
+	// Damage one entry's file: that entry fails clearly, the others stay.
+	p := d.entryPath("ratchet/bob")
+	data, _ := os.ReadFile(p)
+	data[len(data)-1] ^= 1
+	os.WriteFile(p, data, 0o600)
+	if _, err := d.Get("ratchet/bob"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged entry: %v", err)
+	}
+	if got, err := d.Get("identity"); err != nil || string(got) != "my keys" {
+		t.Fatal("a damaged entry took another with it")
+	}
+	if _, err := d.Get("contact/carol"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing entry: %v", err)
+	}
+	// A damaged header is a clear error.
+	hp := filepath.Join(path, headerFile)
+	header, _ := os.ReadFile(hp)
+	os.WriteFile(hp, header[:10], 0o600)
+	if _, err := OpenDir(path, testrand.New(4), []byte("new pass")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged header: %v", err)
+	}
+	os.WriteFile(hp, header, 0o600)
+	// Wipe: nothing opens any more.
+	if err := d.Wipe(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir(path, testrand.New(5), []byte("new pass")); err == nil {
+		t.Fatal("the vault opened after a wipe")
+	}
+	if _, err := d.Get("identity"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("an entry opened after a wipe: %v", err)
+	}
+}
