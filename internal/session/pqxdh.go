@@ -181,8 +181,9 @@ func associatedData(ikA, ikB [32]byte) []byte {
 
 // Guard remembers the ephemeral keys of accepted initial messages, per
 // prekey, so that a replayed initial message is refused. The responder keeps
-// it for as long as the prekey lives and forgets a prekey's entries when it
-// erases the prekey. It is not safe for concurrent use.
+// it for as long as the prekey lives, across restarts (it encodes with
+// MarshalBinary), and forgets a prekey's entries when it erases the prekey.
+// It is not safe for concurrent use.
 type Guard struct {
 	seen map[uint32]map[[32]byte]struct{}
 }
