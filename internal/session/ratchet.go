@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -351,22 +352,23 @@ func kdfCK(ck []byte) (next []byte, mk [32]byte) {
 	return next, mk
 }
 
-// messageKeys derives the AEAD key and nonce from a message key.
-func messageKeys(mk [32]byte) (key, nonce []byte, err error) {
+// messageAEAD derives, from a message key, the ChaCha20-Poly1305 instance
+// and nonce that encrypt that one message (HKDF-SHA-256, 44 bytes).
+func messageAEAD(mk [32]byte) (cipher.AEAD, []byte, error) {
 	out, err := hkdf.Key(sha256.New, mk[:], nil, messageInfo, chacha20poly1305.KeySize+chacha20poly1305.NonceSize)
 	if err != nil {
 		return nil, nil, err
 	}
-	return out[:chacha20poly1305.KeySize], out[chacha20poly1305.KeySize:], nil
+	defer clear(out[:chacha20poly1305.KeySize])
+	aead, err := chacha20poly1305.New(out[:chacha20poly1305.KeySize])
+	if err != nil {
+		return nil, nil, err
+	}
+	return aead, out[chacha20poly1305.KeySize:], nil
 }
 
 func encrypt(mk [32]byte, plaintext, ad []byte) ([]byte, error) {
-	key, nonce, err := messageKeys(mk)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	aead, err := chacha20poly1305.New(key)
+	aead, nonce, err := messageAEAD(mk)
 	if err != nil {
 		return nil, err
 	}
@@ -374,12 +376,7 @@ func encrypt(mk [32]byte, plaintext, ad []byte) ([]byte, error) {
 }
 
 func decrypt(mk [32]byte, ciphertext, ad []byte) ([]byte, error) {
-	key, nonce, err := messageKeys(mk)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	aead, err := chacha20poly1305.New(key)
+	aead, nonce, err := messageAEAD(mk)
 	if err != nil {
 		return nil, err
 	}

@@ -108,10 +108,9 @@ func BenchmarkNewSURB(b *testing.B) {
 	}
 }
 
-// BenchmarkX25519 is the unit the other figures are read in: one crypto/ecdh
-// ECDH call with both keys made once.
-func BenchmarkX25519(b *testing.B) {
-	rng := rand.New(rand.NewChaCha8([32]byte{41}))
+// ecdhPair makes a crypto/ecdh private key and another party's public key,
+// once, for timing ECDH calls.
+func ecdhPair(b *testing.B, rng *rand.Rand) (*ecdh.PrivateKey, *ecdh.PublicKey) {
 	var a, c [32]byte
 	fillRand(rng, a[:])
 	fillRand(rng, c[:])
@@ -123,7 +122,13 @@ func BenchmarkX25519(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub := other.PublicKey()
+	return priv, other.PublicKey()
+}
+
+// BenchmarkX25519 is the unit the other figures are read in: one crypto/ecdh
+// ECDH call with both keys made once.
+func BenchmarkX25519(b *testing.B) {
+	priv, pub := ecdhPair(b, rand.New(rand.NewChaCha8([32]byte{41})))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := priv.ECDH(pub); err != nil {
@@ -207,18 +212,7 @@ func BenchmarkUnwrapStages(b *testing.B) {
 // taken between two benchmarks run seconds apart. ns/op is the sum of both.
 func BenchmarkRatio(b *testing.B) {
 	f, rng, nodes, path := benchSetup(b)
-	var a, c [32]byte
-	fillRand(rng, a[:])
-	fillRand(rng, c[:])
-	priv, err := ecdh.X25519().NewPrivateKey(a[:])
-	if err != nil {
-		b.Fatal(err)
-	}
-	other, err := ecdh.X25519().NewPrivateKey(c[:])
-	if err != nil {
-		b.Fatal(err)
-	}
-	pub := other.PublicKey()
+	priv, pub := ecdhPair(b, rng)
 	message := make([]byte, benchGeometry.UserPayloadLength)
 
 	packets := distinctPackets(b, f, rng, path)
