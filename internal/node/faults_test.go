@@ -236,3 +236,49 @@ func TestMixRefusesReplayAfterRestart(t *testing.T) {
 		t.Fatalf("the restarted mix forwarded %v packets", n)
 	}
 }
+
+// TestGracefulShutdownForwardsHeldPackets stops a mix while it holds a
+// packet for a 300 ms delay: the shutdown waits, forwards the packet at its
+// time, and the packet arrives.
+func TestGracefulShutdownForwardsHeldPackets(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{5}))
+	tn := newTestNet(t, rng)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	path := tn.path(rng, "bob")
+	path[1].Commands = sphinx.Commands{sphinx.NodeDelay{Milliseconds: 300}}
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte{0, 0, 0, 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
+		t.Fatal(err)
+	}
+	mixIndex := -1
+	for i := range tn.doc.Nodes {
+		if tn.doc.Nodes[i].ID() == path[1].ID {
+			mixIndex = i
+		}
+	}
+	mix := &tn.doc.Nodes[mixIndex]
+	conn, err := net.Dial("tcp", mix.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wire.Dial(conn, tn.configs[0].LinkKey, mix.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: 1, Body: packet}); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := c.ReadFrame(); err != nil || ack.Type != wire.FrameAck || ack.Seq != 1 {
+		t.Fatalf("no acknowledgement: %v %v", ack, err)
+	}
+	// The mix now holds the packet; stop it.
+	tn.stopNode(mixIndex)
+	bob := tn.dial(t, "bob", "provider-b")
+	if got := receive(t, bob, 1, 20*time.Second); got[6] != 1 {
+		t.Fatalf("deliveries: %v", got)
+	}
+}

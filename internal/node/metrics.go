@@ -19,6 +19,7 @@ const (
 	dropNoMailbox     = "unknown_recipient"
 	dropMailboxQuota  = "mailbox_quota"
 	dropInternal      = "internal_error"
+	dropShutdown      = "shutdown"
 )
 
 // metrics are a node's Prometheus metrics, in a registry of its own (no
@@ -62,7 +63,7 @@ func newMetrics(delayLen func() float64) *metrics {
 	}
 	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.dropped, m.linkErrors, m.delayQueue, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
-		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal} {
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
 	for _, k := range []string{"handshake", "malformed_frame", "io"} {

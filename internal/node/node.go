@@ -64,6 +64,11 @@ type Config struct {
 	PeerQueue int
 	// DelayQueue is the most packets held for their delays at once.
 	DelayQueue int
+	// DrainTimeout bounds a graceful shutdown: how long the node goes on
+	// forwarding the packets it holds (at their due times: forwarding them
+	// early would undo their mixing) and waiting for next hops to
+	// acknowledge them. Zero means 10 seconds.
+	DrainTimeout time.Duration
 	// ReplayExpected is the number of packets the epoch's replay filter is
 	// sized for (at a false-positive rate of 1e-6).
 	ReplayExpected uint64
@@ -203,7 +208,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	committed := make(chan struct{})
 	go func() { n.commit(); close(committed) }()
-	start(func() { n.delayQ.Run(ctx) })
+	// The delay queue outlives the intake: at shutdown its packets are
+	// still forwarded at their due times, within DrainTimeout.
+	delayCtx, stopDelays := context.WithCancel(context.Background())
+	delayed := make(chan struct{})
+	go func() { n.delayQ.Run(delayCtx); close(delayed) }()
 	acceptDone := make(chan struct{})
 	go func() { n.accept(ctx); close(acceptDone) }()
 	if n.mailbox != nil {
@@ -221,6 +230,13 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.results)
 	<-committed
 	wg.Wait()
+	n.drain()
+	stopDelays()
+	<-delayed
+	if held := n.delayQ.Drain(); len(held) > 0 {
+		n.metrics.dropped.WithLabelValues(dropShutdown).Add(float64(len(held)))
+		n.log.Info("stopped with packets still held for their delays", "packets", len(held))
+	}
 	n.stopPeers()
 	err := n.replay.Close()
 	if n.mailbox != nil {
@@ -230,6 +246,43 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return err
+}
+
+// drain waits, at shutdown, until every held packet has been forwarded and
+// acknowledged by its next hop, or DrainTimeout has passed. (There is no
+// event for "all peers idle", so it looks every 10 ms.)
+func (n *Node) drain() {
+	timeout := n.cfg.DrainTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := n.cfg.Clock.Now().Add(timeout)
+	// Idle twice in a row: a packet moving from a peer's queue to its
+	// unacknowledged list is briefly in neither.
+	idle := 0
+	for idle < 2 && n.cfg.Clock.Now().Before(deadline) {
+		if n.delayQ.Len() == 0 && n.peersIdle() {
+			idle++
+		} else {
+			idle = 0
+		}
+		<-n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(10 * time.Millisecond)).C()
+	}
+}
+
+// peersIdle reports whether no peer has packets queued or unacknowledged.
+func (n *Node) peersIdle() bool {
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	for _, p := range n.peers {
+		p.mu.Lock()
+		busy := len(p.queue) > 0 || len(p.unacked) > 0
+		p.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }
 
 // expire removes old mailbox packets every minute.
