@@ -32,10 +32,12 @@ type metrics struct {
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
+	peerQueued    prometheus.GaugeFunc
+	peerUnacked   prometheus.GaugeFunc
 	unwrapSeconds prometheus.Histogram
 }
 
-func newMetrics(delayLen func() float64) *metrics {
+func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		packetsIn: prometheus.NewCounter(prometheus.CounterOpts{
@@ -56,12 +58,18 @@ func newMetrics(delayLen func() float64) *metrics {
 		delayQueue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "backchannel_delay_queue_packets", Help: "Packets held for their delay.",
 		}, delayLen),
+		peerQueued: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "backchannel_peer_queue_packets", Help: "Packets waiting in next hops' outgoing queues.",
+		}, queued),
+		peerUnacked: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "backchannel_peer_unacknowledged_packets", Help: "Packets sent to next hops and not yet acknowledged.",
+		}, unacked),
 		unwrapSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "backchannel_unwrap_seconds", Help: "Time to unwrap one Sphinx packet.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.dropped, m.linkErrors, m.delayQueue, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible

@@ -138,7 +138,11 @@ func New(cfg Config) (*Node, error) {
 		links:    map[*inbound]struct{}{},
 	}
 	n.delayQ = delay.New(cfg.Clock, cfg.DelayQueue, n.route)
-	n.metrics = newMetrics(func() float64 { return float64(n.delayQ.Len()) })
+	n.metrics = newMetrics(
+		func() float64 { return float64(n.delayQ.Len()) },
+		func() float64 { q, _ := n.peerLoad(); return float64(q) },
+		func() float64 { _, u := n.peerLoad(); return float64(u) },
+	)
 	if err := mkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
@@ -272,17 +276,22 @@ func (n *Node) drain() {
 
 // peersIdle reports whether no peer has packets queued or unacknowledged.
 func (n *Node) peersIdle() bool {
+	queued, unacked := n.peerLoad()
+	return queued == 0 && unacked == 0
+}
+
+// peerLoad counts the packets in next hops' queues and those sent but not
+// yet acknowledged.
+func (n *Node) peerLoad() (queued, unacked int) {
 	n.peersMu.Lock()
 	defer n.peersMu.Unlock()
 	for _, p := range n.peers {
 		p.mu.Lock()
-		busy := len(p.queue) > 0 || len(p.unacked) > 0
+		queued += len(p.queue)
+		unacked += len(p.unacked)
 		p.mu.Unlock()
-		if busy {
-			return false
-		}
 	}
-	return true
+	return queued, unacked
 }
 
 // expire removes old mailbox packets every minute.
