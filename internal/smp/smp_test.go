@@ -1,0 +1,254 @@
+package smp
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gtank/ristretto255"
+
+	"github.com/backchannel/backchannel/internal/testrand"
+)
+
+var context = []byte("backchannel/mutual-interest/v1 test context")
+
+// run plays a whole check, through the wire encoding, and returns what each
+// side learned.
+func run(t *testing.T, x, y *ristretto255.Scalar) (initiator, responder bool) {
+	t.Helper()
+	in, m1, err := Start(testrand.New(1), x, context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w1 Message1
+	roundTrip(t, m1, &w1)
+	re, m2, err := Respond(testrand.New(2), y, context, &w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w2 Message2
+	roundTrip(t, m2, &w2)
+	m3, err := in.Step(&w2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w3 Message3
+	roundTrip(t, m3, &w3)
+	m4, responder, err := re.Step(&w3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w4 Message4
+	roundTrip(t, m4, &w4)
+	initiator, err = in.Finish(&w4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return initiator, responder
+}
+
+func roundTrip(t *testing.T, m interface{ MarshalBinary() ([]byte, error) }, out interface {
+	UnmarshalBinary([]byte) error
+	MarshalBinary() ([]byte, error)
+}) {
+	t.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := out.MarshalBinary()
+	if !bytes.Equal(again, b) {
+		t.Fatal("message re-encodes differently")
+	}
+}
+
+// TestMutualInterest plays the four cases of the interest check: only
+// yes/yes matches, and both sides learn the same result.
+func TestMutualInterest(t *testing.T) {
+	yes := func() *ristretto255.Scalar { return Secret("yes", context) }
+	no := func(seed byte) *ristretto255.Scalar {
+		s, err := RandomSecret(testrand.New(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		x, y *ristretto255.Scalar
+		want bool
+	}{
+		{"yes/yes", yes(), yes(), true},
+		{"yes/no", yes(), no(10), false},
+		{"no/yes", no(11), yes(), false},
+		{"no/no", no(12), no(13), false},
+	} {
+		a, b := run(t, tc.x, tc.y)
+		if a != tc.want || b != tc.want {
+			t.Errorf("%s: initiator %v, responder %v, want %v", tc.name, a, b, tc.want)
+		}
+	}
+	// A "yes" in another check's context does not match.
+	a, b := run(t, Secret("yes", []byte("another check")), yes())
+	if a || b {
+		t.Error("secrets from different contexts matched")
+	}
+}
+
+// TestTamperedProofs changes each scalar and element of each message in
+// turn: the receiver refuses every one with ErrProof (or ErrMalformed for an
+// element that decodes to nothing valid).
+func TestTamperedProofs(t *testing.T) {
+	x, y := Secret("yes", context), Secret("yes", context)
+	one := ristretto255.NewScalar().FromUniformBytes(bytes.Repeat([]byte{1}, 64))
+	bump := func(s **ristretto255.Scalar) { *s = ristretto255.NewScalar().Add(*s, one) }
+	shift := func(e **ristretto255.Element) {
+		*e = ristretto255.NewElement().Add(*e, ristretto255.NewElement().Base())
+	}
+
+	for stage := 1; stage <= 4; stage++ {
+		for field := 0; ; field++ {
+			in, m1, _ := Start(testrand.New(3), x, context)
+			var err error
+			var msg message
+			switch stage {
+			case 1:
+				msg = m1
+			}
+			re, m2, rerr := Respond(testrand.New(4), y, context, m1)
+			if stage == 2 {
+				msg = m2
+			}
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			var m3 *Message3
+			var m4 *Message4
+			if stage >= 3 {
+				if m3, err = in.Step(m2); err != nil {
+					t.Fatal(err)
+				}
+				if stage == 3 {
+					msg = m3
+				}
+			}
+			if stage == 4 {
+				if m4, _, err = re.Step(m3); err != nil {
+					t.Fatal(err)
+				}
+				msg = m4
+			}
+			es, ss := msg.elements(), msg.scalars()
+			if field >= len(es)+len(ss) {
+				break
+			}
+			if field < len(es) {
+				shift(es[field])
+			} else {
+				bump(ss[field-len(es)])
+			}
+			switch stage {
+			case 1:
+				_, _, err = Respond(testrand.New(4), y, context, m1)
+			case 2:
+				_, err = in.Step(m2)
+			case 3:
+				_, _, err = re.Step(m3)
+			case 4:
+				_, err = in.Finish(m4)
+			}
+			if !errors.Is(err, ErrProof) {
+				t.Fatalf("message %d field %d changed: %v, want ErrProof", stage, field, err)
+			}
+		}
+	}
+}
+
+// TestRefusals checks identity elements, out-of-turn messages and malformed
+// encodings.
+func TestRefusals(t *testing.T) {
+	x := Secret("yes", context)
+	in, m1, err := Start(testrand.New(5), x, context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *m1
+	bad.G2a = ristretto255.NewElement().Zero()
+	if _, _, err := Respond(testrand.New(6), x, context, &bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("identity element: %v", err)
+	}
+	b, _ := bad.MarshalBinary()
+	var decoded Message1
+	if err := decoded.UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("encoded identity element: %v", err)
+	}
+	if _, err := in.Finish(&Message4{}); !errors.Is(err, ErrState) {
+		t.Fatalf("message 4 before message 2: %v", err)
+	}
+	good, _ := m1.MarshalBinary()
+	for name, bytes := range map[string][]byte{
+		"short":   good[:50],
+		"version": append([]byte{2}, good[1:]...),
+		"number":  append([]byte{1, 2}, good[2:]...),
+	} {
+		var m Message1
+		if err := m.UnmarshalBinary(bytes); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzMessages decodes arbitrary bytes as each message (the first byte
+// chooses which): only ErrMalformed, and what decodes re-encodes the same.
+func FuzzMessages(f *testing.F) {
+	if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzMessages")); err != nil || len(entries) == 0 {
+		f.Fatalf("no committed seed corpus: %v", err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		var m interface {
+			UnmarshalBinary([]byte) error
+			MarshalBinary() ([]byte, error)
+		}
+		switch b[0] % 4 {
+		case 0:
+			m = &Message1{}
+		case 1:
+			m = &Message2{}
+		case 2:
+			m = &Message3{}
+		default:
+			m = &Message4{}
+		}
+		if err := m.UnmarshalBinary(b[1:]); err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			return
+		}
+		again, err := m.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b[1:]) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}
+
+func BenchmarkCheck(b *testing.B) {
+	x := Secret("yes", context)
+	for b.Loop() {
+		in, m1, _ := Start(testrand.New(1), x, context)
+		re, m2, _ := Respond(testrand.New(2), x, context, m1)
+		m3, _ := in.Step(m2)
+		m4, _, _ := re.Step(m3)
+		if ok, err := in.Finish(m4); err != nil || !ok {
+			b.Fatal("check failed")
+		}
+	}
+}
