@@ -252,3 +252,29 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestContext checks that both sides compute the same context whichever
+// asks, and that every input changes it.
+func TestContext(t *testing.T) {
+	sid, a, b, check := []byte("session"), []byte("fingerprint A"), []byte("fingerprint B"), []byte("check 1")
+	c := Context(sid, a, b, check, "ready to talk about a ceasefire?")
+	if !bytes.Equal(c, Context(sid, b, a, check, "ready to talk about a ceasefire?")) {
+		t.Fatal("the two sides compute different contexts")
+	}
+	for name, other := range map[string][]byte{
+		"session":  Context([]byte("other"), a, b, check, "ready to talk about a ceasefire?"),
+		"identity": Context(sid, a, []byte("mallory"), check, "ready to talk about a ceasefire?"),
+		"check":    Context(sid, a, b, []byte("check 2"), "ready to talk about a ceasefire?"),
+		"question": Context(sid, a, b, check, "ready to talk?"),
+	} {
+		if bytes.Equal(other, c) {
+			t.Errorf("changing the %s left the context unchanged", name)
+		}
+	}
+	// Two willing parties in the same check match; a "yes" to another
+	// question does not.
+	x, y := Secret("yes", c), Secret("yes", Context(sid, b, a, check, "ready to talk about a ceasefire?"))
+	if x.Equal(y) != 1 {
+		t.Fatal("two yeses in one check differ")
+	}
+}
