@@ -169,32 +169,10 @@ func TestMalformedFrameClosesOnlyThatLink(t *testing.T) {
 func TestMixRefusesReplayAfterRestart(t *testing.T) {
 	rng := rand.New(rand.NewChaCha8([32]byte{4}))
 	tn := newTestNet(t, rng)
-	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
 	path := tn.path(rng, "bob")
-	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte{0, 0, 0, 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Remove provider-a's layer, as provider-a would.
-	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
-		t.Fatal(err)
-	}
-	mixIndex := -1
-	for i := range tn.doc.Nodes {
-		if tn.doc.Nodes[i].ID() == path[1].ID {
-			mixIndex = i
-		}
-	}
-	mix := &tn.doc.Nodes[mixIndex]
+	packet, mixIndex := packetForFirstMix(t, tn, rng, path, []byte{0, 0, 0, 5})
 	send := func(copies int) {
-		conn, err := net.Dial("tcp", mix.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := wire.Dial(conn, tn.configs[0].LinkKey, mix.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialAsProvider(t, tn, mixIndex)
 		defer c.Close()
 		for i := range copies {
 			if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: uint64(i + 1), Body: packet}); err != nil {
@@ -222,7 +200,7 @@ func TestMixRefusesReplayAfterRestart(t *testing.T) {
 	}
 
 	tn.stopNode(mixIndex)
-	ln, err := net.Listen("tcp", mix.Address)
+	ln, err := net.Listen("tcp", tn.doc.Nodes[mixIndex].Address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,31 +221,10 @@ func TestMixRefusesReplayAfterRestart(t *testing.T) {
 func TestGracefulShutdownForwardsHeldPackets(t *testing.T) {
 	rng := rand.New(rand.NewChaCha8([32]byte{5}))
 	tn := newTestNet(t, rng)
-	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
 	path := tn.path(rng, "bob")
 	path[1].Commands = sphinx.Commands{sphinx.NodeDelay{Milliseconds: 300}}
-	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte{0, 0, 0, 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
-		t.Fatal(err)
-	}
-	mixIndex := -1
-	for i := range tn.doc.Nodes {
-		if tn.doc.Nodes[i].ID() == path[1].ID {
-			mixIndex = i
-		}
-	}
-	mix := &tn.doc.Nodes[mixIndex]
-	conn, err := net.Dial("tcp", mix.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := wire.Dial(conn, tn.configs[0].LinkKey, mix.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	packet, mixIndex := packetForFirstMix(t, tn, rng, path, []byte{0, 0, 0, 6})
+	c := dialAsProvider(t, tn, mixIndex)
 	defer c.Close()
 	if err := c.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: 1, Body: packet}); err != nil {
 		t.Fatal(err)
@@ -281,4 +238,46 @@ func TestGracefulShutdownForwardsHeldPackets(t *testing.T) {
 	if got := receive(t, bob, 1, 20*time.Second); got[6] != 1 {
 		t.Fatalf("deliveries: %v", got)
 	}
+}
+
+// packetForFirstMix makes a packet for path carrying message and removes
+// provider-a's layer, as provider-a would, returning it with the index of
+// the first-layer mix it goes to.
+func packetForFirstMix(t *testing.T, tn *testNet, rng *rand.Rand, path []sphinx.PathHop, message []byte) ([]byte, int) {
+	t.Helper()
+	f, err := sphinx.New(tn.doc.Parameters.Geometry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tn.doc.Nodes {
+		if tn.doc.Nodes[i].ID() == path[1].ID {
+			return packet, i
+		}
+	}
+	t.Fatal("the path's first mix is not in the document")
+	return nil, -1
+}
+
+// dialAsProvider opens a link to node i with provider-a's link key, as
+// provider-a's outgoing link would.
+func dialAsProvider(t *testing.T, tn *testNet, i int) *wire.Conn {
+	t.Helper()
+	node := &tn.doc.Nodes[i]
+	conn, err := net.Dial("tcp", node.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wire.Dial(conn, tn.configs[0].LinkKey, node.LinkKey, wire.FrameSizeFor(tn.doc.Parameters.Geometry.PacketLength()))
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return c
 }
