@@ -136,6 +136,9 @@ func AddAccount(path string, key [wire.KeySize]byte, id mailbox.ID) error {
 	if a.mailboxes[id] {
 		return fmt.Errorf("accounts: that mailbox already belongs to an account")
 	}
+	if id == mailbox.DropID {
+		return fmt.Errorf("accounts: the all-zero mailbox is reserved for drop cover packets")
+	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("accounts: %w", err)

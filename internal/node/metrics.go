@@ -20,6 +20,9 @@ const (
 	dropMailboxQuota  = "mailbox_quota"
 	dropInternal      = "internal_error"
 	dropShutdown      = "shutdown"
+	// dropFault counts packets dropped on purpose by a test build's fault
+	// switches (see faults_on.go); a release binary never drops for it.
+	dropFault = "fault_injected"
 )
 
 // metrics are a node's Prometheus metrics, in a registry of its own (no
@@ -29,6 +32,7 @@ type metrics struct {
 	packetsIn     prometheus.Counter
 	packetsOut    prometheus.Counter
 	delivered     prometheus.Counter
+	coverDropped  prometheus.Counter
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
@@ -48,6 +52,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_packets_delivered_total", Help: "Packets stored in a local mailbox (providers).",
+		}),
+		coverDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_cover_dropped_total", Help: "Drop cover packets that reached their end here and were discarded, as meant (providers).",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backchannel_packets_dropped_total", Help: "Packets dropped, by reason.",
@@ -69,7 +76,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible

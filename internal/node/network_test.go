@@ -257,3 +257,35 @@ func receive(t *testing.T, l *clientlink.Link, want int, timeout time.Duration) 
 	}
 	return got
 }
+
+// TestDropCoverPacketsAreDiscarded: a packet for the all-zero mailbox is a
+// client's drop cover packet; the last provider discards and counts it,
+// stores nothing and does not count it as an error.
+func TestDropCoverPacketsAreDiscarded(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{7}))
+	tn := newTestNet(t, rng)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+	const drops = 5
+	for range drops {
+		path := tn.path(rng, "bob")
+		path[len(path)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: mailbox.DropID}}
+		packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte("cover"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Send(packet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	provider := tn.nodes[1]
+	waitFor(t, "the drop packets to reach provider-b", func() bool {
+		return counter(t, provider, "backchannel_cover_dropped_total", "") == drops
+	})
+	if got := counter(t, provider, "backchannel_packets_delivered_total", ""); got != 0 {
+		t.Fatalf("%v drop packets were stored", got)
+	}
+	if got, _, err := bob.Fetch(context.Background()); err != nil || len(got) != 0 {
+		t.Fatalf("bob's mailbox holds %d packets (%v)", len(got), err)
+	}
+}

@@ -91,6 +91,7 @@ type Node struct {
 	jobs     chan job
 	results  chan result
 	listener net.Listener
+	faults   *faults // test builds only; does nothing otherwise
 
 	peersMu sync.Mutex
 	peers   map[sphinx.NodeID]*peer // guarded by peersMu
@@ -136,6 +137,9 @@ func New(cfg Config) (*Node, error) {
 		results:  make(chan result, 1024),
 		peers:    map[sphinx.NodeID]*peer{},
 		links:    map[*inbound]struct{}{},
+	}
+	if n.faults, err = faultsFromEnvironment(); err != nil {
+		return nil, err
 	}
 	n.delayQ = delay.New(cfg.Clock, cfg.DelayQueue, n.route)
 	n.metrics = newMetrics(

@@ -55,6 +55,11 @@ func (n *Node) process(j job) result {
 		n.metrics.dropped.WithLabelValues(dropReplay).Inc()
 		return r
 	}
+	if n.faults.drop() {
+		n.metrics.dropped.WithLabelValues(dropFault).Inc()
+		n.record(res.ReplayTag)
+		return r
+	}
 	if next, ok := res.Commands.NextHop(); ok {
 		node := n.nodeByID(next.ID)
 		if node == nil || !n.nextHopAllowed(node) {
@@ -65,6 +70,7 @@ func (n *Node) process(j job) result {
 		if d, ok := res.Commands.Delay(); ok {
 			r.delay = d.Duration()
 		}
+		r.delay += n.faults.extraDelay()
 		n.record(res.ReplayTag)
 		return r
 	}
@@ -74,6 +80,11 @@ func (n *Node) process(j job) result {
 		return r
 	}
 	id := mailbox.ID(rcpt.ID)
+	if id == mailbox.DropID {
+		n.metrics.coverDropped.Inc()
+		n.record(res.ReplayTag)
+		return r
+	}
 	if !n.cfg.Accounts.HasMailbox(id) {
 		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
 		return r

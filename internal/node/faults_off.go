@@ -1,0 +1,14 @@
+//go:build !faults
+
+package node
+
+import "time"
+
+// faults are the fault switches of a test build; in a release build (no
+// "faults" tag) they are compiled out and never drop or delay anything.
+type faults struct{}
+
+func faultsFromEnvironment() (*faults, error) { return &faults{}, nil }
+
+func (*faults) drop() bool                { return false }
+func (*faults) extraDelay() time.Duration { return 0 }

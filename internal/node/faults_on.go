@@ -1,0 +1,68 @@
+//go:build faults
+
+package node
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// faults are the fault switches of a test build (go build -tags faults),
+// set from the environment so that no config file can turn them on:
+//
+//   - BACKCHANNEL_FAULT_DROP: the share of packets (0 to 1) to drop at
+//     random after unwrapping, as a lossy or malicious mix would;
+//   - BACKCHANNEL_FAULT_DELAY: a delay added to every forwarded packet;
+//   - BACKCHANNEL_FAULT_SEED: the seed of the drop decisions (default 1).
+//
+// A release build has none of this (faults_off.go).
+type faults struct {
+	share float64
+	delay time.Duration
+
+	mu  sync.Mutex
+	rng *rand.Rand // guarded by mu
+}
+
+func faultsFromEnvironment() (*faults, error) {
+	f := &faults{}
+	if v := os.Getenv("BACKCHANNEL_FAULT_DROP"); v != "" {
+		share, err := strconv.ParseFloat(v, 64)
+		if err != nil || share < 0 || share > 1 {
+			return nil, fmt.Errorf("node: BACKCHANNEL_FAULT_DROP=%q, want a share from 0 to 1", v)
+		}
+		f.share = share
+	}
+	if v := os.Getenv("BACKCHANNEL_FAULT_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("node: BACKCHANNEL_FAULT_DELAY=%q, want a non-negative duration", v)
+		}
+		f.delay = d
+	}
+	seed := uint64(1)
+	if v := os.Getenv("BACKCHANNEL_FAULT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("node: BACKCHANNEL_FAULT_SEED=%q, want an unsigned integer", v)
+		}
+		seed = s
+	}
+	f.rng = rand.New(rand.NewPCG(seed, seed))
+	return f, nil
+}
+
+func (f *faults) drop() bool {
+	if f.share == 0 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rng.Float64() < f.share
+}
+
+func (f *faults) extraDelay() time.Duration { return f.delay }
