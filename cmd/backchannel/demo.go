@@ -106,7 +106,7 @@ func demo(messages int, keep bool, out io.Writer) error {
 	var wg sync.WaitGroup
 	nodes := make([]*node.Node, len(doc.Nodes))
 	for i, n := range doc.Nodes {
-		built, _, err := loadNode(tn.Configs[n.Name], listeners[i], nil)
+		built, _, err := node.Load(tn.Configs[n.Name], listeners[i], nil, cryptoRand{})
 		if err != nil {
 			cancel()
 			wg.Wait()

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 
 	"flag"
@@ -19,8 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/keyfile"
 	"github.com/backchannel/backchannel/internal/mailbox"
 	"github.com/backchannel/backchannel/internal/node"
 	"github.com/backchannel/backchannel/internal/wire"
@@ -51,65 +49,6 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadNode builds a node from its config file: keys, the verified network
-// document, the account table. listener, if not nil, replaces listening on
-// the document's address.
-func loadNode(configPath string, listener net.Listener, logger *slog.Logger) (*node.Node, *config.Node, error) {
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	identity, err := keyfile.ReadIdentity(cfg.Path(cfg.Node.IdentityKey))
-	if err != nil {
-		return nil, nil, err
-	}
-	linkSecret, err := keyfile.ReadX25519(cfg.Path(cfg.Node.LinkKey), keyfile.Link)
-	if err != nil {
-		return nil, nil, err
-	}
-	sphinxKey, err := keyfile.ReadX25519(cfg.Path(cfg.Node.SphinxKey), keyfile.Sphinx)
-	if err != nil {
-		return nil, nil, err
-	}
-	link, err := linkKeypair(linkSecret)
-	if err != nil {
-		return nil, nil, err
-	}
-	docBytes, err := os.ReadFile(cfg.Path(cfg.Directory.Document))
-	if err != nil {
-		return nil, nil, fmt.Errorf("network document: %w", err)
-	}
-	trust := directory.Trust{Threshold: cfg.Directory.Threshold, ClockSkew: cfg.Directory.ClockSkew.Duration}
-	for _, a := range cfg.Directory.Authorities {
-		key, _ := hex.DecodeString(a) // validated by config.Load
-		trust.Authorities = append(trust.Authorities, ed25519.PublicKey(key))
-	}
-	doc, err := directory.Verify(docBytes, trust, time.Now())
-	if err != nil {
-		return nil, nil, fmt.Errorf("network document %s: %w", cfg.Path(cfg.Directory.Document), err)
-	}
-	nc := node.Config{
-		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc, SignedDocument: docBytes,
-		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
-		Mailbox:        mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
-		PeerQueue:      cfg.Queues.Peer,
-		DelayQueue:     cfg.Queues.Delay,
-		ReplayExpected: cfg.Queues.ReplayExpected,
-		Logger:         logger,
-		Rand:           cryptoRand{},
-	}
-	if self := doc.Node(identity.Public().(ed25519.PublicKey)); self != nil && self.Role == directory.RoleProvider {
-		if nc.Accounts, err = node.LoadAccounts(cfg.Path(cfg.Provider.Accounts)); err != nil {
-			return nil, nil, err
-		}
-	}
-	n, err := node.New(nc)
-	if err != nil {
-		return nil, nil, err
-	}
-	return n, cfg, nil
-}
-
 // serveNode runs the node of configPath, with its metrics listener, until
 // ctx is done.
 func serveNode(ctx context.Context, configPath string, listener net.Listener, logOut io.Writer) error {
@@ -118,7 +57,7 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 		return err
 	}
 	logger := newLogger(logOut, cfg.Node.LogLevel)
-	n, cfg, err := loadNode(configPath, listener, logger)
+	n, cfg, err := node.Load(configPath, listener, logger, rand.Reader)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"github.com/backchannel/backchannel/internal/identity"
 )
 
@@ -25,6 +27,13 @@ const (
 	KindData Kind = 1
 	// KindCardUpdate carries the sender's new card after a prekey rotation.
 	KindCardUpdate Kind = 2
+)
+
+// Sizes of a sealed message: its encrypted header, and what Seal adds to a
+// body (the kind byte and the AEAD tag).
+const (
+	EncryptedHeaderSize = chacha20poly1305.NonceSizeX + headerLen + chacha20poly1305.Overhead
+	SealOverhead        = 1 + chacha20poly1305.Overhead
 )
 
 // Message is an encrypted session message: the ratchet's encrypted header

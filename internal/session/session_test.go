@@ -100,3 +100,19 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+func TestSealedSizes(t *testing.T) {
+	alice, bob := newIdentity(t, 40), newIdentity(t, 41)
+	s, _, err := Start(testrand.New(42), alice, bob.Card())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("twelve bytes")
+	m, err := s.Seal(KindData, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Header) != EncryptedHeaderSize || len(m.Ciphertext) != len(body)+SealOverhead {
+		t.Fatalf("header %d bytes (want %d), ciphertext %d (want %d)", len(m.Header), EncryptedHeaderSize, len(m.Ciphertext), len(body)+SealOverhead)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 )
 
 // Dir keeps a vault on disk: the header in one file and each entry in a
@@ -153,4 +155,27 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("vault: %w", err)
 	}
 	return nil
+}
+
+// Labels returns the labels of the entries whose labels start with prefix,
+// sorted.
+func (d *Dir) Labels(prefix string) ([]string, error) {
+	names, err := os.ReadDir(d.path)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	var out []string
+	for _, n := range names {
+		name, ok := strings.CutSuffix(n.Name(), ".entry")
+		if !ok {
+			continue
+		}
+		label, err := hex.DecodeString(name)
+		if err != nil || !strings.HasPrefix(string(label), prefix) {
+			continue
+		}
+		out = append(out, string(label))
+	}
+	sort.Strings(out)
+	return out, nil
 }

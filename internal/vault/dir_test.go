@@ -43,6 +43,12 @@ func TestDir(t *testing.T) {
 			t.Fatalf("%s: %q, %v", label, got, err)
 		}
 	}
+	if labels, err := d.Labels("contact/"); err != nil || len(labels) != 1 || labels[0] != "contact/bob" {
+		t.Fatalf("Labels(contact/) = %q, %v", labels, err)
+	}
+	if labels, _ := d.Labels(""); len(labels) != len(entries) {
+		t.Fatalf("Labels() = %q", labels)
+	}
 	// Damage one entry's file: that entry fails clearly, the others stay.
 	p := d.entryPath("ratchet/bob")
 	data, _ := os.ReadFile(p)

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+
+	"github.com/backchannel/backchannel/internal/x25519"
 )
 
 // KeySize is the length of an X25519 link key.
@@ -52,6 +54,15 @@ type Keypair = noise.DHKey
 // GenerateKeypair makes a link key pair from rand.
 func GenerateKeypair(rand io.Reader) (Keypair, error) {
 	return noise.DH25519.GenerateKeypair(rand)
+}
+
+// KeypairFromSecret rebuilds a link key pair from its secret.
+func KeypairFromSecret(secret [32]byte) (Keypair, error) {
+	var pub [32]byte
+	if err := x25519.ScalarBaseMult(&pub, &secret); err != nil {
+		return Keypair{}, fmt.Errorf("wire: link key: %w", err)
+	}
+	return Keypair{Private: secret[:], Public: pub[:]}, nil
 }
 
 // ErrHandshake is wrapped by every handshake failure.

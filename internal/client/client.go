@@ -1,0 +1,660 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/clientlink"
+	"github.com/backchannel/backchannel/internal/clock"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/fragment"
+	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/session"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// Link is the client's link to its provider: clientlink.Link over the
+// network, a recording fake in tests of the schedule.
+type Link interface {
+	Send(packet []byte) (uint64, error)
+	Fetch(ctx context.Context) ([]clientlink.Fetched, int, error)
+	FetchDocument(ctx context.Context) ([]byte, error)
+	Close() error
+}
+
+// Config configures a client.
+type Config struct {
+	// Dir is the state directory (a vault).
+	Dir        string
+	Passphrase []byte
+	// VaultParams are the passphrase hashing parameters of a new vault;
+	// zero takes vault.DefaultParams.
+	VaultParams vault.Params
+	// Clock defaults to the real clock.
+	Clock clock.Clock
+	// Rand is the source of secret randomness: keys, SURBs, packets.
+	Rand io.Reader
+	// ScheduleSeed seeds the schedule's randomness (Poisson gaps, routes,
+	// per-hop delays, retransmission jitter); zero draws it from Rand.
+	// Tests fix it.
+	ScheduleSeed [32]byte
+	// MaxAttempts is how many times a fragment is sent before its message
+	// is marked failed; zero takes DefaultMaxAttempts.
+	MaxAttempts int
+	// Dial opens the link to the provider; nil dials it over TCP.
+	Dial func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
+	Logger *slog.Logger
+}
+
+// DefaultMaxAttempts is the default number of times a fragment is sent.
+const DefaultMaxAttempts = 10
+
+// Client is a user's client. Its methods may be called from any goroutine.
+type Client struct {
+	cfg   Config
+	store store
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	profile  profileRecord
+	id       *identity.Identity
+	linkKey  wire.Keypair
+	guard    *session.Guard
+	contacts map[string]*contact  // by identity key hex
+	out      []*outgoing          // in creation order
+	outByID  map[[16]byte]*outgoing
+	received receivedRecord
+	reasm    *fragment.Reassembler
+	doc      *directory.Document
+	format   *sphinx.Format
+	rng      *rand.Rand
+	pending  map[[16]byte]*transmission // by SURB ID
+	acks     [][]byte                   // ack packets waiting for a send slot
+	loops    map[[16]byte]time.Time     // loop ID → sent
+	stats    Stats
+	srtt     time.Duration // smoothed round trip of acks, and its variation
+	rttvar   time.Duration
+	changed  chan struct{} // closed and replaced on every change users see
+}
+
+// contact is a contact in memory.
+type contact struct {
+	key  string // identity key hex
+	rec  contactRecord
+	card *identity.Card
+	sess *session.Session
+	// The hello's schedule while the session is unconfirmed.
+	helloDue      time.Time
+	helloAttempts int
+}
+
+// usable reports whether fragments may be sealed in the contact's session.
+func (ct *contact) usable() bool {
+	return ct.sess != nil && (!ct.rec.Session.Initiated || ct.rec.Session.Confirmed)
+}
+
+// outgoing is a message being sent.
+type outgoing struct {
+	rec      outRecord
+	to       *contact
+	frags    [][]byte
+	sent     []bool
+	due      []time.Time // when each unacknowledged fragment may go (again)
+	attempts []int
+}
+
+// transmission is a packet sent with a SURB, waiting for its ack.
+type transmission struct {
+	token  []byte
+	to     *contact
+	msg    *outgoing // nil for a hello
+	index  int
+	sentAt time.Time
+}
+
+// Stats are the client's counters since it started.
+type Stats struct {
+	Connected  bool
+	LastError  string
+	Epoch      uint64
+	ValidUntil time.Time
+
+	SendSlots, FragmentsSent, Retransmissions, HellosSent, AcksSent uint64
+	DropsSent, LoopsSent, LoopsReturned, LoopsLost                 uint64
+	Fetched, AcksReceived, Undecryptable, FromStrangers, Duplicates uint64
+	MessagesReceived                                                uint64
+}
+
+// Account is what the provider's operator needs to give the user an
+// account: `backchannel provider add-user --link-key … --mailbox …`.
+type Account struct {
+	LinkKey [32]byte
+	Mailbox [32]byte
+}
+
+// Create makes a new client state in cfg.Dir: a fresh identity and link
+// key, and a mailbox ID at the network's provider. The provider's operator
+// must add the returned account before the client can connect.
+func Create(cfg Config, network Network) (*Client, Account, error) {
+	cfg = withDefaults(cfg)
+	if network.Threshold < 1 || len(network.Authorities) < network.Threshold {
+		return nil, Account{}, fmt.Errorf("client: %d authorities with a threshold of %d", len(network.Authorities), network.Threshold)
+	}
+	var mailbox [32]byte
+	if _, err := io.ReadFull(cfg.Rand, mailbox[:]); err != nil {
+		return nil, Account{}, err
+	}
+	id, err := identity.Generate(cfg.Rand, network.Provider.Identity, mailbox, cfg.Clock.Now())
+	if err != nil {
+		return nil, Account{}, err
+	}
+	link, err := wire.GenerateKeypair(cfg.Rand)
+	if err != nil {
+		return nil, Account{}, err
+	}
+	params := cfg.VaultParams
+	if params == (vault.Params{}) {
+		params = vault.DefaultParams()
+	}
+	dir, err := vault.CreateDir(cfg.Dir, cfg.Rand, cfg.Passphrase, params)
+	if err != nil {
+		return nil, Account{}, err
+	}
+	idBytes, err := id.MarshalBinary()
+	if err != nil {
+		return nil, Account{}, err
+	}
+	p := profileRecord{Version: stateVersion, Identity: idBytes, LinkKey: link.Private, Network: network, Created: cfg.Clock.Now().UTC()}
+	st := store{dir}
+	if err := st.put("profile", p); err != nil {
+		return nil, Account{}, err
+	}
+	c, err := open(cfg, st)
+	if err != nil {
+		return nil, Account{}, err
+	}
+	return c, Account{LinkKey: [32]byte(link.Public), Mailbox: mailbox}, nil
+}
+
+// Open unlocks the client state in cfg.Dir.
+func Open(cfg Config) (*Client, error) {
+	cfg = withDefaults(cfg)
+	dir, err := vault.OpenDir(cfg.Dir, cfg.Rand, cfg.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	return open(cfg, store{dir})
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = dialProvider
+	}
+	return cfg
+}
+
+func dialProvider(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error) {
+	return clientlink.Dial(ctx, n.Provider.Address, key, n.Provider.LinkKey, frameSize)
+}
+
+func open(cfg Config, st store) (*Client, error) {
+	c := &Client{
+		cfg: cfg, store: st, log: cfg.Logger,
+		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
+		reasm:   &fragment.Reassembler{},
+		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{},
+		changed: make(chan struct{}),
+	}
+	seed := cfg.ScheduleSeed
+	if seed == ([32]byte{}) {
+		if _, err := io.ReadFull(cfg.Rand, seed[:]); err != nil {
+			return nil, err
+		}
+	}
+	c.rng = rand.New(rand.NewChaCha8(seed))
+	if err := st.get("profile", &c.profile); err != nil {
+		return nil, err
+	}
+	id, err := identity.ParseIdentity(c.profile.Identity)
+	if err != nil {
+		return nil, err
+	}
+	c.id = id
+	priv, err := ecdh.X25519().NewPrivateKey(c.profile.LinkKey)
+	if err != nil {
+		return nil, fmt.Errorf("client: link key: %w", err)
+	}
+	c.linkKey = wire.Keypair{Private: c.profile.LinkKey, Public: priv.PublicKey().Bytes()}
+	c.guard = &session.Guard{}
+	if b, err := st.dir.Get("guard"); err == nil {
+		if err := c.guard.UnmarshalBinary(b); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, vault.ErrNotFound) {
+		return nil, err
+	}
+	if err := c.loadContacts(); err != nil {
+		return nil, err
+	}
+	if err := c.loadOutbox(); err != nil {
+		return nil, err
+	}
+	c.received = receivedRecord{Version: stateVersion, IDs: map[string]time.Time{}}
+	if err := st.get("received", &c.received); err != nil && !errors.Is(err, vault.ErrNotFound) {
+		return nil, err
+	}
+	if err := c.loadFragments(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) loadContacts() error {
+	labels, err := c.store.dir.Labels("contact/")
+	if err != nil {
+		return err
+	}
+	for _, label := range labels {
+		ct := &contact{key: label[len("contact/"):]}
+		if err := c.store.get(label, &ct.rec); err != nil {
+			return err
+		}
+		if ct.card, err = identity.ParseCard(ct.rec.Card); err != nil {
+			return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
+		}
+		if s := ct.rec.Session; s != nil {
+			r, err := session.UnmarshalRatchet(s.Ratchet, c.cfg.Rand)
+			if err != nil {
+				return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
+			}
+			r.SetClock(c.cfg.Clock)
+			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
+		}
+		c.contacts[ct.key] = ct
+	}
+	return nil
+}
+
+func (c *Client) loadOutbox() error {
+	labels, err := c.store.dir.Labels("out/")
+	if err != nil {
+		return err
+	}
+	for _, label := range labels {
+		var rec outRecord
+		if err := c.store.get(label, &rec); err != nil {
+			return err
+		}
+		to := c.contacts[rec.To]
+		if to == nil {
+			return fmt.Errorf("%w: message %x is to an unknown contact", ErrMalformed, rec.ID)
+		}
+		m := &outgoing{rec: rec, to: to}
+		if rec.Status == Queued || rec.Status == Sent {
+			body, err := c.store.dir.Get(bodyLabel(rec.ID))
+			if err != nil {
+				return err
+			}
+			if err := m.cut(body, c.fragmentCapacity()); err != nil {
+				return err
+			}
+			if len(m.frags) != len(rec.Acked) {
+				return fmt.Errorf("%w: message %x has %d fragments, its record %d", ErrMalformed, rec.ID, len(m.frags), len(rec.Acked))
+			}
+		}
+		c.out = append(c.out, m)
+		c.outByID[rec.ID] = m
+	}
+	sort.SliceStable(c.out, func(i, j int) bool { return c.out[i].rec.Created.Before(c.out[j].rec.Created) })
+	return nil
+}
+
+func (c *Client) loadFragments() error {
+	labels, err := c.store.dir.Labels("frag/")
+	if err != nil {
+		return err
+	}
+	now := c.cfg.Clock.Now()
+	for _, label := range labels {
+		b, err := c.store.dir.Get(label)
+		if err != nil {
+			return err
+		}
+		if _, _, _, err := c.reasm.Add(b, now); err != nil {
+			return fmt.Errorf("client: stored fragment %s: %w", label, err)
+		}
+	}
+	return nil
+}
+
+func bodyLabel(id [16]byte) string { return fmt.Sprintf("body/%x", id) }
+
+// cut splits the encoded content into fragments and readies their
+// schedule: every unacknowledged fragment is due now.
+func (m *outgoing) cut(body []byte, capacity int) error {
+	frags, err := fragment.Split(fragment.ID(m.rec.ID), body, capacity)
+	if err != nil {
+		return err
+	}
+	m.frags = frags
+	m.sent = make([]bool, len(frags))
+	m.due = make([]time.Time, len(frags))
+	m.attempts = make([]int, len(frags))
+	return nil
+}
+
+// fragmentCapacity is the largest fragment a packet carries: a Sphinx
+// payload, less the envelope with its SURB, the session message's header
+// and overhead, and the record type byte.
+func (c *Client) fragmentCapacity() int {
+	g := sphinx.DefaultGeometry
+	if c.doc != nil {
+		g = c.doc.Parameters.Geometry
+	}
+	return fragmentCapacity(g)
+}
+
+func fragmentCapacity(g sphinx.Geometry) int {
+	return envelopeSessionRoom(g, 0) - session.EncryptedHeaderSize - session.SealOverhead - 1
+}
+
+// Self returns the user's own card.
+func (c *Client) Self() *identity.Card {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id.Card()
+}
+
+// Account returns the user's account at the provider.
+func (c *Client) Account() Account {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Account{LinkKey: [32]byte(c.linkKey.Public), Mailbox: c.id.Mailbox}
+}
+
+// ContactInfo is a contact as the user sees it.
+type ContactInfo struct {
+	Name         string
+	SafetyNumber string
+	Verified     bool
+	Session      string // "none", "setting up", "established"
+	Notice       string
+}
+
+// ErrNoContact: no contact has that name.
+var ErrNoContact = errors.New("client: no such contact")
+
+// AddContact adds the owner of card as a contact called name.
+func (c *Client) AddContact(name string, card *identity.Card) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
+	}
+	if err := card.Verify(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := hex.EncodeToString(card.DHKey[:])
+	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
+		return errors.New("client: that card is your own")
+	}
+	if c.contacts[key] != nil {
+		return fmt.Errorf("client: that card is already your contact %q", c.contacts[key].rec.Name)
+	}
+	if c.byName(name) != nil {
+		return fmt.Errorf("client: you already have a contact called %q", name)
+	}
+	raw, err := card.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	ct := &contact{key: key, card: card, rec: contactRecord{Version: stateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
+	if err := c.saveContact(ct); err != nil {
+		return err
+	}
+	c.contacts[key] = ct
+	c.notify()
+	return nil
+}
+
+func (c *Client) byName(name string) *contact {
+	for _, ct := range c.contacts {
+		if ct.rec.Name == name {
+			return ct
+		}
+	}
+	return nil
+}
+
+// Contacts lists the contacts by name.
+func (c *Client) Contacts() []ContactInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	self := c.id.Card()
+	var out []ContactInfo
+	for _, ct := range c.contacts {
+		state := "none"
+		switch {
+		case ct.usable():
+			state = "established"
+		case ct.sess != nil:
+			state = "setting up"
+		}
+		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: identity.SafetyNumber(self, ct.card), Verified: ct.rec.Verified, Session: state, Notice: ct.rec.Notice})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Verify marks a contact's safety number as compared out of band.
+func (c *Client) Verify(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.byName(name)
+	if ct == nil {
+		return fmt.Errorf("%w: %q", ErrNoContact, name)
+	}
+	ct.rec.Verified = true
+	c.notify()
+	return c.saveContact(ct)
+}
+
+// MessageInfo is a message as the user sees it.
+type MessageInfo struct {
+	ID       string
+	Contact  string
+	Incoming bool
+	Kind     string
+	Name     string
+	Size     int
+	Text     string // for a text
+	Status   Status // outgoing only
+	Reason   string // why it failed
+	Time     time.Time
+	// Acked and Fragments show an outgoing message's progress.
+	Acked, Fragments int
+}
+
+// Send queues content for the contact called to and returns its ID.
+func (c *Client) Send(to string, content Content) (string, error) {
+	body, err := content.marshal()
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct := c.byName(to)
+	if ct == nil {
+		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
+	}
+	var id [16]byte
+	if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
+		return "", err
+	}
+	m := &outgoing{to: ct, rec: outRecord{
+		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
+		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued,
+	}}
+	if err := m.cut(body, c.fragmentCapacity()); err != nil {
+		return "", err
+	}
+	m.rec.Acked = make([]bool, len(m.frags))
+	if err := c.store.dir.Put(bodyLabel(id), body); err != nil {
+		return "", err
+	}
+	if err := c.store.put(outLabel(id), m.rec); err != nil {
+		return "", err
+	}
+	c.out = append(c.out, m)
+	c.outByID[id] = m
+	c.notify()
+	return hex.EncodeToString(id[:]), nil
+}
+
+func outLabel(id [16]byte) string { return fmt.Sprintf("out/%x", id) }
+func inLabel(id [16]byte) string  { return fmt.Sprintf("in/%x", id) }
+
+// Outbox lists the sent messages, oldest first.
+func (c *Client) Outbox() []MessageInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]MessageInfo, 0, len(c.out))
+	for _, m := range c.out {
+		acked := 0
+		for _, a := range m.rec.Acked {
+			if a {
+				acked++
+			}
+		}
+		out = append(out, MessageInfo{
+			ID: hex.EncodeToString(m.rec.ID[:]), Contact: m.to.rec.Name, Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
+			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Acked: acked, Fragments: len(m.rec.Acked),
+		})
+	}
+	return out
+}
+
+// Inbox lists the received messages, oldest first.
+func (c *Client) Inbox() ([]MessageInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	labels, err := c.store.dir.Labels("in/")
+	if err != nil {
+		return nil, err
+	}
+	var out []MessageInfo
+	for _, label := range labels {
+		var rec inRecord
+		if err := c.store.get(label, &rec); err != nil {
+			return nil, err
+		}
+		from := "(unknown)"
+		if ct := c.contacts[rec.From]; ct != nil {
+			from = ct.rec.Name
+		}
+		info := MessageInfo{ID: hex.EncodeToString(rec.ID[:]), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: len(rec.Body), Time: rec.Received}
+		if rec.Kind == Text.String() {
+			info.Text = string(rec.Body)
+		}
+		out = append(out, info)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// Received returns a received message's content.
+func (c *Client) Received(id string) (Content, error) {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != 16 {
+		return Content{}, fmt.Errorf("client: %q is not a message ID", id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var rec inRecord
+	if err := c.store.get(inLabel([16]byte(raw)), &rec); err != nil {
+		return Content{}, err
+	}
+	kind := Text
+	if rec.Kind == File.String() {
+		kind = File
+	}
+	return Content{Kind: kind, Name: rec.Name, Body: rec.Body}, nil
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Changed returns a channel that is closed at the next change the user
+// would see (a message's status, a new message, a contact).
+func (c *Client) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// notify wakes the waiters of Changed; c.mu is held.
+func (c *Client) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *Client) saveContact(ct *contact) error {
+	if ct.sess != nil {
+		if ct.rec.Session == nil {
+			return errors.New("client: a session without its record")
+		}
+		r, err := ct.sess.Ratchet.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		ct.rec.Session.Ratchet = r
+		ct.rec.Session.AD = ct.sess.AD
+		if ct.sess.Peer != ct.card {
+			// A card update arrived in the session.
+			raw, err := ct.sess.Peer.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			ct.card, ct.rec.Card = ct.sess.Peer, raw
+		}
+	} else {
+		ct.rec.Session = nil
+	}
+	return c.store.put("contact/"+ct.key, ct.rec)
+}
+
+func (c *Client) saveGuard() error {
+	b, err := c.guard.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return c.store.dir.Put("guard", b)
+}
+
+// Close forgets the state key. Run must have returned.
+func (c *Client) Close() { c.store.dir.Close() }

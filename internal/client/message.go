@@ -1,0 +1,146 @@
+package client
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// ContentKind says what a message holds.
+type ContentKind uint8
+
+const (
+	// Text is a text message, UTF-8.
+	Text ContentKind = 1
+	// File is a file, with its name.
+	File ContentKind = 2
+)
+
+func (k ContentKind) String() string {
+	switch k {
+	case Text:
+		return "text"
+	case File:
+		return "file"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Content is what a user sends: a text or a file.
+type Content struct {
+	Kind ContentKind
+	// Name is a file's name (empty for a text).
+	Name string
+	Body []byte
+}
+
+// MaxNameLength bounds a file name, in bytes.
+const MaxNameLength = 255
+
+// contentVersion is the first byte of an encoded Content.
+const contentVersion = 1
+
+// ErrMalformed is wrapped by every decoding error of this package.
+var ErrMalformed = errors.New("client: malformed")
+
+// marshal encodes the content, which is what fragments carry:
+//
+//	u8 version | u8 kind | u8 name length | name | body
+func (c *Content) marshal() ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 3+len(c.Name)+len(c.Body))
+	b = append(b, contentVersion, byte(c.Kind), byte(len(c.Name)))
+	b = append(b, c.Name...)
+	return append(b, c.Body...), nil
+}
+
+func (c *Content) validate() error {
+	switch c.Kind {
+	case Text:
+		if c.Name != "" {
+			return fmt.Errorf("client: a text message has a name (%q)", c.Name)
+		}
+		if !utf8.Valid(c.Body) {
+			return errors.New("client: a text message is not valid UTF-8")
+		}
+	case File:
+		if c.Name == "" || len(c.Name) > MaxNameLength || !utf8.ValidString(c.Name) {
+			return fmt.Errorf("client: a file name must be 1 to %d bytes of UTF-8, not %q", MaxNameLength, c.Name)
+		}
+	default:
+		return fmt.Errorf("client: unknown content kind %d", c.Kind)
+	}
+	return nil
+}
+
+// parseContent decodes a reassembled message strictly.
+func parseContent(b []byte) (Content, error) {
+	if len(b) < 3 {
+		return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
+	}
+	if b[0] != contentVersion {
+		return Content{}, fmt.Errorf("%w: message version %d, this program reads version %d", ErrMalformed, b[0], contentVersion)
+	}
+	n := int(b[2])
+	if len(b) < 3+n {
+		return Content{}, fmt.Errorf("%w: truncated file name", ErrMalformed)
+	}
+	c := Content{Kind: ContentKind(b[1]), Name: string(b[3 : 3+n]), Body: append([]byte(nil), b[3+n:]...)}
+	if err := c.validate(); err != nil {
+		return Content{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return c, nil
+}
+
+// Records inside a session message (its body, KindData):
+//
+//	u8 type | ...
+//
+// A hello sets a session up (the first message with an Initial) and says
+// why; a fragment carries a piece of a Content.
+const (
+	recordHello    = 1
+	recordFragment = 2
+)
+
+// Reasons of a hello.
+const (
+	// helloNew: the sender has no session with the recipient.
+	helloNew = 1
+	// helloRestored: the sender restored its state from a backup and lost
+	// the session it had; the recipient replaces its own.
+	helloRestored = 2
+)
+
+// record is a decoded session record.
+type record struct {
+	typ      uint8
+	reason   uint8  // hello
+	fragment []byte // fragment
+}
+
+func parseRecord(b []byte) (record, error) {
+	if len(b) < 1 {
+		return record{}, fmt.Errorf("%w: empty session record", ErrMalformed)
+	}
+	switch b[0] {
+	case recordHello:
+		if len(b) != 2 || (b[1] != helloNew && b[1] != helloRestored) {
+			return record{}, fmt.Errorf("%w: hello of %d bytes", ErrMalformed, len(b))
+		}
+		return record{typ: recordHello, reason: b[1]}, nil
+	case recordFragment:
+		return record{typ: recordFragment, fragment: b[1:]}, nil
+	}
+	return record{}, fmt.Errorf("%w: session record type %d", ErrMalformed, b[0])
+}
+
+// fragmentKey names a received fragment in the vault.
+func fragmentKey(from string, id [16]byte, index int) string {
+	return fmt.Sprintf("frag/%s/%x/%05d", from, id, index)
+}
+
+func appendUint16(b []byte, v int) []byte { return binary.BigEndian.AppendUint16(b, uint16(v)) }

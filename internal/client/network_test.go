@@ -1,0 +1,215 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/node"
+	"github.com/backchannel/backchannel/internal/testnet"
+	"github.com/backchannel/backchannel/internal/vault"
+)
+
+// testVaultParams make vaults cheap to open in tests.
+var testVaultParams = vault.Params{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// testNetwork is a whole network in this process: 2 providers and 3
+// layers of one mix, each node on its own loopback listener.
+type testNetwork struct {
+	tn     *testnet.Network
+	params directory.Parameters
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func fastParameters() directory.Parameters {
+	p := testnet.DefaultParameters(3)
+	p.MeanDelay = time.Millisecond
+	p.PollInterval = 10 * time.Millisecond
+	p.SendRate, p.LoopRate, p.DropRate, p.MixLoopRate = 100, 5, 5, 0
+	return p
+}
+
+func startNetwork(t *testing.T, params directory.Parameters) *testNetwork {
+	t.Helper()
+	const providers, layers = 2, 3
+	listeners := make([]net.Listener, providers+layers)
+	addresses := make([]string, len(listeners))
+	for i := range listeners {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[i], addresses[i] = l, l.Addr().String()
+	}
+	tn, err := testnet.Generate(testnet.Options{
+		Dir: t.TempDir(), Layers: layers, MixesPerLayer: 1, Providers: providers, Addresses: addresses,
+		Parameters: params, Validity: time.Hour, Now: time.Now(), Rand: rand.Reader,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNetwork{tn: tn, params: params, cancel: cancel}
+	t.Cleanup(func() { cancel(); n.wg.Wait() })
+	for i, name := range tn.Names {
+		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); built.Run(ctx) }()
+	}
+	return n
+}
+
+// network returns the bootstrap of a client of the named provider.
+func (n *testNetwork) network(provider string) Network {
+	for _, node := range n.tn.Document.Nodes {
+		if node.Name == provider {
+			return Network{
+				Authorities: []ed25519.PublicKey{n.tn.Authority}, Threshold: 1, ClockSkew: time.Minute,
+				Provider: Provider{Name: node.Name, Address: node.Address, LinkKey: node.LinkKey, Identity: [32]byte(node.IdentityKey)},
+			}
+		}
+	}
+	panic("no provider " + provider)
+}
+
+// newClient creates a client at the provider and registers its account.
+func (n *testNetwork) newClient(t *testing.T, name, provider string, cfg Config) *Client {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(t.TempDir(), name)
+	}
+	cfg.Passphrase = []byte(name + " passphrase")
+	cfg.VaultParams = testVaultParams
+	cfg.Rand = rand.Reader
+	c, account, err := Create(cfg, n.network(provider))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := filepath.Join(filepath.Dir(n.tn.Configs[provider]), "accounts.txt")
+	if err := node.AddAccount(accounts, account.LinkKey, account.Mailbox); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// run runs the client until the test ends.
+func run(t *testing.T, c *Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; c.Close() })
+}
+
+// introduce makes a and b contacts of each other.
+func introduce(t *testing.T, a *Client, aName string, b *Client, bName string) {
+	t.Helper()
+	if err := a.AddContact(bName, b.Self()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddContact(aName, a.Self()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil waits for cond, checked at every change the client reports,
+// for at most timeout.
+func waitUntil(t *testing.T, c *Client, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := c.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s; stats %+v", timeout, what, c.Stats())
+		}
+	}
+}
+
+func countStatus(c *Client, s Status) int {
+	n := 0
+	for _, m := range c.Outbox() {
+		if m.Status == s {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTwoClientsExchangeMessages(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	alice := n.newClient(t, "alice", "provider-a", Config{})
+	bob := n.newClient(t, "bob", "provider-b", Config{})
+	introduce(t, alice, "alice", bob, "bob")
+	run(t, alice)
+	run(t, bob)
+
+	const each = 10
+	file := make([]byte, 10<<10)
+	rand.Read(file)
+	for i := range each {
+		if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte(fmt.Sprintf("alice to bob %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Send("alice", Content{Kind: Text, Body: []byte(fmt.Sprintf("bob to alice %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Send("bob", Content{Kind: File, Name: "report.bin", Body: file}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{alice, bob} {
+		want := len(c.Outbox())
+		waitUntil(t, c, time.Minute, "every message delivered", func() bool { return countStatus(c, Delivered) == want })
+	}
+	t.Logf("alice: %+v", alice.Stats())
+	t.Logf("bob: %+v", bob.Stats())
+	checkInbox(t, bob, "alice to bob", each, file)
+	checkInbox(t, alice, "bob to alice", each, nil)
+}
+
+// checkInbox checks that every numbered text arrived exactly once, and the
+// file if one is given.
+func checkInbox(t *testing.T, c *Client, prefix string, count int, file []byte) {
+	t.Helper()
+	inbox, err := c.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	files := 0
+	for _, m := range inbox {
+		if m.Kind == "file" {
+			content, err := c.Received(m.ID)
+			if err != nil || string(content.Body) != string(file) {
+				t.Fatalf("the file arrived damaged (%v)", err)
+			}
+			files++
+			continue
+		}
+		seen[m.Text]++
+	}
+	for i := range count {
+		if text := fmt.Sprintf("%s %d", prefix, i); seen[text] != 1 {
+			t.Fatalf("%q arrived %d times", text, seen[text])
+		}
+	}
+	if want := map[bool]int{true: 1, false: 0}[file != nil]; files != want || len(inbox) != count+want {
+		t.Fatalf("inbox holds %d messages (%d files), want %d", len(inbox), files, count+want)
+	}
+}

@@ -1,0 +1,289 @@
+package client
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/clientlink"
+	"github.com/backchannel/backchannel/internal/envelope"
+	"github.com/backchannel/backchannel/internal/fragment"
+	"github.com/backchannel/backchannel/internal/session"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// receive handles fetched mailbox packets. Everything it keeps is stored
+// before it returns, and so before the next fetch acknowledges the packets
+// to the provider.
+func (c *Client) receive(batch []clientlink.Fetched, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range batch {
+		c.stats.Fetched++
+		var d wire.Delivery
+		if err := d.UnmarshalBinary(f.Packet); err != nil {
+			c.stats.Undecryptable++
+			continue
+		}
+		if d.SURBID != nil {
+			c.receiveAck(*d.SURBID, d.Payload, now)
+			continue
+		}
+		c.receivePayload(d.Payload, now)
+	}
+}
+
+// receiveAck handles a SURB reply: the ack of one transmission.
+func (c *Client) receiveAck(id [16]byte, payload []byte, now time.Time) {
+	t := c.pending[id]
+	if t == nil {
+		// A SURB of an earlier run (its key was not kept) or a repeat:
+		// the fragment is sent again and acknowledged again.
+		c.stats.Undecryptable++
+		return
+	}
+	plain, err := c.format.DecryptSURBPayload(t.token, payload)
+	if err != nil {
+		c.stats.Undecryptable++
+		return
+	}
+	if _, err := envelope.ParseAck(plain); err != nil {
+		c.stats.Undecryptable++
+		return
+	}
+	delete(c.pending, id)
+	c.stats.AcksReceived++
+	c.observeRoundTrip(now.Sub(t.sentAt))
+	ct := t.to
+	if t.msg == nil {
+		// The hello arrived: the peer holds the session.
+		if ct.rec.Session != nil && ct.rec.Session.Initiated && !ct.rec.Session.Confirmed && ct.sess != nil {
+			c.confirm(ct)
+		}
+		return
+	}
+	m := t.msg
+	if !m.pending() || m.rec.Acked[t.index] {
+		return
+	}
+	m.rec.Acked[t.index] = true
+	if allTrue(m.rec.Acked) {
+		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
+		c.store.dir.Delete(bodyLabel(m.rec.ID))
+		m.frags = nil
+		c.notify()
+	}
+	if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
+		c.log.Error("saving an acknowledgement", "err", err)
+	}
+}
+
+// confirm marks an initiated session as held by the peer.
+func (c *Client) confirm(ct *contact) {
+	ct.rec.Session.Confirmed = true
+	ct.rec.Session.Initial = nil
+	ct.rec.Restored = false
+	if err := c.saveContact(ct); err != nil {
+		c.log.Error("saving a session", "err", err)
+	}
+	c.notify()
+}
+
+// receivePayload handles a packet addressed to the user's mailbox.
+func (c *Client) receivePayload(payload []byte, now time.Time) {
+	contents, err := envelope.Open(c.id.DH, payload)
+	if err != nil {
+		c.stats.Undecryptable++
+		return
+	}
+	switch contents.Kind {
+	case envelope.KindLoop:
+		if _, ok := c.loops[contents.LoopID]; ok {
+			delete(c.loops, contents.LoopID)
+			c.stats.LoopsReturned++
+		} else {
+			c.stats.Duplicates++
+		}
+	case envelope.KindSession:
+		if err := c.receiveSession(&contents, now); err != nil {
+			c.log.Debug("session message dropped", "err", err)
+		}
+	}
+}
+
+// receiveSession handles a session message: it sets up or opens the
+// session, keeps what the message carries, and queues the ack only once
+// that is stored.
+func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
+	ct := c.contacts[hex.EncodeToString(m.Sender[:])]
+	if ct == nil {
+		c.stats.FromStrangers++
+		return errors.New("a message from someone who is not a contact")
+	}
+	msg := session.Message{Header: m.Header, Ciphertext: m.Ciphertext}
+	var body []byte
+	if m.Initial != nil {
+		var init session.Initial
+		if err := init.UnmarshalBinary(m.Initial); err != nil {
+			c.stats.Undecryptable++
+			return err
+		}
+		s, _, b, err := session.Accept(c.cfg.Rand, c.id, c.guard, ct.card, &init, msg)
+		switch {
+		case errors.Is(err, session.ErrReplay):
+			// A hello sent again: fine if it set up the session we hold
+			// (our ack was lost); otherwise a stale one.
+			if ct.rec.Session == nil || !bytes.Equal(ct.rec.Session.PeerEphemeral, init.EphemeralKey[:]) {
+				c.stats.Duplicates++
+				return err
+			}
+		case err != nil:
+			c.stats.Undecryptable++
+			return err
+		default:
+			if err := c.saveGuard(); err != nil {
+				return err
+			}
+			rec, err := parseRecord(b)
+			if err != nil || rec.typ != recordHello {
+				c.stats.Undecryptable++
+				return fmt.Errorf("a session set up without a hello: %v", err)
+			}
+			if !c.adopt(ct, rec.reason) {
+				// Not acknowledged: the peer adopts our session when our
+				// hello reaches it, and stops sending this one.
+				c.stats.Duplicates++
+				return nil
+			}
+			s.Ratchet.SetClock(c.cfg.Clock)
+			ct.sess = s
+			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC()}
+			if err := c.saveContact(ct); err != nil {
+				return err
+			}
+			c.notify()
+			return c.queueAck(m.SURB)
+		}
+	}
+	if ct.sess == nil {
+		c.stats.Undecryptable++
+		return errors.New("a session message with no session")
+	}
+	kind, b, err := ct.sess.Open(msg)
+	if err != nil {
+		c.stats.Undecryptable++
+		return err
+	}
+	body = b
+	if s := ct.rec.Session; s.Initiated && !s.Confirmed {
+		// Only a peer that accepted our Initial can seal in this session.
+		s.Confirmed, s.Initial = true, nil
+		ct.rec.Restored = false
+		c.notify()
+	}
+	if err := c.saveContact(ct); err != nil {
+		return err
+	}
+	if kind == session.KindCardUpdate {
+		return c.queueAck(m.SURB)
+	}
+	rec, err := parseRecord(body)
+	if err != nil {
+		return err
+	}
+	if rec.typ == recordFragment {
+		if err := c.keepFragment(ct, rec.fragment, now); err != nil {
+			return err
+		}
+	}
+	return c.queueAck(m.SURB)
+}
+
+// adopt decides whether a new session the peer set up replaces the one the
+// user holds, which happens when both sides started one at once. It
+// returns true to adopt it.
+//
+// If the user has no session, or started one the peer has not confirmed,
+// the tie is broken by identity key: the session started by the smaller
+// key wins, so both sides end up in the same one. A confirmed session is
+// replaced only if the peer says it restored from a backup (and the user is
+// told); otherwise the new hello is a stale one from such a tie.
+func (c *Client) adopt(ct *contact, reason uint8) bool {
+	s := ct.rec.Session
+	switch {
+	case ct.sess == nil:
+		return true
+	case s.Initiated && !s.Confirmed:
+		mine := c.id.DH.PublicKey().Bytes()
+		return bytes.Compare(ct.card.DHKey[:], mine) < 0
+	case reason == helloRestored:
+		ct.rec.Notice = fmt.Sprintf("%s set up your session again (they restored from a backup); compare safety numbers if you did not expect it", ct.rec.Name)
+		return true
+	}
+	return false
+}
+
+// keepFragment stores a received fragment and, when it completes its
+// message, delivers the message to the inbox, once.
+func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
+	f, err := fragment.Parse(raw)
+	if err != nil {
+		return err
+	}
+	seenKey := ct.key + "/" + hex.EncodeToString(f.ID[:])
+	if _, done := c.received.IDs[seenKey]; done {
+		c.stats.Duplicates++
+		return nil // acknowledged again, not delivered again
+	}
+	if err := c.store.dir.Put(fragmentKey(ct.key, f.ID, int(f.Index)), raw); err != nil {
+		return err
+	}
+	id, whole, complete, err := c.reasm.Add(raw, now)
+	if err != nil || !complete {
+		return err
+	}
+	content, err := parseContent(whole)
+	if err != nil {
+		return err
+	}
+	rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
+	if err := c.store.put(inLabel(id), rec); err != nil {
+		return err
+	}
+	c.received.IDs[seenKey] = now.UTC()
+	for k, t := range c.received.IDs {
+		if now.Sub(t) > receivedMemory {
+			delete(c.received.IDs, k)
+		}
+	}
+	if err := c.store.put("received", c.received); err != nil {
+		return err
+	}
+	labels, _ := c.store.dir.Labels(fmt.Sprintf("frag/%s/%x/", ct.key, id))
+	for _, l := range labels {
+		c.store.dir.Delete(l)
+	}
+	c.stats.MessagesReceived++
+	c.notify()
+	return nil
+}
+
+// queueAck builds the ack packet from the message's SURB and queues it for
+// a send slot.
+func (c *Client) queueAck(surb []byte) error {
+	if len(c.acks) >= maxQueuedAcks {
+		return errors.New("too many acks waiting")
+	}
+	ack, _ := envelope.Ack{}.MarshalBinary()
+	packet, first, err := c.format.NewPacketFromSURB(surb, ack)
+	if err != nil {
+		return err
+	}
+	if own := c.ownProvider(); own == nil || first != own.ID() {
+		return errors.New("a SURB that does not start at your provider")
+	}
+	c.acks = append(c.acks, packet)
+	return nil
+}

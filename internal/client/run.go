@@ -1,0 +1,204 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// Run connects to the provider and keeps the schedule until ctx is done,
+// reconnecting with backoff when the link fails. It returns nil when ctx
+// is done.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.runLink(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.mu.Lock()
+		c.stats.Connected, c.stats.LastError = false, err.Error()
+		c.notify()
+		c.mu.Unlock()
+		c.log.Warn("link to the provider lost; reconnecting", "err", err, "after", backoff)
+		t := c.cfg.Clock.NewTimerAt(c.cfg.Clock.Now().Add(backoff))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// runLink serves one link until it fails or ctx is done.
+func (c *Client) runLink(ctx context.Context) error {
+	c.mu.Lock()
+	g := sphinx.DefaultGeometry
+	if c.doc != nil {
+		g = c.doc.Parameters.Geometry
+	}
+	c.mu.Unlock()
+	link, err := c.cfg.Dial(ctx, c.profile.Network, c.linkKey, wire.FrameSizeFor(g.PacketLength()))
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+	if err := c.refreshDocument(ctx, link); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.stats.Connected, c.stats.LastError = true, ""
+	c.notify()
+	c.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- c.pollLoop(ctx, link) }()
+	go func() { errc <- c.sendLoop(ctx, link) }()
+	err = <-errc
+	cancel()
+	<-errc
+	return err
+}
+
+// refreshDocument fetches the network document from the provider and
+// verifies it against the configured authorities.
+func (c *Client) refreshDocument(ctx context.Context, link Link) error {
+	raw, err := link.FetchDocument(ctx)
+	if err != nil {
+		return err
+	}
+	n := c.profile.Network
+	doc, err := directory.Verify(raw, directory.Trust{Authorities: n.Authorities, Threshold: n.Threshold, ClockSkew: n.ClockSkew}, c.cfg.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("client: the provider's network document: %w", err)
+	}
+	return c.useDocument(doc)
+}
+
+// useDocument makes doc the client's network document.
+func (c *Client) useDocument(doc *directory.Document) error {
+	format, err := sphinx.New(doc.Parameters.Geometry)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.doc != nil && doc.Parameters.Geometry != c.doc.Parameters.Geometry {
+		return fmt.Errorf("client: the network changed its packet geometry; this client cannot follow")
+	}
+	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
+		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
+	}
+	c.doc, c.format = doc, format
+	c.stats.Epoch, c.stats.ValidUntil = doc.Epoch, doc.ValidUntil
+	return nil
+}
+
+// sendLoop keeps the sending schedule.
+func (c *Client) sendLoop(ctx context.Context, link Link) error {
+	c.mu.Lock()
+	sched := newSchedule(c.rng, c.doc.Parameters, c.cfg.Clock.Now())
+	c.mu.Unlock()
+	for {
+		ev, at, ok := sched.pop()
+		if !ok {
+			<-ctx.Done()
+			return nil
+		}
+		t := c.cfg.Clock.NewTimerAt(at)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		if err := c.fire(ev, link); err != nil {
+			return err
+		}
+	}
+}
+
+// fire sends the packet of one schedule event. A packet that cannot be
+// built is logged and its slot passes; a link that fails ends the loop.
+func (c *Client) fire(ev event, link Link) error {
+	c.mu.Lock()
+	packet, err := c.nextPacket(ev, c.cfg.Clock.Now())
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("building a packet", "event", ev.String(), "err", err)
+		return nil
+	}
+	if packet == nil {
+		return nil
+	}
+	_, err = link.Send(packet)
+	return err
+}
+
+// pollLoop fetches the mailbox at the document's fixed interval, and does
+// the housekeeping: loops that did not return, document refresh.
+func (c *Client) pollLoop(ctx context.Context, link Link) error {
+	next := c.cfg.Clock.Now()
+	for {
+		c.mu.Lock()
+		interval := c.doc.Parameters.PollInterval
+		refresh := c.cfg.Clock.Now().After(c.doc.ValidUntil.Add(-c.doc.ValidUntil.Sub(c.doc.ValidFrom) / 4))
+		c.mu.Unlock()
+		if refresh {
+			if err := c.refreshDocument(ctx, link); err != nil {
+				c.log.Warn("no fresh network document", "err", err)
+			}
+		}
+		next = next.Add(interval)
+		t := c.cfg.Clock.NewTimerAt(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		batch, _, err := link.Fetch(ctx)
+		if err != nil {
+			return err
+		}
+		now := c.cfg.Clock.Now()
+		c.receive(batch, now)
+		c.housekeep(now)
+	}
+}
+
+// housekeep counts loops that did not come back in time and forgets
+// transmissions whose acks can no longer matter.
+func (c *Client) housekeep(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	timeout := c.loopTimeout()
+	for id, sent := range c.loops {
+		if now.Sub(sent) > timeout {
+			delete(c.loops, id)
+			c.stats.LoopsLost++
+		}
+	}
+	for id, t := range c.pending {
+		if now.Sub(t.sentAt) > timeout && (t.msg == nil || !t.msg.pending()) {
+			delete(c.pending, id)
+		}
+	}
+}
+
+// loopTimeout is how long a loop packet may take before it counts as
+// lost: far beyond its expected round trip.
+func (c *Client) loopTimeout() time.Duration {
+	if c.doc == nil {
+		return 0
+	}
+	return max(30*time.Second, 20*c.roundTrip())
+}

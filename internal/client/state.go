@@ -1,0 +1,174 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/vault"
+)
+
+// stateVersion is the version of every record the client keeps in its
+// vault; a record of another version is refused with a clear error, so an
+// older program never misreads a newer state.
+const stateVersion = 1
+
+// Network is how the client reaches and trusts the network: the directory
+// authorities that sign the network document, and the user's provider.
+type Network struct {
+	Authorities []ed25519.PublicKey `json:"authorities"`
+	Threshold   int                 `json:"threshold"`
+	// ClockSkew is how far the local clock may be off the authorities'.
+	ClockSkew time.Duration `json:"clock_skew"`
+	Provider  Provider      `json:"provider"`
+}
+
+// Provider is the user's provider as the bootstrap file names it.
+type Provider struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// LinkKey is its Noise link key, Identity its identity key (Sphinx
+	// node ID).
+	LinkKey  [32]byte `json:"link_key"`
+	Identity [32]byte `json:"identity"`
+}
+
+// profileRecord is the user's own keys and settings ("profile").
+type profileRecord struct {
+	Version  int       `json:"version"`
+	Identity []byte    `json:"identity"`
+	LinkKey  []byte    `json:"link_key"` // private; the public half is derived
+	Network  Network   `json:"network"`
+	Created  time.Time `json:"created"`
+}
+
+// contactRecord is one contact ("contact/<identity key hex>").
+type contactRecord struct {
+	Version  int            `json:"version"`
+	Name     string         `json:"name"`
+	Card     []byte         `json:"card"`
+	Verified bool           `json:"verified"`
+	Added    time.Time      `json:"added"`
+	Session  *sessionRecord `json:"session,omitempty"`
+	// Notice is something the user must be told about the contact (that
+	// the session was set up again, say), until they have seen it.
+	Notice string `json:"notice,omitempty"`
+	// Restored: the state was restored from a backup, which does not keep
+	// sessions; the next session says so in its hello, so that the
+	// contact replaces the one it holds.
+	Restored bool `json:"restored,omitempty"`
+}
+
+// sessionRecord is a session's state.
+type sessionRecord struct {
+	Ratchet []byte `json:"ratchet"`
+	AD      []byte `json:"ad"`
+	// Initiated: this side started the session. Confirmed: the peer has
+	// shown it holds the session (acknowledged the hello, or sent in it).
+	Initiated bool `json:"initiated"`
+	Confirmed bool `json:"confirmed"`
+	// Initial is this side's encoded Initial, resent with every hello
+	// until the session is confirmed.
+	Initial []byte `json:"initial,omitempty"`
+	// Reason is the hello's reason (helloNew or helloRestored).
+	Reason uint8 `json:"reason,omitempty"`
+	// PeerEphemeral is the ephemeral key of the peer's Initial that set up
+	// a session this side accepted.
+	PeerEphemeral []byte    `json:"peer_ephemeral,omitempty"`
+	Established   time.Time `json:"established"`
+}
+
+// Status is where a sent message is.
+type Status string
+
+const (
+	// Queued: waiting for send slots (or for the session to be set up).
+	Queued Status = "queued"
+	// Sent: every fragment has left at least once.
+	Sent Status = "sent"
+	// Delivered: the recipient acknowledged every fragment.
+	Delivered Status = "delivered"
+	// Failed: a fragment went unacknowledged through every attempt.
+	Failed Status = "failed"
+)
+
+// outRecord is a sent message's state ("out/<id hex>"); its content is in
+// "body/<id hex>", written once.
+type outRecord struct {
+	Version   int       `json:"version"`
+	ID        [16]byte  `json:"id"`
+	To        string    `json:"to"`
+	Kind      string    `json:"kind"`
+	Name      string    `json:"name,omitempty"`
+	Size      int       `json:"size"`
+	Created   time.Time `json:"created"`
+	Acked     []bool    `json:"acked"`
+	Status    Status    `json:"status"`
+	Reason    string    `json:"reason,omitempty"`
+	Delivered time.Time `json:"delivered,omitzero"`
+}
+
+// inRecord is a received message ("in/<id hex>").
+type inRecord struct {
+	Version  int       `json:"version"`
+	ID       [16]byte  `json:"id"`
+	From     string    `json:"from"`
+	Kind     string    `json:"kind"`
+	Name     string    `json:"name,omitempty"`
+	Body     []byte    `json:"body"`
+	Received time.Time `json:"received"`
+}
+
+// receivedRecord remembers which messages were delivered to the user
+// ("received"), so that a retransmitted fragment of one is acknowledged but
+// not delivered again, even after the message itself was deleted.
+type receivedRecord struct {
+	Version int                  `json:"version"`
+	IDs     map[string]time.Time `json:"ids"` // sender key hex + "/" + message id hex
+}
+
+// receivedMemory is how long a delivered message's ID is remembered.
+const receivedMemory = 30 * 24 * time.Hour
+
+// store reads and writes records in the vault directory.
+type store struct{ dir *vault.Dir }
+
+func (s store) put(label string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("client: encoding %s: %w", label, err)
+	}
+	return s.dir.Put(label, b)
+}
+
+// get reads a record and checks its version.
+func (s store) get(label string, v any) error {
+	b, err := s.dir.Get(label)
+	if err != nil {
+		return err
+	}
+	return decodeRecord(label, b, v)
+}
+
+func decodeRecord(label string, b []byte, v any) error {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return fmt.Errorf("%w: state record %s: %v", ErrMalformed, label, err)
+	}
+	if head.Version != stateVersion {
+		return fmt.Errorf("%w: state record %s has version %d, this program reads version %d", ErrMalformed, label, head.Version, stateVersion)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: state record %s: %v", ErrMalformed, label, err)
+	}
+	return nil
+}
+
+func (s store) exists(label string) bool {
+	_, err := s.dir.Get(label)
+	return !errors.Is(err, vault.ErrNotFound)
+}
