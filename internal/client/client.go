@@ -54,7 +54,7 @@ type Config struct {
 	// is marked failed; zero takes DefaultMaxAttempts.
 	MaxAttempts int
 	// Dial opens the link to the provider; nil dials it over TCP.
-	Dial func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
+	Dial   func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
 	Logger *slog.Logger
 }
 
@@ -72,8 +72,8 @@ type Client struct {
 	id       *identity.Identity
 	linkKey  wire.Keypair
 	guard    *session.Guard
-	contacts map[string]*contact  // by identity key hex
-	out      []*outgoing          // in creation order
+	contacts map[string]*contact // by identity key hex
+	out      []*outgoing         // in creation order
 	outByID  map[[16]byte]*outgoing
 	received receivedRecord
 	reasm    *fragment.Reassembler
@@ -132,7 +132,7 @@ type Stats struct {
 	ValidUntil time.Time
 
 	SendSlots, FragmentsSent, Retransmissions, HellosSent, AcksSent uint64
-	DropsSent, LoopsSent, LoopsReturned, LoopsLost                 uint64
+	DropsSent, LoopsSent, LoopsReturned, LoopsLost                  uint64
 	Fetched, AcksReceived, Undecryptable, FromStrangers, Duplicates uint64
 	MessagesReceived                                                uint64
 }
