@@ -1,11 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,8 +27,7 @@ var testVaultParams = vault.Params{Time: 1, MemoryKiB: 64, Threads: 1}
 type testNetwork struct {
 	tn     *testnet.Network
 	params directory.Parameters
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	stops  map[string]func()
 }
 
 func fastParameters() directory.Parameters {
@@ -56,16 +57,32 @@ func startNetwork(t *testing.T, params directory.Parameters) *testNetwork {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &testNetwork{tn: tn, params: params, cancel: cancel}
-	t.Cleanup(func() { cancel(); n.wg.Wait() })
+	// Stopped nodes need not wait for peers that are down.
+	for _, path := range tn.Configs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("[node]\n"), []byte("[node]\ndrain_timeout = \"100ms\"\n"), 1)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &testNetwork{tn: tn, params: params, stops: map[string]func(){}}
+	t.Cleanup(func() {
+		for _, stop := range n.stops {
+			stop()
+		}
+	})
 	for i, name := range tn.Names {
 		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); built.Run(ctx) }()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); built.Run(ctx) }()
+		n.stops[name] = sync.OnceFunc(func() { cancel(); <-done })
 	}
 	return n
 }
@@ -103,12 +120,15 @@ func (n *testNetwork) newClient(t *testing.T, name, provider string, cfg Config)
 	return c
 }
 
-// run runs the client until the test ends.
-func run(t *testing.T, c *Client) {
+// run runs the client until the test ends, or until the returned function
+// stops it.
+func run(t *testing.T, c *Client) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; c.Close() })
+	stop = sync.OnceFunc(func() { cancel(); <-done; c.Close() })
+	t.Cleanup(stop)
+	return stop
 }
 
 // introduce makes a and b contacts of each other.
@@ -211,5 +231,67 @@ func checkInbox(t *testing.T, c *Client, prefix string, count int, file []byte) 
 	}
 	if want := map[bool]int{true: 1, false: 0}[file != nil]; files != want || len(inbox) != count+want {
 		t.Fatalf("inbox holds %d messages (%d files), want %d", len(inbox), files, count+want)
+	}
+}
+
+// TestMessagesSurviveRestarts stops and reopens both clients while
+// messages are on their way: every message is still delivered exactly once.
+func TestMessagesSurviveRestarts(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	aliceCfg := Config{Dir: filepath.Join(t.TempDir(), "alice")}
+	bobCfg := Config{Dir: filepath.Join(t.TempDir(), "bob")}
+	alice := n.newClient(t, "alice", "provider-a", aliceCfg)
+	bob := n.newClient(t, "bob", "provider-b", bobCfg)
+	introduce(t, alice, "alice", bob, "bob")
+	stopAlice, stopBob := run(t, alice), run(t, bob)
+
+	const count = 20
+	for i := range count {
+		if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte(fmt.Sprintf("alice to bob %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, alice, time.Minute, "some messages delivered", func() bool { return countStatus(alice, Delivered) >= 3 })
+	stopAlice()
+	stopBob()
+	reopen := func(name string, cfg Config) *Client {
+		cfg.Passphrase, cfg.Rand = []byte(name+" passphrase"), rand.Reader
+		c, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, c)
+		return c
+	}
+	alice, bob = reopen("alice", aliceCfg), reopen("bob", bobCfg)
+	if got := len(alice.Outbox()); got != count {
+		t.Fatalf("alice's outbox holds %d messages after the restart, want %d", got, count)
+	}
+	waitUntil(t, alice, time.Minute, "every message delivered", func() bool { return countStatus(alice, Delivered) == count })
+	checkInbox(t, bob, "alice to bob", count, nil)
+}
+
+// TestUnreachableContactFails: with the only mix of a layer down, nothing
+// gets through; the sender marks the message failed after its attempts
+// instead of waiting for ever.
+func TestUnreachableContactFails(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	alice := n.newClient(t, "alice", "provider-a", Config{MaxAttempts: 3})
+	bob := n.newClient(t, "bob", "provider-b", Config{})
+	introduce(t, alice, "alice", bob, "bob")
+	n.stops["mix-2-a"]()
+	run(t, alice)
+	run(t, bob)
+	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("anyone there?")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, alice, time.Minute, "the message to fail", func() bool { return countStatus(alice, Failed) == 1 })
+	m := alice.Outbox()[0]
+	if m.Reason == "" {
+		t.Fatal("a failed message with no reason")
+	}
+	t.Logf("failed: %s", m.Reason)
+	if lost := alice.Stats().LoopsReturned; lost != 0 {
+		t.Fatalf("%d loops came back through a network missing a layer", lost)
 	}
 }

@@ -46,6 +46,9 @@ type NodeSection struct {
 	Metrics string `toml:"metrics"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
+	// DrainTimeout bounds a graceful shutdown: how long the node keeps
+	// forwarding what it holds before it exits (default 10s).
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
 
 // Directory is the [directory] table: where the network document is and whom
@@ -124,6 +127,9 @@ func (c *Node) applyDefaults() {
 	set(&c.Node.LogLevel, "info")
 	set(&c.Directory.Document, "network.doc")
 	set(&c.Provider.Accounts, "accounts.txt")
+	if c.Node.DrainTimeout.Duration == 0 {
+		c.Node.DrainTimeout.Duration = 10 * time.Second
+	}
 	if c.Directory.Threshold == 0 {
 		c.Directory.Threshold = 1
 	}
@@ -162,6 +168,9 @@ func (c *Node) validate() error {
 	}
 	if c.Directory.Threshold < 1 || c.Directory.Threshold > len(c.Directory.Authorities) {
 		errs = append(errs, fmt.Errorf("[directory] threshold = %d, want 1 to %d", c.Directory.Threshold, len(c.Directory.Authorities)))
+	}
+	if c.Node.DrainTimeout.Duration < 0 {
+		errs = append(errs, errors.New("[node] drain_timeout must not be negative"))
 	}
 	if c.Directory.ClockSkew.Duration < 0 {
 		errs = append(errs, errors.New("[directory] clock_skew must not be negative"))

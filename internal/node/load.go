@@ -61,6 +61,7 @@ func Load(configPath string, listener net.Listener, logger *slog.Logger, rand io
 		PeerQueue:      cfg.Queues.Peer,
 		DelayQueue:     cfg.Queues.Delay,
 		ReplayExpected: cfg.Queues.ReplayExpected,
+		DrainTimeout:   cfg.Node.DrainTimeout.Duration,
 		Logger:         logger,
 		Rand:           rand,
 	}
