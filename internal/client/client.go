@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -79,7 +80,8 @@ type Client struct {
 	reasm    *fragment.Reassembler
 	doc      *directory.Document
 	format   *sphinx.Format
-	rng      *rand.Rand
+	rng      *rand.Rand // routes, delays, retransmission jitter
+	timing   *rand.Rand // the sending schedule alone: what is sent never moves when
 	pending  map[[16]byte]*transmission // by SURB ID
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
@@ -232,7 +234,8 @@ func open(cfg Config, st store) (*Client, error) {
 			return nil, err
 		}
 	}
-	c.rng = rand.New(rand.NewChaCha8(seed))
+	c.timing = rand.New(rand.NewChaCha8(seed))
+	c.rng = rand.New(rand.NewChaCha8(sha256.Sum256(append([]byte("backchannel client routes\x00"), seed[:]...))))
 	if err := st.get("profile", &c.profile); err != nil {
 		return nil, err
 	}

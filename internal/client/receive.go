@@ -54,6 +54,11 @@ func (c *Client) receiveAck(id [16]byte, payload []byte, now time.Time) {
 		return
 	}
 	delete(c.pending, id)
+	c.acknowledged(t, now)
+}
+
+// acknowledged records the ack of a transmission.
+func (c *Client) acknowledged(t *transmission, now time.Time) {
 	c.stats.AcksReceived++
 	c.observeRoundTrip(now.Sub(t.sentAt))
 	ct := t.to

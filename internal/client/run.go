@@ -105,7 +105,7 @@ func (c *Client) useDocument(doc *directory.Document) error {
 // sendLoop keeps the sending schedule.
 func (c *Client) sendLoop(ctx context.Context, link Link) error {
 	c.mu.Lock()
-	sched := newSchedule(c.rng, c.doc.Parameters, c.cfg.Clock.Now())
+	sched := newSchedule(c.timing, c.doc.Parameters, c.cfg.Clock.Now())
 	c.mu.Unlock()
 	for {
 		ev, at, ok := sched.pop()

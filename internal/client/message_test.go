@@ -1,0 +1,101 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestContentRoundTrip(t *testing.T) {
+	for _, c := range []Content{
+		{Kind: Text, Body: []byte("open to talks?")},
+		{Kind: Text},
+		{Kind: File, Name: "terms.pdf", Body: bytes.Repeat([]byte{0xff}, 5000)},
+	} {
+		b, err := c.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseContent(b)
+		if err != nil || got.Kind != c.Kind || got.Name != c.Name || !bytes.Equal(got.Body, c.Body) {
+			t.Fatalf("%+v came back as %+v (%v)", c, got, err)
+		}
+	}
+}
+
+func TestContentRefused(t *testing.T) {
+	for name, c := range map[string]Content{
+		"text with a name":  {Kind: Text, Name: "x", Body: []byte("hi")},
+		"text not UTF-8":    {Kind: Text, Body: []byte{0xff, 0xfe}},
+		"file with no name": {Kind: File, Body: []byte("data")},
+		"long file name":    {Kind: File, Name: string(bytes.Repeat([]byte("a"), MaxNameLength+1))},
+		"unknown kind":      {Kind: 9},
+	} {
+		if _, err := c.marshal(); err == nil {
+			t.Errorf("%s: encoded", name)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"short":          {1, 1},
+		"version":        {2, 1, 0},
+		"truncated name": {1, 2, 5, 'a'},
+		"kind":           {1, 7, 0},
+	} {
+		if _, err := parseContent(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRecords(t *testing.T) {
+	if r, err := parseRecord([]byte{recordHello, helloRestored}); err != nil || r.reason != helloRestored {
+		t.Fatalf("hello: %+v %v", r, err)
+	}
+	if r, err := parseRecord([]byte{recordFragment, 1, 2, 3}); err != nil || !bytes.Equal(r.fragment, []byte{1, 2, 3}) {
+		t.Fatalf("fragment: %+v %v", r, err)
+	}
+	for _, b := range [][]byte{{}, {recordHello}, {recordHello, 9}, {recordHello, 1, 0}, {7}} {
+		if _, err := parseRecord(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%x: %v", b, err)
+		}
+	}
+}
+
+func FuzzParseContent(f *testing.F) {
+	for _, c := range []Content{{Kind: Text, Body: []byte("hi")}, {Kind: File, Name: "a.txt", Body: []byte("data")}} {
+		b, _ := c.marshal()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseContent(b)
+		if err != nil {
+			return
+		}
+		again, err := c.marshal()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded content does not encode back: %v", err)
+		}
+	})
+}
+
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte{recordHello, helloNew})
+	f.Add([]byte{recordFragment, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) { parseRecord(b) })
+}
+
+// FuzzStateRecord: a damaged or foreign state record is refused with an
+// error, never a panic, whatever its JSON holds.
+func FuzzStateRecord(f *testing.F) {
+	f.Add([]byte(`{"version":1,"name":"bob","card":"AAE=","verified":true,"added":"2026-11-01T00:00:00Z","session":{"ratchet":"AA==","ad":"AA==","initiated":true,"confirmed":false,"established":"2026-11-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"version":1,"id":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"to":"ab","kind":"text","size":2,"created":"2026-11-01T00:00:00Z","acked":[true],"status":"sent"}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c contactRecord
+		decodeRecord("contact/x", b, &c)
+		var o outRecord
+		decodeRecord("out/x", b, &o)
+		var r receivedRecord
+		decodeRecord("received", b, &r)
+	})
+}

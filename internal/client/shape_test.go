@@ -1,0 +1,217 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/clientlink"
+	"github.com/backchannel/backchannel/internal/clock"
+	"github.com/backchannel/backchannel/internal/testnet"
+	"github.com/backchannel/backchannel/internal/testrand"
+)
+
+// recordingLink records what the client sends, and when.
+type recordingLink struct {
+	clock *clock.Fake
+	times []time.Time
+	sizes []int
+}
+
+func (l *recordingLink) Send(p []byte) (uint64, error) {
+	l.times = append(l.times, l.clock.Now())
+	l.sizes = append(l.sizes, len(p))
+	return uint64(len(l.times)), nil
+}
+func (l *recordingLink) Fetch(context.Context) ([]clientlink.Fetched, int, error) { return nil, 0, nil }
+func (l *recordingLink) FetchDocument(context.Context) ([]byte, error)           { return nil, nil }
+func (l *recordingLink) Close() error                                            { return nil }
+
+// shapeRun is one simulated run of a client's sending schedule on a fake
+// clock: the packets it sends, with their times and sizes.
+type shapeRun struct {
+	times []time.Time
+	sizes []int
+}
+
+// gaps returns the times between consecutive packets, in seconds.
+func (r shapeRun) gaps() []float64 {
+	out := make([]float64, 0, len(r.times)-1)
+	for i := 1; i < len(r.times); i++ {
+		out = append(out, r.times[i].Sub(r.times[i-1]).Seconds())
+	}
+	return out
+}
+
+// simulate runs a client's schedule on a fake clock until it has sent
+// packets packets. bursts gives when the user queues messages (burst i at
+// bursts[i], perBurst messages each). With control set, the client is the
+// control: it sends each queued message's fragments at once, on top of the
+// cover traffic, as a naive scheduler would.
+func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perBurst int, control bool) shapeRun {
+	t.Helper()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	tn, err := testnet.Generate(testnet.Options{
+		Dir: t.TempDir(), Layers: 3, MixesPerLayer: 2, Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(seed, 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	network := func(i int) Network {
+		p := tn.Document.Providers()[i]
+		return Network{Authorities: []ed25519.PublicKey{tn.Authority}, Threshold: 1,
+			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
+	}
+	cfg := func(name string) Config {
+		return Config{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("x"), VaultParams: testVaultParams,
+			Clock: clk, Rand: testrand.New(seed, 2, name[0]), ScheduleSeed: [32]byte{seed, 3}}
+	}
+	alice, _, err := Create(cfg("alice"), network(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, _, err := Create(cfg("bob"), network(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Close()
+	if err := alice.AddContact("bob", bob.Self()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.useDocument(tn.Document); err != nil {
+		t.Fatal(err)
+	}
+	// The session is taken as set up (bob's hello ack is not simulated):
+	// what is measured is the sending schedule.
+	ct := alice.byName("bob")
+	if err := alice.startSession(ct, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ct.rec.Session.Confirmed = true
+
+	link := &recordingLink{clock: clk}
+	sched := newSchedule(alice.timing, tn.Document.Parameters, clk.Now())
+	queued := 0
+	for len(link.times) < packets {
+		ev, at, _ := sched.pop()
+		for len(bursts) > 0 && start.Add(bursts[0]).Before(at) {
+			clk.Advance(start.Add(bursts[0]).Sub(clk.Now()))
+			bursts = bursts[1:]
+			for range perBurst {
+				queued++
+				if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte(fmt.Sprintf("message %d", queued))}); err != nil {
+					t.Fatal(err)
+				}
+				if control {
+					alice.mu.Lock()
+					p, err := alice.nextSessionPacket(clk.Now())
+					alice.mu.Unlock()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if p != nil {
+						link.Send(p)
+					}
+				}
+			}
+		}
+		clk.Advance(at.Sub(clk.Now()))
+		// Bob acknowledges every transmission a few seconds after it
+		// left, as a network at the default rates would.
+		alice.mu.Lock()
+		for id, tr := range alice.pending {
+			if clk.Now().Sub(tr.sentAt) > 4*time.Second {
+				delete(alice.pending, id)
+				alice.acknowledged(tr, clk.Now())
+			}
+		}
+		alice.mu.Unlock()
+		if err := alice.fire(ev, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bursts != nil && len(bursts) > 0 {
+		t.Fatalf("the run ended before the user queued every message (%d bursts left)", len(bursts))
+	}
+	return shapeRun{times: link.times[:packets], sizes: link.sizes[:packets]}
+}
+
+// ksStatistic is the two-sample Kolmogorov–Smirnov statistic: the largest
+// distance between the two empirical distribution functions.
+func ksStatistic(a, b []float64) float64 {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	var d float64
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		x := min(a[i], b[j])
+		for i < len(a) && a[i] <= x {
+			i++
+		}
+		for j < len(b) && b[j] <= x {
+			j++
+		}
+		d = max(d, math.Abs(float64(i)/float64(len(a))-float64(j)/float64(len(b))))
+	}
+	return d
+}
+
+// ksCritical is the statistic's critical value at level alpha for samples
+// of n and m (the asymptotic formula, c(α)·√((n+m)/(n·m))).
+func ksCritical(alpha float64, n, m int) float64 {
+	c := math.Sqrt(-math.Log(alpha/2) / 2)
+	return c * math.Sqrt(float64(n+m)/float64(n*m))
+}
+
+// TestTrafficShapeDoesNotShowMessages is the traffic-shape check of P3: a
+// client that sends 100 messages emits packets of the same size, with gaps
+// drawn from the same distribution, as the same client idle. A two-sample
+// Kolmogorov–Smirnov test on the inter-packet gaps (level 0.01) must not
+// tell them apart, and must tell apart a control scheduler that sends
+// messages on top of the cover traffic instead of in place of drop
+// packets.
+func TestTrafficShapeDoesNotShowMessages(t *testing.T) {
+	const packets = 1200
+	// 20 bursts of 5 messages, as a conversation comes, spread over the
+	// ~400 s the run lasts at the default rates (3 packets per second).
+	var bursts []time.Duration
+	for i := range 20 {
+		bursts = append(bursts, time.Duration(10+i*18)*time.Second)
+	}
+	idle := simulate(t, 1, packets, nil, 0, false)
+	busy := simulate(t, 2, packets, bursts, 5, false)
+	control := simulate(t, 3, packets, bursts, 5, true)
+
+	for _, run := range []shapeRun{idle, busy, control} {
+		for _, s := range run.sizes {
+			if s != idle.sizes[0] {
+				t.Fatalf("packets of %d and %d bytes", s, idle.sizes[0])
+			}
+		}
+	}
+	const alpha = 0.01
+	critical := ksCritical(alpha, packets-1, packets-1)
+	dBusy := ksStatistic(idle.gaps(), busy.gaps())
+	dControl := ksStatistic(idle.gaps(), control.gaps())
+	t.Logf("KS statistic, idle vs sending 100 messages: %.4f; idle vs the control: %.4f; critical value at %.2f: %.4f", dBusy, dControl, alpha, critical)
+	if dBusy >= critical {
+		t.Errorf("a client sending messages is told apart from an idle one: D = %.4f ≥ %.4f", dBusy, critical)
+	}
+	if dControl < critical {
+		t.Errorf("the test does not tell apart the control scheduler: D = %.4f < %.4f", dControl, critical)
+	}
+	// Idle and busy runs of one seed take the same times: the messages
+	// change what the slots carry, never when they come.
+	same := simulate(t, 1, packets, bursts, 5, false)
+	if !slices.EqualFunc(idle.times, same.times, time.Time.Equal) {
+		t.Error("with the same seed, queuing messages changed the packet times")
+	}
+}
