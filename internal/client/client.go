@@ -80,8 +80,8 @@ type Client struct {
 	reasm    *fragment.Reassembler
 	doc      *directory.Document
 	format   *sphinx.Format
-	rng      *rand.Rand // routes, delays, retransmission jitter
-	timing   *rand.Rand // the sending schedule alone: what is sent never moves when
+	rng      *rand.Rand                 // routes, delays, retransmission jitter
+	timing   *rand.Rand                 // the sending schedule alone: what is sent never moves when
 	pending  map[[16]byte]*transmission // by SURB ID
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
