@@ -418,7 +418,7 @@ func (c *Client) AddContact(name string, card *identity.Card) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := hex.EncodeToString(card.DHKey[:])
+	key := hexKey(card.DHKey)
 	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
 		return errors.New("client: that card is your own")
 	}
@@ -661,3 +661,6 @@ func (c *Client) saveGuard() error {
 
 // Close forgets the state key. Run must have returned.
 func (c *Client) Close() { c.store.dir.Close() }
+
+// hexKey names a contact by its identity key.
+func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }

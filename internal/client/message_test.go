@@ -99,3 +99,11 @@ func FuzzStateRecord(f *testing.F) {
 		decodeRecord("received", b, &r)
 	})
 }
+
+func FuzzReadBackup(f *testing.F) {
+	f.Add([]byte("bcbackup\x01\x00\x05hello"))
+	f.Add([]byte("bcbackup\x02"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		readBackup(b, []byte("passphrase"), bytes.NewReader(make([]byte, 64)))
+	})
+}

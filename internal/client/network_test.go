@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -294,4 +295,74 @@ func TestUnreachableContactFails(t *testing.T) {
 	if lost := alice.Stats().LoopsReturned; lost != 0 {
 		t.Fatalf("%d loops came back through a network missing a layer", lost)
 	}
+}
+
+// TestBackupAndRestore: alice loses her machine and restores from a backup
+// on a fresh state directory; she and bob talk again (the sessions are set
+// up again, and bob is told), and nothing of the old state is needed.
+func TestBackupAndRestore(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	alice := n.newClient(t, "alice", "provider-a", Config{})
+	bob := n.newClient(t, "bob", "provider-b", Config{})
+	introduce(t, alice, "alice", bob, "bob")
+	stopAlice := run(t, alice)
+	run(t, bob)
+	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, alice, time.Minute, "the first message delivered", func() bool { return countStatus(alice, Delivered) == 1 })
+	var backup bytes.Buffer
+	if err := alice.Backup(&backup, []byte("backup passphrase"), testVaultParams); err != nil {
+		t.Fatal(err)
+	}
+	stopAlice()
+
+	fresh := filepath.Join(t.TempDir(), "new-machine", "alice")
+	cfg := Config{Dir: fresh, Passphrase: []byte("new passphrase"), VaultParams: testVaultParams, Rand: rand.Reader}
+	data := backup.Bytes()
+	damaged := bytes.Clone(data)
+	damaged[len(damaged)-5] ^= 1
+	for name, attempt := range map[string]func() error{
+		"wrong passphrase": func() error { _, err := Restore(cfg, data, []byte("guess")); return err },
+		"damaged file":     func() error { _, err := Restore(cfg, damaged, []byte("backup passphrase")); return err },
+		"truncated file":   func() error { _, err := Restore(cfg, data[:40], []byte("backup passphrase")); return err },
+		"not a backup":     func() error { _, err := Restore(cfg, []byte("hello"), []byte("backup passphrase")); return err },
+	} {
+		err := attempt()
+		if !errors.Is(err, ErrBackup) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+		if entries, _ := os.ReadDir(filepath.Dir(fresh)); len(entries) != 0 {
+			t.Fatalf("%s left files behind: %v", name, entries)
+		}
+	}
+	restored, err := Restore(cfg, data, []byte("backup passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(cfg, data, []byte("backup passphrase")); err == nil {
+		t.Fatal("restored over an existing state")
+	}
+	run(t, restored)
+	if got := restored.Self(); !bytes.Equal(got.DHKey[:], alice.Self().DHKey[:]) {
+		t.Fatal("the restored identity differs")
+	}
+	if _, err := restored.Send("bob", Content{Kind: Text, Body: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send("alice", Content{Kind: Text, Body: []byte("welcome back")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, restored, time.Minute, "the message after the restore delivered", func() bool { return countStatus(restored, Delivered) == 1 })
+	waitUntil(t, bob, time.Minute, "bob's answer delivered", func() bool { return countStatus(bob, Delivered) == 1 })
+	inbox, _ := restored.Inbox()
+	if len(inbox) != 1 || inbox[0].Text != "welcome back" {
+		t.Fatalf("restored alice's inbox: %+v", inbox)
+	}
+	contacts := bob.Contacts()
+	if contacts[0].Notice == "" {
+		t.Fatal("bob was not told that alice set the session up again")
+	}
+	t.Logf("bob is told: %s", contacts[0].Notice)
 }
