@@ -22,6 +22,9 @@ import (
 // Version is the configuration format version this build reads.
 const Version = 1
 
+// DefaultClockSkew is how far a host's clock may be off by default.
+const DefaultClockSkew = 5 * time.Minute
+
 // Node is a node's configuration.
 type Node struct {
 	Version   int         `toml:"version"`
@@ -134,7 +137,7 @@ func (c *Node) applyDefaults() {
 		c.Directory.Threshold = 1
 	}
 	if c.Directory.ClockSkew.Duration == 0 {
-		c.Directory.ClockSkew.Duration = 5 * time.Minute
+		c.Directory.ClockSkew.Duration = DefaultClockSkew
 	}
 	if c.Queues.Peer == 0 {
 		c.Queues.Peer = 4096

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,28 @@ func TestLoadRefuses(t *testing.T) {
 		_, err := Load(write(t, tc.content))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestNetworkBootstrapErrors(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	provider := fmt.Sprintf("\n[[provider]]\nname = \"p\"\naddress = \"127.0.0.1:1\"\nlink_key = %q\nidentity_key = %q\n", key, key)
+	for name, text := range map[string]string{
+		"unknown key":   fmt.Sprintf("version = 1\nauthorities = [%q]\ncolour = 1\n", key) + provider,
+		"threshold":     fmt.Sprintf("version = 1\nauthorities = [%q]\nthreshold = 2\n", key) + provider,
+		"no provider":   fmt.Sprintf("version = 1\nauthorities = [%q]\n", key),
+		"bad key":       "version = 1\nauthorities = [\"zz\"]\n" + provider,
+		"version":       fmt.Sprintf("version = 2\nauthorities = [%q]\n", key) + provider,
+		"no authority":  "version = 1\n" + provider,
+		"provider keys": fmt.Sprintf("version = 1\nauthorities = [%q]\n[[provider]]\nname = \"p\"\naddress = \"a\"\nlink_key = \"00\"\nidentity_key = %q\n", key, key),
+	} {
+		path := filepath.Join(t.TempDir(), "network.toml")
+		os.WriteFile(path, []byte(text), 0o600)
+		if _, err := LoadNetwork(path); err == nil {
+			t.Errorf("%s: loaded", name)
+		} else {
+			t.Logf("%s: %v", name, err)
 		}
 	}
 }

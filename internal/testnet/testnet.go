@@ -203,8 +203,25 @@ func Generate(opts Options) (*Network, error) {
 	if err := os.WriteFile(filepath.Join(opts.Dir, "network.doc"), data, 0o644); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authority, doc), 0o644); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
 	net.Document = doc
 	return net, nil
+}
+
+// clientBootstrap is the network.toml clients start from: the authority and
+// the providers.
+func clientBootstrap(authority ed25519.PublicKey, doc *directory.Document) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# backchannel network bootstrap for clients, written by backchannel testnet.\n")
+	fmt.Fprintf(&b, "# `backchannel init --network network.toml --provider NAME` reads it.\n")
+	fmt.Fprintf(&b, "version = 1\nauthorities = [%q]\nthreshold = 1\nclock_skew = \"5m\"\n", hex.EncodeToString(authority))
+	for _, p := range doc.Providers() {
+		fmt.Fprintf(&b, "\n[[provider]]\nname = %q\naddress = %q\nlink_key = %q\nidentity_key = %q\n",
+			p.Name, p.Address, hex.EncodeToString(p.LinkKey[:]), hex.EncodeToString(p.IdentityKey))
+	}
+	return []byte(b.String())
 }
 
 const configTemplate = `# backchannel node %q (%s), written by backchannel testnet.

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,5 +64,27 @@ func TestGenerate(t *testing.T) {
 	}
 	if _, err := Generate(Options{Dir: dir, Layers: 0, MixesPerLayer: 1, Providers: 1}); err == nil {
 		t.Fatal("generated a network without layers")
+	}
+}
+
+func TestClientBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	net, err := Generate(Options{Dir: dir, Layers: 1, MixesPerLayer: 1, Providers: 2, Validity: time.Hour, Now: time.Now(), Rand: testrand.New(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := config.LoadNetwork(filepath.Join(dir, "network.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Providers) != 2 || n.Authorities[0] != hex.EncodeToString(net.Authority) {
+		t.Fatalf("bootstrap %+v", n)
+	}
+	p, err := n.Provider("provider-b")
+	if err != nil || p.Address != net.Document.Providers()[1].Address {
+		t.Fatalf("provider-b: %+v %v", p, err)
+	}
+	if _, err := n.Provider("provider-z"); err == nil {
+		t.Fatal("found a provider that does not exist")
 	}
 }
