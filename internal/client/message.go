@@ -1,10 +1,11 @@
 package client
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/backchannel/backchannel/internal/fragment"
 )
 
 // ContentKind says what a message holds.
@@ -38,6 +39,9 @@ type Content struct {
 // MaxNameLength bounds a file name, in bytes.
 const MaxNameLength = 255
 
+// MaxFileSize bounds what one message carries, in bytes.
+const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
+
 // contentVersion is the first byte of an encoded Content.
 const contentVersion = 1
 
@@ -58,6 +62,9 @@ func (c *Content) marshal() ([]byte, error) {
 }
 
 func (c *Content) validate() error {
+	if len(c.Body) > MaxFileSize {
+		return fmt.Errorf("client: a message of %d bytes, at most %d", len(c.Body), MaxFileSize)
+	}
 	switch c.Kind {
 	case Text:
 		if c.Name != "" {
@@ -142,5 +149,3 @@ func parseRecord(b []byte) (record, error) {
 func fragmentKey(from string, id [16]byte, index int) string {
 	return fmt.Sprintf("frag/%s/%x/%05d", from, id, index)
 }
-
-func appendUint16(b []byte, v int) []byte { return binary.BigEndian.AppendUint16(b, uint16(v)) }

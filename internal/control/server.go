@@ -1,0 +1,221 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/vault"
+)
+
+// Listen opens the socket at path, readable and writable by the user only.
+// A socket file left by a daemon that is gone is replaced; one that answers
+// is not.
+func Listen(path string) (net.Listener, error) {
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control: a daemon is already listening on %s", path)
+	}
+	os.Remove(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	return ln, nil
+}
+
+// Server answers requests for one client.
+type Server struct {
+	Client *client.Client
+	// BackupParams are the passphrase hashing parameters of backups.
+	BackupParams vault.Params
+	Logger       *slog.Logger
+}
+
+// Serve answers connections on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	go func() { <-ctx.Done(); ln.Close() }()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("control: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	data, err := io.ReadAll(io.LimitReader(conn, MaxRequestSize+1))
+	var resp *Response
+	if err != nil {
+		resp = &Response{Error: fmt.Sprintf("reading the request: %v", err)}
+	} else if req, err := ParseRequest(data); err != nil {
+		resp = &Response{Error: err.Error()}
+	} else {
+		resp = s.handle(ctx, req)
+	}
+	resp.Version = Version
+	conn.SetWriteDeadline(time.Now().Add(time.Minute))
+	if err := json.NewEncoder(conn).Encode(resp); err != nil && s.Logger != nil {
+		s.Logger.Warn("control: writing a response", "err", err)
+	}
+}
+
+func (s *Server) handle(ctx context.Context, r *Request) *Response {
+	c := s.Client
+	fail := func(err error) *Response { return &Response{Error: err.Error()} }
+	switch r.Op {
+	case OpCard:
+		text, err := c.Self().MarshalText()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Card: string(text)}
+	case OpContactAdd:
+		card, err := identity.ParseCardText([]byte(r.Card))
+		if err != nil {
+			return fail(err)
+		}
+		if err := c.AddContact(r.Name, card); err != nil {
+			return fail(err)
+		}
+		return &Response{Contacts: c.Contacts()}
+	case OpContactList:
+		return &Response{Contacts: c.Contacts()}
+	case OpContactVerify:
+		if err := c.Verify(r.Name); err != nil {
+			return fail(err)
+		}
+		return &Response{Contacts: c.Contacts()}
+	case OpSend:
+		content := client.Content{Kind: client.Text, Body: []byte(r.Text)}
+		if r.File != nil {
+			content = client.Content{Kind: client.File, Name: r.File.Name, Body: r.File.Data}
+		}
+		id, err := c.Send(r.Name, content)
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{ID: id}
+	case OpInbox:
+		msgs, err := c.Inbox()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Messages: msgs}
+	case OpRead:
+		content, err := c.Received(r.ID)
+		if err != nil {
+			return fail(err)
+		}
+		if content.Kind == client.File {
+			return &Response{File: &File{Name: content.Name, Data: content.Body}}
+		}
+		return &Response{Text: string(content.Body)}
+	case OpStatus:
+		stats := c.Stats()
+		return &Response{Messages: c.Outbox(), Stats: &stats}
+	case OpBackup:
+		return s.backup(r)
+	case OpWait:
+		return s.wait(ctx, r)
+	}
+	return fail(fmt.Errorf("unknown operation %q", r.Op))
+}
+
+// backup writes a backup file, created with mode 0600 and moved into place
+// only once complete.
+func (s *Server) backup(r *Request) *Response {
+	if !filepath.IsAbs(r.Path) {
+		return &Response{Error: fmt.Sprintf("the backup path %q is not absolute", r.Path)}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(r.Path), ".backup-*")
+	if err != nil {
+		return &Response{Error: err.Error()}
+	}
+	defer os.Remove(tmp.Name())
+	err = s.Client.Backup(tmp, []byte(r.Passphrase), s.BackupParams)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), r.Path)
+	}
+	if err != nil {
+		return &Response{Error: fmt.Sprintf("writing the backup: %v", err)}
+	}
+	return &Response{}
+}
+
+// ErrTimeout: a wait ran out.
+var ErrTimeout = errors.New("timed out")
+
+// wait blocks until the condition holds, at every change the client
+// reports, or the timeout passes.
+func (s *Server) wait(ctx context.Context, r *Request) *Response {
+	c := s.Client
+	deadline := time.NewTimer(r.Timeout)
+	defer deadline.Stop()
+	for {
+		changed := c.Changed()
+		done, err := s.holds(r)
+		if err != nil {
+			return &Response{Error: err.Error()}
+		}
+		if done {
+			stats := c.Stats()
+			return &Response{Messages: c.Outbox(), Stats: &stats}
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return &Response{Error: fmt.Sprintf("%v after %v waiting until %s", ErrTimeout, r.Timeout, r.Until)}
+		case <-ctx.Done():
+			return &Response{Error: "the daemon is stopping"}
+		}
+	}
+}
+
+func (s *Server) holds(r *Request) (bool, error) {
+	if r.Until == "received" {
+		msgs, err := s.Client.Inbox()
+		return len(msgs) >= r.Count, err
+	}
+	for _, m := range s.Client.Outbox() {
+		if m.Status == client.Queued || m.Status == client.Sent {
+			return false, nil
+		}
+	}
+	return true, nil
+}
