@@ -21,6 +21,20 @@ Commands:
     testnet               write keys, configs and a signed document for a network
     node run              run a mix node or provider: --config FILE
     provider add-user     add a user to a provider's account table
+
+Client:
+    init                  make a new identity at a provider: --network FILE --provider NAME
+    client run            run the client daemon (keeps the schedule; the commands below talk to it)
+    card                  print your contact card
+    contact add|list|verify
+                          add a contact from their card, list contacts, mark one verified
+    send                  send a text (send NAME TEXT) or a file (send --file PATH NAME)
+    inbox                 list received messages (--save DIR writes files)
+    status                sent messages and their status, and the client's counters
+    backup                write an encrypted backup of identity, contacts and settings
+    restore               make a new state directory from a backup
+
+Other:
     version               print the version of this build
 
 Run "backchannel <command> -h" for a command's flags.
@@ -45,6 +59,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTestnet(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "init":
+		return runInit(args[1:], stdout, stderr)
+	case "client":
+		return runClient(args[1:], stdout, stderr)
+	case "card":
+		return runCard(args[1:], stdout, stderr)
+	case "contact":
+		return runContact(args[1:], stdout, stderr)
+	case "send":
+		return runSend(args[1:], stdout, stderr)
+	case "inbox":
+		return runInbox(args[1:], stdout, stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "backchannel", version())
 		return 0

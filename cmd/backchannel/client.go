@@ -1,0 +1,448 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/control"
+)
+
+// The client's commands. The daemon (`client run`) holds the unlocked
+// state and keeps the schedule; the other commands talk to it over the
+// control socket in the state directory, except init and restore, which
+// make a state directory, and run without a daemon.
+
+// clientFlags are the flags every client command takes.
+func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := os.Getenv("BACKCHANNEL_DIR")
+	if def == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			def = filepath.Join(home, ".backchannel")
+		}
+	}
+	dir := fs.String("dir", def, "the client's state directory (default $BACKCHANNEL_DIR or ~/.backchannel)")
+	return fs, dir
+}
+
+func socketPath(dir string) string { return filepath.Join(dir, "control.sock") }
+
+// passphrase reads a passphrase: from the environment variable env if set
+// (for scripts and tests), else from the terminal, asked twice if confirm.
+func passphrase(env, prompt string, confirm bool, stderr io.Writer) ([]byte, error) {
+	if v, ok := os.LookupEnv(env); ok {
+		if v == "" {
+			return nil, fmt.Errorf("%s is set but empty", env)
+		}
+		return []byte(v), nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, fmt.Errorf("no passphrase: set %s or run from a terminal", env)
+	}
+	fmt.Fprint(stderr, prompt+": ")
+	p, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, errors.New("an empty passphrase")
+	}
+	if confirm {
+		fmt.Fprint(stderr, "again: ")
+		again, err := term.ReadPassword(fd)
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return nil, err
+		}
+		if string(again) != string(p) {
+			return nil, errors.New("the passphrases differ")
+		}
+	}
+	return p, nil
+}
+
+// runInit is `backchannel init`: a new identity at a provider of the
+// network.
+func runInit(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("init", stderr)
+	networkPath := fs.String("network", "", "the network's bootstrap file (network.toml)")
+	providerName := fs.String("provider", "", "the provider to have an account at")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *networkPath == "" || *providerName == "" {
+		fmt.Fprintln(stderr, "backchannel: init needs --network FILE and --provider NAME")
+		return 2
+	}
+	err := func() error {
+		n, err := config.LoadNetwork(*networkPath)
+		if err != nil {
+			return err
+		}
+		p, err := n.Provider(*providerName)
+		if err != nil {
+			return err
+		}
+		network := client.Network{Threshold: n.Threshold, ClockSkew: n.ClockSkew.Duration, Provider: client.Provider{Name: p.Name, Address: p.Address}}
+		for _, a := range n.Authorities {
+			key, _ := hex.DecodeString(a) // checked by LoadNetwork
+			network.Authorities = append(network.Authorities, ed25519.PublicKey(key))
+		}
+		link, _ := hex.DecodeString(p.LinkKey)
+		id, _ := hex.DecodeString(p.IdentityKey)
+		network.Provider.LinkKey, network.Provider.Identity = [32]byte(link), [32]byte(id)
+		pass, err := passphrase("BACKCHANNEL_PASSPHRASE", "a passphrase for the new state", true, stderr)
+		if err != nil {
+			return err
+		}
+		c, account, err := client.Create(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader}, network)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Fprintf(stdout, "created %s\n", *dir)
+		fmt.Fprintf(stdout, "ask the operator of %s to give you an account:\n", p.Name)
+		fmt.Fprintf(stdout, "  backchannel provider add-user --accounts ACCOUNTS --link-key %x --mailbox %x\n", account.LinkKey, account.Mailbox)
+		fmt.Fprintf(stdout, "then start the client: backchannel client run --dir %s\n", *dir)
+		return nil
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: init: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runClient is `backchannel client run`: the daemon.
+func runClient(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "run" {
+		fmt.Fprintln(stderr, "usage: backchannel client run [--dir DIR]")
+		return 2
+	}
+	fs, dir := clientFlags("client run", stderr)
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	logger := newLogger(stderr, *logLevel)
+	err := func() error {
+		pass, err := passphrase("BACKCHANNEL_PASSPHRASE", "passphrase", false, stderr)
+		if err != nil {
+			return err
+		}
+		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger})
+		clear(pass)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ln, err := control.Listen(socketPath(*dir))
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		done := make(chan error, 1)
+		go func() { done <- (&control.Server{Client: c, Logger: logger}).Serve(ctx, ln) }()
+		logger.Info("client running", "socket", socketPath(*dir))
+		fmt.Fprintln(stdout, "client running; stop it with Ctrl-C")
+		runErr := c.Run(ctx)
+		stop()
+		if err := <-done; err != nil {
+			return err
+		}
+		return runErr
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: client: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// call runs one request against the daemon and reports an error the
+// backchannel way.
+func call(dir string, r *control.Request, stderr io.Writer) (*control.Response, bool) {
+	resp, err := control.Call(socketPath(dir), r)
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op, err)
+		return nil, false
+	}
+	return resp, true
+}
+
+// runCard is `backchannel card`: the user's own card, as text.
+func runCard(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("card", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	resp, ok := call(*dir, &control.Request{Op: control.OpCard}, stderr)
+	if !ok {
+		return 1
+	}
+	fmt.Fprint(stdout, resp.Card)
+	return 0
+}
+
+// runContact is `backchannel contact add|list|verify`.
+func runContact(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: backchannel contact add NAME CARD-FILE | contact list | contact verify NAME"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	fs, dir := clientFlags("contact "+args[0], stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var req control.Request
+	switch {
+	case args[0] == "add" && fs.NArg() == 2:
+		card, err := readInput(fs.Arg(1))
+		if err != nil {
+			fmt.Fprintf(stderr, "backchannel: contact add: %v\n", err)
+			return 1
+		}
+		req = control.Request{Op: control.OpContactAdd, Name: fs.Arg(0), Card: string(card)}
+	case args[0] == "list" && fs.NArg() == 0:
+		req = control.Request{Op: control.OpContactList}
+	case args[0] == "verify" && fs.NArg() == 1:
+		req = control.Request{Op: control.OpContactVerify, Name: fs.Arg(0)}
+	default:
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	resp, ok := call(*dir, &req, stderr)
+	if !ok {
+		return 1
+	}
+	for _, ct := range resp.Contacts {
+		verified := "not verified"
+		if ct.Verified {
+			verified = "verified"
+		}
+		fmt.Fprintf(stdout, "%s\n  safety number %s (%s)\n  session: %s\n", ct.Name, ct.SafetyNumber, verified, ct.Session)
+		if ct.Notice != "" {
+			fmt.Fprintf(stdout, "  note: %s\n", ct.Notice)
+		}
+	}
+	return 0
+}
+
+// readInput reads a file, or standard input for "-".
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(bufio.NewReader(os.Stdin))
+	}
+	return os.ReadFile(path)
+}
+
+// runSend is `backchannel send NAME TEXT` or `send --file PATH NAME`.
+func runSend(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("send", stderr)
+	file := fs.String("file", "", "send this file instead of a text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	req := control.Request{Op: control.OpSend, Name: fs.Arg(0)}
+	switch {
+	case *file != "" && fs.NArg() == 1:
+		data, err := os.ReadFile(*file)
+		if err != nil {
+			fmt.Fprintf(stderr, "backchannel: send: %v\n", err)
+			return 1
+		}
+		req.File = &control.File{Name: filepath.Base(*file), Data: data}
+	case *file == "" && fs.NArg() >= 2:
+		req.Text = strings.Join(fs.Args()[1:], " ")
+	default:
+		fmt.Fprintln(stderr, "usage: backchannel send NAME TEXT... | send --file PATH NAME")
+		return 2
+	}
+	resp, ok := call(*dir, &req, stderr)
+	if !ok {
+		return 1
+	}
+	fmt.Fprintf(stdout, "queued %s\n", resp.ID)
+	return 0
+}
+
+// runInbox is `backchannel inbox`: the received messages.
+func runInbox(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("inbox", stderr)
+	save := fs.String("save", "", "save received files into this directory")
+	wait := fs.Int("wait", 0, "first wait until the inbox holds this many messages")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *wait > 0 {
+		if _, ok := call(*dir, &control.Request{Op: control.OpWait, Until: "received", Count: *wait, Timeout: *timeout}, stderr); !ok {
+			return 1
+		}
+	}
+	resp, ok := call(*dir, &control.Request{Op: control.OpInbox}, stderr)
+	if !ok {
+		return 1
+	}
+	for _, m := range resp.Messages {
+		when := m.Time.Local().Format("2006-01-02 15:04:05")
+		if m.Kind == client.Text.String() {
+			fmt.Fprintf(stdout, "%s  %s  from %s: %s\n", m.ID, when, m.Contact, m.Text)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s  %s  from %s: file %q, %d bytes\n", m.ID, when, m.Contact, m.Name, m.Size)
+		if *save != "" {
+			f, ok := call(*dir, &control.Request{Op: control.OpRead, ID: m.ID}, stderr)
+			if !ok {
+				return 1
+			}
+			// Only the base name: a sender must not choose where it goes.
+			path := filepath.Join(*save, m.ID+"-"+filepath.Base(f.File.Name))
+			if err := os.WriteFile(path, f.File.Data, 0o600); err != nil {
+				fmt.Fprintf(stderr, "backchannel: inbox: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "  saved as %s\n", path)
+		}
+	}
+	return 0
+}
+
+// runStatus is `backchannel status`: the sent messages and the client's
+// counters.
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("status", stderr)
+	wait := fs.Bool("wait", false, "first wait until every message is delivered or failed")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long --wait waits")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	req := control.Request{Op: control.OpStatus}
+	if *wait {
+		req = control.Request{Op: control.OpWait, Until: "settled", Timeout: *timeout}
+	}
+	resp, ok := call(*dir, &req, stderr)
+	if !ok {
+		return 1
+	}
+	failed := 0
+	for _, m := range resp.Messages {
+		what := fmt.Sprintf("%q", m.Name)
+		if m.Kind == client.Text.String() {
+			what = fmt.Sprintf("text of %d bytes", m.Size)
+		}
+		fmt.Fprintf(stdout, "%s  to %s  %s  %s (%d/%d fragments acknowledged)", m.ID, m.Contact, what, m.Status, m.Acked, m.Fragments)
+		if m.Reason != "" {
+			fmt.Fprintf(stdout, ": %s", m.Reason)
+		}
+		fmt.Fprintln(stdout)
+		if m.Status == client.Failed {
+			failed++
+		}
+	}
+	if s := resp.Stats; s != nil {
+		link := "connected"
+		if !s.Connected {
+			link = "not connected: " + s.LastError
+		}
+		fmt.Fprintf(stdout, "provider link: %s; network document epoch %d, valid until %s\n", link, s.Epoch, s.ValidUntil.Local().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "sent: %d fragments (%d retransmissions), %d acks, %d drop and %d loop cover packets\n", s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent)
+		fmt.Fprintf(stdout, "loops: %d returned, %d lost", s.LoopsReturned, s.LoopsLost)
+		if s.LoopsLost > 0 {
+			fmt.Fprint(stdout, " (lost loops can mean an active attack on the network)")
+		}
+		fmt.Fprintf(stdout, "\nreceived: %d messages, %d acks; %d packets not for you or damaged, %d repeats\n", s.MessagesReceived, s.AcksReceived, s.Undecryptable, s.Duplicates)
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// runBackup is `backchannel backup FILE`.
+func runBackup(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("backup", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: backchannel backup FILE")
+		return 2
+	}
+	path, err := filepath.Abs(fs.Arg(0))
+	if err == nil {
+		var pass []byte
+		if pass, err = passphrase("BACKCHANNEL_BACKUP_PASSPHRASE", "a passphrase for the backup", true, stderr); err == nil {
+			_, err = control.Call(socketPath(*dir), &control.Request{Op: control.OpBackup, Path: path, Passphrase: string(pass)})
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: backup: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "backup written to %s (identity, contacts, settings; keep it and its passphrase apart)\n", path)
+	return 0
+}
+
+// runRestore is `backchannel restore FILE`: a new state directory from a
+// backup.
+func runRestore(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("restore", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: backchannel restore [--dir DIR] FILE")
+		return 2
+	}
+	err := func() error {
+		data, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		backupPass, err := passphrase("BACKCHANNEL_BACKUP_PASSPHRASE", "the backup's passphrase", false, stderr)
+		if err != nil {
+			return err
+		}
+		pass, err := passphrase("BACKCHANNEL_PASSPHRASE", "a passphrase for the restored state", true, stderr)
+		if err != nil {
+			return err
+		}
+		c, err := client.Restore(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader}, data, backupPass)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: restore: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "restored into %s; your sessions will be set up again when you next write, and your contacts told\n", *dir)
+	return 0
+}
+
