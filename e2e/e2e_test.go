@@ -41,7 +41,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "backchannel")
-	build := exec.Command("go", "build", "-o", binPath, "../cmd/backchannel")
+	// The fault switches (BACKCHANNEL_FAULT_*) are compiled in for these
+	// tests only; a release build has none.
+	build := exec.Command("go", "build", "-tags", "faults", "-o", binPath, "../cmd/backchannel")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binary:", err)
@@ -65,6 +67,8 @@ type network struct {
 	boxes    map[string]mailbox.ID
 	rng      *rand.Rand
 	logFiles map[string]string
+	// env adds environment variables to a node's process (fault switches).
+	env map[string][]string
 }
 
 // freeAddresses reserves n loopback ports by listening on them, then frees
@@ -96,18 +100,25 @@ func run(t testing.TB, args ...string) string {
 }
 
 func startNetwork(t *testing.T, mixesPerLayer int, users map[string]string) *network {
+	return startNetworkWith(t, mixesPerLayer, users, nil)
+}
+
+// startNetworkWith starts a network whose nodes get extra environment
+// variables, with extra testnet flags after them (under the key "testnet").
+func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, env map[string][]string) *network {
 	t.Helper()
 	nodes := 2 + 3*mixesPerLayer
 	addrs := freeAddresses(t, 2*nodes)
 	dir := t.TempDir()
-	run(t, "testnet", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
+	args := []string{"testnet", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
-		"-mean-delay", "1ms")
+		"-mean-delay", "1ms"}
+	run(t, append(args, env["testnet"]...)...)
 	doc, trust := readDocument(t, dir)
 	nw := &network{
 		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
 		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
-		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})),
+		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})), env: env,
 	}
 	var err error
 	nw.format, err = sphinx.New(doc.Parameters.Geometry)
@@ -173,6 +184,7 @@ func (nw *network) start(name string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binPath, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
+	cmd.Env = append(os.Environ(), nw.env[name]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -445,4 +445,3 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "restored into %s; your sessions will be set up again when you next write, and your contacts told\n", *dir)
 	return 0
 }
-

@@ -22,6 +22,11 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	basePort := fs.Int("base-port", 30000, "link port of the first node; node i uses base-port+i")
 	metricsPort := fs.Int("metrics-base-port", 31000, "metrics port of the first node (0: none)")
 	meanDelay := fs.Duration("mean-delay", 50*time.Millisecond, "mean per-hop delay senders choose")
+	def := testnet.DefaultParameters(3)
+	pollInterval := fs.Duration("poll-interval", def.PollInterval, "how often clients fetch their mailbox")
+	sendRate := fs.Float64("send-rate", def.SendRate, "clients' send slots per second (Poisson)")
+	loopRate := fs.Float64("loop-rate", def.LoopRate, "clients' loop cover packets per second (Poisson)")
+	dropRate := fs.Float64("drop-rate", def.DropRate, "clients' drop cover packets per second (Poisson)")
 	validity := fs.Duration("validity", 30*24*time.Hour, "how long the network document is valid")
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
@@ -36,6 +41,8 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	}
 	params := testnet.DefaultParameters(*layers)
 	params.MeanDelay = *meanDelay
+	params.PollInterval = *pollInterval
+	params.SendRate, params.LoopRate, params.DropRate = *sendRate, *loopRate, *dropRate
 	net, err := testnet.Generate(testnet.Options{
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,

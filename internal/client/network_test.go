@@ -35,7 +35,7 @@ func fastParameters() directory.Parameters {
 	p := testnet.DefaultParameters(3)
 	p.MeanDelay = time.Millisecond
 	p.PollInterval = 10 * time.Millisecond
-	p.SendRate, p.LoopRate, p.DropRate, p.MixLoopRate = 100, 5, 5, 0
+	p.SendRate, p.LoopRate, p.DropRate, p.MixLoopRate = 40, 2, 2, 0
 	return p
 }
 

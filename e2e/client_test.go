@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// clientProc is a client daemon running as its own process, driven by the
+// command line, as a user would.
+type clientProc struct {
+	t    *testing.T
+	name string
+	dir  string
+	env  []string
+	cmd  *exec.Cmd
+	log  string
+}
+
+// clientParameters are testnet flags for a network that clients use: fast
+// polling and send slots, so that hundreds of messages take seconds.
+var clientParameters = []string{"-poll-interval", "10ms", "-send-rate", "150", "-loop-rate", "2", "-drop-rate", "2"}
+
+var accountLine = regexp.MustCompile(`--link-key ([0-9a-f]{64}) --mailbox ([0-9a-f]{64})`)
+
+// newClient makes a user at the provider (init, and the operator's
+// add-user) and starts the daemon.
+func (nw *network) newClient(t *testing.T, name, provider string, daemonArgs ...string) *clientProc {
+	t.Helper()
+	c := &clientProc{t: t, name: name, dir: filepath.Join(nw.dir, "clients", name)}
+	c.env = append(os.Environ(), "BACKCHANNEL_DIR="+c.dir, "BACKCHANNEL_PASSPHRASE="+name+" has a long passphrase",
+		"BACKCHANNEL_BACKUP_PASSPHRASE=backup of "+name)
+	out := c.cli("init", "--network", filepath.Join(nw.dir, "network.toml"), "--provider", provider)
+	m := accountLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("init printed no account:\n%s", out)
+	}
+	run(t, "provider", "add-user", "-accounts", filepath.Join(nw.dir, provider, "accounts.txt"), "-link-key", m[1], "-mailbox", m[2])
+	c.start(daemonArgs...)
+	t.Cleanup(c.stop)
+	return c
+}
+
+// cli runs a client command and returns its output; it fails the test if
+// the command fails.
+func (c *clientProc) cli(args ...string) string {
+	c.t.Helper()
+	out, err := c.try(args...)
+	if err != nil {
+		c.t.Fatalf("%s: backchannel %s: %v\n%s", c.name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (c *clientProc) try(args ...string) (string, error) {
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// start runs the daemon and waits until its socket answers.
+func (c *clientProc) start(args ...string) {
+	t := c.t
+	t.Helper()
+	c.log = filepath.Join(filepath.Dir(c.dir), c.name+".log")
+	logFile, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(binPath, append([]string{"client", "run"}, args...)...)
+	c.cmd.Env = c.env
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logFile.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.try("contact", "list"); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(c.log)
+			t.Fatalf("%s's daemon did not come up:\n%s", c.name, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *clientProc) stop() {
+	if c.cmd == nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.cmd.Wait()
+	c.cmd = nil
+	if c.t.Failed() {
+		log, _ := os.ReadFile(c.log)
+		c.t.Logf("--- %s's client log:\n%s", c.name, log)
+	}
+}
+
+// befriend exchanges the two users' cards, as files.
+func befriend(a, b *clientProc) {
+	for _, pair := range [][2]*clientProc{{a, b}, {b, a}} {
+		card := filepath.Join(filepath.Dir(pair[0].dir), pair[0].name+".card")
+		if err := os.WriteFile(card, []byte(pair[0].cli("card")), 0o600); err != nil {
+			a.t.Fatal(err)
+		}
+		pair[1].cli("contact", "add", pair[0].name, card)
+	}
+}
+
+// inboxTexts returns how often each text arrived in the user's inbox, and
+// saves files into dir.
+func (c *clientProc) inboxTexts(dir string) map[string]int {
+	out := c.cli("inbox", "--save", dir)
+	texts := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if _, text, ok := strings.Cut(line, ": "); ok && strings.Contains(line, " from ") && !strings.HasPrefix(line, "  saved") {
+			texts[text]++
+		}
+	}
+	return texts
+}
+
+// TestClientsExchangeMessages: two users at different providers, each a
+// daemon process driven by the command line, send 200 messages each way
+// through 3 layers of 2 mixes (every node its own process), and alice a
+// 256 KiB file: every message is acknowledged and delivered exactly once.
+func TestClientsExchangeMessages(t *testing.T) {
+	nw := startNetworkWith(t, 2, nil, map[string][]string{"testnet": clientParameters})
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+
+	const each = 200
+	file := make([]byte, 256<<10)
+	rand.Read(file)
+	filePath := filepath.Join(t.TempDir(), "dossier.bin")
+	os.WriteFile(filePath, file, 0o600)
+	alice.cli("send", "--file", filePath, "bob")
+	for i := range each {
+		alice.cli("send", "bob", fmt.Sprintf("alice to bob %d", i))
+		bob.cli("send", "alice", fmt.Sprintf("bob to alice %d", i))
+	}
+	for _, c := range []*clientProc{alice, bob} {
+		out := c.cli("status", "--wait", "--timeout", "5m")
+		if n := strings.Count(out, " delivered ("); n != len(c.outbox()) {
+			t.Fatalf("%s: %d messages delivered of %d:\n%s", c.name, n, len(c.outbox()), out)
+		}
+		t.Logf("%s: %s", c.name, lastLines(out, 4))
+	}
+	bob.cli("inbox", "--wait", fmt.Sprint(each+1), "--timeout", "1m")
+	saved := t.TempDir()
+	for _, check := range []struct {
+		c      *clientProc
+		prefix string
+	}{{bob, "alice to bob"}, {alice, "bob to alice"}} {
+		texts := check.c.inboxTexts(saved)
+		for i := range each {
+			if text := fmt.Sprintf("%s %d", check.prefix, i); texts[text] != 1 {
+				t.Fatalf("%s: %q arrived %d times", check.c.name, text, texts[text])
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(saved, "*-dossier.bin"))
+	if len(files) != 1 {
+		t.Fatalf("bob saved %d copies of the file", len(files))
+	}
+	if got, _ := os.ReadFile(files[0]); !bytes.Equal(got, file) {
+		t.Fatal("the file arrived damaged")
+	}
+}
+
+// outbox returns the IDs of the user's sent messages.
+func (c *clientProc) outbox() []string {
+	out, _ := c.try("status")
+	var ids []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "  to ") {
+			ids = append(ids, strings.Fields(line)[0])
+		}
+	}
+	return ids
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestLossyMixStillDelivers: the only mix of layer 2 drops 10% of packets
+// at random (a test build's fault switch); end-to-end retransmission still
+// delivers every message exactly once.
+func TestLossyMixStillDelivers(t *testing.T) {
+	nw := startNetworkWith(t, 1, nil, map[string][]string{
+		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=0.1", "BACKCHANNEL_FAULT_SEED=7"},
+	})
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+	const count = 60
+	for i := range count {
+		alice.cli("send", "bob", fmt.Sprintf("through a lossy mix %d", i))
+	}
+	out := alice.cli("status", "--wait", "--timeout", "5m")
+	if n := strings.Count(out, " delivered ("); n != count {
+		t.Fatalf("%d of %d delivered:\n%s", n, count, out)
+	}
+	texts := bob.inboxTexts(t.TempDir())
+	for i := range count {
+		if text := fmt.Sprintf("through a lossy mix %d", i); texts[text] != 1 {
+			t.Fatalf("%q arrived %d times", text, texts[text])
+		}
+	}
+	dropped := nw.counter("backchannel_packets_dropped_total", "fault_injected", "mix-2-a")
+	if dropped == 0 {
+		t.Fatal("the mix dropped nothing: the fault switch did not work")
+	}
+	t.Logf("the mix dropped %v packets; alice: %s", dropped, lastLines(out, 4))
+}
+
+// TestDeadMixReportsFailure: the only mix of layer 2 drops everything;
+// the sender marks the message failed after its attempts, says why, and
+// its status command exits non-zero, instead of waiting for ever.
+func TestDeadMixReportsFailure(t *testing.T) {
+	nw := startNetworkWith(t, 1, nil, map[string][]string{
+		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=1"},
+	})
+	alice := nw.newClient(t, "alice", "provider-a", "--max-attempts", "4")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+	alice.cli("send", "bob", "is anyone there?")
+	out, err := alice.try("status", "--wait", "--timeout", "2m")
+	if err == nil || !strings.Contains(out, "failed") {
+		t.Fatalf("status after a dead mix: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "4 attempts") {
+		t.Fatalf("the failure does not say why:\n%s", out)
+	}
+	t.Logf("alice is told: %s", lastLines(out, 5))
+}
