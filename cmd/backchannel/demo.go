@@ -2,37 +2,35 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
+	"crypto/ed25519"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
+	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/identity"
 	"github.com/backchannel/backchannel/internal/node"
-	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/testnet"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/vault"
 )
 
-// runDemo is `backchannel demo`: a whole network on loopback (2 providers, 3
-// layers of 2 mixes, each node with its own listener, talking over real
-// sockets), and two users exchanging packets through it, printed as a
-// timeline. The sessions, introductions and the rest of the scenario join it
-// as they are built.
+// runDemo is `backchannel demo`: a whole network on loopback (2 providers,
+// 3 layers of 2 mixes, each node with its own listener, talking over real
+// sockets), and two users, each a full client with cover traffic, who
+// exchange messages through it, printed as a timeline of what each user
+// sees. Introductions and the rest of the scenario join it as they are
+// built.
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	messages := fs.Int("messages", 5, "packets alice sends to bob")
+	messages := fs.Int("messages", 3, "messages alice sends to bob (bob answers each)")
 	keep := fs.Bool("keep", false, "keep the network's files after the demo")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -44,25 +42,33 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// demoTimeline prints timestamped lines; it is shared by the watchers.
+type demoTimeline struct {
+	start time.Time
+	out   io.Writer
+	mu    sync.Mutex
+}
+
+func (d *demoTimeline) say(format string, a ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.out, "%7.3fs  %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, a...))
+}
+
+// demoUser is one user of the demo.
 type demoUser struct {
-	name     string
-	provider *directory.Node
-	key      wire.Keypair
-	box      mailbox.ID
-	link     *clientlink.Link
+	name string
+	c    *client.Client
 }
 
 func demo(messages int, keep bool, out io.Writer) error {
-	start := time.Now()
-	say := func(format string, a ...any) {
-		fmt.Fprintf(out, "%7.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
-	}
+	tl := &demoTimeline{start: time.Now(), out: out}
 	dir, err := os.MkdirTemp("", "backchannel-demo-")
 	if err != nil {
 		return err
 	}
 	if keep {
-		say("the network's files are in %s", dir)
+		tl.say("the network's files are in %s", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
@@ -78,180 +84,187 @@ func demo(messages int, keep bool, out io.Writer) error {
 	}
 	params := testnet.DefaultParameters(layers)
 	params.MeanDelay = 20 * time.Millisecond
-	params.PollInterval = 100 * time.Millisecond
+	params.PollInterval = 50 * time.Millisecond
+	params.SendRate, params.LoopRate, params.DropRate = 20, 2, 2
 	tn, err := testnet.Generate(testnet.Options{
-		Dir: dir, Layers: layers, MixesPerLayer: mixes, Providers: providers, Addresses: addresses,
-		Parameters: params, Validity: time.Hour, Now: time.Now(), Rand: cryptoRand{},
+		Dir: filepath.Join(dir, "network"), Layers: layers, MixesPerLayer: mixes, Providers: providers, Addresses: addresses,
+		Parameters: params, Validity: time.Hour, Now: time.Now(), Rand: rand.Reader,
 	})
 	if err != nil {
 		return err
 	}
-	say("directory authority signed the network document for epoch %d: %d providers, %d layers of %d mixes, on loopback", tn.Document.Epoch, providers, layers, mixes)
-
-	doc := tn.Document
-	users := []*demoUser{{name: "alice", provider: &doc.Nodes[0]}, {name: "bob", provider: &doc.Nodes[1]}}
-	for _, u := range users {
-		if u.key, err = wire.GenerateKeypair(cryptoRand{}); err != nil {
-			return err
-		}
-		cryptoRand{}.Read(u.box[:])
-		accounts := filepath.Join(filepath.Dir(tn.Configs[u.provider.Name]), "accounts.txt")
-		if err := node.AddAccount(accounts, [wire.KeySize]byte(u.key.Public), u.box); err != nil {
-			return err
-		}
-		say("%s's account added at %s", u.name, u.provider.Name)
-	}
+	tl.say("directory authority signed the network document for epoch %d: %d providers, %d layers of %d mixes, on loopback", tn.Document.Epoch, providers, layers, mixes)
+	tl.say("cover traffic: every client sends %.0f send slots, %.0f loops and %.0f drops per second (Poisson) and polls every %v; mean delay %v per hop",
+		params.SendRate, params.LoopRate, params.DropRate, params.PollInterval, params.MeanDelay)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	nodes := make([]*node.Node, len(doc.Nodes))
-	for i, n := range doc.Nodes {
-		built, _, err := node.Load(tn.Configs[n.Name], listeners[i], nil, cryptoRand{})
+	defer func() { cancel(); wg.Wait() }()
+	for i, name := range tn.Names {
+		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
 		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("%s: %w", n.Name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		nodes[i] = built
 		wg.Add(1)
 		go func() { defer wg.Done(); built.Run(ctx) }()
 	}
-	defer func() { cancel(); wg.Wait() }()
-	say("%d nodes running, each on its own socket", len(nodes))
+	tl.say("%d nodes running, each on its own socket", len(tn.Names))
 
-	format, err := sphinx.New(params.Geometry)
+	alice, err := demoClient(tn, dir, "alice", "provider-a", tl)
 	if err != nil {
 		return err
 	}
-	frame := wire.FrameSizeFor(format.Geometry().PacketLength())
-	for _, u := range users {
-		if u.link, err = clientlink.Dial(ctx, u.provider.Address, u.key, u.provider.LinkKey, frame); err != nil {
-			return err
-		}
-		defer u.link.Close()
-		say("%s connected to %s (Noise XX link, fixed-size frames)", u.name, u.provider.Name)
+	bob, err := demoClient(tn, dir, "bob", "provider-b", tl)
+	if err != nil {
+		return err
 	}
-	alice, bob := users[0], users[1]
+	defer alice.c.Close()
+	defer bob.c.Close()
+	if err := alice.c.AddContact("bob", bob.c.Self()); err != nil {
+		return err
+	}
+	if err := bob.c.AddContact("alice", alice.c.Self()); err != nil {
+		return err
+	}
+	tl.say("alice and bob exchanged contact cards; both see safety number %s", identity.SafetyNumber(alice.c.Self(), bob.c.Self()))
+	for _, u := range []*demoUser{alice, bob} {
+		wg.Add(2)
+		go func() { defer wg.Done(); u.c.Run(ctx) }()
+		go func() { defer wg.Done(); watch(ctx, u, tl) }()
+	}
 
-	rng := rand.New(rand.NewChaCha8(seed()))
-	type sent struct {
-		at    time.Time
-		route string
-		delay time.Duration
-		token []byte
-	}
-	sentAt := map[uint32]sent{}
+	texts := []string{"We are open to talks on a ceasefire, if this stays between us.", "Propose a venue and a date.", "Our envoy can travel next week."}
 	for i := range messages {
-		path, route, total := demoPath(rng, doc, alice.provider, bob.provider, bob.box, params.MeanDelay, false)
-		replyPath, _, _ := demoPath(rng, doc, bob.provider, alice.provider, alice.box, params.MeanDelay, true)
-		surb, token, err := format.NewSURB(cryptoRand{}, replyPath)
-		if err != nil {
+		text := texts[i%len(texts)]
+		if _, err := alice.c.Send("bob", client.Content{Kind: client.Text, Body: []byte(text)}); err != nil {
 			return err
 		}
-		text := fmt.Sprintf("message %d from alice", i+1)
-		body := binary.BigEndian.AppendUint32(nil, uint32(i))
-		body = binary.BigEndian.AppendUint16(body, uint16(len(surb)))
-		body = append(append(body, surb...), text...)
-		packet, err := format.NewPacket(cryptoRand{}, path, body)
-		if err != nil {
-			return err
-		}
-		if _, err := alice.link.Send(packet); err != nil {
-			return err
-		}
-		sentAt[uint32(i)] = sent{at: time.Now(), route: route, delay: total, token: token}
-		say("alice → bob  %q sent with a SURB for the reply; route %s; chosen delays %v", text, route, total.Round(time.Millisecond))
+		tl.say("alice queues a message to bob: %q", text)
 	}
-
-	deadline := time.Now().Add(30 * time.Second)
-	received, confirmed := 0, 0
-	for confirmed < messages {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d messages confirmed in 30s", confirmed, messages)
-		}
-		time.Sleep(params.PollInterval)
-		batch, _, err := bob.link.Fetch(ctx)
+	deadline := time.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	answered := 0
+	for {
+		changed := bob.c.Changed()
+		inbox, err := bob.c.Inbox()
 		if err != nil {
 			return err
 		}
-		for _, m := range batch {
-			var d wire.Delivery
-			if err := d.UnmarshalBinary(m.Packet); err != nil {
+		for ; answered < len(inbox); answered++ {
+			reply := fmt.Sprintf("Received your message %d. We will answer through this channel only.", answered+1)
+			if _, err := bob.c.Send("alice", client.Content{Kind: client.Text, Body: []byte(reply)}); err != nil {
 				return err
 			}
-			i := binary.BigEndian.Uint32(d.Payload)
-			n := int(binary.BigEndian.Uint16(d.Payload[4:]))
-			surb := d.Payload[6 : 6+n]
-			text := strings.TrimRight(string(d.Payload[6+n:]), "\x00")
-			received++
-			s := sentAt[i]
-			say("bob fetched %q after %v (its delays: %v); replying through alice's SURB", text, time.Since(s.at).Round(time.Millisecond), s.delay.Round(time.Millisecond))
-			reply, first, err := format.NewPacketFromSURB(surb, binary.BigEndian.AppendUint32([]byte("delivered #"), i))
-			if err != nil {
-				return err
-			}
-			if first != bob.provider.ID() {
-				return fmt.Errorf("the SURB starts at an unexpected node")
-			}
-			if _, err := bob.link.Send(reply); err != nil {
-				return err
-			}
+			tl.say("bob queues an answer to alice: %q", reply)
 		}
-		batch, _, err = alice.link.Fetch(ctx)
-		if err != nil {
-			return err
+		if answered == messages && settled(alice.c) && settled(bob.c) {
+			break
 		}
-		for _, m := range batch {
-			var d wire.Delivery
-			if err := d.UnmarshalBinary(m.Packet); err != nil || d.SURBID == nil {
-				return fmt.Errorf("alice got something that is not a SURB reply")
-			}
-			for i, s := range sentAt {
-				msg, err := format.DecryptSURBPayload(s.token, d.Payload)
-				if err != nil {
-					continue
-				}
-				confirmed++
-				say("alice ← bob  delivery confirmation for message %d, %v after sending (%q)", i+1, time.Since(s.at).Round(time.Millisecond), strings.TrimRight(string(msg[:11]), "\x00"))
-				delete(sentAt, i)
-				break
-			}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("not every message was delivered in 2 minutes")
 		}
 	}
-	say("done: %d messages delivered and confirmed; the relays saw only fixed-size packets", confirmed)
+	aliceInbox, _ := alice.c.Inbox()
+	for len(aliceInbox) < messages {
+		changed := alice.c.Changed()
+		if aliceInbox, _ = alice.c.Inbox(); len(aliceInbox) >= messages {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("bob's answers did not all arrive in 2 minutes")
+		}
+	}
+	for _, u := range []*demoUser{alice, bob} {
+		s := u.c.Stats()
+		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d of %d loops came back",
+			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned, s.LoopsSent)
+	}
+	tl.say("done: %d messages each way delivered and acknowledged end to end; the relays saw only fixed-size packets, at a rate that did not change when the users talked", messages)
 	return nil
 }
 
-// demoPath picks a route from one provider through one random mix per layer
-// to another, with exponential delays of the given mean at each hop but the
-// last (Loopix), for mailbox box; for a SURB the last hop also names the SURB.
-func demoPath(rng *rand.Rand, doc *directory.Document, from, to *directory.Node, box mailbox.ID, mean time.Duration, surb bool) ([]sphinx.PathHop, string, time.Duration) {
-	var total time.Duration
-	hop := func(n *directory.Node) sphinx.PathHop {
-		d := time.Duration(rng.ExpFloat64() * float64(mean))
-		d = min(d, time.Duration(math.MaxUint32)*time.Millisecond)
-		total += d.Truncate(time.Millisecond)
-		return sphinx.PathHop{ID: n.ID(), PublicKey: n.SphinxKey, Commands: sphinx.Commands{sphinx.NodeDelay{Milliseconds: uint32(d.Milliseconds())}}}
+// demoClient makes a user's client and its account at the provider.
+func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimeline) (*demoUser, error) {
+	var p *directory.Node
+	for _, n := range tn.Document.Providers() {
+		if n.Name == provider {
+			p = n
+		}
 	}
-	path := []sphinx.PathHop{hop(from)}
-	names := []string{from.Name}
-	for layer := uint8(1); layer <= doc.Parameters.Layers; layer++ {
-		mixes := doc.Layer(layer)
-		m := mixes[rng.IntN(len(mixes))]
-		path = append(path, hop(m))
-		names = append(names, m.Name)
+	network := client.Network{
+		Authorities: []ed25519.PublicKey{tn.Authority}, Threshold: 1, ClockSkew: time.Minute,
+		Provider: client.Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)},
 	}
-	last := sphinx.PathHop{ID: to.ID(), PublicKey: to.SphinxKey, Commands: sphinx.Commands{sphinx.Recipient{ID: box}}}
-	if surb {
-		var id [16]byte
-		binary.BigEndian.PutUint64(id[:], rng.Uint64())
-		last.Commands = append(last.Commands, sphinx.SURBReply{ID: id})
+	c, account, err := client.Create(client.Config{
+		Dir: filepath.Join(dir, name), Passphrase: []byte(name + "'s demo passphrase"), Rand: rand.Reader,
+		VaultParams: vault.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+	}, network)
+	if err != nil {
+		return nil, err
 	}
-	names = append(names, to.Name)
-	return append(path, last), strings.Join(names, " → "), total
+	accounts := filepath.Join(filepath.Dir(tn.Configs[provider]), "accounts.txt")
+	if err := node.AddAccount(accounts, account.LinkKey, account.Mailbox); err != nil {
+		return nil, err
+	}
+	tl.say("%s created an identity (X25519, Ed25519, ML-KEM-768 prekeys) with a mailbox at %s", name, provider)
+	return &demoUser{name: name, c: c}, nil
 }
 
-func seed() (s [32]byte) {
-	cryptoRand{}.Read(s[:])
-	return s
+// settled reports whether every sent message is delivered or failed.
+func settled(c *client.Client) bool {
+	for _, m := range c.Outbox() {
+		if m.Status == client.Queued || m.Status == client.Sent {
+			return false
+		}
+	}
+	return true
+}
+
+// watch prints a user's status changes: sent messages moving from queued
+// to sent to delivered (or failed), sessions, and messages arriving.
+func watch(ctx context.Context, u *demoUser, tl *demoTimeline) {
+	statuses := map[string]client.Status{}
+	sessions := map[string]string{}
+	seen := map[string]bool{}
+	for {
+		changed := u.c.Changed()
+		for _, m := range u.c.Outbox() {
+			if statuses[m.ID] != m.Status {
+				statuses[m.ID] = m.Status
+				line := fmt.Sprintf("%s → %s  message %s…: %s", u.name, m.Contact, m.ID[:8], m.Status)
+				if m.Status == client.Delivered {
+					line += fmt.Sprintf(" (acknowledged %v after queuing)", time.Since(m.Time).Round(time.Millisecond))
+				}
+				if m.Reason != "" {
+					line += ": " + m.Reason
+				}
+				tl.say("%s", line)
+			}
+		}
+		for _, ct := range u.c.Contacts() {
+			if sessions[ct.Name] != ct.Session {
+				sessions[ct.Name] = ct.Session
+				if ct.Session != "none" {
+					tl.say("%s: session with %s %s (PQXDH, then the Double Ratchet)", u.name, ct.Name, ct.Session)
+				}
+			}
+		}
+		if inbox, err := u.c.Inbox(); err == nil {
+			for _, m := range inbox {
+				if !seen[m.ID] {
+					seen[m.ID] = true
+					tl.say("%s ← %s  %q", u.name, m.Contact, m.Text)
+				}
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 	if code := run([]string{"demo", "-messages", "3"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("demo exited %d: %s\n%s", code, stderr.String(), stdout.String())
 	}
-	if !strings.Contains(stdout.String(), "done: 3 messages delivered and confirmed") {
+	if !strings.Contains(stdout.String(), "done: 3 messages each way delivered and acknowledged") {
 		t.Fatalf("demo output:\n%s", stdout.String())
 	}
 }
