@@ -97,17 +97,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // Load reads and validates the configuration file at path.
 func Load(path string) (*Node, error) {
 	var c Node
-	md, err := toml.DecodeFile(path, &c)
-	if err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
-	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return nil, fmt.Errorf("config: %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	if err := decodeStrict(path, &c); err != nil {
+		return nil, err
 	}
 	c.dir = filepath.Dir(path)
 	c.applyDefaults()
@@ -198,4 +189,22 @@ func (c *Node) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
+}
+
+// decodeStrict decodes the TOML file at path into v; a setting v has no
+// field for is an error, so that a misspelt one is not silently ignored.
+func decodeStrict(path string, v any) error {
+	md, err := toml.DecodeFile(path, v)
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("config: %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	}
+	return nil
 }

@@ -4,10 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Network is a client's bootstrap file: whom to trust for the network
@@ -33,17 +30,8 @@ type NetworkProvider struct {
 // LoadNetwork reads and validates a bootstrap file, strictly.
 func LoadNetwork(path string) (*Network, error) {
 	var n Network
-	md, err := toml.DecodeFile(path, &n)
-	if err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
-	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return nil, fmt.Errorf("config: %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	if err := decodeStrict(path, &n); err != nil {
+		return nil, err
 	}
 	if n.Threshold == 0 {
 		n.Threshold = 1
