@@ -20,6 +20,7 @@ import (
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/fragment"
 	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/interest"
 	"github.com/backchannel/backchannel/internal/session"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/vault"
@@ -85,6 +86,7 @@ type Client struct {
 	pending  map[[16]byte]*transmission // by SURB ID
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
+	checks   map[[16]byte]*interest.Check
 	stats    Stats
 	srtt     time.Duration // smoothed round trip of acks, and its variation
 	rttvar   time.Duration
@@ -136,7 +138,7 @@ type Stats struct {
 	SendSlots, FragmentsSent, Retransmissions, HellosSent, AcksSent uint64
 	DropsSent, LoopsSent, LoopsReturned, LoopsLost                  uint64
 	Fetched, AcksReceived, Undecryptable, FromStrangers, Duplicates uint64
-	MessagesReceived                                                uint64
+	MessagesReceived, Refused                                       uint64
 }
 
 // Account is what the provider's operator needs to give the user an
@@ -225,7 +227,7 @@ func open(cfg Config, st store) (*Client, error) {
 		cfg: cfg, store: st, log: cfg.Logger,
 		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
 		reasm:   &fragment.Reassembler{},
-		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{},
+		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{},
 		changed: make(chan struct{}),
 	}
 	seed := cfg.ScheduleSeed
@@ -268,6 +270,9 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	if err := c.loadFragments(); err != nil {
+		return nil, err
+	}
+	if err := c.loadChecks(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -410,14 +415,19 @@ var ErrNoContact = errors.New("client: no such contact")
 
 // AddContact adds the owner of card as a contact called name.
 func (c *Client) AddContact(name string, card *identity.Card) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
-	}
 	if err := card.Verify(); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.addContact(name, card)
+}
+
+// addContact adds a contact; c.mu is held and the card verified.
+func (c *Client) addContact(name string, card *identity.Card) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
+	}
 	key := hexKey(card.DHKey)
 	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
 		return errors.New("client: that card is your own")
@@ -497,13 +507,16 @@ type MessageInfo struct {
 	Time     time.Time
 	// Acked and Fragments show an outgoing message's progress.
 	Acked, Fragments int
+	// Conveyed is set for a message an intermediary (Contact) passed on:
+	// Label is how it names the sender, Note its note.
+	Conveyed    bool
+	Label, Note string
 }
 
 // Send queues content for the contact called to and returns its ID.
 func (c *Client) Send(to string, content Content) (string, error) {
-	body, err := content.marshal()
-	if err != nil {
-		return "", err
+	if content.Kind != Text && content.Kind != File {
+		return "", fmt.Errorf("client: only texts and files are sent this way, not %v", content.Kind)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -511,28 +524,47 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
 	}
+	m, err := c.queue(ct, content)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(m.rec.ID[:]), nil
+}
+
+// queue queues content for the contact; c.mu is held.
+func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
+	body, err := content.marshal()
+	if err != nil {
+		return nil, err
+	}
 	var id [16]byte
 	if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
-		return "", err
+		return nil, err
 	}
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued,
 	}}
 	if err := m.cut(body, c.fragmentCapacity()); err != nil {
-		return "", err
+		return nil, err
 	}
 	m.rec.Acked = make([]bool, len(m.frags))
 	if err := c.store.dir.Put(bodyLabel(id), body); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := c.store.put(outLabel(id), m.rec); err != nil {
-		return "", err
+		return nil, err
 	}
 	c.out = append(c.out, m)
 	c.outByID[id] = m
 	c.notify()
-	return hex.EncodeToString(id[:]), nil
+	return m, nil
+}
+
+// queueControl queues a message the client handles itself (an
+// introduction, a conveyed message, a check step); c.mu is held.
+func (c *Client) queueControl(ct *contact, kind ContentKind, body []byte) (*outgoing, error) {
+	return c.queue(ct, Content{Kind: kind, Body: body})
 }
 
 func outLabel(id [16]byte) string { return fmt.Sprintf("out/%x", id) }
@@ -576,7 +608,8 @@ func (c *Client) Inbox() ([]MessageInfo, error) {
 		if ct := c.contacts[rec.From]; ct != nil {
 			from = ct.rec.Name
 		}
-		info := MessageInfo{ID: hex.EncodeToString(rec.ID[:]), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: len(rec.Body), Time: rec.Received}
+		info := MessageInfo{ID: hex.EncodeToString(rec.ID[:]), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: len(rec.Body), Time: rec.Received,
+			Conveyed: rec.Conveyed, Label: rec.Label, Note: rec.Note}
 		if rec.Kind == Text.String() {
 			info.Text = string(rec.Body)
 		}

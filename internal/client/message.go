@@ -16,6 +16,17 @@ const (
 	Text ContentKind = 1
 	// File is a file, with its name.
 	File ContentKind = 2
+
+	// The kinds the client handles itself; they travel like texts
+	// (fragmented, acknowledged, delivered once) but are not shown in the
+	// inbox.
+
+	// Introduction carries a package intro message.
+	Introduction ContentKind = 16
+	// Conveyance carries a package convey message.
+	Conveyance ContentKind = 17
+	// InterestCheck carries a package interest message.
+	InterestCheck ContentKind = 18
 )
 
 func (k ContentKind) String() string {
@@ -24,6 +35,12 @@ func (k ContentKind) String() string {
 		return "text"
 	case File:
 		return "file"
+	case Introduction:
+		return "introduction"
+	case Conveyance:
+		return "conveyance"
+	case InterestCheck:
+		return "interest check"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -76,6 +93,10 @@ func (c *Content) validate() error {
 	case File:
 		if c.Name == "" || len(c.Name) > MaxNameLength || !utf8.ValidString(c.Name) {
 			return fmt.Errorf("client: a file name must be 1 to %d bytes of UTF-8, not %q", MaxNameLength, c.Name)
+		}
+	case Introduction, Conveyance, InterestCheck:
+		if c.Name != "" {
+			return fmt.Errorf("client: a %v message has a name (%q)", c.Kind, c.Name)
 		}
 	default:
 		return fmt.Errorf("client: unknown content kind %d", c.Kind)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +79,7 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
 		c.store.dir.Delete(bodyLabel(m.rec.ID))
 		m.frags = nil
+		c.delivered(m, now)
 		c.notify()
 	}
 	if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
@@ -164,7 +166,8 @@ func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
 			}
 			s.Ratchet.SetClock(c.cfg.Clock)
 			ct.sess = s
-			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC()}
+			sid := sha256.Sum256(m.Initial)
+			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC(), ID: sid[:]}
 			if err := c.saveContact(ct); err != nil {
 				return err
 			}
@@ -253,9 +256,20 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
-	if err := c.store.put(inLabel(id), rec); err != nil {
-		return err
+	switch content.Kind {
+	case Text, File:
+		rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
+		if err := c.store.put(inLabel(id), rec); err != nil {
+			return err
+		}
+	default:
+		// A malformed control message is refused with an error in the
+		// log and the counters; it is still acknowledged (a retry would
+		// be just as malformed) and the session goes on.
+		if err := c.handleControl(ct, content, id, now); err != nil {
+			c.stats.Refused++
+			c.log.Warn("a message was refused", "kind", content.Kind.String(), "err", err)
+		}
 	}
 	c.received.IDs[seenKey] = now.UTC()
 	for k, t := range c.received.IDs {

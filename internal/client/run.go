@@ -192,6 +192,7 @@ func (c *Client) housekeep(now time.Time) {
 			delete(c.pending, id)
 		}
 	}
+	c.dueChecks(now)
 }
 
 // loopTimeout is how long a loop packet may take before it counts as

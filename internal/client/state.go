@@ -78,6 +78,9 @@ type sessionRecord struct {
 	// a session this side accepted.
 	PeerEphemeral []byte    `json:"peer_ephemeral,omitempty"`
 	Established   time.Time `json:"established"`
+	// ID identifies the session to both sides: SHA-256 of the Initial
+	// that set it up (the mutual interest check binds it).
+	ID []byte `json:"id"`
 }
 
 // Status is where a sent message is.
@@ -108,6 +111,9 @@ type outRecord struct {
 	Status    Status    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
 	Delivered time.Time `json:"delivered,omitzero"`
+	// Desk names the desk entry whose conveyed message this is: when it
+	// is delivered, the sender gets its receipt.
+	Desk [16]byte `json:"desk,omitzero"`
 }
 
 // inRecord is a received message ("in/<id hex>").
@@ -119,6 +125,13 @@ type inRecord struct {
 	Name     string    `json:"name,omitempty"`
 	Body     []byte    `json:"body"`
 	Received time.Time `json:"received"`
+	// Conveyed messages: From is the intermediary, Label how the
+	// intermediary names the sender, Note its note, Convey the ID to
+	// answer to.
+	Conveyed bool     `json:"conveyed,omitempty"`
+	Label    string   `json:"label,omitempty"`
+	Note     string   `json:"note,omitempty"`
+	Convey   [16]byte `json:"convey,omitzero"`
 }
 
 // receivedRecord remembers which messages were delivered to the user

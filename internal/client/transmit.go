@@ -2,6 +2,7 @@ package client
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math"
@@ -182,7 +183,8 @@ func (c *Client) startSession(ct *contact, now time.Time) error {
 		reason = helloRestored
 	}
 	ct.sess = s
-	ct.rec.Session = &sessionRecord{Initiated: true, Initial: raw, Reason: reason, Established: now.UTC()}
+	sid := sha256.Sum256(raw)
+	ct.rec.Session = &sessionRecord{Initiated: true, Initial: raw, Reason: reason, Established: now.UTC(), ID: sid[:]}
 	ct.helloDue, ct.helloAttempts = time.Time{}, 0
 	return c.saveContact(ct)
 }
