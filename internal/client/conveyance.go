@@ -404,4 +404,3 @@ func (c *Client) Proof(id string) (*ReceiptProof, error) {
 	}
 	return &ReceiptProof{Text: r.Text, Salt: r.Salt, Receipt: rc, Card: via.rec.Card}, nil
 }
-
