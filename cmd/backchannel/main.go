@@ -34,6 +34,16 @@ Client:
     backup                write an encrypted backup of identity, contacts and settings
     restore               make a new state directory from a backup
 
+Backchannel:
+    introduce             introduce two contacts to each other, under labels you choose
+    intro list|accept|decline
+                          introductions made to you, and your answers
+    convey send|reply|list|receipt
+                          write through an intermediary; receipts of conveyance
+    desk list|pass|refuse the messages given to you to convey
+    receipt verify        check a signed conveyance receipt against the intermediary's card
+    check ask|answer|list mutual interest checks: both learn "both said yes" only if both did
+
 Other:
     version               print the version of this build
 
@@ -77,6 +87,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBackup(args[1:], stdout, stderr)
 	case "restore":
 		return runRestore(args[1:], stdout, stderr)
+	case "introduce":
+		return runIntroduce(args[1:], stdout, stderr)
+	case "intro":
+		return runIntro(args[1:], stdout, stderr)
+	case "convey":
+		return runConvey(args[1:], stdout, stderr)
+	case "receipt":
+		return runReceipt(args[1:], stdout, stderr)
+	case "desk":
+		return runDesk(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "backchannel", version())
 		return 0

@@ -40,7 +40,27 @@ const (
 	OpStatus        = "status"
 	OpBackup        = "backup"
 	OpWait          = "wait"
+
+	OpIntroduce   = "introduce"
+	OpIntroList   = "intro-list"
+	OpIntroAnswer = "intro-answer"
+	OpConvey      = "convey"
+	OpConveyReply = "convey-reply"
+	OpConveyList  = "convey-list"
+	OpReceipt     = "receipt"
+	OpDeskList    = "desk-list"
+	OpDeskPass    = "desk-pass"
+	OpDeskRefuse  = "desk-refuse"
+	OpCheckAsk    = "check-ask"
+	OpCheckAnswer = "check-answer"
+	OpCheckList   = "check-list"
 )
+
+// What a wait request can wait for, with Count.
+var waitConditions = map[string]bool{
+	"settled": true, "received": true, "introductions": true, "introductions-done": true,
+	"desk": true, "conveyed": true, "checks": true, "checks-done": true,
+}
 
 // Request is one request to the daemon.
 type Request struct {
@@ -64,6 +84,22 @@ type Request struct {
 	Until   string        `json:"until,omitempty"`
 	Count   int           `json:"count,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Other is the second contact of an introduction, or whom a desk
+	// entry is passed to; Label and OtherLabel are the labels an
+	// introduction shows (Label: how Other is shown to Name), or how a
+	// conveyed message names its recipient (convey) or its sender (desk
+	// pass); Note is the intermediary's note.
+	Other      string `json:"other,omitempty"`
+	Label      string `json:"label,omitempty"`
+	OtherLabel string `json:"other_label,omitempty"`
+	Note       string `json:"note,omitempty"`
+	// Receipt is the receipt asked for: none, deniable or signed.
+	Receipt string `json:"receipt,omitempty"`
+	// Accept answers an introduction; Answer (yes or no) a check, or gives
+	// the asker's own; Within is how long the asked side has.
+	Accept bool          `json:"accept,omitempty"`
+	Answer string        `json:"answer,omitempty"`
+	Within time.Duration `json:"within,omitempty"`
 }
 
 // File is a file to send, or one received.
@@ -84,6 +120,12 @@ type Response struct {
 	Text     string               `json:"text,omitempty"`
 	File     *File                `json:"file,omitempty"`
 	Stats    *client.Stats        `json:"stats,omitempty"`
+
+	Introductions []client.IntroductionInfo `json:"introductions,omitempty"`
+	Desk          []client.DeskEntry        `json:"desk,omitempty"`
+	Conveyances   []client.ConveyInfo       `json:"conveyances,omitempty"`
+	Checks        []client.CheckInfo        `json:"checks,omitempty"`
+	Proof         *client.ReceiptProof      `json:"proof,omitempty"`
 }
 
 // ErrRequest is wrapped by every request decoding error.
@@ -129,8 +171,24 @@ func ParseRequest(data []byte) (*Request, error) {
 	case OpBackup:
 		err = need(r.Path != "" && r.Passphrase != "", "a path and a passphrase")
 	case OpWait:
-		err = need((r.Until == "settled" || r.Until == "received") && r.Count >= 0 && r.Timeout > 0 && r.Timeout <= MaxWait,
-			`until "settled" or "received", and a timeout of at most an hour`)
+		err = need(waitConditions[r.Until] && r.Count >= 0 && r.Timeout > 0 && r.Timeout <= MaxWait,
+			"a known condition and a timeout of at most an hour")
+	case OpIntroList, OpConveyList, OpDeskList, OpCheckList:
+	case OpIntroduce:
+		err = need(r.Name != "" && r.Other != "" && r.Label != "" && r.OtherLabel != "", "two contacts and a label for each")
+	case OpIntroAnswer, OpReceipt, OpDeskRefuse:
+		err = need(r.ID != "", "an ID")
+	case OpDeskPass:
+		err = need(r.ID != "", "a desk entry ID")
+	case OpConvey:
+		err = need(r.Name != "" && r.Text != "" && validReceipt(r.Receipt), "an intermediary, a text and a receipt kind (none, deniable, signed)")
+	case OpConveyReply:
+		err = need(r.ID != "" && r.Text != "" && validReceipt(r.Receipt), "a conveyed message's ID, a text and a receipt kind")
+	case OpCheckAsk:
+		err = need(r.Name != "" && r.Text != "" && (r.Answer == "yes" || r.Answer == "no") && r.Within > 0 && r.Within <= 30*24*time.Hour,
+			"a contact, a question, your answer (yes or no) and a time to answer within (at most 30 days)")
+	case OpCheckAnswer:
+		err = need(r.ID != "" && (r.Answer == "yes" || r.Answer == "no"), "a check ID and an answer (yes or no)")
 	default:
 		return nil, fmt.Errorf("%w: unknown operation %q", ErrRequest, r.Op)
 	}
@@ -139,3 +197,5 @@ func ParseRequest(data []byte) (*Request, error) {
 	}
 	return &r, nil
 }
+
+func validReceipt(s string) bool { return s == "" || s == "none" || s == "deniable" || s == "signed" }

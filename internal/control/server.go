@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/convey"
 	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/interest"
 	"github.com/backchannel/backchannel/internal/vault"
 )
 
@@ -148,6 +150,108 @@ func (s *Server) handle(ctx context.Context, r *Request) *Response {
 	case OpWait:
 		return s.wait(ctx, r)
 	}
+	return s.handleFeature(r)
+}
+
+// receiptKind maps a request's receipt word to its kind.
+func receiptKind(s string) convey.ReceiptKind {
+	switch s {
+	case "deniable":
+		return convey.DeniableReceipt
+	case "signed":
+		return convey.SignedReceipt
+	}
+	return convey.NoReceipt
+}
+
+func answer(s string) interest.Answer {
+	if s == "yes" {
+		return interest.Yes
+	}
+	return interest.No
+}
+
+// handleFeature answers the requests of introductions, conveyance and
+// mutual interest checks.
+func (s *Server) handleFeature(r *Request) *Response {
+	c := s.Client
+	fail := func(err error) *Response { return &Response{Error: err.Error()} }
+	switch r.Op {
+	case OpIntroduce:
+		id, err := c.Introduce(r.Name, r.Other, r.Label, r.OtherLabel, r.Note)
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{ID: id}
+	case OpIntroList:
+		list, err := c.Introductions()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Introductions: list}
+	case OpIntroAnswer:
+		if err := c.AnswerIntroduction(r.ID, r.Accept); err != nil {
+			return fail(err)
+		}
+		return &Response{}
+	case OpConvey:
+		id, err := c.Convey(r.Name, r.Label, r.Text, receiptKind(r.Receipt))
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{ID: id}
+	case OpConveyReply:
+		id, err := c.ReplyConveyed(r.ID, r.Text, receiptKind(r.Receipt))
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{ID: id}
+	case OpConveyList:
+		list, err := c.Conveyances()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Conveyances: list}
+	case OpReceipt:
+		proof, err := c.Proof(r.ID)
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Proof: proof}
+	case OpDeskList:
+		desk, err := c.Desk()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Desk: desk}
+	case OpDeskPass:
+		if err := c.PassOn(r.ID, r.Other, r.Label, r.Note); err != nil {
+			return fail(err)
+		}
+		return &Response{}
+	case OpDeskRefuse:
+		if err := c.Refuse(r.ID, r.Note); err != nil {
+			return fail(err)
+		}
+		return &Response{}
+	case OpCheckAsk:
+		id, err := c.Ask(r.Name, r.Text, answer(r.Answer), r.Within)
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{ID: id}
+	case OpCheckAnswer:
+		if err := c.AnswerCheck(r.ID, answer(r.Answer)); err != nil {
+			return fail(err)
+		}
+		return &Response{}
+	case OpCheckList:
+		list, err := c.Checks()
+		if err != nil {
+			return fail(err)
+		}
+		return &Response{Checks: list}
+	}
 	return fail(fmt.Errorf("unknown operation %q", r.Op))
 }
 
@@ -208,11 +312,44 @@ func (s *Server) wait(ctx context.Context, r *Request) *Response {
 }
 
 func (s *Server) holds(r *Request) (bool, error) {
-	if r.Until == "received" {
-		msgs, err := s.Client.Inbox()
-		return len(msgs) >= r.Count, err
+	c := s.Client
+	count := func(n int, err error) (bool, error) { return n >= r.Count, err }
+	switch r.Until {
+	case "received":
+		msgs, err := c.Inbox()
+		return count(len(msgs), err)
+	case "introductions", "introductions-done":
+		list, err := c.Introductions()
+		n := 0
+		for _, in := range list {
+			if r.Until == "introductions" || in.State == "done" {
+				n++
+			}
+		}
+		return count(n, err)
+	case "desk":
+		desk, err := c.Desk()
+		return count(len(desk), err)
+	case "conveyed":
+		list, err := c.Conveyances()
+		n := 0
+		for _, cv := range list {
+			if cv.State != "sent" {
+				n++
+			}
+		}
+		return count(n, err)
+	case "checks", "checks-done":
+		list, err := c.Checks()
+		n := 0
+		for _, ch := range list {
+			if r.Until == "checks" || ch.Result != interest.Pending.String() {
+				n++
+			}
+		}
+		return count(n, err)
 	}
-	for _, m := range s.Client.Outbox() {
+	for _, m := range c.Outbox() {
 		if m.Status == client.Queued || m.Status == client.Sent {
 			return false, nil
 		}
