@@ -309,6 +309,14 @@ func runInbox(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, m := range resp.Messages {
 		when := m.Time.Local().Format("2006-01-02 15:04:05")
+		if m.Conveyed {
+			fmt.Fprintf(stdout, "%s  %s  from %q via %s: %s\n", m.ID, when, m.Label, m.Contact, m.Text)
+			if m.Note != "" {
+				fmt.Fprintf(stdout, "  note from %s: %s\n", m.Contact, m.Note)
+			}
+			fmt.Fprintf(stdout, "  (answer with: backchannel convey reply %s TEXT)\n", m.ID)
+			continue
+		}
 		if m.Kind == client.Text.String() {
 			fmt.Fprintf(stdout, "%s  %s  from %s: %s\n", m.ID, when, m.Contact, m.Text)
 			continue

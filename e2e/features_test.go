@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// firstField returns the first word of the first line of out that contains
+// all of the given strings.
+func firstField(t *testing.T, out string, contains ...string) string {
+	t.Helper()
+lines:
+	for _, line := range strings.Split(out, "\n") {
+		for _, c := range contains {
+			if !strings.Contains(line, c) {
+				continue lines
+			}
+		}
+		return strings.Fields(line)[0]
+	}
+	t.Fatalf("no line with %q in:\n%s", contains, out)
+	return ""
+}
+
+// mediatorNetwork starts a network and a mediator who knows each of the
+// given parties, all daemons driven by the command line.
+func mediatorNetwork(t *testing.T, parties ...string) (*clientProc, map[string]*clientProc) {
+	t.Helper()
+	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": clientParameters})
+	mediator := nw.newClient(t, "mediator", "provider-a")
+	others := map[string]*clientProc{}
+	for i, name := range parties {
+		others[name] = nw.newClient(t, name, []string{"provider-a", "provider-b"}[i%2])
+		befriend(mediator, others[name])
+	}
+	return mediator, others
+}
+
+// TestIntroductionsAcrossProcesses: the mediator introduces alice to bob
+// (both accept: they become contacts under the labels and talk end to end)
+// and alice to carol (carol declines: no contact on either side, and alice
+// sees exactly what she would see had carol not answered).
+func TestIntroductionsAcrossProcesses(t *testing.T) {
+	mediator, p := mediatorNetwork(t, "alice", "bob", "carol")
+	alice, bob, carol := p["alice"], p["bob"], p["carol"]
+	mediator.cli("introduce", "--label-for-a", "a party in country X", "--label-for-b", "a party in country Y", "--note", "as discussed", "alice", "bob")
+	mediator.cli("introduce", "--label-for-a", "a party in country Z", "--label-for-b", "a party in country Y", "alice", "carol")
+
+	out := alice.cli("intro", "list", "--wait", "2")
+	alice.cli("intro", "accept", firstField(t, out, "country X"))
+	alice.cli("intro", "accept", firstField(t, out, "country Z"))
+	bob.cli("intro", "accept", firstField(t, bob.cli("intro", "list", "--wait", "1"), "country Y"))
+	carol.cli("intro", "decline", firstField(t, carol.cli("intro", "list", "--wait", "1"), "country Y"))
+
+	alice.cli("intro", "list", "--wait-done", "1")
+	bob.cli("intro", "list", "--wait-done", "1")
+	// Everything the mediator sent has been delivered, so nothing more
+	// will reach alice about carol.
+	mediator.cli("status", "--wait")
+	out = alice.cli("intro", "list")
+	if !strings.Contains(out, `"a party in country Z": accepted`) || !strings.Contains(out, `"a party in country X": done`) {
+		t.Fatalf("alice's introductions:\n%s", out)
+	}
+	if contacts := alice.cli("contact", "list"); strings.Contains(contacts, "country Z") || !strings.Contains(contacts, "a party in country X") {
+		t.Fatalf("alice's contacts:\n%s", contacts)
+	}
+	if contacts := carol.cli("contact", "list"); strings.Contains(contacts, "country Y") {
+		t.Fatalf("carol's contacts:\n%s", contacts)
+	}
+	alice.cli("send", "a party in country X", "we are ready to talk")
+	alice.cli("status", "--wait")
+	texts := bob.inboxTexts(t.TempDir())
+	if texts["we are ready to talk"] != 1 {
+		t.Fatalf("bob's inbox: %v", texts)
+	}
+}
+
+// TestConveyAcrossProcesses: alice writes to bob through the mediator,
+// asking for a signed receipt, a deniable one, and for a message the
+// mediator refuses. A third party checks the signed receipt against the
+// mediator's card with the command line; the deniable one does not pass.
+// Bob answers through the mediator.
+func TestConveyAcrossProcesses(t *testing.T) {
+	mediator, p := mediatorNetwork(t, "alice", "bob")
+	alice, bob := p["alice"], p["bob"]
+	signed := firstField(t, alice.cli("convey", "send", "--to", "the party in country Y", "--receipt", "signed", "mediator", "we accept the venue"))
+	deniable := firstField(t, alice.cli("convey", "send", "--to", "the party in country Y", "--receipt", "deniable", "mediator", "yes"))
+	alice.cli("convey", "send", "--to", "the party in country Y", "--receipt", "signed", "mediator", "an insult")
+
+	desk := mediator.cli("desk", "list", "--wait", "3")
+	mediator.cli("desk", "pass", "--to", "bob", "--as", "a party in country X", "--note", "unchanged", firstField(t, desk, "we accept the venue"))
+	mediator.cli("desk", "pass", "--to", "bob", "--as", "a party in country X", firstField(t, desk, `"yes"`))
+	mediator.cli("desk", "refuse", "--note", "I will not pass this on", firstField(t, desk, "an insult"))
+
+	out := alice.cli("convey", "list", "--wait", "3")
+	if !strings.Contains(out, "refused") || !strings.Contains(out, "I will not pass this on") || strings.Count(out, "receipt: conveyed to") != 2 {
+		t.Fatalf("alice's conveyances:\n%s", out)
+	}
+	dir := t.TempDir()
+	card := filepath.Join(dir, "mediator.card")
+	os.WriteFile(card, []byte(mediator.cli("card")), 0o600)
+	for name, id := range map[string]string{"signed": signed, "deniable": deniable} {
+		file := filepath.Join(dir, name+".receipt")
+		os.WriteFile(file, []byte(alice.cli("convey", "receipt", id)), 0o600)
+		verdict, err := alice.try("receipt", "verify", "--card", card, file)
+		switch {
+		case name == "signed" && (err != nil || !strings.Contains(verdict, "valid")):
+			t.Fatalf("a third party cannot check the signed receipt: %v\n%s", err, verdict)
+		case name == "deniable" && (err == nil || !strings.Contains(verdict, "deniable")):
+			t.Fatalf("a deniable receipt passed a third party's check: %v\n%s", err, verdict)
+		}
+		t.Logf("%s receipt: %s", name, strings.TrimSpace(verdict))
+	}
+
+	inbox := bob.cli("inbox", "--wait", "2")
+	if !strings.Contains(inbox, "via mediator") || !strings.Contains(inbox, "a party in country X") {
+		t.Fatalf("bob's inbox does not show the conveyance:\n%s", inbox)
+	}
+	bob.cli("convey", "reply", firstField(t, inbox, "we accept the venue"), "agreed")
+	desk = mediator.cli("desk", "list", "--wait", "4")
+	mediator.cli("desk", "pass", "--as", "the party in country Y", firstField(t, desk, "an answer for alice"))
+	if out := alice.cli("inbox", "--wait", "1"); !strings.Contains(out, "agreed") {
+		t.Fatalf("alice's inbox:\n%s", out)
+	}
+}
+
+// TestMutualInterestAcrossProcesses plays the four combinations of answers
+// between two daemons.
+func TestMutualInterestAcrossProcesses(t *testing.T) {
+	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": clientParameters})
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+	alice.cli("send", "bob", "hello")
+	alice.cli("status", "--wait")
+	for i, tc := range []struct{ asker, asked, want string }{
+		{"yes", "yes", "match: both said yes"},
+		{"yes", "no", "no match"},
+		{"no", "yes", "no match"},
+		{"no", "no", "no match"},
+	} {
+		question := fmt.Sprintf("question %d: open to talks?", i)
+		alice.cli("check", "ask", "--answer", tc.asker, "--within", "2s", "bob", question)
+		id := firstField(t, bob.cli("check", "list", "--wait", fmt.Sprint(i+1)), question)
+		bob.cli("check", "answer", id, tc.asked)
+		for _, c := range []*clientProc{alice, bob} {
+			out := c.cli("check", "list", "--wait-done", fmt.Sprint(i+1))
+			line := out[strings.Index(out, id):]
+			line = line[:strings.Index(line, "\n")]
+			if !strings.HasSuffix(line, "; "+tc.want) {
+				t.Fatalf("asker %s, asked %s: %s sees %s", tc.asker, tc.asked, c.name, line)
+			}
+		}
+	}
+}
