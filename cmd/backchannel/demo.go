@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/convey"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/interest"
 	"github.com/backchannel/backchannel/internal/node"
 	"github.com/backchannel/backchannel/internal/testnet"
 	"github.com/backchannel/backchannel/internal/vault"
@@ -23,23 +25,35 @@ import (
 
 // runDemo is `backchannel demo`: a whole network on loopback (2 providers,
 // 3 layers of 2 mixes, each node with its own listener, talking over real
-// sockets), and two users, each a full client with cover traffic, who
-// exchange messages through it, printed as a timeline of what each user
-// sees. Introductions and the rest of the scenario join it as they are
-// built.
+// sockets) and three users, each a full client with cover traffic, who play
+// the backchannel story: a mediator introduces two parties under labels,
+// they check their mutual interest in talks, one sends its signal and the
+// other answers, and a message goes through the mediator with a signed
+// receipt. It prints a timeline and exits 0 only if every step did what it
+// should.
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	messages := fs.Int("messages", 3, "messages alice sends to bob (bob answers each)")
-	keep := fs.Bool("keep", false, "keep the network's files after the demo")
+	o := demoOptions{}
+	fs.DurationVar(&o.meanDelay, "mean-delay", 20*time.Millisecond, "mean delay per hop (Loopix); short for the demo")
+	fs.DurationVar(&o.within, "within", 3*time.Second, "how long the mutual interest check gives the other side to answer")
+	fs.BoolVar(&o.aliceYes, "alice-yes", true, "alice answers yes to the interest check")
+	fs.BoolVar(&o.bobYes, "bob-yes", true, "bob answers yes to the interest check")
+	fs.BoolVar(&o.keep, "keep", false, "keep the network's files after the demo")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := demo(*messages, *keep, stdout); err != nil {
+	if err := demo(o, stdout); err != nil {
 		fmt.Fprintf(stderr, "backchannel: demo: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+type demoOptions struct {
+	meanDelay, within time.Duration
+	aliceYes, bobYes  bool
+	keep              bool
 }
 
 // demoTimeline prints timestamped lines; it is shared by the watchers.
@@ -61,13 +75,31 @@ type demoUser struct {
 	c    *client.Client
 }
 
-func demo(messages int, keep bool, out io.Writer) error {
+// await waits until cond holds for the user's client, checked at each of
+// its changes, for at most a minute.
+func (u *demoUser) await(what string, cond func() bool) error {
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		changed := u.c.Changed()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("%s: waited a minute for %s", u.name, what)
+		}
+	}
+}
+
+func demo(o demoOptions, out io.Writer) error {
 	tl := &demoTimeline{start: time.Now(), out: out}
 	dir, err := os.MkdirTemp("", "backchannel-demo-")
 	if err != nil {
 		return err
 	}
-	if keep {
+	if o.keep {
 		tl.say("the network's files are in %s", dir)
 	} else {
 		defer os.RemoveAll(dir)
@@ -83,7 +115,7 @@ func demo(messages int, keep bool, out io.Writer) error {
 		addresses[i] = listeners[i].Addr().String()
 	}
 	params := testnet.DefaultParameters(layers)
-	params.MeanDelay = 20 * time.Millisecond
+	params.MeanDelay = o.meanDelay
 	params.PollInterval = 50 * time.Millisecond
 	params.SendRate, params.LoopRate, params.DropRate = 20, 2, 2
 	tn, err := testnet.Generate(testnet.Options{
@@ -93,9 +125,9 @@ func demo(messages int, keep bool, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tl.say("directory authority signed the network document for epoch %d: %d providers, %d layers of %d mixes, on loopback", tn.Document.Epoch, providers, layers, mixes)
-	tl.say("cover traffic: every client sends %.0f send slots, %.0f loops and %.0f drops per second (Poisson) and polls every %v; mean delay %v per hop",
-		params.SendRate, params.LoopRate, params.DropRate, params.PollInterval, params.MeanDelay)
+	tl.say("a directory authority signed the network document for epoch %d: %d providers, %d layers of %d mixes, on loopback", tn.Document.Epoch, providers, layers, mixes)
+	tl.say("demo parameters (short, for the demo): mean delay %v per hop; each client sends %.0f send slots, %.0f loops and %.0f drops per second (Poisson) and polls every %v",
+		params.MeanDelay, params.SendRate, params.LoopRate, params.DropRate, params.PollInterval)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -110,80 +142,172 @@ func demo(messages int, keep bool, out io.Writer) error {
 	}
 	tl.say("%d nodes running, each on its own socket", len(tn.Names))
 
-	alice, err := demoClient(tn, dir, "alice", "provider-a", tl)
-	if err != nil {
-		return err
+	var users []*demoUser
+	for _, u := range []struct{ name, provider string }{{"mediator", "provider-a"}, {"alice", "provider-a"}, {"bob", "provider-b"}} {
+		du, err := demoClient(tn, dir, u.name, u.provider, tl)
+		if err != nil {
+			return err
+		}
+		defer du.c.Close()
+		users = append(users, du)
 	}
-	bob, err := demoClient(tn, dir, "bob", "provider-b", tl)
-	if err != nil {
-		return err
+	mediator, alice, bob := users[0], users[1], users[2]
+	for _, party := range []*demoUser{alice, bob} {
+		if err := mediator.c.AddContact(party.name, party.c.Self()); err != nil {
+			return err
+		}
+		if err := party.c.AddContact("mediator", mediator.c.Self()); err != nil {
+			return err
+		}
+		tl.say("the mediator and %s know each other (cards exchanged in person; safety number %s)", party.name, identity.SafetyNumber(mediator.c.Self(), party.c.Self()))
 	}
-	defer alice.c.Close()
-	defer bob.c.Close()
-	if err := alice.c.AddContact("bob", bob.c.Self()); err != nil {
-		return err
-	}
-	if err := bob.c.AddContact("alice", alice.c.Self()); err != nil {
-		return err
-	}
-	tl.say("alice and bob exchanged contact cards; both see safety number %s", identity.SafetyNumber(alice.c.Self(), bob.c.Self()))
-	for _, u := range []*demoUser{alice, bob} {
+	tl.say("alice and bob have never been in touch")
+	for _, u := range users {
 		wg.Add(2)
 		go func() { defer wg.Done(); u.c.Run(ctx) }()
 		go func() { defer wg.Done(); watch(ctx, u, tl) }()
 	}
+	return story(o, tl, mediator, alice, bob)
+}
 
-	texts := []string{"We are open to talks on a ceasefire, if this stays between us.", "Propose a venue and a date.", "Our envoy can travel next week."}
-	for i := range messages {
-		text := texts[i%len(texts)]
-		if _, err := alice.c.Send("bob", client.Content{Kind: client.Text, Body: []byte(text)}); err != nil {
-			return err
-		}
-		tl.say("alice queues a message to bob: %q", text)
+// story plays the scenario; each step waits for what it needs.
+func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) error {
+	const labelForAlice, labelForBob = "a party in country Y", "a party in country X"
+	tl.say("— 1. the mediator introduces them: alice will see bob only as %q, bob alice as %q", labelForAlice, labelForBob)
+	if _, err := mediator.c.Introduce("alice", "bob", labelForAlice, labelForBob, "You both asked for a discreet channel."); err != nil {
+		return err
 	}
-	deadline := time.NewTimer(2 * time.Minute)
-	defer deadline.Stop()
-	answered := 0
-	for {
-		changed := bob.c.Changed()
-		inbox, err := bob.c.Inbox()
-		if err != nil {
-			return err
-		}
-		for ; answered < len(inbox); answered++ {
-			reply := fmt.Sprintf("Received your message %d. We will answer through this channel only.", answered+1)
-			if _, err := bob.c.Send("alice", client.Content{Kind: client.Text, Body: []byte(reply)}); err != nil {
-				return err
+	for _, u := range []*demoUser{alice, bob} {
+		var in client.IntroductionInfo
+		if err := u.await("the introduction", func() bool {
+			list, _ := u.c.Introductions()
+			if len(list) == 1 {
+				in = list[0]
 			}
-			tl.say("bob queues an answer to alice: %q", reply)
+			return len(list) == 1
+		}); err != nil {
+			return err
 		}
-		if answered == messages && settled(alice.c) && settled(bob.c) {
-			break
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return fmt.Errorf("not every message was delivered in 2 minutes")
-		}
-	}
-	aliceInbox, _ := alice.c.Inbox()
-	for len(aliceInbox) < messages {
-		changed := alice.c.Changed()
-		if aliceInbox, _ = alice.c.Inbox(); len(aliceInbox) >= messages {
-			break
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return fmt.Errorf("bob's answers did not all arrive in 2 minutes")
+		tl.say("%s is introduced by %s to %q (note: %q) and accepts", u.name, in.From, in.Label, in.Note)
+		if err := u.c.AnswerIntroduction(in.ID, true); err != nil {
+			return err
 		}
 	}
 	for _, u := range []*demoUser{alice, bob} {
-		s := u.c.Stats()
-		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d of %d loops came back",
-			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned, s.LoopsSent)
+		if err := u.await("the introduction to complete", func() bool { list, _ := u.c.Introductions(); return list[0].State == "done" }); err != nil {
+			return err
+		}
 	}
-	tl.say("done: %d messages each way delivered and acknowledged end to end; the relays saw only fixed-size packets, at a rate that did not change when the users talked", messages)
+	tl.say("both accepted: each now holds the other's card; the mediator will see nothing of what follows")
+
+	tl.say("— 2. alice opens an end-to-end session with %q (PQXDH: X25519 and ML-KEM-768, then the Double Ratchet)", labelForAlice)
+	if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("Greetings. This channel is end to end.")}); err != nil {
+		return err
+	}
+	if err := alice.await("the greeting delivered", func() bool { return settled(alice.c) }); err != nil {
+		return err
+	}
+
+	question := "Are you open to talks on a ceasefire?"
+	tl.say("— 3. mutual interest check: alice asks %q; bob has %v to answer; nobody learns a lone yes", question, o.within)
+	answer := func(yes bool) interest.Answer {
+		if yes {
+			return interest.Yes
+		}
+		return interest.No
+	}
+	id, err := alice.c.Ask(labelForAlice, question, answer(o.aliceYes), o.within)
+	if err != nil {
+		return err
+	}
+	tl.say("alice answers %v (asking is answering)", answer(o.aliceYes))
+	if err := bob.await("the question", func() bool { list, _ := bob.c.Checks(); return len(list) == 1 }); err != nil {
+		return err
+	}
+	if err := bob.c.AnswerCheck(id, answer(o.bobYes)); err != nil {
+		return err
+	}
+	tl.say("bob answers %v; his client sends its protocol message at the deadline whatever he chose", answer(o.bobYes))
+	want := interest.NoMatch.String()
+	if o.aliceYes && o.bobYes {
+		want = interest.Match.String()
+	}
+	for _, u := range []*demoUser{alice, bob} {
+		var result string
+		if err := u.await("the check's result", func() bool {
+			list, _ := u.c.Checks()
+			result = list[0].Result
+			return result != interest.Pending.String()
+		}); err != nil {
+			return err
+		}
+		tl.say("%s learns: %s", u.name, result)
+		if result != want {
+			return fmt.Errorf("%s learned %q, want %q", u.name, result, want)
+		}
+	}
+	if want != interest.Match.String() {
+		tl.say("no match: alice does not send her signal, and neither learns more than that")
+	} else {
+		tl.say("— 4. alice sends her signal; bob answers")
+		if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("We are prepared to meet in a neutral venue next month.")}); err != nil {
+			return err
+		}
+		if err := bob.await("the signal", func() bool { in, _ := bob.c.Inbox(); return len(in) == 2 }); err != nil {
+			return err
+		}
+		if _, err := bob.c.Send(labelForBob, client.Content{Kind: client.Text, Body: []byte("Agreed in principle. Propose a date.")}); err != nil {
+			return err
+		}
+		for _, u := range []*demoUser{alice, bob} {
+			if err := u.await("delivery confirmations", func() bool { return settled(u.c) }); err != nil {
+				return err
+			}
+		}
+		if err := alice.await("bob's answer", func() bool { in, _ := alice.c.Inbox(); return len(in) == 1 }); err != nil {
+			return err
+		}
+	}
+
+	tl.say("— 5. alice conveys a message through the mediator, asking for a signed receipt")
+	text := "Our delegation will be three people."
+	cid, err := alice.c.Convey("mediator", labelForAlice, text, convey.SignedReceipt)
+	if err != nil {
+		return err
+	}
+	var entry client.DeskEntry
+	if err := mediator.await("the message on the desk", func() bool {
+		desk, _ := mediator.c.Desk()
+		if len(desk) == 1 {
+			entry = desk[0]
+		}
+		return len(desk) == 1
+	}); err != nil {
+		return err
+	}
+	tl.say("the mediator reads it on the desk (%q, for %q) and passes it on to bob, naming the sender %q", entry.Text, entry.To, labelForBob)
+	if err := mediator.c.PassOn(entry.ID, "bob", labelForBob, "Passed on unchanged."); err != nil {
+		return err
+	}
+	if err := alice.await("the receipt", func() bool { list, _ := alice.c.Conveyances(); return list[0].State != "sent" }); err != nil {
+		return err
+	}
+	proof, err := alice.c.Proof(cid)
+	if err != nil {
+		return err
+	}
+	if err := proof.Receipt.Verify(proof.Text, proof.Salt, mediator.c.Self().SigningKey); err != nil {
+		return fmt.Errorf("the receipt does not verify: %w", err)
+	}
+	tl.say("alice holds a signed receipt: conveyed to %q at %s; anyone with the mediator's card can check it, given the message and its salt (the receipt alone names only a salted commitment %x…)",
+		proof.Receipt.To, proof.Receipt.Time.Local().Format(time.TimeOnly), proof.Receipt.Commitment[:6])
+
+	for _, u := range []*demoUser{mediator, alice, bob} {
+		s := u.c.Stats()
+		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d loops came back",
+			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned)
+	}
+	tl.say("done: every step succeeded; the relays saw only fixed-size packets, at rates that did not change when anyone talked")
 	return nil
 }
 
@@ -233,6 +357,9 @@ func watch(ctx context.Context, u *demoUser, tl *demoTimeline) {
 	for {
 		changed := u.c.Changed()
 		for _, m := range u.c.Outbox() {
+			if m.Kind != client.Text.String() {
+				continue
+			}
 			if statuses[m.ID] != m.Status {
 				statuses[m.ID] = m.Status
 				line := fmt.Sprintf("%s → %s  message %s…: %s", u.name, m.Contact, m.ID[:8], m.Status)
@@ -248,8 +375,8 @@ func watch(ctx context.Context, u *demoUser, tl *demoTimeline) {
 		for _, ct := range u.c.Contacts() {
 			if sessions[ct.Name] != ct.Session {
 				sessions[ct.Name] = ct.Session
-				if ct.Session != "none" {
-					tl.say("%s: session with %s %s (PQXDH, then the Double Ratchet)", u.name, ct.Name, ct.Session)
+				if ct.Session == "established" {
+					tl.say("%s: session with %s established", u.name, ct.Name)
 				}
 			}
 		}
@@ -257,7 +384,11 @@ func watch(ctx context.Context, u *demoUser, tl *demoTimeline) {
 			for _, m := range inbox {
 				if !seen[m.ID] {
 					seen[m.ID] = true
-					tl.say("%s ← %s  %q", u.name, m.Contact, m.Text)
+					if m.Conveyed {
+						tl.say("%s ← %q via %s  %q (note: %q)", u.name, m.Label, m.Contact, m.Text, m.Note)
+					} else {
+						tl.say("%s ← %s  %q", u.name, m.Contact, m.Text)
+					}
 				}
 			}
 		}
