@@ -59,12 +59,30 @@ func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
 	return &Dir{path: path, vault: v}, nil
 }
 
+// writeHeader replaces the header atomically, then overwrites the old
+// header's blocks in place: otherwise a passphrase change would leave the
+// key wrapped under the old passphrase on the disk, in freed blocks.
 func (d *Dir) writeHeader(h *Header) error {
 	b, err := h.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(d.path, headerFile), b)
+	path := filepath.Join(d.path, headerFile)
+	old, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vault: %w", err)
+	}
+	if err := writeAtomic(path, b); err != nil {
+		if old != nil {
+			old.Close()
+		}
+		return err
+	}
+	if old == nil {
+		return nil
+	}
+	defer old.Close()
+	return zeroFile(old)
 }
 
 // entryPath names an entry's file after its label, hex-encoded so that any
@@ -97,9 +115,47 @@ func (d *Dir) Get(label string) ([]byte, error) {
 	return d.vault.Open(label, data)
 }
 
-// Delete removes an entry.
+// Delete removes an entry, overwriting its file in place first, so that
+// its blocks do not keep the ciphertext for someone who later learns the
+// passphrase (as far as the file system and the device allow: see
+// docs/client.md on journaling and wear levelling).
 func (d *Dir) Delete(label string) error {
-	if err := os.Remove(d.entryPath(label)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	return shred(d.entryPath(label))
+}
+
+// shred overwrites a file with zeros in place, syncs it and removes it. A
+// missing file is not an error.
+func shred(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	err = zeroFile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vault: %w", err)
+	}
+	return nil
+}
+
+// zeroFile overwrites an open file's contents with zeros and syncs it.
+func zeroFile(f *os.File) error {
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	if _, err := f.WriteAt(make([]byte, info.Size()), 0); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	return nil
@@ -114,19 +170,36 @@ func (d *Dir) ChangePassphrase(passphrase []byte, params Params) error {
 	return d.writeHeader(h)
 }
 
-// Wipe destroys the vault: it overwrites and removes the header (without the
-// wrapped key no entry can be read, whatever copies of them exist) and
-// forgets the state key.
+// Wipe destroys the vault: it overwrites the header in place (without the
+// wrapped key no entry can be read, whatever copies of them exist, even by
+// someone who knows the passphrase), forgets the state key, then
+// overwrites and removes every entry.
 func (d *Dir) Wipe() error {
-	path := filepath.Join(d.path, headerFile)
-	if info, err := os.Stat(path); err == nil {
-		if err := writeAtomic(path, make([]byte, info.Size())); err != nil {
-			return err
-		}
-	}
+	err := shred(filepath.Join(d.path, headerFile))
 	d.vault.Wipe()
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
+		return err
+	}
+	return WipeFiles(d.path)
+}
+
+// WipeFiles overwrites and removes the vault files in the directory path
+// (header first), without unlocking it: for wiping a state whose passphrase
+// is not at hand. Other files are left alone.
+func WipeFiles(path string) error {
+	if err := shred(filepath.Join(path, headerFile)); err != nil {
+		return err
+	}
+	names, err := os.ReadDir(path)
+	if err != nil {
 		return fmt.Errorf("vault: %w", err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n.Name(), ".entry") || strings.HasPrefix(n.Name(), ".tmp-") {
+			if err := shred(filepath.Join(path, n.Name())); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package vault
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,7 +80,40 @@ func TestDir(t *testing.T) {
 	if _, err := OpenDir(path, testrand.New(5), []byte("new pass")); err == nil {
 		t.Fatal("the vault opened after a wipe")
 	}
-	if _, err := d.Get("identity"); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("an entry opened after a wipe: %v", err)
+	if _, err := d.Get("identity"); err == nil {
+		t.Fatal("an entry opened after a wipe")
+	}
+	if left, _ := os.ReadDir(path); len(left) != 0 {
+		t.Fatalf("files left after a wipe: %v", left)
+	}
+}
+
+// TestOverwrites checks that deleting an entry and changing the passphrase
+// overwrite the old bytes in place: a file descriptor opened on the old
+// file (the same inode, so the same blocks) reads zeros afterwards.
+func TestOverwrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	d, err := CreateDir(path, testrand.New(1), []byte("pass"), testParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put("secret", []byte("a message that must disappear")); err != nil {
+		t.Fatal(err)
+	}
+	entry, _ := os.Open(d.entryPath("secret"))
+	defer entry.Close()
+	header, _ := os.Open(filepath.Join(path, headerFile))
+	defer header.Close()
+	if err := d.Delete("secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ChangePassphrase([]byte("new"), testParams); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]*os.File{"deleted entry": entry, "old header": header} {
+		b, err := io.ReadAll(f)
+		if err != nil || len(b) == 0 || !bytes.Equal(b, make([]byte, len(b))) {
+			t.Fatalf("the %s was not overwritten (%d bytes, %v)", name, len(b), err)
+		}
 	}
 }
