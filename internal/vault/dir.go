@@ -59,20 +59,24 @@ func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
 	return &Dir{path: path, vault: v}, nil
 }
 
-// writeHeader replaces the header atomically, then overwrites the old
-// header's blocks in place: otherwise a passphrase change would leave the
-// key wrapped under the old passphrase on the disk, in freed blocks.
 func (d *Dir) writeHeader(h *Header) error {
 	b, err := h.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(d.path, headerFile)
+	return replace(filepath.Join(d.path, headerFile), b)
+}
+
+// replace writes a file atomically (a temporary file, fsync, rename), then
+// overwrites the old version's blocks in place: otherwise they would keep,
+// on the disk, what the new version replaced — the key wrapped under an old
+// passphrase, or a ratchet state whose keys must be gone (forward secrecy).
+func replace(path string, data []byte) error {
 	old, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("vault: %w", err)
 	}
-	if err := writeAtomic(path, b); err != nil {
+	if err := writeAtomic(path, data); err != nil {
 		if old != nil {
 			old.Close()
 		}
@@ -97,7 +101,7 @@ func (d *Dir) Put(label string, plaintext []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(d.entryPath(label), sealed)
+	return replace(d.entryPath(label), sealed)
 }
 
 // ErrNotFound: there is no entry of that label.

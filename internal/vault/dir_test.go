@@ -88,8 +88,8 @@ func TestDir(t *testing.T) {
 	}
 }
 
-// TestOverwrites checks that deleting an entry and changing the passphrase
-// overwrite the old bytes in place: a file descriptor opened on the old
+// TestOverwrites checks that deleting an entry, replacing one and changing
+// the passphrase overwrite the old bytes in place: a file descriptor opened on the old
 // file (the same inode, so the same blocks) reads zeros afterwards.
 func TestOverwrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state")
@@ -100,8 +100,16 @@ func TestOverwrites(t *testing.T) {
 	if err := d.Put("secret", []byte("a message that must disappear")); err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Put("ratchet", []byte("old chain keys")); err != nil {
+		t.Fatal(err)
+	}
 	entry, _ := os.Open(d.entryPath("secret"))
 	defer entry.Close()
+	ratchet, _ := os.Open(d.entryPath("ratchet"))
+	defer ratchet.Close()
+	if err := d.Put("ratchet", []byte("new chain keys")); err != nil {
+		t.Fatal(err)
+	}
 	header, _ := os.Open(filepath.Join(path, headerFile))
 	defer header.Close()
 	if err := d.Delete("secret"); err != nil {
@@ -110,7 +118,7 @@ func TestOverwrites(t *testing.T) {
 	if err := d.ChangePassphrase([]byte("new"), testParams); err != nil {
 		t.Fatal(err)
 	}
-	for name, f := range map[string]*os.File{"deleted entry": entry, "old header": header} {
+	for name, f := range map[string]*os.File{"deleted entry": entry, "old header": header, "replaced entry": ratchet} {
 		b, err := io.ReadAll(f)
 		if err != nil || len(b) == 0 || !bytes.Equal(b, make([]byte, len(b))) {
 			t.Fatalf("the %s was not overwritten (%d bytes, %v)", name, len(b), err)
