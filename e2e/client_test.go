@@ -35,7 +35,13 @@ var accountLine = regexp.MustCompile(`--link-key ([0-9a-f]{64}) --mailbox ([0-9a
 // add-user) and starts the daemon.
 func (nw *network) newClient(t *testing.T, name, provider string, daemonArgs ...string) *clientProc {
 	t.Helper()
-	c := &clientProc{t: t, name: name, dir: filepath.Join(nw.dir, "clients", name)}
+	return nw.newClientIn(t, name, provider, filepath.Join(nw.dir, "clients", name), daemonArgs...)
+}
+
+// newClientIn is newClient with the state directory at dir.
+func (nw *network) newClientIn(t *testing.T, name, provider, dir string, daemonArgs ...string) *clientProc {
+	t.Helper()
+	c := &clientProc{t: t, name: name, dir: dir}
 	c.env = append(os.Environ(), "BACKCHANNEL_DIR="+c.dir, "BACKCHANNEL_PASSPHRASE="+name+" has a long passphrase",
 		"BACKCHANNEL_BACKUP_PASSPHRASE=backup of "+name)
 	out := c.cli("init", "--network", filepath.Join(nw.dir, "network.toml"), "--provider", provider)
@@ -71,7 +77,7 @@ func (c *clientProc) try(args ...string) (string, error) {
 func (c *clientProc) start(args ...string) {
 	t := c.t
 	t.Helper()
-	c.log = filepath.Join(filepath.Dir(c.dir), c.name+".log")
+	c.log = filepath.Join(c.t.TempDir(), c.name+".log")
 	logFile, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +118,7 @@ func (c *clientProc) stop() {
 // befriend exchanges the two users' cards, as files.
 func befriend(a, b *clientProc) {
 	for _, pair := range [][2]*clientProc{{a, b}, {b, a}} {
-		card := filepath.Join(filepath.Dir(pair[0].dir), pair[0].name+".card")
+		card := filepath.Join(a.t.TempDir(), pair[0].name+".card")
 		if err := os.WriteFile(card, []byte(pair[0].cli("card")), 0o600); err != nil {
 			a.t.Fatal(err)
 		}

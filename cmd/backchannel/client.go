@@ -22,6 +22,7 @@ import (
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/config"
 	"github.com/backchannel/backchannel/internal/control"
+	"github.com/backchannel/backchannel/internal/vault"
 )
 
 // The client's commands. The daemon (`client run`) holds the unlocked
@@ -164,13 +165,17 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		done := make(chan error, 1)
-		go func() { done <- (&control.Server{Client: c, Logger: logger}).Serve(ctx, ln) }()
+		go func() { done <- (&control.Server{Client: c, Logger: logger, Wiped: stop}).Serve(ctx, ln) }()
 		logger.Info("client running", "socket", socketPath(*dir))
 		fmt.Fprintln(stdout, "client running; stop it with Ctrl-C")
 		runErr := c.Run(ctx)
 		stop()
 		if err := <-done; err != nil {
 			return err
+		}
+		if errors.Is(runErr, client.ErrWiped) {
+			fmt.Fprintln(stdout, "the state was wiped; the client stops")
+			return nil
 		}
 		return runErr
 	}()
@@ -451,5 +456,34 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "restored into %s; your sessions will be set up again when you next write, and your contacts told\n", *dir)
+	return 0
+}
+
+// runWipe is `backchannel wipe --yes`: the local state made unreadable at
+// once, even to someone who knows the passphrase. A running daemon wipes
+// and stops; without one, the files are wiped directly.
+func runWipe(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("wipe", stderr)
+	yes := fs.Bool("yes", false, "really wipe: there is no undo")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !*yes {
+		fmt.Fprintf(stderr, "backchannel: wipe destroys %s for good (identity, contacts, messages); say --yes\n", *dir)
+		return 2
+	}
+	_, err := control.Call(socketPath(*dir), &control.Request{Op: control.OpWipe})
+	if err != nil && strings.Contains(err.Error(), "no client daemon answers") {
+		err = vault.WipeFiles(*dir)
+	}
+	if err == nil {
+		os.Remove(socketPath(*dir))
+		os.Remove(*dir) // only if empty
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: wipe: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wiped %s: the key the state was sealed under is overwritten, and every file with it\n", *dir)
 	return 0
 }

@@ -33,6 +33,7 @@ Client:
     status                sent messages and their status, and the client's counters
     backup                write an encrypted backup of identity, contacts and settings
     restore               make a new state directory from a backup
+    wipe                  make the local state unreadable at once (--yes)
 
 Backchannel:
     introduce             introduce two contacts to each other, under labels you choose
@@ -87,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBackup(args[1:], stdout, stderr)
 	case "restore":
 		return runRestore(args[1:], stdout, stderr)
+	case "wipe":
+		return runWipe(args[1:], stdout, stderr)
 	case "introduce":
 		return runIntroduce(args[1:], stdout, stderr)
 	case "intro":

@@ -91,6 +91,7 @@ type Client struct {
 	srtt     time.Duration // smoothed round trip of acks, and its variation
 	rttvar   time.Duration
 	changed  chan struct{} // closed and replaced on every change users see
+	wiped    bool          // the state is gone: nothing more is written
 }
 
 // contact is a contact in memory.
@@ -697,3 +698,14 @@ func (c *Client) Close() { c.store.dir.Close() }
 
 // hexKey names a contact by its identity key.
 func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
+
+// Wipe makes the state unreadable at once, even to someone who knows the
+// passphrase: it overwrites the vault header (the wrapped key every entry
+// is sealed under) and forgets the key, then overwrites and removes every
+// entry. The client must not be used afterwards.
+func (c *Client) Wipe() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wiped = true
+	return c.store.dir.Wipe()
+}

@@ -18,9 +18,12 @@ import (
 // receive handles fetched mailbox packets. Everything it keeps is stored
 // before it returns, and so before the next fetch acknowledges the packets
 // to the provider.
-func (c *Client) receive(batch []clientlink.Fetched, now time.Time) {
+func (c *Client) receive(batch []clientlink.Fetched, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wiped {
+		return ErrWiped
+	}
 	for _, f := range batch {
 		c.stats.Fetched++
 		var d wire.Delivery
@@ -34,6 +37,7 @@ func (c *Client) receive(batch []clientlink.Fetched, now time.Time) {
 		}
 		c.receivePayload(d.Payload, now)
 	}
+	return nil
 }
 
 // receiveAck handles a SURB reply: the ack of one transmission.

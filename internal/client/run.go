@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"crypto/ed25519"
 	"fmt"
 	"time"
@@ -10,6 +11,9 @@ import (
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
 )
+
+// ErrWiped ends the loops of a wiped client: Run returns it.
+var ErrWiped = errors.New("client: the state was wiped")
 
 // Run connects to the provider and keeps the schedule until ctx is done,
 // reconnecting with backoff when the link fails. It returns nil when ctx
@@ -20,6 +24,9 @@ func (c *Client) Run(ctx context.Context) error {
 		err := c.runLink(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, ErrWiped) {
+			return err
 		}
 		c.mu.Lock()
 		c.stats.Connected, c.stats.LastError = false, err.Error()
@@ -130,6 +137,10 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 // built is logged and its slot passes; a link that fails ends the loop.
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
+	if c.wiped {
+		c.mu.Unlock()
+		return ErrWiped
+	}
 	packet, err := c.nextPacket(ev, c.cfg.Clock.Now())
 	c.mu.Unlock()
 	if err != nil {
@@ -170,7 +181,9 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 			return err
 		}
 		now := c.cfg.Clock.Now()
-		c.receive(batch, now)
+		if err := c.receive(batch, now); err != nil {
+			return err
+		}
 		c.housekeep(now)
 	}
 }
@@ -180,6 +193,9 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 func (c *Client) housekeep(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wiped {
+		return
+	}
 	timeout := c.loopTimeout()
 	for id, sent := range c.loops {
 		if now.Sub(sent) > timeout {

@@ -54,6 +54,7 @@ const (
 	OpCheckAsk    = "check-ask"
 	OpCheckAnswer = "check-answer"
 	OpCheckList   = "check-list"
+	OpWipe        = "wipe"
 )
 
 // What a wait request can wait for, with Count.
@@ -173,7 +174,7 @@ func ParseRequest(data []byte) (*Request, error) {
 	case OpWait:
 		err = need(waitConditions[r.Until] && r.Count >= 0 && r.Timeout > 0 && r.Timeout <= MaxWait,
 			"a known condition and a timeout of at most an hour")
-	case OpIntroList, OpConveyList, OpDeskList, OpCheckList:
+	case OpIntroList, OpConveyList, OpDeskList, OpCheckList, OpWipe:
 	case OpIntroduce:
 		err = need(r.Name != "" && r.Other != "" && r.Label != "" && r.OtherLabel != "", "two contacts and a label for each")
 	case OpIntroAnswer, OpReceipt, OpDeskRefuse:

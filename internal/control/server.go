@@ -48,7 +48,10 @@ type Server struct {
 	Client *client.Client
 	// BackupParams are the passphrase hashing parameters of backups.
 	BackupParams vault.Params
-	Logger       *slog.Logger
+	// Wiped is called after a wipe request has wiped the state: the
+	// daemon stops.
+	Wiped  func()
+	Logger *slog.Logger
 }
 
 // Serve answers connections on ln until ctx is done.
@@ -149,6 +152,14 @@ func (s *Server) handle(ctx context.Context, r *Request) *Response {
 		return s.backup(r)
 	case OpWait:
 		return s.wait(ctx, r)
+	case OpWipe:
+		if err := c.Wipe(); err != nil {
+			return fail(err)
+		}
+		if s.Wiped != nil {
+			s.Wiped()
+		}
+		return &Response{}
 	}
 	return s.handleFeature(r)
 }

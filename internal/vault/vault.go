@@ -64,9 +64,13 @@ type Header struct {
 
 // Vault is an unlocked vault: it holds the state key.
 type Vault struct {
-	key  [keySize]byte
-	rand io.Reader
+	key   [keySize]byte
+	rand  io.Reader
+	wiped bool
 }
+
+// ErrWiped: the vault's key was wiped; nothing more is sealed or opened.
+var ErrWiped = errors.New("vault: the state was wiped")
 
 // Create makes a vault with a fresh state key, wrapped under passphrase.
 func Create(rand io.Reader, passphrase []byte, params Params) (*Vault, *Header, error) {
@@ -198,6 +202,9 @@ func ParseHeader(data []byte) (*Header, error) {
 //
 //	"bcentry" | u8 version | nonce [24] | ciphertext
 func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
+	if v.wiped {
+		return nil, ErrWiped
+	}
 	aead, err := chacha20poly1305.NewX(v.key[:])
 	if err != nil {
 		return nil, err
@@ -213,6 +220,9 @@ func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
 
 // Open decrypts an entry sealed under label.
 func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
+	if v.wiped {
+		return nil, ErrWiped
+	}
 	prefix := len(entryMagic) + 1 + chacha20poly1305.NonceSizeX
 	if len(entry) < prefix+chacha20poly1305.Overhead || string(entry[:len(entryMagic)]) != entryMagic {
 		return nil, fmt.Errorf("%w: not a vault entry", ErrCorrupt)
@@ -234,7 +244,7 @@ func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
 func entryAD(label string) []byte { return []byte("backchannel vault entry v1\x00" + label) }
 
 // Wipe erases the state key from memory.
-func (v *Vault) Wipe() { clear(v.key[:]) }
+func (v *Vault) Wipe() { clear(v.key[:]); v.wiped = true }
 
 // Equal reports whether two unlocked vaults hold the same state key, in
 // constant time (for tests and for checking a restored backup).
