@@ -2,8 +2,8 @@ package client
 
 import (
 	"context"
-	"errors"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"time"
 
