@@ -111,6 +111,20 @@ func (l *Link) Acknowledged() uint64 {
 	return l.acked
 }
 
+// SetRetention asks the provider to keep the client's unfetched packets no
+// longer than d (0: the provider's own retention), for disappearing
+// messages. The provider never keeps them longer than its own retention.
+func (l *Link) SetRetention(d time.Duration) error {
+	body, err := wire.Retention{Seconds: uint64(max(d, 0) / time.Second)}.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameRetention, Body: body}); err != nil {
+		return fmt.Errorf("clientlink: %w", err)
+	}
+	return nil
+}
+
 // Fetched is a packet from the client's mailbox.
 type Fetched struct {
 	Seq    uint64

@@ -41,7 +41,8 @@ var (
 	metaBucket      = []byte("meta")
 	versionKey      = []byte("version")
 	mailboxesBucket = []byte("mailboxes")
-	countsBucket    = []byte("counts") // mailbox ID → u64 number of packets
+	countsBucket    = []byte("counts")    // mailbox ID → u64 number of packets
+	retentionBucket = []byte("retention") // mailbox ID → u64 nanoseconds its owner asked for
 )
 
 // Errors from Put.
@@ -94,6 +95,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return fmt.Errorf("store layout version %v, this provider reads version %d", v, storeVersion)
 		}
 		if _, err := tx.CreateBucketIfNotExists(mailboxesBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(retentionBucket); err != nil {
 			return err
 		}
 		_, err = tx.CreateBucketIfNotExists(countsBucket)
@@ -208,10 +212,12 @@ func (s *Store) Count(id ID) (int, error) {
 // Expire removes packets received before now − Retention from every
 // mailbox, and returns how many it removed.
 func (s *Store) Expire(now time.Time) (int, error) {
-	cutoff := now.Add(-s.opts.Retention).UnixNano()
 	removed := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(mailboxesBucket).ForEachBucket(func(name []byte) error {
+			var id ID
+			copy(id[:], name)
+			cutoff := now.Add(-s.retention(tx, id)).UnixNano()
 			c := tx.Bucket(mailboxesBucket).Bucket(name).Cursor()
 			// Sequence order is arrival order, so the old packets come
 			// first.
@@ -226,8 +232,6 @@ func (s *Store) Expire(now time.Time) (int, error) {
 				n++
 			}
 			removed += int(n)
-			var id ID
-			copy(id[:], name)
 			return setCount(tx, id, count(tx, id)-n)
 		})
 	})
@@ -235,6 +239,34 @@ func (s *Store) Expire(now time.Time) (int, error) {
 		return removed, fmt.Errorf("mailbox: failed to expire packets: %w", err)
 	}
 	return removed, nil
+}
+
+// retention is how long the mailbox's packets are kept: the store's
+// retention, or less if the owner asked for less.
+func (s *Store) retention(tx *bolt.Tx, id ID) time.Duration {
+	if v := tx.Bucket(retentionBucket).Get(id[:]); len(v) == 8 {
+		if own := time.Duration(binary.BigEndian.Uint64(v)); own > 0 && own < s.opts.Retention {
+			return own
+		}
+	}
+	return s.opts.Retention
+}
+
+// SetRetention records how long the mailbox's owner wants its unfetched
+// packets kept (for disappearing messages); 0 returns to the store's
+// retention, which is also the most a mailbox gets.
+func (s *Store) SetRetention(id ID, d time.Duration) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(retentionBucket)
+		if d <= 0 {
+			return b.Delete(id[:])
+		}
+		return b.Put(id[:], seqKey(uint64(d)))
+	})
+	if err != nil {
+		return fmt.Errorf("mailbox: failed to set a retention: %w", err)
+	}
+	return nil
 }
 
 func count(tx *bolt.Tx, id ID) uint64 {

@@ -88,6 +88,41 @@ func TestQuotaAndExpiry(t *testing.T) {
 	}
 }
 
+// TestOwnRetention: a mailbox's owner may ask for a shorter retention (for
+// disappearing messages), never a longer one; other mailboxes keep the
+// store's.
+func TestOwnRetention(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "r.db"))
+	defer s.Close()
+	short, long, other := ID{4}, ID{5}, ID{6}
+	for _, id := range []ID{short, long, other} {
+		for i := range 30 {
+			if _, err := s.Put(id, []byte{byte(i)}, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.SetRetention(short, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRetention(long, 10*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// At t0+35m: the short mailbox keeps what came after t0+25m (5
+	// packets); the others keep all 30 (the store's retention is an hour).
+	if _, err := s.Expire(t0.Add(35 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[ID]int{short: 5, long: 30, other: 30} {
+		if n, _ := s.Count(id); n != want {
+			t.Errorf("mailbox %x holds %d, want %d", id[0], n, want)
+		}
+	}
+	if err := s.SetRetention(short, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConcurrentPuts(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "c.db"), Options{Quota: 10000, Retention: time.Hour})
 	if err != nil {

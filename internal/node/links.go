@@ -129,6 +129,16 @@ func (n *Node) serveInbound(conn net.Conn) {
 				n.log.Info("closing a client link after a failed fetch")
 				return
 			}
+		case f.Type == wire.FrameRetention && l.client:
+			var r wire.Retention
+			if err := r.UnmarshalBinary(f.Body); err != nil {
+				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+				n.log.Info("closing a client link after a malformed retention request")
+				return
+			}
+			if err := n.mailbox.SetRetention(l.box, time.Duration(r.Seconds)*time.Second); err != nil {
+				n.log.Error("mailbox retention failed", "err", err)
+			}
 		case f.Type == wire.FrameDocumentRequest && l.client:
 			if err := n.serveDocument(l); err != nil {
 				n.metrics.linkErrors.WithLabelValues("io").Inc()

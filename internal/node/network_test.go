@@ -289,3 +289,38 @@ func TestDropCoverPacketsAreDiscarded(t *testing.T) {
 		t.Fatalf("bob's mailbox holds %d packets (%v)", len(got), err)
 	}
 }
+
+// TestClientSetsRetention: a client asks its provider to keep its unfetched
+// packets for a minute (disappearing messages); what waits longer goes at
+// the next expiry, while another user's mailbox keeps the provider's week.
+func TestClientSetsRetention(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{8}))
+	tn := newTestNet(t, rng)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+	if err := bob.SetRetention(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// A fetch answers only after the frames before it on the link were
+	// handled: the retention is recorded.
+	if _, _, err := bob.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	packet, err := f.NewPacket(testrand.Reader{Rand: rng}, tn.path(rng, "bob"), []byte("disappearing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(packet); err != nil {
+		t.Fatal(err)
+	}
+	provider := tn.nodes[1]
+	waitFor(t, "the packet in bob's mailbox", func() bool {
+		return counter(t, provider, "backchannel_packets_delivered_total", "") == 1
+	})
+	if removed, err := provider.mailbox.Expire(time.Now().Add(30 * time.Second)); err != nil || removed != 0 {
+		t.Fatalf("expired %d within the minute (%v)", removed, err)
+	}
+	if removed, err := provider.mailbox.Expire(time.Now().Add(2 * time.Minute)); err != nil || removed != 1 {
+		t.Fatalf("expired %d after the minute, want 1 (%v)", removed, err)
+	}
+}

@@ -109,3 +109,34 @@ func (r *FetchReply) UnmarshalBinary(b []byte) error {
 // FrameSizeFor is the frame size of links that carry packets of
 // packetLength bytes, both as FramePacket bodies and in fetch replies.
 func FrameSizeFor(packetLength int) int { return FrameOverhead + fetchReplyOverhead + packetLength }
+
+// Retention is the body of a FrameRetention: the longest a provider should
+// keep the client's unfetched packets, for disappearing messages; 0 asks
+// for the provider's own retention. A provider never keeps packets longer
+// than its own retention, whatever a client asks.
+type Retention struct {
+	Seconds uint64
+}
+
+// retentionLength is the encoded length: version, seconds.
+const retentionLength = 1 + 8
+
+// MarshalBinary encodes the request.
+func (r Retention) MarshalBinary() ([]byte, error) {
+	return binary.BigEndian.AppendUint64([]byte{fetchVersion}, r.Seconds), nil
+}
+
+// UnmarshalBinary decodes a request strictly.
+func (r *Retention) UnmarshalBinary(b []byte) error {
+	if len(b) != retentionLength {
+		return fmt.Errorf("%w: retention request of %d bytes, want %d", ErrMalformedFrame, len(b), retentionLength)
+	}
+	if b[0] != fetchVersion {
+		return fmt.Errorf("%w: retention request version %d, want %d", ErrMalformedFrame, b[0], fetchVersion)
+	}
+	r.Seconds = binary.BigEndian.Uint64(b[1:])
+	if r.Seconds > 10*365*24*3600 {
+		return fmt.Errorf("%w: a retention of %d seconds", ErrMalformedFrame, r.Seconds)
+	}
+	return nil
+}

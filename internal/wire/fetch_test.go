@@ -122,3 +122,30 @@ func FuzzDelivery(f *testing.F) {
 		}
 	})
 }
+
+func TestRetention(t *testing.T) {
+	b, _ := Retention{Seconds: 3600}.MarshalBinary()
+	var r Retention
+	if err := r.UnmarshalBinary(b); err != nil || r.Seconds != 3600 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for _, bad := range [][]byte{{}, {2, 0, 0, 0, 0, 0, 0, 0, 1}, {1, 0xff, 0, 0, 0, 0, 0, 0, 0}, append(b, 0)} {
+		if err := r.UnmarshalBinary(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
+
+func FuzzRetention(f *testing.F) {
+	b, _ := Retention{Seconds: 60}.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Retention
+		if r.UnmarshalBinary(b) == nil {
+			again, _ := r.MarshalBinary()
+			if string(again) != string(b) {
+				t.Fatal("does not encode back")
+			}
+		}
+	})
+}

@@ -29,6 +29,9 @@ const (
 	// FrameDocumentChunk carries part of the signed network document (see
 	// DocumentChunk).
 	FrameDocumentChunk FrameType = 7
+	// FrameRetention is a client's request that its provider keep unfetched
+	// packets no longer than a given time (see Retention).
+	FrameRetention FrameType = 8
 )
 
 func (t FrameType) String() string {
@@ -47,6 +50,8 @@ func (t FrameType) String() string {
 		return "document-request"
 	case FrameDocumentChunk:
 		return "document-chunk"
+	case FrameRetention:
+		return "retention"
 	}
 	return fmt.Sprintf("frame-type(%d)", uint8(t))
 }
@@ -90,7 +95,7 @@ func appendFrame(dst []byte, f Frame, size int) ([]byte, error) {
 	return append(dst, make([]byte, size-(len(dst)-start))...), nil
 }
 
-func (t FrameType) valid() bool { return t >= FramePacket && t <= FrameDocumentChunk }
+func (t FrameType) valid() bool { return t >= FramePacket && t <= FrameRetention }
 
 // ParseFrame decodes a frame's plaintext strictly: known version and type,
 // a body that fits, and zero padding.

@@ -187,7 +187,7 @@ func TestParseFrameStrict(t *testing.T) {
 		"short":        good[:FrameOverhead-1],
 		"version":      mutate(0, 2),
 		"type zero":    mutate(1, 0),
-		"type unknown": mutate(1, 8),
+		"type unknown": mutate(1, 9),
 		"length":       mutate(13, 60),
 		"padding":      mutate(63, 1),
 	} {
