@@ -33,6 +33,7 @@ type Link interface {
 	Send(packet []byte) (uint64, error)
 	Fetch(ctx context.Context) ([]clientlink.Fetched, int, error)
 	FetchDocument(ctx context.Context) ([]byte, error)
+	SetRetention(d time.Duration) error
 	Close() error
 }
 
@@ -87,11 +88,14 @@ type Client struct {
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
 	checks   map[[16]byte]*interest.Check
-	stats    Stats
-	srtt     time.Duration // smoothed round trip of acks, and its variation
-	rttvar   time.Duration
-	changed  chan struct{} // closed and replaced on every change users see
-	wiped    bool          // the state is gone: nothing more is written
+	expiring map[string]time.Time // label of a disappearing message → when it goes
+	// retention is the mailbox retention the provider was last asked for.
+	retention time.Duration
+	stats     Stats
+	srtt      time.Duration // smoothed round trip of acks, and its variation
+	rttvar    time.Duration
+	changed   chan struct{} // closed and replaced on every change users see
+	wiped     bool          // the state is gone: nothing more is written
 }
 
 // contact is a contact in memory.
@@ -228,7 +232,7 @@ func open(cfg Config, st store) (*Client, error) {
 		cfg: cfg, store: st, log: cfg.Logger,
 		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
 		reasm:   &fragment.Reassembler{},
-		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{},
+		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{}, expiring: map[string]time.Time{},
 		changed: make(chan struct{}),
 	}
 	seed := cfg.ScheduleSeed
@@ -274,6 +278,9 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	if err := c.loadChecks(); err != nil {
+		return nil, err
+	}
+	if err := c.loadExpiries(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -409,6 +416,8 @@ type ContactInfo struct {
 	Verified     bool
 	Session      string // "none", "setting up", "established"
 	Notice       string
+	// Expiry is how long the conversation's messages live (0: for ever).
+	Expiry time.Duration
 }
 
 // ErrNoContact: no contact has that name.
@@ -475,7 +484,7 @@ func (c *Client) Contacts() []ContactInfo {
 		case ct.sess != nil:
 			state = "setting up"
 		}
-		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: identity.SafetyNumber(self, ct.card), Verified: ct.rec.Verified, Session: state, Notice: ct.rec.Notice})
+		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: identity.SafetyNumber(self, ct.card), Verified: ct.rec.Verified, Session: state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -525,6 +534,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
 	}
+	content.TTL = ct.rec.Expiry
 	m, err := c.queue(ct, content)
 	if err != nil {
 		return "", err
@@ -542,10 +552,15 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 	if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
 		return nil, err
 	}
+	now := c.cfg.Clock.Now().UTC()
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
-		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued,
+		Size: len(content.Body), Created: now, Status: Queued,
 	}}
+	if content.TTL > 0 {
+		m.rec.Expires = now.Add(content.TTL)
+		c.expiring[outLabel(id)] = m.rec.Expires
+	}
 	if err := m.cut(body, c.fragmentCapacity()); err != nil {
 		return nil, err
 	}

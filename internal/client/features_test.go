@@ -260,3 +260,50 @@ func TestMutualInterestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestDisappearingMessages: alice makes her conversation with bob
+// disappear after two seconds. Her messages carry it, bob's client adopts
+// it (and tells him), and every message of the conversation goes from both
+// clients' state when its time is up — while an earlier message, sent
+// before, stays.
+func TestDisappearingMessages(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	a := n.newClient(t, "alice", "provider-a", Config{})
+	b := n.newClient(t, "bob", "provider-b", Config{})
+	introduce(t, a, "alice", b, "bob")
+	run(t, a)
+	run(t, b)
+	if _, err := a.Send("bob", Content{Kind: Text, Body: []byte("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetExpiry("bob", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Send("bob", Content{Kind: Text, Body: []byte("gone soon")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, b, time.Minute, "both messages at bob", func() bool { in, _ := b.Inbox(); return len(in) == 2 })
+	if c := b.Contacts()[0]; c.Expiry != 2*time.Second || c.Notice == "" {
+		t.Fatalf("bob's client did not adopt the expiry: %+v", c)
+	}
+	if _, err := b.Send("alice", Content{Kind: Text, Body: []byte("also gone soon")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, a, time.Minute, "bob's answer at alice", func() bool { in, _ := a.Inbox(); return len(in) == 1 })
+	waitUntil(t, a, time.Minute, "alice's disappearing messages gone", func() bool {
+		in, _ := a.Inbox()
+		return len(in) == 0 && len(a.Outbox()) == 1
+	})
+	waitUntil(t, b, time.Minute, "bob's disappearing messages gone", func() bool {
+		in, _ := b.Inbox()
+		return len(in) == 1 && len(b.Outbox()) == 0
+	})
+	in, _ := b.Inbox()
+	if in[0].Text != "kept" {
+		t.Fatalf("bob kept %q", in[0].Text)
+	}
+	labels, _ := b.store.dir.Labels("in/")
+	if len(labels) != 1 {
+		t.Fatalf("bob's vault holds %d messages", len(labels))
+	}
+}

@@ -1,8 +1,10 @@
 package client
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/backchannel/backchannel/internal/fragment"
@@ -51,7 +53,13 @@ type Content struct {
 	// Name is a file's name (empty for a text).
 	Name string
 	Body []byte
+	// TTL, if not zero, is how long the message lives at each end after
+	// it is sent or received (disappearing messages), in whole seconds.
+	TTL time.Duration
 }
+
+// MaxTTL bounds a message's time to live.
+const MaxTTL = 365 * 24 * time.Hour
 
 // MaxNameLength bounds a file name, in bytes.
 const MaxNameLength = 255
@@ -59,26 +67,34 @@ const MaxNameLength = 255
 // MaxFileSize bounds what one message carries, in bytes.
 const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 
-// contentVersion is the first byte of an encoded Content.
-const contentVersion = 1
+// contentVersion is the first byte of an encoded Content; version 1 (no
+// time to live) is still read.
+const contentVersion = 2
 
 // ErrMalformed is wrapped by every decoding error of this package.
 var ErrMalformed = errors.New("client: malformed")
 
 // marshal encodes the content, which is what fragments carry:
 //
-//	u8 version | u8 kind | u8 name length | name | body
+//	u8 version (2) | u8 kind | u32 time to live, seconds | u8 name length | name | body
+//
+// (version 1 had no time to live).
 func (c *Content) marshal() ([]byte, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 3+len(c.Name)+len(c.Body))
-	b = append(b, contentVersion, byte(c.Kind), byte(len(c.Name)))
+	b := make([]byte, 0, 7+len(c.Name)+len(c.Body))
+	b = append(b, contentVersion, byte(c.Kind))
+	b = binary.BigEndian.AppendUint32(b, uint32(c.TTL/time.Second))
+	b = append(b, byte(len(c.Name)))
 	b = append(b, c.Name...)
 	return append(b, c.Body...), nil
 }
 
 func (c *Content) validate() error {
+	if c.TTL < 0 || c.TTL > MaxTTL || c.TTL%time.Second != 0 {
+		return fmt.Errorf("client: a time to live of %v, want whole seconds up to %v", c.TTL, MaxTTL)
+	}
 	if len(c.Body) > MaxFileSize {
 		return fmt.Errorf("client: a message of %d bytes, at most %d", len(c.Body), MaxFileSize)
 	}
@@ -106,17 +122,29 @@ func (c *Content) validate() error {
 
 // parseContent decodes a reassembled message strictly.
 func parseContent(b []byte) (Content, error) {
-	if len(b) < 3 {
-		return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
+	if len(b) < 1 {
+		return Content{}, fmt.Errorf("%w: an empty message", ErrMalformed)
 	}
-	if b[0] != contentVersion {
-		return Content{}, fmt.Errorf("%w: message version %d, this program reads version %d", ErrMalformed, b[0], contentVersion)
+	var c Content
+	switch b[0] {
+	case 1:
+		if len(b) < 3 {
+			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
+		}
+		c.Kind, b = ContentKind(b[1]), b[2:]
+	case contentVersion:
+		if len(b) < 7 {
+			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
+		}
+		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[6:]
+	default:
+		return Content{}, fmt.Errorf("%w: message version %d, this program reads versions 1 and %d", ErrMalformed, b[0], contentVersion)
 	}
-	n := int(b[2])
-	if len(b) < 3+n {
+	n := int(b[0])
+	if len(b) < 1+n {
 		return Content{}, fmt.Errorf("%w: truncated file name", ErrMalformed)
 	}
-	c := Content{Kind: ContentKind(b[1]), Name: string(b[3 : 3+n]), Body: append([]byte(nil), b[3+n:]...)}
+	c.Name, c.Body = string(b[1:1+n]), append([]byte(nil), b[1+n:]...)
 	if err := c.validate(); err != nil {
 		return Content{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestContentRoundTrip(t *testing.T) {
@@ -11,13 +12,14 @@ func TestContentRoundTrip(t *testing.T) {
 		{Kind: Text, Body: []byte("open to talks?")},
 		{Kind: Text},
 		{Kind: File, Name: "terms.pdf", Body: bytes.Repeat([]byte{0xff}, 5000)},
+		{Kind: Text, Body: []byte("this disappears"), TTL: time.Hour},
 	} {
 		b, err := c.marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := parseContent(b)
-		if err != nil || got.Kind != c.Kind || got.Name != c.Name || !bytes.Equal(got.Body, c.Body) {
+		if err != nil || got.Kind != c.Kind || got.Name != c.Name || !bytes.Equal(got.Body, c.Body) || got.TTL != c.TTL {
 			t.Fatalf("%+v came back as %+v (%v)", c, got, err)
 		}
 	}
@@ -35,11 +37,17 @@ func TestContentRefused(t *testing.T) {
 			t.Errorf("%s: encoded", name)
 		}
 	}
+	// Version 1 (no time to live) is still read.
+	if c, err := parseContent([]byte{1, 1, 0, 'h', 'i'}); err != nil || string(c.Body) != "hi" || c.TTL != 0 {
+		t.Fatalf("version 1: %+v %v", c, err)
+	}
 	for name, b := range map[string][]byte{
 		"short":          {1, 1},
-		"version":        {2, 1, 0},
+		"version":        {3, 1, 0},
 		"truncated name": {1, 2, 5, 'a'},
 		"kind":           {1, 7, 0},
+		"short v2":       {2, 1, 0, 0, 0},
+		"ttl too long":   {2, 1, 0xff, 0xff, 0xff, 0xff, 0},
 	} {
 		if _, err := parseContent(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
@@ -72,8 +80,11 @@ func FuzzParseContent(f *testing.F) {
 			return
 		}
 		again, err := c.marshal()
-		if err != nil || !bytes.Equal(again, b) {
-			t.Fatalf("decoded content does not encode back: %v", err)
+		if err != nil {
+			t.Fatalf("decoded content does not encode: %v", err)
+		}
+		if d, err := parseContent(again); err != nil || d.Kind != c.Kind || d.Name != c.Name || d.TTL != c.TTL || !bytes.Equal(d.Body, c.Body) {
+			t.Fatalf("content changed in a round trip: %v", err)
 		}
 	})
 }

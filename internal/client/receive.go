@@ -263,8 +263,17 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 	switch content.Kind {
 	case Text, File:
 		rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
+		if content.TTL > 0 {
+			rec.Expires = now.UTC().Add(content.TTL)
+		}
 		if err := c.store.put(inLabel(id), rec); err != nil {
 			return err
+		}
+		if content.TTL > 0 {
+			c.expiring[inLabel(id)] = rec.Expires
+		}
+		if content.TTL != ct.rec.Expiry {
+			c.adoptExpiry(ct, content.TTL)
 		}
 	default:
 		// A malformed control message is refused with an error in the

@@ -61,6 +61,9 @@ func (c *Client) runLink(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
+	c.retention = 0 // a new link: tell the provider again
+	c.mu.Unlock()
+	c.mu.Lock()
 	c.stats.Connected, c.stats.LastError = true, ""
 	c.notify()
 	c.mu.Unlock()
@@ -176,6 +179,17 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 			return nil
 		case <-t.C():
 		}
+		c.mu.Lock()
+		retention, asked := c.desiredRetention(), c.retention
+		c.mu.Unlock()
+		if retention != asked {
+			if err := link.SetRetention(retention); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.retention = retention
+			c.mu.Unlock()
+		}
 		batch, _, err := link.Fetch(ctx)
 		if err != nil {
 			return err
@@ -209,6 +223,7 @@ func (c *Client) housekeep(now time.Time) {
 		}
 	}
 	c.dueChecks(now)
+	c.sweep(now)
 }
 
 // loopTimeout is how long a loop packet may take before it counts as

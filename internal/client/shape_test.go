@@ -215,3 +215,5 @@ func TestTrafficShapeDoesNotShowMessages(t *testing.T) {
 		t.Error("with the same seed, queuing messages changed the packet times")
 	}
 }
+
+func (l *recordingLink) SetRetention(time.Duration) error { return nil }

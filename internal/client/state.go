@@ -55,6 +55,10 @@ type contactRecord struct {
 	// Notice is something the user must be told about the contact (that
 	// the session was set up again, say), until they have seen it.
 	Notice string `json:"notice,omitempty"`
+	// Expiry, if not zero, is how long messages of the conversation live
+	// at each end (disappearing messages). It travels with every message,
+	// and a message from the contact with another one changes it.
+	Expiry time.Duration `json:"expiry,omitempty"`
 	// Restored: the state was restored from a backup, which does not keep
 	// sessions; the next session says so in its hello, so that the
 	// contact replaces the one it holds.
@@ -114,6 +118,8 @@ type outRecord struct {
 	// Desk names the desk entry whose conveyed message this is: when it
 	// is delivered, the sender gets its receipt.
 	Desk [16]byte `json:"desk,omitzero"`
+	// Expires, if set, is when the message disappears from this client.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // inRecord is a received message ("in/<id hex>").
@@ -132,6 +138,8 @@ type inRecord struct {
 	Label    string   `json:"label,omitempty"`
 	Note     string   `json:"note,omitempty"`
 	Convey   [16]byte `json:"convey,omitzero"`
+	// Expires, if set, is when the message disappears from this client.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // receivedRecord remembers which messages were delivered to the user
