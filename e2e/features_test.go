@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/control"
 )
 
 // firstField returns the first word of the first line of out that contains
@@ -155,4 +158,74 @@ func TestMutualInterestAcrossProcesses(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wait asks a client's daemon to wait until the condition holds.
+func (c *clientProc) wait(until string, count int) {
+	c.t.Helper()
+	if _, err := control.Call(filepath.Join(c.dir, "control.sock"), &control.Request{Op: control.OpWait, Until: until, Count: count, Timeout: time.Minute}); err != nil {
+		c.t.Fatalf("%s: waiting until %s %d: %v", c.name, until, count, err)
+	}
+}
+
+// TestDisappearingAcrossProcesses: alice makes her conversation with bob
+// disappear after 3 seconds. The messages go from both clients' state when
+// their time is up; and a message that reaches bob's provider while bob is
+// offline is removed there (bob's client asked for the short retention),
+// so bob never receives it.
+func TestDisappearingAcrossProcesses(t *testing.T) {
+	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": append([]string{"-expire-every", "500ms"}, clientParameters...)})
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+	alice.cli("contact", "expire", "bob", "3s")
+	alice.cli("send", "bob", "this will disappear")
+	bob.cli("inbox", "--wait", "1")
+	if out := bob.cli("contact", "list"); !strings.Contains(out, "disappear 3s") {
+		t.Fatalf("bob's client did not adopt the expiry:\n%s", out)
+	}
+	alice.wait("outbox-at-most", 0)
+	bob.wait("inbox-at-most", 0)
+	// Bob's client has asked its provider for the short retention. He goes
+	// offline; alice writes; the packet waits in his mailbox until the
+	// provider removes it, and alice's client stops sending it when it
+	// disappears at her end.
+	before := nw.counter("backchannel_mailbox_expired_total", "", "provider-b")
+	sentBefore := fragmentsSent(t, alice)
+	bob.stop()
+	alice.cli("send", "bob", "never to be read")
+	alice.wait("outbox-at-most", 0)
+	// Alice retransmitted until the message went at her end; every copy
+	// reaches bob's mailbox and is removed there within 3 s, which the
+	// provider's own counter shows.
+	copies := fragmentsSent(t, alice) - sentBefore
+	deadline := time.Now().Add(30 * time.Second)
+	for nw.counter("backchannel_mailbox_expired_total", "", "provider-b")-before < float64(copies) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider did not remove the %d expired copies", copies)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := nw.counter("backchannel_mailbox_packets", "", "provider-b"); n != 0 {
+		t.Fatalf("bob's provider still holds %v packets", n)
+	}
+	bob.start()
+	bob.wait("loops-returned", 1) // bob has fetched his mailbox since
+	if out := bob.cli("inbox"); strings.Contains(out, "never to be read") {
+		t.Fatalf("bob received an expired message:\n%s", out)
+	}
+}
+
+// fragmentsSent reads the client's count of fragment sendings from status.
+func fragmentsSent(t *testing.T, c *clientProc) int {
+	t.Helper()
+	out := c.cli("status")
+	var n, again int
+	for _, line := range strings.Split(out, "\n") {
+		if _, err := fmt.Sscanf(line, "sent: %d fragments (%d retransmissions)", &n, &again); err == nil {
+			return n
+		}
+	}
+	t.Fatalf("no fragment count in:\n%s", out)
+	return 0
 }

@@ -213,7 +213,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 
 // runContact is `backchannel contact add|list|verify`.
 func runContact(args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: backchannel contact add NAME CARD-FILE | contact list | contact verify NAME"
+	const usage = "usage: backchannel contact add NAME CARD-FILE | contact list | contact verify NAME | contact expire NAME DURATION"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -235,6 +235,13 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		req = control.Request{Op: control.OpContactList}
 	case args[0] == "verify" && fs.NArg() == 1:
 		req = control.Request{Op: control.OpContactVerify, Name: fs.Arg(0)}
+	case args[0] == "expire" && fs.NArg() == 2:
+		d, err := time.ParseDuration(fs.Arg(1))
+		if err != nil {
+			fmt.Fprintf(stderr, "backchannel: contact expire: %q is not a duration (say 24h, 30m or 0 for off)\n", fs.Arg(1))
+			return 2
+		}
+		req = control.Request{Op: control.OpContactExpire, Name: fs.Arg(0), Within: d}
 	default:
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -249,6 +256,9 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 			verified = "verified"
 		}
 		fmt.Fprintf(stdout, "%s\n  safety number %s (%s)\n  session: %s\n", ct.Name, ct.SafetyNumber, verified, ct.Session)
+		if ct.Expiry > 0 {
+			fmt.Fprintf(stdout, "  messages disappear %v after they are sent or received, at both ends\n", ct.Expiry)
+		}
 		if ct.Notice != "" {
 			fmt.Fprintf(stdout, "  note: %s\n", ct.Notice)
 		}

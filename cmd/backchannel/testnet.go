@@ -27,6 +27,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	sendRate := fs.Float64("send-rate", def.SendRate, "clients' send slots per second (Poisson)")
 	loopRate := fs.Float64("loop-rate", def.LoopRate, "clients' loop cover packets per second (Poisson)")
 	dropRate := fs.Float64("drop-rate", def.DropRate, "clients' drop cover packets per second (Poisson)")
+	expireEvery := fs.Duration("expire-every", 0, "how often providers remove expired mailbox packets (0: their default, a minute)")
 	validity := fs.Duration("validity", 30*24*time.Hour, "how long the network document is valid")
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
@@ -47,7 +48,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
 		Addresses: split(*addresses), MetricsAddresses: split(*metricsAddresses),
-		Parameters: params, Validity: *validity, Now: time.Now(), Rand: cryptoRand{},
+		Parameters: params, Validity: *validity, ExpireEvery: *expireEvery, Now: time.Now(), Rand: cryptoRand{},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: %v\n", err)

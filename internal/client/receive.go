@@ -114,6 +114,7 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 		if _, ok := c.loops[contents.LoopID]; ok {
 			delete(c.loops, contents.LoopID)
 			c.stats.LoopsReturned++
+			c.notify()
 		} else {
 			c.stats.Duplicates++
 		}

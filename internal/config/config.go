@@ -76,6 +76,8 @@ type Provider struct {
 	Accounts     string   `toml:"accounts"`
 	MailboxQuota int      `toml:"mailbox_quota"`
 	Retention    Duration `toml:"retention"`
+	// ExpireEvery is how often expired packets are removed (default 1m).
+	ExpireEvery Duration `toml:"expire_every"`
 }
 
 // Duration is a time.Duration written as in Go ("90s", "168h").
@@ -142,6 +144,9 @@ func (c *Node) applyDefaults() {
 	if c.Provider.MailboxQuota == 0 {
 		c.Provider.MailboxQuota = 10_000
 	}
+	if c.Provider.ExpireEvery.Duration == 0 {
+		c.Provider.ExpireEvery.Duration = time.Minute
+	}
 	if c.Provider.Retention.Duration == 0 {
 		c.Provider.Retention.Duration = 7 * 24 * time.Hour
 	}
@@ -171,6 +176,9 @@ func (c *Node) validate() error {
 	}
 	if c.Queues.Peer < 1 || c.Queues.Delay < 1 {
 		errs = append(errs, errors.New("[queues] peer and delay must be positive"))
+	}
+	if c.Provider.ExpireEvery.Duration <= 0 {
+		errs = append(errs, errors.New("[provider] expire_every must be positive"))
 	}
 	if c.Provider.MailboxQuota < 1 || c.Provider.Retention.Duration <= 0 {
 		errs = append(errs, errors.New("[provider] mailbox_quota and retention must be positive"))

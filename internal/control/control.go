@@ -41,26 +41,28 @@ const (
 	OpBackup        = "backup"
 	OpWait          = "wait"
 
-	OpIntroduce   = "introduce"
-	OpIntroList   = "intro-list"
-	OpIntroAnswer = "intro-answer"
-	OpConvey      = "convey"
-	OpConveyReply = "convey-reply"
-	OpConveyList  = "convey-list"
-	OpReceipt     = "receipt"
-	OpDeskList    = "desk-list"
-	OpDeskPass    = "desk-pass"
-	OpDeskRefuse  = "desk-refuse"
-	OpCheckAsk    = "check-ask"
-	OpCheckAnswer = "check-answer"
-	OpCheckList   = "check-list"
-	OpWipe        = "wipe"
+	OpIntroduce     = "introduce"
+	OpIntroList     = "intro-list"
+	OpIntroAnswer   = "intro-answer"
+	OpConvey        = "convey"
+	OpConveyReply   = "convey-reply"
+	OpConveyList    = "convey-list"
+	OpReceipt       = "receipt"
+	OpDeskList      = "desk-list"
+	OpDeskPass      = "desk-pass"
+	OpDeskRefuse    = "desk-refuse"
+	OpCheckAsk      = "check-ask"
+	OpCheckAnswer   = "check-answer"
+	OpCheckList     = "check-list"
+	OpWipe          = "wipe"
+	OpContactExpire = "contact-expire"
 )
 
 // What a wait request can wait for, with Count.
 var waitConditions = map[string]bool{
 	"settled": true, "received": true, "introductions": true, "introductions-done": true,
 	"desk": true, "conveyed": true, "checks": true, "checks-done": true,
+	"inbox-at-most": true, "outbox-at-most": true, "loops-returned": true,
 }
 
 // Request is one request to the daemon.
@@ -165,6 +167,8 @@ func ParseRequest(data []byte) (*Request, error) {
 		err = need(r.Name != "" && r.Card != "", "a name and a card")
 	case OpContactVerify:
 		err = need(r.Name != "", "a name")
+	case OpContactExpire:
+		err = need(r.Name != "" && r.Within >= 0, "a name and a duration (0: off)")
 	case OpSend:
 		err = need(r.Name != "" && (r.Text != "") != (r.File != nil), "a contact name and either a text or a file")
 	case OpRead:

@@ -120,6 +120,11 @@ func (s *Server) handle(ctx context.Context, r *Request) *Response {
 			return fail(err)
 		}
 		return &Response{Contacts: c.Contacts()}
+	case OpContactExpire:
+		if err := c.SetExpiry(r.Name, r.Within); err != nil {
+			return fail(err)
+		}
+		return &Response{Contacts: c.Contacts()}
 	case OpSend:
 		content := client.Content{Kind: client.Text, Body: []byte(r.Text)}
 		if r.File != nil {
@@ -329,6 +334,13 @@ func (s *Server) holds(r *Request) (bool, error) {
 	case "received":
 		msgs, err := c.Inbox()
 		return count(len(msgs), err)
+	case "inbox-at-most":
+		msgs, err := c.Inbox()
+		return len(msgs) <= r.Count, err
+	case "outbox-at-most":
+		return len(c.Outbox()) <= r.Count, nil
+	case "loops-returned":
+		return count(int(c.Stats().LoopsReturned), nil)
 	case "introductions", "introductions-done":
 		list, err := c.Introductions()
 		n := 0

@@ -209,6 +209,20 @@ func (s *Store) Count(id ID) (int, error) {
 	return int(n), err
 }
 
+// Total returns how many packets all mailboxes hold.
+func (s *Store) Total() (int, error) {
+	var n uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(countsBucket).ForEach(func(_, v []byte) error {
+			if len(v) == 8 {
+				n += binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	return int(n), err
+}
+
 // Expire removes packets received before now − Retention from every
 // mailbox, and returns how many it removed.
 func (s *Store) Expire(now time.Time) (int, error) {

@@ -58,6 +58,7 @@ func Load(configPath string, listener net.Listener, logger *slog.Logger, rand io
 		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc, SignedDocument: docBytes,
 		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
 		Mailbox:        mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
+		ExpireEvery:    cfg.Provider.ExpireEvery.Duration,
 		PeerQueue:      cfg.Queues.Peer,
 		DelayQueue:     cfg.Queues.Delay,
 		ReplayExpected: cfg.Queues.ReplayExpected,

@@ -33,6 +33,7 @@ type metrics struct {
 	packetsOut    prometheus.Counter
 	delivered     prometheus.Counter
 	coverDropped  prometheus.Counter
+	expired       prometheus.Counter
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
@@ -52,6 +53,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_packets_delivered_total", Help: "Packets stored in a local mailbox (providers).",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_mailbox_expired_total", Help: "Unfetched packets removed from mailboxes when their retention ran out (providers).",
 		}),
 		coverDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_cover_dropped_total", Help: "Drop cover packets that reached their end here and were discarded, as meant (providers).",
@@ -76,7 +80,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible

@@ -64,6 +64,9 @@ type Config struct {
 	PeerQueue int
 	// DelayQueue is the most packets held for their delays at once.
 	DelayQueue int
+	// ExpireEvery is how often a provider removes expired mailbox packets
+	// (default one minute).
+	ExpireEvery time.Duration
 	// DrainTimeout bounds a graceful shutdown: how long the node goes on
 	// forwarding the packets it holds (at their due times: forwarding them
 	// early would undo their mixing) and waiting for next hops to
@@ -161,6 +164,12 @@ func New(cfg Config) (*Node, error) {
 			n.replay.Close()
 			return nil, err
 		}
+		n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "backchannel_mailbox_packets", Help: "Packets waiting in mailboxes to be fetched (providers).",
+		}, func() float64 {
+			total, _ := n.mailbox.Total()
+			return float64(total)
+		}))
 	}
 	return n, nil
 }
@@ -298,10 +307,14 @@ func (n *Node) peerLoad() (queued, unacked int) {
 	return queued, unacked
 }
 
-// expire removes old mailbox packets every minute.
+// expire removes old mailbox packets every ExpireEvery.
 func (n *Node) expire(ctx context.Context) {
+	every := n.cfg.ExpireEvery
+	if every <= 0 {
+		every = time.Minute
+	}
 	for {
-		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(time.Minute))
+		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(every))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -311,6 +324,7 @@ func (n *Node) expire(ctx context.Context) {
 		if removed, err := n.mailbox.Expire(n.cfg.Clock.Now()); err != nil {
 			n.log.Error("mailbox expiry failed", "err", err)
 		} else if removed > 0 {
+			n.metrics.expired.Add(float64(removed))
 			n.log.Info("expired old mailbox packets", "count", removed)
 		}
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	Parameters directory.Parameters
 	// Validity is how long the document is valid from Now.
 	Validity time.Duration
+	// ExpireEvery, if set, is how often providers remove expired mailbox
+	// packets (their default is a minute).
+	ExpireEvery time.Duration
 	Now      time.Time
 	Rand     io.Reader
 }
@@ -182,6 +185,9 @@ func Generate(opts Options) (*Network, error) {
 			metrics = opts.MetricsAddresses[i]
 		}
 		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, hex.EncodeToString(net.Authority))
+		if opts.ExpireEvery > 0 {
+			config += fmt.Sprintf("expire_every = %q\n", opts.ExpireEvery.String())
+		}
 		path := filepath.Join(dir, "node.toml")
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 			return nil, fmt.Errorf("testnet: %w", err)
