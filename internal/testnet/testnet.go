@@ -50,8 +50,8 @@ type Options struct {
 	// ExpireEvery, if set, is how often providers remove expired mailbox
 	// packets (their default is a minute).
 	ExpireEvery time.Duration
-	Now      time.Time
-	Rand     io.Reader
+	Now         time.Time
+	Rand        io.Reader
 }
 
 // DefaultParameters are the parameters of a generated network: Loopix-like
