@@ -62,7 +62,7 @@ func TestSealOpenRewrap(t *testing.T) {
 	}
 	// A wiped vault opens nothing.
 	w.Wipe()
-	if _, err := w.Open("ratchet/alice", entry); !errors.Is(err, ErrCorrupt) {
+	if _, err := w.Open("ratchet/alice", entry); !errors.Is(err, ErrWiped) {
 		t.Fatal("a wiped vault still opens entries")
 	}
 }
