@@ -257,7 +257,7 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s\n  safety number %s (%s)\n  session: %s\n", ct.Name, ct.SafetyNumber, verified, ct.Session)
 		if ct.Expiry > 0 {
-			fmt.Fprintf(stdout, "  messages disappear %v after they are sent or received, at both ends\n", ct.Expiry)
+			fmt.Fprintf(stdout, "  messages disappear %v after they are delivered or received, at both ends\n", ct.Expiry)
 		}
 		if ct.Notice != "" {
 			fmt.Fprintf(stdout, "  note: %s\n", ct.Notice)

@@ -36,7 +36,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	o := demoOptions{}
 	fs.DurationVar(&o.meanDelay, "mean-delay", 20*time.Millisecond, "mean delay per hop (Loopix); short for the demo")
-	fs.DurationVar(&o.within, "within", 3*time.Second, "how long the mutual interest check gives the other side to answer")
+	fs.DurationVar(&o.within, "within", 5*time.Second, "how long the mutual interest check gives the other side to answer")
 	fs.BoolVar(&o.aliceYes, "alice-yes", true, "alice answers yes to the interest check")
 	fs.BoolVar(&o.bobYes, "bob-yes", true, "bob answers yes to the interest check")
 	fs.BoolVar(&o.keep, "keep", false, "keep the network's files after the demo")

@@ -37,7 +37,7 @@ func TestRun(t *testing.T) {
 // message with a signed receipt.
 func TestDemo(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"demo", "-within", "1s"}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"demo", "-within", "10s"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("demo exited %d: %s\n%s", code, stderr.String(), stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "done: every step succeeded") || !strings.Contains(stdout.String(), "alice learns: match: both said yes") {

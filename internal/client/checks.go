@@ -327,6 +327,8 @@ func (c *Client) handleControl(ct *contact, content Content, id [16]byte, now ti
 		return c.handleConveyance(ct, content.Body, id, now)
 	case InterestCheck:
 		return c.handleCheck(ct, content.Body, now)
+	case ExpirySetting:
+		return c.handleExpirySetting(ct, content.Body)
 	}
 	return fmt.Errorf("%w: content kind %v", ErrMalformed, content.Kind)
 }

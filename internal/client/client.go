@@ -534,7 +534,6 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
 	}
-	content.TTL = ct.rec.Expiry
 	m, err := c.queue(ct, content)
 	if err != nil {
 		return "", err
@@ -542,8 +541,10 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	return hex.EncodeToString(m.rec.ID[:]), nil
 }
 
-// queue queues content for the contact; c.mu is held.
+// queue queues content for the contact, with the conversation's time to
+// live; c.mu is held.
 func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
+	content.TTL = ct.rec.Expiry
 	body, err := content.marshal()
 	if err != nil {
 		return nil, err
@@ -557,10 +558,7 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: now, Status: Queued,
 	}}
-	if content.TTL > 0 {
-		m.rec.Expires = now.Add(content.TTL)
-		c.expiring[outLabel(id)] = m.rec.Expires
-	}
+	m.rec.TTL = content.TTL
 	if err := m.cut(body, c.fragmentCapacity()); err != nil {
 		return nil, err
 	}

@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// SetExpiry makes the conversation's messages disappear after d at both
-// ends (0 turns it off): the user's next messages carry it, and the
-// contact's client adopts it when they arrive. The provider is asked to
-// keep the user's unfetched packets no longer than the shortest expiry of
-// any conversation.
+// SetExpiry makes the conversation's messages disappear d after they are
+// delivered (at the sender) or received (at the recipient) — 0 turns it
+// off. The setting is sent to the contact, whose client adopts it unless it
+// holds a later one. The provider is asked to keep the user's unfetched
+// packets no longer than the shortest expiry of any conversation.
 func (c *Client) SetExpiry(name string, d time.Duration) error {
 	if d < 0 || d > MaxTTL || d%time.Second != 0 {
 		return fmt.Errorf("client: a disappearing time of %v, want whole seconds up to %v", d, MaxTTL)
@@ -21,23 +21,37 @@ func (c *Client) SetExpiry(name string, d time.Duration) error {
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, name)
 	}
-	ct.rec.Expiry = d
+	setAt := c.cfg.Clock.Now().UTC()
+	if !setAt.After(ct.rec.ExpirySetAt) {
+		setAt = ct.rec.ExpirySetAt.Add(time.Nanosecond)
+	}
+	ct.rec.Expiry, ct.rec.ExpirySetAt = d, setAt
+	if err := c.saveContact(ct); err != nil {
+		return err
+	}
 	c.notify()
-	return c.saveContact(ct)
+	_, err := c.queueControl(ct, ExpirySetting, expirySetting{TTL: d, SetAt: setAt}.marshal())
+	return err
 }
 
-// adoptExpiry takes the expiry a contact's message carried; c.mu is held.
-func (c *Client) adoptExpiry(ct *contact, d time.Duration) {
-	ct.rec.Expiry = d
-	if d == 0 {
+// handleExpirySetting adopts a contact's setting unless the user's is
+// later; c.mu is held.
+func (c *Client) handleExpirySetting(ct *contact, body []byte) error {
+	e, err := parseExpirySetting(body)
+	if err != nil {
+		return err
+	}
+	if !e.SetAt.After(ct.rec.ExpirySetAt) {
+		return nil
+	}
+	ct.rec.Expiry, ct.rec.ExpirySetAt = e.TTL, e.SetAt
+	if e.TTL == 0 {
 		ct.rec.Notice = fmt.Sprintf("%s turned disappearing messages off", ct.rec.Name)
 	} else {
-		ct.rec.Notice = fmt.Sprintf("%s set messages to disappear %v after they are sent or received", ct.rec.Name, d)
-	}
-	if err := c.saveContact(ct); err != nil {
-		c.log.Error("saving a contact", "err", err)
+		ct.rec.Notice = fmt.Sprintf("%s set messages to disappear %v after they are delivered or received", ct.rec.Name, e.TTL)
 	}
 	c.notify()
+	return c.saveContact(ct)
 }
 
 // desiredRetention is the mailbox retention to ask the provider for: the
@@ -76,8 +90,7 @@ func (c *Client) loadExpiries() error {
 }
 
 // sweep removes the messages whose time is up: their records and bodies are
-// overwritten and deleted, and a message still on its way stops being
-// sent. c.mu is held.
+// overwritten and deleted. c.mu is held.
 func (c *Client) sweep(now time.Time) {
 	for label, at := range c.expiring {
 		if now.Before(at) {
@@ -86,7 +99,6 @@ func (c *Client) sweep(now time.Time) {
 		if strings.HasPrefix(label, "out/") {
 			for i, m := range c.out {
 				if outLabel(m.rec.ID) == label {
-					m.rec.Status, m.rec.Reason, m.frags = Failed, "disappeared", nil
 					c.out = append(c.out[:i], c.out[i+1:]...)
 					delete(c.outByID, m.rec.ID)
 					if err := c.store.dir.Delete(bodyLabel(m.rec.ID)); err != nil {
@@ -102,5 +114,15 @@ func (c *Client) sweep(now time.Time) {
 		}
 		delete(c.expiring, label)
 		c.notify()
+	}
+}
+
+// startExpiry starts a sent message's time to live once it is delivered or
+// failed (a message on its way is never dropped for its expiry); the
+// caller saves the record. c.mu is held.
+func (c *Client) startExpiry(m *outgoing, now time.Time) {
+	if m.rec.TTL > 0 {
+		m.rec.Expires = now.UTC().Add(m.rec.TTL)
+		c.expiring[outLabel(m.rec.ID)] = m.rec.Expires
 	}
 }

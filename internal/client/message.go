@@ -29,6 +29,9 @@ const (
 	Conveyance ContentKind = 17
 	// InterestCheck carries a package interest message.
 	InterestCheck ContentKind = 18
+	// ExpirySetting carries a conversation's disappearing-messages setting
+	// (see expirySetting).
+	ExpirySetting ContentKind = 19
 )
 
 func (k ContentKind) String() string {
@@ -43,6 +46,8 @@ func (k ContentKind) String() string {
 		return "conveyance"
 	case InterestCheck:
 		return "interest check"
+	case ExpirySetting:
+		return "disappearing-messages setting"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -110,7 +115,7 @@ func (c *Content) validate() error {
 		if c.Name == "" || len(c.Name) > MaxNameLength || !utf8.ValidString(c.Name) {
 			return fmt.Errorf("client: a file name must be 1 to %d bytes of UTF-8, not %q", MaxNameLength, c.Name)
 		}
-	case Introduction, Conveyance, InterestCheck:
+	case Introduction, Conveyance, InterestCheck, ExpirySetting:
 		if c.Name != "" {
 			return fmt.Errorf("client: a %v message has a name (%q)", c.Kind, c.Name)
 		}
@@ -197,4 +202,33 @@ func parseRecord(b []byte) (record, error) {
 // fragmentKey names a received fragment in the vault.
 func fragmentKey(from string, id [16]byte, index int) string {
 	return fmt.Sprintf("frag/%s/%x/%05d", from, id, index)
+}
+
+// expirySetting is a conversation's disappearing-messages setting as it
+// travels: the time to live and when it was set, so that of two settings
+// the later wins whatever order they arrive in (the network reorders).
+//
+//	u8 version | u32 seconds | u64 set at (Unix nanoseconds)
+type expirySetting struct {
+	TTL   time.Duration
+	SetAt time.Time
+}
+
+const expirySettingVersion = 1
+
+func (e expirySetting) marshal() []byte {
+	b := []byte{expirySettingVersion}
+	b = binary.BigEndian.AppendUint32(b, uint32(e.TTL/time.Second))
+	return binary.BigEndian.AppendUint64(b, uint64(e.SetAt.UnixNano()))
+}
+
+func parseExpirySetting(b []byte) (expirySetting, error) {
+	if len(b) != 13 || b[0] != expirySettingVersion {
+		return expirySetting{}, fmt.Errorf("%w: a disappearing-messages setting of %d bytes", ErrMalformed, len(b))
+	}
+	e := expirySetting{TTL: time.Duration(binary.BigEndian.Uint32(b[1:5])) * time.Second, SetAt: time.Unix(0, int64(binary.BigEndian.Uint64(b[5:]))).UTC()}
+	if e.TTL > MaxTTL {
+		return expirySetting{}, fmt.Errorf("%w: a time to live of %v", ErrMalformed, e.TTL)
+	}
+	return e, nil
 }

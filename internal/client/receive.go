@@ -83,6 +83,7 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
 		c.store.dir.Delete(bodyLabel(m.rec.ID))
 		m.frags = nil
+		c.startExpiry(m, now)
 		c.delivered(m, now)
 		c.notify()
 	}
@@ -272,9 +273,6 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		}
 		if content.TTL > 0 {
 			c.expiring[inLabel(id)] = rec.Expires
-		}
-		if content.TTL != ct.rec.Expiry {
-			c.adoptExpiry(ct, content.TTL)
 		}
 	default:
 		// A malformed control message is refused with an error in the

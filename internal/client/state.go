@@ -56,9 +56,10 @@ type contactRecord struct {
 	// the session was set up again, say), until they have seen it.
 	Notice string `json:"notice,omitempty"`
 	// Expiry, if not zero, is how long messages of the conversation live
-	// at each end (disappearing messages). It travels with every message,
-	// and a message from the contact with another one changes it.
-	Expiry time.Duration `json:"expiry,omitempty"`
+	// at each end (disappearing messages); ExpirySetAt is when either side
+	// set it, so that the later setting wins on both.
+	Expiry      time.Duration `json:"expiry,omitempty"`
+	ExpirySetAt time.Time     `json:"expiry_set_at,omitzero"`
 	// Restored: the state was restored from a backup, which does not keep
 	// sessions; the next session says so in its hello, so that the
 	// contact replaces the one it holds.
@@ -118,8 +119,11 @@ type outRecord struct {
 	// Desk names the desk entry whose conveyed message this is: when it
 	// is delivered, the sender gets its receipt.
 	Desk [16]byte `json:"desk,omitzero"`
-	// Expires, if set, is when the message disappears from this client.
-	Expires time.Time `json:"expires,omitzero"`
+	// TTL is the message's time to live (disappearing messages); Expires,
+	// set once it is delivered or failed, is when it disappears from this
+	// client.
+	TTL     time.Duration `json:"ttl,omitempty"`
+	Expires time.Time     `json:"expires,omitzero"`
 }
 
 // inRecord is a received message ("in/<id hex>").

@@ -153,6 +153,7 @@ func (c *Client) failExhausted(now time.Time) {
 			continue
 		}
 		m.rec.Status, m.rec.Reason = Failed, reason
+		c.startExpiry(m, now)
 		if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
 			c.log.Error("saving a failed message", "err", err)
 		}
