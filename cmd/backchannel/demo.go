@@ -131,7 +131,14 @@ func demo(o demoOptions, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	var users []*demoUser
+	defer func() {
+		cancel()
+		wg.Wait()
+		for _, u := range users {
+			u.c.Close()
+		}
+	}()
 	for i, name := range tn.Names {
 		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
 		if err != nil {
@@ -142,13 +149,11 @@ func demo(o demoOptions, out io.Writer) error {
 	}
 	tl.say("%d nodes running, each on its own socket", len(tn.Names))
 
-	var users []*demoUser
 	for _, u := range []struct{ name, provider string }{{"mediator", "provider-a"}, {"alice", "provider-a"}, {"bob", "provider-b"}} {
 		du, err := demoClient(tn, dir, u.name, u.provider, tl)
 		if err != nil {
 			return err
 		}
-		defer du.c.Close()
 		users = append(users, du)
 	}
 	mediator, alice, bob := users[0], users[1], users[2]

@@ -96,6 +96,7 @@ type Client struct {
 	rttvar    time.Duration
 	changed   chan struct{} // closed and replaced on every change users see
 	wiped     bool          // the state is gone: nothing more is written
+	closed    bool          // Close was called: nothing more is read or written
 }
 
 // contact is a contact in memory.
@@ -706,8 +707,26 @@ func (c *Client) saveGuard() error {
 	return c.store.dir.Put("guard", b)
 }
 
-// Close forgets the state key. Run must have returned.
-func (c *Client) Close() { c.store.dir.Close() }
+// Close forgets the state key; Run, if still running, stops at its next
+// step.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.store.dir.Close()
+}
+
+// stopped returns why the client may not go on, if it may not; c.mu is
+// held.
+func (c *Client) stopped() error {
+	switch {
+	case c.wiped:
+		return ErrWiped
+	case c.closed:
+		return ErrClosed
+	}
+	return nil
+}
 
 // hexKey names a contact by its identity key.
 func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }

@@ -21,8 +21,8 @@ import (
 func (c *Client) receive(batch []clientlink.Fetched, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wiped {
-		return ErrWiped
+	if err := c.stopped(); err != nil {
+		return err
 	}
 	for _, f := range batch {
 		c.stats.Fetched++

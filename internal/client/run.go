@@ -12,8 +12,12 @@ import (
 	"github.com/backchannel/backchannel/internal/wire"
 )
 
-// ErrWiped ends the loops of a wiped client: Run returns it.
-var ErrWiped = errors.New("client: the state was wiped")
+// ErrWiped and ErrClosed end the loops of a wiped or closed client: Run
+// returns them.
+var (
+	ErrWiped  = errors.New("client: the state was wiped")
+	ErrClosed = errors.New("client: closed")
+)
 
 // Run connects to the provider and keeps the schedule until ctx is done,
 // reconnecting with backoff when the link fails. It returns nil when ctx
@@ -25,7 +29,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrWiped) {
+		if errors.Is(err, ErrWiped) || errors.Is(err, ErrClosed) {
 			return err
 		}
 		c.mu.Lock()
@@ -140,9 +144,9 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 // built is logged and its slot passes; a link that fails ends the loop.
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
-	if c.wiped {
+	if err := c.stopped(); err != nil {
 		c.mu.Unlock()
-		return ErrWiped
+		return err
 	}
 	packet, err := c.nextPacket(ev, c.cfg.Clock.Now())
 	c.mu.Unlock()
@@ -207,7 +211,7 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 func (c *Client) housekeep(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wiped {
+	if c.stopped() != nil {
 		return
 	}
 	timeout := c.loopTimeout()
