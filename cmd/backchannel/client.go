@@ -143,6 +143,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	fs, dir := clientFlags("client run", stderr)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
+	checks := fs.Int("max-checks-per-day", client.DefaultMaxChecksPerDay, "how many mutual interest checks a contact may ask you in a day (the rest are answered no)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -152,7 +153,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger})
+		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, MaxChecksPerDay: *checks, Logger: logger})
 		clear(pass)
 		if err != nil {
 			return err

@@ -35,9 +35,10 @@ type checkRecord struct {
 
 func checkLabel(id [16]byte) string { return fmt.Sprintf("check/%x", id) }
 
-// MaxChecksPerDay is how many checks a contact may ask the user in a day;
-// beyond it, checks are answered "no" (which looks like any other answer).
-const MaxChecksPerDay = 3
+// DefaultMaxChecksPerDay is how many checks a contact may ask the user in a
+// day unless the user says otherwise (Config.MaxChecksPerDay); beyond it,
+// checks are answered "no", which looks like any other answer.
+const DefaultMaxChecksPerDay = 3
 
 // CheckInfo is a mutual interest check as the user sees it.
 type CheckInfo struct {
@@ -196,7 +197,7 @@ func (c *Client) handleCheck(ct *contact, body []byte, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		limited := c.recentChecks(ct, now) >= MaxChecksPerDay
+		limited := c.recentChecks(ct, now) >= c.cfg.MaxChecksPerDay
 		if err := c.saveCheck(ct, chk); err != nil {
 			return err
 		}

@@ -56,6 +56,9 @@ type Config struct {
 	// MaxAttempts is how many times a fragment is sent before its message
 	// is marked failed; zero takes DefaultMaxAttempts.
 	MaxAttempts int
+	// MaxChecksPerDay limits the mutual interest checks a contact may ask
+	// in a day; zero takes DefaultMaxChecksPerDay.
+	MaxChecksPerDay int
 	// Dial opens the link to the provider; nil dials it over TCP.
 	Dial   func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
 	Logger *slog.Logger
@@ -214,6 +217,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.MaxChecksPerDay == 0 {
+		cfg.MaxChecksPerDay = DefaultMaxChecksPerDay
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

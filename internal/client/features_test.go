@@ -333,3 +333,33 @@ func TestDisappearingMessages(t *testing.T) {
 		t.Fatalf("bob's vault holds %d messages", len(labels))
 	}
 }
+
+// TestMalformedControlMessageIsRefused: a contact's client sends control
+// messages that do not decode (of every kind); each is refused with an
+// error counted at the receiver, acknowledged so that it is not sent again,
+// and the session goes on: a text after them arrives.
+func TestMalformedControlMessageIsRefused(t *testing.T) {
+	n := startNetwork(t, fastParameters())
+	a := n.newClient(t, "alice", "provider-a", Config{})
+	b := n.newClient(t, "bob", "provider-b", Config{})
+	introduce(t, a, "alice", b, "bob")
+	run(t, a)
+	run(t, b)
+	kinds := []ContentKind{Introduction, Conveyance, InterestCheck, ExpirySetting}
+	a.mu.Lock()
+	for _, k := range kinds {
+		if _, err := a.queueControl(a.byName("bob"), k, []byte{9, 9, 9}); err != nil {
+			a.mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	a.mu.Unlock()
+	if _, err := a.Send("bob", Content{Kind: Text, Body: []byte("still talking")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, a, time.Minute, "everything acknowledged", func() bool { return countStatus(a, Delivered) == len(kinds)+1 })
+	waitUntil(t, b, time.Minute, "the text", func() bool { in, _ := b.Inbox(); return len(in) == 1 })
+	if got := b.Stats().Refused; got != uint64(len(kinds)) {
+		t.Fatalf("bob refused %d messages, want %d", got, len(kinds))
+	}
+}
