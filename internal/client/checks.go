@@ -126,17 +126,9 @@ func (c *Client) AnswerCheck(id string, answer interest.Answer) error {
 func (c *Client) Checks() ([]CheckInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("check/")
+	recs, err := records[checkRecord](c.store, "check/")
 	if err != nil {
 		return nil, err
-	}
-	var recs []checkRecord
-	for _, l := range labels {
-		var r checkRecord
-		if err := c.store.get(l, &r); err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
 	var out []CheckInfo
@@ -246,11 +238,10 @@ func (c *Client) afterCheckStep(ct *contact, chk *interest.Check, reply *interes
 
 // recentChecks counts the checks the contact asked the user in the last day.
 func (c *Client) recentChecks(ct *contact, now time.Time) int {
-	labels, _ := c.store.dir.Labels("check/")
+	recs, _ := records[checkRecord](c.store, "check/")
 	n := 0
-	for _, l := range labels {
-		var r checkRecord
-		if c.store.get(l, &r) == nil && r.Peer == ct.key && r.Role == interest.Asked && now.Sub(r.Created) < 24*time.Hour {
+	for _, r := range recs {
+		if r.Peer == ct.key && r.Role == interest.Asked && now.Sub(r.Created) < 24*time.Hour {
 			n++
 		}
 	}
@@ -300,15 +291,11 @@ func (c *Client) dueChecks(now time.Time) {
 
 // loadChecks brings the pending checks into memory at start.
 func (c *Client) loadChecks() error {
-	labels, err := c.store.dir.Labels("check/")
+	recs, err := records[checkRecord](c.store, "check/")
 	if err != nil {
 		return err
 	}
-	for _, l := range labels {
-		var r checkRecord
-		if err := c.store.get(l, &r); err != nil {
-			return err
-		}
+	for _, r := range recs {
 		if r.Result == interest.Pending {
 			if _, _, err := c.loadCheck(r.ID); err != nil {
 				return err

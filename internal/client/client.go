@@ -615,16 +615,12 @@ func (c *Client) Outbox() []MessageInfo {
 func (c *Client) Inbox() ([]MessageInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("in/")
+	recs, err := records[inRecord](c.store, "in/")
 	if err != nil {
 		return nil, err
 	}
 	var out []MessageInfo
-	for _, label := range labels {
-		var rec inRecord
-		if err := c.store.get(label, &rec); err != nil {
-			return nil, err
-		}
+	for _, rec := range recs {
 		from := "(unknown)"
 		if ct := c.contacts[rec.From]; ct != nil {
 			from = ct.rec.Name

@@ -125,16 +125,12 @@ type DeskEntry struct {
 func (c *Client) Desk() ([]DeskEntry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("desk/")
+	recs, err := records[deskRecord](c.store, "desk/")
 	if err != nil {
 		return nil, err
 	}
 	var out []DeskEntry
-	for _, l := range labels {
-		var r deskRecord
-		if err := c.store.get(l, &r); err != nil {
-			return nil, err
-		}
+	for _, r := range recs {
 		e := DeskEntry{ID: hex.EncodeToString(r.ID[:]), From: c.nameOf(r.From), To: r.To, Text: r.Text, State: r.State, Note: r.Note, Receipt: r.Receipt.String(), Received: r.Received}
 		if r.PassedTo != "" {
 			e.PassedTo = c.nameOf(r.PassedTo)
@@ -343,16 +339,12 @@ type ConveyInfo struct {
 func (c *Client) Conveyances() ([]ConveyInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("convey/")
+	recs, err := records[conveyRecord](c.store, "convey/")
 	if err != nil {
 		return nil, err
 	}
 	var out []ConveyInfo
-	for _, l := range labels {
-		var r conveyRecord
-		if err := c.store.get(l, &r); err != nil {
-			return nil, err
-		}
+	for _, r := range recs {
 		info := ConveyInfo{ID: hex.EncodeToString(r.ID[:]), Via: c.nameOf(r.Via), To: r.To, Text: r.Text, State: r.State, Note: r.Note, ReceiptKind: r.Receipt.String(), Sent: r.Sent}
 		if r.Outcome != nil {
 			if o, err := convey.Parse(r.Outcome); err == nil {

@@ -90,16 +90,12 @@ func (c *Client) Introduce(a, b, labelForA, labelForB, note string) (string, err
 func (c *Client) Introductions() ([]IntroductionInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("intro/")
+	recs, err := records[introRecord](c.store, "intro/")
 	if err != nil {
 		return nil, err
 	}
 	var out []IntroductionInfo
-	for _, l := range labels {
-		var r introRecord
-		if err := c.store.get(l, &r); err != nil {
-			return nil, err
-		}
+	for _, r := range recs {
 		info := IntroductionInfo{ID: hex.EncodeToString(r.ID[:]), Intermediary: r.Intermediary, Label: r.Label, Note: r.Note, State: r.State, Created: r.Created}
 		if r.Intermediary {
 			info.Sides = [2]string{c.nameOf(r.Sides[0]), c.nameOf(r.Sides[1])}

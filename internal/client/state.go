@@ -197,3 +197,21 @@ func (s store) exists(label string) bool {
 	_, err := s.dir.Get(label)
 	return !errors.Is(err, vault.ErrNotFound)
 }
+
+// records reads every record whose label starts with prefix, in label
+// order.
+func records[T any](s store, prefix string) ([]T, error) {
+	labels, err := s.dir.Labels(prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(labels))
+	for _, l := range labels {
+		var r T
+		if err := s.get(l, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
