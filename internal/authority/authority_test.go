@@ -249,3 +249,39 @@ func FuzzParseDescriptor(f *testing.F) {
 		}
 	})
 }
+
+func TestBundle(t *testing.T) {
+	raw := signed(t, nodes(t, 1, 2))
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, 32))
+	b, err := SignBundle(7, raw, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseBundle(b, 7, key.Public().(ed25519.PublicKey))
+	if err != nil || len(got) != 3 || !bytes.Equal(got[2], raw[2]) {
+		t.Fatalf("%d descriptors, %v", len(got), err)
+	}
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, 32))
+	if _, err := ParseBundle(b, 7, other.Public().(ed25519.PublicKey)); err == nil {
+		t.Fatal("a bundle passed for another authority")
+	}
+	if _, err := ParseBundle(b, 8, key.Public().(ed25519.PublicKey)); err == nil {
+		t.Fatal("a bundle passed for another epoch")
+	}
+	for _, i := range []int{0, 20, len(b) / 2, len(b) - 1} {
+		bad := bytes.Clone(b)
+		bad[i] ^= 1
+		if _, err := ParseBundle(bad, 7, key.Public().(ed25519.PublicKey)); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+}
+
+func FuzzParseBundle(f *testing.F) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, 32))
+	b, _ := SignBundle(7, signed(f, nodes(f, 1, 1)), key)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ParseBundle(data, 7, key.Public().(ed25519.PublicKey))
+	})
+}
