@@ -119,13 +119,13 @@ func TestTwoOfThree(t *testing.T) {
 	ns := nodes(t, 2, 4)
 	admitted := admitAll(ns[:5]) // ns[5] (a mix) is on no list
 	for _, tc := range []struct {
-		name     string
-		down     map[int]bool
-		tweak    func(int, *Config)
-		signers  int
-		nodes    int
-		publish  []int
-		nobody   []int // authorities that must not publish
+		name    string
+		down    map[int]bool
+		tweak   func(int, *Config)
+		signers int
+		nodes   int
+		publish []int
+		nobody  []int // authorities that must not publish
 	}{
 		{name: "all agree", signers: 3, nodes: 5, publish: []int{0, 1, 2}},
 		{name: "one down", down: map[int]bool{2: true}, signers: 2, nodes: 5, publish: []int{0, 1}},
