@@ -154,7 +154,7 @@ func readDocument(t testing.TB, dir string) (*directory.Document, directory.Trus
 	if err != nil {
 		t.Fatal(err)
 	}
-	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
+	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority-1", "authority.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"flag"
 	"fmt"
@@ -325,7 +324,7 @@ func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimelin
 		}
 	}
 	network := client.Network{
-		Authorities: []ed25519.PublicKey{tn.Authority}, Threshold: 1, ClockSkew: time.Minute,
+		Authorities: tn.Authorities, Threshold: tn.Threshold, ClockSkew: time.Minute,
 		Provider: client.Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)},
 	}
 	c, account, err := client.Create(client.Config{

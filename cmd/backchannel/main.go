@@ -19,6 +19,7 @@ const usage = `Usage: backchannel <command> [arguments]
 Commands:
     demo                  run a whole network on loopback and send messages through it
     testnet               write keys, configs and a signed document for a network
+    authority run         run a directory authority: --config FILE
     node run              run a mix node or provider: --config FILE
     provider add-user     add a user to a provider's account table
 
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "node":
 		return runNode(args[1:], stdout, stderr)
+	case "authority":
+		return runAuthority(args[1:], stdout, stderr)
 	case "provider":
 		return runProvider(args[1:], stdout, stderr)
 	case "testnet":

@@ -28,6 +28,10 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	loopRate := fs.Float64("loop-rate", def.LoopRate, "clients' loop cover packets per second (Poisson)")
 	dropRate := fs.Float64("drop-rate", def.DropRate, "clients' drop cover packets per second (Poisson)")
 	expireEvery := fs.Duration("expire-every", 0, "how often providers remove expired mailbox packets (0: their default, a minute)")
+	authorities := fs.Int("authorities", 1, "directory authorities")
+	threshold := fs.Int("threshold", 1, "how many authorities must sign a document")
+	authorityAddresses := fs.String("authority-addresses", "", "comma-separated HTTP listen host:port of every authority (default 127.0.0.1:32000+i)")
+	epoch := fs.Duration("epoch", 10*time.Minute, "the authorities' epoch length")
 	validity := fs.Duration("validity", 30*24*time.Hour, "how long the network document is valid")
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
@@ -48,13 +52,18 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
 		Addresses: split(*addresses), MetricsAddresses: split(*metricsAddresses),
-		Parameters: params, Validity: *validity, ExpireEvery: *expireEvery, Now: time.Now(), Rand: cryptoRand{},
+		Parameters: params, Validity: *validity, ExpireEvery: *expireEvery,
+		Authorities: *authorities, Threshold: *threshold, AuthorityAddresses: split(*authorityAddresses), EpochLength: *epoch,
+		Now: time.Now(), Rand: cryptoRand{},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "wrote a network of %d nodes to %s\n", len(net.Names), net.Dir)
+	for _, c := range net.AuthorityConfigs {
+		fmt.Fprintf(stdout, "  authority              backchannel authority run --config %s\n", c)
+	}
 	for _, n := range net.Document.Nodes {
 		fmt.Fprintf(stdout, "  %-12s %-8s %s  backchannel node run --config %s\n", n.Name, n.Role, n.Address, net.Configs[n.Name])
 	}

@@ -106,7 +106,8 @@ func (s *Server) phase(e uint64, eighths int) time.Time {
 	return s.Start(e).Add(-s.cfg.EpochLength + time.Duration(eighths)*s.cfg.EpochLength/8)
 }
 
-// Upload takes a node's signed descriptor for the next epoch.
+// Upload takes a node's signed descriptor for the next epoch (until its
+// descriptors are frozen, half-way through this one) or the one after.
 func (s *Server) Upload(raw []byte) error {
 	d, err := ParseDescriptor(raw)
 	if err != nil {
@@ -116,8 +117,10 @@ func (s *Server) Upload(raw []byte) error {
 		return fmt.Errorf("authority: node %q (%x) is not on the admission list", d.Name, d.IdentityKey)
 	}
 	now := s.cfg.Clock.Now()
-	if d.Epoch != s.Epoch(now)+1 || !now.Before(s.phase(d.Epoch, 4)) {
-		return fmt.Errorf("authority: a descriptor for epoch %d; this authority takes them for epoch %d until %s", d.Epoch, s.Epoch(now)+1, s.phase(s.Epoch(now)+1, 4).Format(time.RFC3339))
+	next := s.Epoch(now) + 1
+	if (d.Epoch != next || !now.Before(s.phase(next, 4))) && d.Epoch != next+1 {
+		return fmt.Errorf("authority: a descriptor for epoch %d; this authority takes them for epoch %d until %s, and for epoch %d",
+			d.Epoch, next, s.phase(next, 4).Format(time.RFC3339), next+1)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

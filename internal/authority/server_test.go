@@ -208,6 +208,10 @@ func TestUploadRefusals(t *testing.T) {
 	if err := s.Upload(signed(t, ns[:1])[0]); err == nil {
 		t.Fatal("took a descriptor for a far epoch")
 	}
+	ns[0].d.Epoch = 3
+	if err := s.Upload(signed(t, ns[:1])[0]); err != nil {
+		t.Fatalf("refused a descriptor for the epoch after next: %v", err)
+	}
 	clk.Advance(epochLength / 2)
 	if err := s.Upload(raw[0]); err == nil {
 		t.Fatal("took a descriptor after the freeze")

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -93,7 +92,7 @@ func (n *testNetwork) network(provider string) Network {
 	for _, node := range n.tn.Document.Nodes {
 		if node.Name == provider {
 			return Network{
-				Authorities: []ed25519.PublicKey{n.tn.Authority}, Threshold: 1, ClockSkew: time.Minute,
+				Authorities: n.tn.Authorities, Threshold: n.tn.Threshold, ClockSkew: time.Minute,
 				Provider: Provider{Name: node.Name, Address: node.Address, LinkKey: node.LinkKey, Identity: [32]byte(node.IdentityKey)},
 			}
 		}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -65,7 +64,7 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 	}
 	network := func(i int) Network {
 		p := tn.Document.Providers()[i]
-		return Network{Authorities: []ed25519.PublicKey{tn.Authority}, Threshold: 1,
+		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
 			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
 	}
 	cfg := func(name string) Config {

@@ -50,6 +50,15 @@ type Options struct {
 	// ExpireEvery, if set, is how often providers remove expired mailbox
 	// packets (their default is a minute).
 	ExpireEvery time.Duration
+	// Authorities is the number of directory authorities (default 1) and
+	// Threshold how many must sign a document (default 1).
+	// AuthorityAddresses gives each one's HTTP listen address (default
+	// 127.0.0.1:32000+i). Genesis and EpochLength set the epochs of their
+	// configs (defaults: Now to the minute, 10 minutes).
+	Authorities, Threshold int
+	AuthorityAddresses     []string
+	Genesis                time.Time
+	EpochLength            time.Duration
 	Now         time.Time
 	Rand        io.Reader
 }
@@ -71,8 +80,12 @@ func DefaultParameters(layers int) directory.Parameters {
 
 // Network is what Generate wrote.
 type Network struct {
-	Dir       string
-	Authority ed25519.PublicKey
+	Dir string
+	// Authorities are the authorities' keys; Threshold how many must sign.
+	Authorities []ed25519.PublicKey
+	Threshold   int
+	// AuthorityConfigs are the authorities' config files.
+	AuthorityConfigs []string
 	Document  *directory.Document
 	// Configs maps node names to their config files.
 	Configs map[string]string
@@ -99,15 +112,41 @@ func Generate(opts Options) (*Network, error) {
 	}
 	net := &Network{Dir: opts.Dir, Configs: map[string]string{}}
 
-	authSeed := make([]byte, ed25519.SeedSize)
-	if _, err := io.ReadFull(opts.Rand, authSeed); err != nil {
-		return nil, fmt.Errorf("testnet: %w", err)
+	if opts.Authorities == 0 {
+		opts.Authorities = 1
 	}
-	if err := keyfile.Write(filepath.Join(opts.Dir, "authority.key"), keyfile.Identity, authSeed); err != nil {
-		return nil, err
+	if opts.Threshold == 0 {
+		opts.Threshold = 1
 	}
-	authority := ed25519.NewKeyFromSeed(authSeed)
-	net.Authority = authority.Public().(ed25519.PublicKey)
+	if opts.Threshold > opts.Authorities {
+		return nil, fmt.Errorf("testnet: a threshold of %d with %d authorities", opts.Threshold, opts.Authorities)
+	}
+	if opts.AuthorityAddresses == nil {
+		for i := range opts.Authorities {
+			opts.AuthorityAddresses = append(opts.AuthorityAddresses, fmt.Sprintf("127.0.0.1:%d", 32000+i))
+		}
+	}
+	if len(opts.AuthorityAddresses) != opts.Authorities {
+		return nil, fmt.Errorf("testnet: %d authority addresses for %d authorities", len(opts.AuthorityAddresses), opts.Authorities)
+	}
+	var authorities []ed25519.PrivateKey
+	for i := range opts.Authorities {
+		seed := make([]byte, ed25519.SeedSize)
+		if _, err := io.ReadFull(opts.Rand, seed); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		dir := filepath.Join(opts.Dir, authorityName(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		if err := keyfile.Write(filepath.Join(dir, "authority.key"), keyfile.Identity, seed); err != nil {
+			return nil, err
+		}
+		key := ed25519.NewKeyFromSeed(seed)
+		authorities = append(authorities, key)
+		net.Authorities = append(net.Authorities, key.Public().(ed25519.PublicKey))
+	}
+	net.Threshold = opts.Threshold
 
 	doc := &directory.Document{
 		Epoch:      1,
@@ -184,7 +223,7 @@ func Generate(opts Options) (*Network, error) {
 		if opts.MetricsAddresses != nil {
 			metrics = opts.MetricsAddresses[i]
 		}
-		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, hex.EncodeToString(net.Authority))
+		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, quotedKeys(net.Authorities), net.Threshold)
 		if opts.ExpireEvery > 0 {
 			config += fmt.Sprintf("expire_every = %q\n", opts.ExpireEvery.String())
 		}
@@ -201,7 +240,10 @@ func Generate(opts Options) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	signed := directory.Signed{Document: encoded, Signatures: []directory.Signature{directory.Sign(encoded, authority)}}
+	signed := directory.Signed{Document: encoded}
+	for _, key := range authorities {
+		signed.Signatures = append(signed.Signatures, directory.Sign(encoded, key))
+	}
 	data, err := signed.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -209,20 +251,72 @@ func Generate(opts Options) (*Network, error) {
 	if err := os.WriteFile(filepath.Join(opts.Dir, "network.doc"), data, 0o644); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authority, doc), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authorities, net.Threshold, doc), 0o644); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
+		return nil, err
 	}
 	net.Document = doc
 	return net, nil
 }
 
+func authorityName(i int) string { return fmt.Sprintf("authority-%d", i+1) }
+
+// quotedKeys is a TOML list of hex keys.
+func quotedKeys(keys []ed25519.PublicKey) string {
+	var q []string
+	for _, k := range keys {
+		q = append(q, fmt.Sprintf("%q", hex.EncodeToString(k)))
+	}
+	return strings.Join(q, ", ")
+}
+
+// writeAuthorityConfigs writes each authority's config: its peers, the
+// admission list (every generated node), the epochs and the parameters.
+func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) error {
+	genesis := opts.Genesis
+	if genesis.IsZero() {
+		genesis = opts.Now.UTC().Truncate(time.Minute)
+	}
+	epoch := opts.EpochLength
+	if epoch == 0 {
+		epoch = 10 * time.Minute
+	}
+	var admitted []ed25519.PublicKey
+	for _, n := range doc.Nodes {
+		admitted = append(admitted, n.IdentityKey)
+	}
+	p := doc.Parameters
+	for i := range net.Authorities {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# backchannel directory authority %d of %d, written by backchannel testnet.\nversion = 1\n\n", i+1, len(net.Authorities))
+		fmt.Fprintf(&b, "[authority]\nidentity_key = \"authority.key\"\nlisten = %q\nthreshold = %d\ngenesis = %s\nepoch = %q\n",
+			opts.AuthorityAddresses[i], net.Threshold, genesis.Format(time.RFC3339), epoch.String())
+		fmt.Fprintf(&b, "admitted = [%s]\n", quotedKeys(admitted))
+		for j, k := range net.Authorities {
+			if j != i {
+				fmt.Fprintf(&b, "\n[[peer]]\nkey = %q\nurl = %q\n", hex.EncodeToString(k), "http://"+opts.AuthorityAddresses[j])
+			}
+		}
+		fmt.Fprintf(&b, "\n[parameters]\nlayers = %d\nmean_delay = %q\nsend_rate = %v\nloop_rate = %v\ndrop_rate = %v\nmix_loop_rate = %v\npoll_interval = %q\nmax_hops = %d\npayload = %d\n",
+			p.Layers, p.MeanDelay.String(), p.SendRate, p.LoopRate, p.DropRate, p.MixLoopRate, p.PollInterval.String(), p.Geometry.MaxHops, p.Geometry.UserPayloadLength)
+		path := filepath.Join(opts.Dir, authorityName(i), "authority.toml")
+		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+			return fmt.Errorf("testnet: %w", err)
+		}
+		net.AuthorityConfigs = append(net.AuthorityConfigs, path)
+	}
+	return nil
+}
+
 // clientBootstrap is the network.toml clients start from: the authority and
 // the providers.
-func clientBootstrap(authority ed25519.PublicKey, doc *directory.Document) []byte {
+func clientBootstrap(authorities []ed25519.PublicKey, threshold int, doc *directory.Document) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# backchannel network bootstrap for clients, written by backchannel testnet.\n")
 	fmt.Fprintf(&b, "# `backchannel init --network network.toml --provider NAME` reads it.\n")
-	fmt.Fprintf(&b, "version = 1\nauthorities = [%q]\nthreshold = 1\nclock_skew = \"5m\"\n", hex.EncodeToString(authority))
+	fmt.Fprintf(&b, "version = 1\nauthorities = [%s]\nthreshold = %d\nclock_skew = \"5m\"\n", quotedKeys(authorities), threshold)
 	for _, p := range doc.Providers() {
 		fmt.Fprintf(&b, "\n[[provider]]\nname = %q\naddress = %q\nlink_key = %q\nidentity_key = %q\n",
 			p.Name, p.Address, hex.EncodeToString(p.LinkKey[:]), hex.EncodeToString(p.IdentityKey))
@@ -242,8 +336,8 @@ metrics = %q
 
 [directory]
 document = "../network.doc"
-authorities = [%q]
-threshold = 1
+authorities = [%s]
+threshold = %d
 clock_skew = "5m"
 
 [provider]

@@ -28,7 +28,7 @@ func TestGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority.key"))
+	authority, err := keyfile.ReadIdentity(filepath.Join(dir, "authority-1", "authority.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestClientBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(n.Providers) != 2 || n.Authorities[0] != hex.EncodeToString(net.Authority) {
+	if len(n.Providers) != 2 || n.Authorities[0] != hex.EncodeToString(net.Authorities[0]) {
 		t.Fatalf("bootstrap %+v", n)
 	}
 	p, err := n.Provider("provider-b")
@@ -86,5 +86,42 @@ func TestClientBootstrap(t *testing.T) {
 	}
 	if _, err := n.Provider("provider-z"); err == nil {
 		t.Fatal("found a provider that does not exist")
+	}
+}
+
+// TestAuthorities: three authorities with a threshold of two. Each gets a
+// config that loads (peers, admission list of every node, parameters), the
+// document carries all three signatures, and nodes and clients are told to
+// want two.
+func TestAuthorities(t *testing.T) {
+	dir := t.TempDir()
+	net, err := Generate(Options{Dir: dir, Layers: 1, MixesPerLayer: 1, Providers: 1, Validity: time.Hour, Now: time.Now(), Rand: testrand.New(6),
+		Authorities: 3, Threshold: 2, EpochLength: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(net.AuthorityConfigs) != 3 {
+		t.Fatalf("%d authority configs", len(net.AuthorityConfigs))
+	}
+	for _, path := range net.AuthorityConfigs {
+		c, err := config.LoadAuthority(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Peers) != 2 || c.Authority.Threshold != 2 || len(c.Authority.Admitted) != 2 || c.Authority.Epoch.Duration != time.Minute {
+			t.Fatalf("%s: %+v", path, c)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "network.doc"))
+	if _, err := directory.Verify(data, directory.Trust{Authorities: net.Authorities, Threshold: 3}, time.Now()); err != nil {
+		t.Fatalf("the document does not carry all three signatures: %v", err)
+	}
+	node, err := config.Load(net.Configs["mix-1-a"])
+	if err != nil || len(node.Directory.Authorities) != 3 || node.Directory.Threshold != 2 {
+		t.Fatalf("node config: %+v, %v", node, err)
+	}
+	if _, err := Generate(Options{Dir: t.TempDir(), Layers: 1, MixesPerLayer: 1, Providers: 1, Validity: time.Hour, Now: time.Now(), Rand: testrand.New(6),
+		Authorities: 2, Threshold: 3}); err == nil {
+		t.Fatal("a threshold above the authorities")
 	}
 }

@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/authority"
+	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/wire"
+)
+
+// authorityProcs are directory authorities running as processes.
+type authorityProcs struct {
+	t     *testing.T
+	dir   string
+	urls  []string
+	procs []*exec.Cmd
+	logs  []string
+	epoch time.Duration
+	cfg   *config.Authority
+}
+
+func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorityProcs {
+	t.Helper()
+	a := &authorityProcs{t: t, dir: dir, epoch: 8 * time.Second}
+	for i := range n {
+		path := filepath.Join(dir, fmt.Sprintf("authority-%d", i+1), "authority.toml")
+		if i == 0 {
+			var err error
+			if a.cfg, err = config.LoadAuthority(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		logPath := filepath.Join(t.TempDir(), "authority.log")
+		logFile, _ := os.Create(logPath)
+		cmd := exec.Command(binPath, "authority", "run", "--config", path)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		logFile.Close()
+		a.procs, a.logs, a.urls = append(a.procs, cmd), append(a.logs, logPath), append(a.urls, "http://"+addrs[i])
+	}
+	t.Cleanup(func() {
+		for i, p := range a.procs {
+			if p.ProcessState == nil {
+				p.Process.Signal(syscall.SIGTERM)
+				p.Wait()
+			}
+			if t.Failed() {
+				log, _ := os.ReadFile(a.logs[i])
+				t.Logf("--- authority-%d log:\n%s", i+1, log)
+			}
+		}
+	})
+	for _, u := range a.urls {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get(u + "/v1/document/0")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not come up: %v", u, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return a
+}
+
+// uploadableEpoch is the next epoch whose descriptors the authorities still
+// take, with a second to spare (they take the one after next at any time).
+func (a *authorityProcs) uploadableEpoch() uint64 {
+	g := a.cfg.Authority.Genesis
+	e := uint64(time.Since(g) / a.epoch)
+	if time.Until(g.Add(time.Duration(e)*a.epoch+a.epoch/2)) < time.Second {
+		return e + 2
+	}
+	return e + 1
+}
+
+// upload sends every node's descriptor for epoch e to the given authorities.
+func (a *authorityProcs) upload(doc *directory.Document, e uint64, to []int) {
+	t := a.t
+	for _, n := range doc.Nodes {
+		id, err := keyfile.ReadIdentity(filepath.Join(a.dir, n.Name, "identity.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret, err := keyfile.ReadX25519(filepath.Join(a.dir, n.Name, "link.key"), keyfile.Link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		link, _ := wire.KeypairFromSecret(secret)
+		d := authority.Descriptor{Epoch: e, Name: n.Name, Role: n.Role, IdentityKey: id.Public().(ed25519.PublicKey), Address: n.Address}
+		copy(d.LinkKey[:], link.Public)
+		rand.Read(d.SphinxKey[:])
+		rand.Read(d.NextSphinxKey[:])
+		raw, err := d.Sign(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range to {
+			resp, err := http.Post(a.urls[i]+"/v1/descriptor", "application/octet-stream", bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("authority %d refused %s: %s", i+1, n.Name, body)
+			}
+		}
+	}
+}
+
+// document waits for the published document of epoch e at authority i.
+func (a *authorityProcs) document(i int, e uint64) []byte {
+	t := a.t
+	deadline := time.Now().Add(3 * a.epoch)
+	for {
+		resp, err := http.Get(fmt.Sprintf("%s/v1/document/%d", a.urls[i], e))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("authority %d published no document for epoch %d", i+1, e)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAuthoritiesTwoOfThree runs three authority processes with a threshold
+// of two. Nodes upload their descriptors; the next epoch's document carries
+// the authorities' signatures (all three unless one was stalled) and
+// verifies with two. With one authority killed,
+// the two left still publish the following epoch's document, with their two
+// signatures, which verifies; one signature alone would not.
+func TestAuthoritiesTwoOfThree(t *testing.T) {
+	dir := t.TempDir()
+	addrs := freeAddresses(t, 5+3)
+	run(t, "testnet", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2", "-addresses", strings.Join(addrs[:5], ","),
+		"-metrics-base-port", "0", "-authorities", "3", "-threshold", "2", "-authority-addresses", strings.Join(addrs[5:], ","), "-epoch", "8s")
+	doc, _ := readDocument(t, dir)
+	n, err := config.LoadNetwork(filepath.Join(dir, "network.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := directory.Trust{Threshold: n.Threshold, ClockSkew: time.Second}
+	for _, k := range n.Authorities {
+		b, err := hexKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust.Authorities = append(trust.Authorities, b)
+	}
+	a := startAuthorities(t, dir, 3, addrs[5:])
+
+	e := a.uploadableEpoch()
+	a.upload(doc, e, []int{0, 1, 2})
+	check := func(data []byte, e uint64, signatures int) {
+		t.Helper()
+		got, err := directory.Verify(data, trust, a.cfg.Authority.Genesis.Add(time.Duration(e)*a.epoch+time.Second))
+		var s directory.Signed
+		s.UnmarshalBinary(data)
+		if err != nil || got.Epoch != e || len(got.Nodes) != len(doc.Nodes) {
+			for _, sig := range s.Signatures {
+				t.Logf("signed by %x", sig.Authority)
+			}
+			for _, k := range trust.Authorities {
+				t.Logf("trusted %x", k)
+			}
+			t.Fatalf("epoch %d: %v, %v", e, got, err)
+		}
+		if len(s.Signatures) < signatures {
+			t.Fatalf("epoch %d: %d signatures, want %d", e, len(s.Signatures), signatures)
+		}
+		t.Logf("epoch %d: %d nodes, %d signatures", e, len(got.Nodes), len(s.Signatures))
+	}
+	check(a.document(0, e), e, 2) // normally 3; 2 if a loaded machine stalled one
+
+	a.procs[2].Process.Signal(syscall.SIGKILL)
+	a.procs[2].Wait()
+	e = max(a.uploadableEpoch(), e+1)
+	a.upload(doc, e, []int{0, 1})
+	data := a.document(1, e)
+	check(data, e, 2)
+	one := directory.Trust{Authorities: trust.Authorities, Threshold: 3, ClockSkew: time.Second}
+	if _, err := directory.Verify(data, one, a.cfg.Authority.Genesis.Add(time.Duration(e)*a.epoch+time.Second)); err == nil {
+		t.Fatal("two signatures passed a threshold of three")
+	}
+}
+
+func hexKey(s string) (ed25519.PublicKey, error) {
+	b, err := hex.DecodeString(s)
+	return ed25519.PublicKey(b), err
+}
