@@ -156,8 +156,9 @@ func (n *Node) serveInbound(conn net.Conn) {
 // authorize admits the nodes of the document and, at a provider, the
 // clients of its account table.
 func (n *Node) authorize(l *inbound, peer [wire.KeySize]byte) error {
-	for i := range n.cfg.Document.Nodes {
-		if n.cfg.Document.Nodes[i].LinkKey == peer {
+	doc := n.epochs.Load().cur.doc
+	for i := range doc.Nodes {
+		if doc.Nodes[i].LinkKey == peer {
 			return nil
 		}
 	}
@@ -241,7 +242,7 @@ func (n *Node) serveFetch(l *inbound, body []byte) error {
 
 // serveDocument sends a client the signed network document.
 func (n *Node) serveDocument(l *inbound) error {
-	chunks, err := wire.DocumentChunks(n.cfg.SignedDocument, n.frame)
+	chunks, err := wire.DocumentChunks(n.epochs.Load().cur.signed, n.frame)
 	if err != nil {
 		return err
 	}
@@ -283,7 +284,7 @@ func (n *Node) peer(id sphinx.NodeID) *peer {
 	if p, ok := n.peers[id]; ok {
 		return p
 	}
-	dn := n.cfg.Document.Node(ed25519.PublicKey(id[:]))
+	dn := n.epochs.Load().cur.doc.Node(ed25519.PublicKey(id[:]))
 	if dn == nil || n.peers == nil {
 		return nil
 	}

@@ -34,6 +34,8 @@ type metrics struct {
 	delivered     prometheus.Counter
 	coverDropped  prometheus.Counter
 	expired       prometheus.Counter
+	graceUnwraps  prometheus.Counter
+	epoch         prometheus.Gauge
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
@@ -53,6 +55,12 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_packets_delivered_total", Help: "Packets stored in a local mailbox (providers).",
+		}),
+		graceUnwraps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "backchannel_grace_unwraps_total", Help: "Packets made with the previous epoch's Sphinx key, taken during the grace period.",
+		}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "backchannel_epoch", Help: "The epoch of the node's current network document.",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_mailbox_expired_total", Help: "Unfetched packets removed from mailboxes when their retention ran out (providers).",
@@ -80,7 +88,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible

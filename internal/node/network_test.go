@@ -324,3 +324,77 @@ func TestClientSetsRetention(t *testing.T) {
 		t.Fatalf("expired %d after the minute, want 1 (%v)", removed, err)
 	}
 }
+
+// rekey makes the document of the next epoch, with fresh Sphinx keys for
+// every node, and installs it on every node with the given grace period.
+func (tn *testNet) rekey(t *testing.T, rng *rand.Rand, grace time.Duration) {
+	t.Helper()
+	next := *tn.doc
+	next.Epoch++
+	next.Nodes = append([]directory.Node(nil), tn.doc.Nodes...)
+	keys := make([][32]byte, len(next.Nodes))
+	for i := range next.Nodes {
+		testrand.Reader{Rand: rng}.Read(keys[i][:])
+		if err := x25519.ScalarBaseMult(&next.Nodes[i].SphinxKey, &keys[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range tn.nodes {
+		if err := n.Install(nil, &next, keys[i], grace); err != nil {
+			t.Fatal(err)
+		}
+		tn.configs[i].SphinxKey = keys[i]
+	}
+	tn.doc = &next
+}
+
+// TestEpochChangeWithGrace: packets made with the previous epoch's keys
+// still go through during the grace period after every node moved to a new
+// epoch (and are counted as such); once the grace is over, or two epochs
+// on, they are dropped as bad MACs; packets made with the new keys go
+// through.
+func TestEpochChangeWithGrace(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{9}))
+	tn := newTestNet(t, rng)
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+	packet := func(i uint32) []byte {
+		p, err := f.NewPacket(testrand.Reader{Rand: rng}, tn.path(rng, "bob"), binary.BigEndian.AppendUint32(nil, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	send := func(p []byte) {
+		if _, err := alice.Send(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epoch1 := packet(1)
+	epoch1Late := packet(2)
+	tn.rekey(t, rng, time.Minute) // epoch 2, epoch 1 in grace
+	send(epoch1)
+	send(packet(3))
+	got := receive(t, bob, 2, 30*time.Second)
+	if got[1] != 1 || got[3] != 1 {
+		t.Fatalf("during the grace period: %v", got)
+	}
+	if n := counter(t, tn.nodes[0], "backchannel_grace_unwraps_total", ""); n != 1 {
+		t.Fatalf("provider-a took %v packets with the previous key, want 1", n)
+	}
+	epoch2 := packet(4)
+	tn.rekey(t, rng, 0) // epoch 3; epoch 2's grace is over at once, epoch 1 is gone
+	before := counter(t, tn.nodes[0], "backchannel_packets_dropped_total", "bad_mac")
+	send(epoch1Late)
+	send(epoch2)
+	waitFor(t, "both old packets dropped at provider-a", func() bool {
+		return counter(t, tn.nodes[0], "backchannel_packets_dropped_total", "bad_mac") == before+2
+	})
+	send(packet(5))
+	if got := receive(t, bob, 1, 30*time.Second); got[5] != 1 {
+		t.Fatalf("with the new keys: %v", got)
+	}
+	if tn.nodes[3].Epoch() != 3 {
+		t.Fatalf("a node is at epoch %d", tn.nodes[3].Epoch())
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,6 @@ import (
 	"github.com/backchannel/backchannel/internal/delay"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/mailbox"
-	"github.com/backchannel/backchannel/internal/replay"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
 )
@@ -82,19 +82,20 @@ type Config struct {
 
 // Node is a running relay.
 type Node struct {
-	cfg      Config
-	self     *directory.Node
-	format   *sphinx.Format
-	frame    int
-	log      *slog.Logger
-	metrics  *metrics
-	replay   *replay.Filter
-	mailbox  *mailbox.Store // providers only
-	delayQ   *delay.Queue[forward]
-	jobs     chan job
-	results  chan result
-	listener net.Listener
-	faults   *faults // test builds only; does nothing otherwise
+	cfg     Config
+	format  *sphinx.Format
+	frame   int
+	log     *slog.Logger
+	metrics *metrics
+	epochs  atomic.Pointer[epochs]
+	// installMu serializes Install calls.
+	installMu sync.Mutex
+	mailbox   *mailbox.Store // providers only
+	delayQ    *delay.Queue[forward]
+	jobs      chan job
+	results   chan result
+	listener  net.Listener
+	faults    *faults // test builds only; does nothing otherwise
 
 	peersMu sync.Mutex
 	peers   map[sphinx.NodeID]*peer // guarded by peersMu
@@ -132,7 +133,6 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		listener: cfg.Listener,
-		self:     self,
 		format:   format,
 		frame:    wire.FrameSizeFor(format.Geometry().PacketLength()),
 		log:      cfg.Logger.With("node", self.Name),
@@ -153,15 +153,16 @@ func New(cfg Config) (*Node, error) {
 	if err := mkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
-	replayPath := filepath.Join(cfg.DataDir, fmt.Sprintf("replay-epoch-%d.log", cfg.Document.Epoch))
-	n.replay, err = replay.Open(replayPath, cfg.ReplayExpected, 1e-6, cfg.Rand)
+	first, err := n.openEpoch(cfg.Document, cfg.SignedDocument, cfg.SphinxKey)
 	if err != nil {
 		return nil, err
 	}
+	n.epochs.Store(&epochs{cur: first})
+	n.metrics.epoch.Set(float64(cfg.Document.Epoch))
 	if self.Role == directory.RoleProvider {
 		n.mailbox, err = mailbox.Open(filepath.Join(cfg.DataDir, "mailboxes.db"), cfg.Mailbox)
 		if err != nil {
-			n.replay.Close()
+			first.replay.Close()
 			return nil, err
 		}
 		n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -189,7 +190,7 @@ func (n *Node) Addr() net.Addr {
 func (n *Node) Listen() error {
 	addr := n.cfg.Listen
 	if addr == "" {
-		addr = n.self.Address
+		addr = n.epochs.Load().cur.self.Address
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -206,7 +207,8 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	n.log.Info("node running", "role", n.self.Role.String(), "layer", n.self.Layer, "epoch", n.cfg.Document.Epoch, "listen", n.listener.Addr().String())
+	self := n.epochs.Load().cur.self
+	n.log.Info("node running", "role", self.Role.String(), "layer", self.Layer, "epoch", n.Epoch(), "listen", n.listener.Addr().String())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -255,7 +257,12 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("stopped with packets still held for their delays", "packets", len(held))
 	}
 	n.stopPeers()
-	err := n.replay.Close()
+	var err error
+	for _, e := range n.epochs.Load().all() {
+		if cerr := e.replay.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if n.mailbox != nil {
 		if merr := n.mailbox.Close(); err == nil {
 			err = merr
@@ -349,19 +356,20 @@ func (n *Node) route(f forward) {
 // providers send to the first mix layer, each layer to the next, the last to
 // providers.
 func (n *Node) nextHopAllowed(next *directory.Node) bool {
-	layers := n.cfg.Document.Parameters.Layers
+	cur := n.epochs.Load().cur
+	layers := cur.doc.Parameters.Layers
 	switch {
-	case n.self.Role == directory.RoleProvider:
+	case cur.self.Role == directory.RoleProvider:
 		return next.Role == directory.RoleMix && next.Layer == 1
-	case n.self.Layer < layers:
-		return next.Role == directory.RoleMix && next.Layer == n.self.Layer+1
+	case cur.self.Layer < layers:
+		return next.Role == directory.RoleMix && next.Layer == cur.self.Layer+1
 	default:
 		return next.Role == directory.RoleProvider
 	}
 }
 
 func (n *Node) nodeByID(id sphinx.NodeID) *directory.Node {
-	return n.cfg.Document.Node(ed25519.PublicKey(id[:]))
+	return n.epochs.Load().cur.doc.Node(ed25519.PublicKey(id[:]))
 }
 
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }

@@ -21,6 +21,7 @@ type job struct {
 // acknowledged once the replay log is synced.
 type result struct {
 	job
+	epoch   *epochState // whose replay filter holds the packet's tag
 	forward bool
 	next    sphinx.NodeID
 	delay   time.Duration
@@ -36,7 +37,18 @@ func (n *Node) work() {
 func (n *Node) process(j job) result {
 	r := result{job: j}
 	start := time.Now()
-	res, err := n.format.Unwrap(&n.cfg.SphinxKey, j.packet)
+	es := n.epochs.Load()
+	e := es.cur
+	res, err := n.format.Unwrap(&e.key, j.packet)
+	if errors.Is(err, sphinx.ErrMAC) && es.prev != nil && n.cfg.Clock.Now().Before(es.prev.graceUntil) {
+		// Made with the previous epoch's key before the change: tried
+		// during the grace period only.
+		if again, perr := n.format.Unwrap(&es.prev.key, j.packet); perr == nil {
+			res, err, e = again, nil, es.prev
+			n.metrics.graceUnwraps.Inc()
+		}
+	}
+	r.epoch = e
 	n.metrics.unwrapSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.dropped.WithLabelValues(unwrapDropReason(err)).Inc()
@@ -45,7 +57,7 @@ func (n *Node) process(j job) result {
 	// The tag is reserved in memory now and logged below once the packet
 	// is dealt with (after storing it, at a provider), so that a tag never
 	// becomes durable before the packet it stands for.
-	seen, err := n.replay.Reserve(res.ReplayTag)
+	seen, err := e.replay.Reserve(res.ReplayTag)
 	if err != nil {
 		n.log.Error("replay filter failed", "err", err)
 		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
@@ -57,7 +69,7 @@ func (n *Node) process(j job) result {
 	}
 	if n.faults.drop() {
 		n.metrics.dropped.WithLabelValues(dropFault).Inc()
-		n.record(res.ReplayTag)
+		n.record(e, res.ReplayTag)
 		return r
 	}
 	if next, ok := res.Commands.NextHop(); ok {
@@ -71,7 +83,7 @@ func (n *Node) process(j job) result {
 			r.delay = d.Duration()
 		}
 		r.delay += n.faults.extraDelay()
-		n.record(res.ReplayTag)
+		n.record(e, res.ReplayTag)
 		return r
 	}
 	rcpt, ok := res.Commands.Recipient()
@@ -82,7 +94,7 @@ func (n *Node) process(j job) result {
 	id := mailbox.ID(rcpt.ID)
 	if id == mailbox.DropID {
 		n.metrics.coverDropped.Inc()
-		n.record(res.ReplayTag)
+		n.record(e, res.ReplayTag)
 		return r
 	}
 	if !n.cfg.Accounts.HasMailbox(id) {
@@ -111,14 +123,14 @@ func (n *Node) process(j job) result {
 		return r
 	}
 	n.metrics.delivered.Inc()
-	n.record(res.ReplayTag)
+	n.record(e, res.ReplayTag)
 	return r
 }
 
 // record logs a reserved replay tag; the committer syncs the log before the
 // packet's frame is acknowledged.
-func (n *Node) record(tag [sphinx.ReplayTagLength]byte) {
-	if err := n.replay.Record(tag); err != nil {
+func (n *Node) record(e *epochState, tag [sphinx.ReplayTagLength]byte) {
+	if err := e.replay.Record(tag); err != nil {
 		n.log.Error("replay log write failed", "err", err)
 	}
 }
@@ -177,7 +189,7 @@ func (n *Node) commit() {
 			}
 		}
 		lastSync = n.cfg.Clock.Now()
-		if err := n.replay.Sync(); err != nil {
+		if err := n.syncReplay(); err != nil {
 			// Without a durable log the node could forward a replay after
 			// a restart: stop acknowledging, so the previous hops keep
 			// the packets, and say so.
@@ -202,4 +214,14 @@ func (n *Node) commit() {
 			l.sendAck()
 		}
 	}
+}
+
+// syncReplay syncs the replay filters of the epochs held.
+func (n *Node) syncReplay() error {
+	for _, e := range n.epochs.Load().all() {
+		if err := e.replay.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

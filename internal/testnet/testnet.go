@@ -59,8 +59,8 @@ type Options struct {
 	AuthorityAddresses     []string
 	Genesis                time.Time
 	EpochLength            time.Duration
-	Now         time.Time
-	Rand        io.Reader
+	Now                    time.Time
+	Rand                   io.Reader
 }
 
 // DefaultParameters are the parameters of a generated network: Loopix-like
@@ -86,7 +86,7 @@ type Network struct {
 	Threshold   int
 	// AuthorityConfigs are the authorities' config files.
 	AuthorityConfigs []string
-	Document  *directory.Document
+	Document         *directory.Document
 	// Configs maps node names to their config files.
 	Configs map[string]string
 	// Names lists the nodes in document order.

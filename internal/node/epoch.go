@@ -1,0 +1,91 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/replay"
+)
+
+// epochState is what a node holds for one epoch: the document, its own
+// entry, the Sphinx key and the replay filter of that key.
+type epochState struct {
+	doc    *directory.Document
+	signed []byte
+	self   *directory.Node
+	key    [32]byte
+	replay *replay.Filter
+	// graceUntil, for the previous epoch, is when its key stops being
+	// tried.
+	graceUntil time.Time
+}
+
+// epochs is the node's current epoch and, during a grace period after a
+// change, the previous one. It is replaced whole (atomically), never
+// changed in place.
+type epochs struct {
+	cur, prev *epochState
+}
+
+// openEpoch opens the replay filter of an epoch's key.
+func (n *Node) openEpoch(doc *directory.Document, signed []byte, key [32]byte) (*epochState, error) {
+	self := doc.Node(n.cfg.Identity.Public().(ed25519.PublicKey))
+	if self == nil {
+		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", doc.Epoch)
+	}
+	path := filepath.Join(n.cfg.DataDir, fmt.Sprintf("replay-epoch-%d.log", doc.Epoch))
+	f, err := replay.Open(path, n.cfg.ReplayExpected, 1e-6, n.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	return &epochState{doc: doc, signed: signed, self: self, key: key, replay: f}, nil
+}
+
+// Install makes doc (with its signed encoding) the node's document from now
+// on, with key its Sphinx key. The previous epoch's key is still tried for
+// grace, for packets made before the change, then forgotten; the epoch
+// before that is closed and its key wiped now. The document's geometry must
+// not change.
+func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, grace time.Duration) error {
+	if doc.Parameters.Geometry != n.format.Geometry() {
+		return fmt.Errorf("node: the document of epoch %d changes the packet geometry", doc.Epoch)
+	}
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	old := n.epochs.Load()
+	if doc.Epoch <= old.cur.doc.Epoch {
+		return fmt.Errorf("node: the document of epoch %d does not follow epoch %d", doc.Epoch, old.cur.doc.Epoch)
+	}
+	cur, err := n.openEpoch(doc, signed, key)
+	if err != nil {
+		return err
+	}
+	prev := *old.cur
+	prev.graceUntil = n.cfg.Clock.Now().Add(grace)
+	n.epochs.Store(&epochs{cur: cur, prev: &prev})
+	// The epoch before the previous one: no worker can still be holding
+	// it a whole epoch later, so it is closed and its key wiped.
+	if dropped := old.prev; dropped != nil {
+		if err := dropped.replay.Close(); err != nil {
+			n.log.Error("closing an old replay log", "epoch", dropped.doc.Epoch, "err", err)
+		}
+		clear(dropped.key[:])
+	}
+	n.metrics.epoch.Set(float64(doc.Epoch))
+	n.log.Info("new epoch", "epoch", doc.Epoch, "layer", cur.self.Layer, "grace", grace)
+	return nil
+}
+
+// Epoch returns the epoch of the node's current document.
+func (n *Node) Epoch() uint64 { return n.epochs.Load().cur.doc.Epoch }
+
+// all returns the epochs held, current first.
+func (e *epochs) all() []*epochState {
+	if e.prev == nil {
+		return []*epochState{e.cur}
+	}
+	return []*epochState{e.cur, e.prev}
+}
