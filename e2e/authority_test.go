@@ -25,13 +25,14 @@ import (
 
 // authorityProcs are directory authorities running as processes.
 type authorityProcs struct {
-	t     *testing.T
-	dir   string
-	urls  []string
-	procs []*exec.Cmd
-	logs  []string
-	epoch time.Duration
-	cfg   *config.Authority
+	t       *testing.T
+	dir     string
+	urls    []string
+	procs   []*exec.Cmd
+	logs    []string
+	outputs []*output
+	epoch   time.Duration
+	cfg     *config.Authority
 }
 
 func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorityProcs {
@@ -46,14 +47,16 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 			}
 		}
 		logPath := filepath.Join(t.TempDir(), "authority.log")
-		logFile, _ := os.Create(logPath)
+		out, err := newOutput(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(binPath, "authority", "run", "--config", path)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		logFile.Close()
-		a.procs, a.logs, a.urls = append(a.procs, cmd), append(a.logs, logPath), append(a.urls, "http://"+addrs[i])
+		a.procs, a.logs, a.urls, a.outputs = append(a.procs, cmd), append(a.logs, logPath), append(a.urls, "http://"+addrs[i]), append(a.outputs, out)
 	}
 	t.Cleanup(func() {
 		for i, p := range a.procs {
@@ -67,18 +70,9 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 			}
 		}
 	})
-	for _, u := range a.urls {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get(u + "/v1/document/0")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not come up: %v", u, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+	for i, out := range a.outputs {
+		if err := out.waitFor(0, 20*time.Second, "authority running"); err != nil {
+			t.Fatalf("authority-%d did not come up: %v", i+1, err)
 		}
 	}
 	return a
@@ -130,24 +124,23 @@ func (a *authorityProcs) upload(doc *directory.Document, e uint64, to []int) {
 	}
 }
 
-// document waits for the published document of epoch e at authority i.
+// document waits until authority i says it published the document of
+// epoch e, and fetches it.
 func (a *authorityProcs) document(i int, e uint64) []byte {
 	t := a.t
-	deadline := time.Now().Add(3 * a.epoch)
-	for {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/document/%d", a.urls[i], e))
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return body
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("authority %d published no document for epoch %d", i+1, e)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := a.outputs[i].waitFor(0, 3*a.epoch, "msg=published", fmt.Sprintf("epoch=%d ", e)); err != nil {
+		t.Fatalf("authority %d published no document for epoch %d: %v", i+1, e, err)
 	}
+	resp, err := http.Get(fmt.Sprintf("%s/v1/document/%d", a.urls[i], e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("authority %d: %s: %s", i+1, resp.Status, body)
+	}
+	return body
 }
 
 // TestAuthoritiesTwoOfThree runs three authority processes with a threshold

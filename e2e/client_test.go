@@ -78,27 +78,19 @@ func (c *clientProc) start(args ...string) {
 	t := c.t
 	t.Helper()
 	c.log = filepath.Join(c.t.TempDir(), c.name+".log")
-	logFile, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	out, err := newOutput(c.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.cmd = exec.Command(binPath, append([]string{"client", "run"}, args...)...)
 	c.cmd.Env = c.env
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	c.cmd.Stdout, c.cmd.Stderr = out, out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logFile.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := c.try("contact", "list"); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(c.log)
-			t.Fatalf("%s's daemon did not come up:\n%s", c.name, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := out.waitFor(0, 20*time.Second, "client running"); err != nil {
+		log, _ := os.ReadFile(c.log)
+		t.Fatalf("%s's daemon did not come up: %v\n%s", c.name, err, log)
 	}
 }
 

@@ -69,6 +69,8 @@ type network struct {
 	logFiles map[string]string
 	// env adds environment variables to a node's process (fault switches).
 	env map[string][]string
+	// outputs are the nodes' outputs, to wait for what they log.
+	outputs map[string]*output
 }
 
 // freeAddresses reserves n loopback ports by listening on them, then frees
@@ -118,7 +120,7 @@ func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, 
 	nw := &network{
 		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
 		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
-		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})), env: env,
+		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})), env: env, outputs: map[string]*output{},
 	}
 	var err error
 	nw.format, err = sphinx.New(doc.Parameters.Geometry)
@@ -174,35 +176,25 @@ func (nw *network) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// start runs a node's process and waits until its health endpoint answers.
+// start runs a node's process and waits until it says it is running.
 func (nw *network) start(name string) {
 	t := nw.t
 	t.Helper()
 	logPath := filepath.Join(nw.dir, name, "node.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	out, err := newOutput(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binPath, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
 	cmd.Env = append(os.Environ(), nw.env[name]...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logFile.Close()
-	nw.procs[name], nw.logFiles[name] = cmd, logPath
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + nw.metrics[name] + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("%s did not come up: %v\n%s", name, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	nw.procs[name], nw.logFiles[name], nw.outputs[name] = cmd, logPath, out
+	if err := out.waitFor(0, 20*time.Second, "node running"); err != nil {
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("%s did not come up: %v\n%s", name, err, log)
 	}
 }
 
@@ -417,14 +409,8 @@ func TestProviderKilledLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == count/2 {
-			// Wait until provider-b is mid-stream, then kill it.
-			deadline := time.Now().Add(20 * time.Second)
-			for nw.counter("backchannel_packets_delivered_total", "", "provider-b") < 50 {
-				if time.Now().After(deadline) {
-					t.Fatal("provider-b stored nothing")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			// Kill provider-b mid-stream: once it has stored packets.
+			waitCounter(t, nw, "provider-b", "backchannel_packets_delivered_total", 50)
 			nw.kill("provider-b", syscall.SIGKILL)
 		}
 	}
