@@ -5,14 +5,9 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/authority"
@@ -24,27 +19,7 @@ import (
 
 // runAuthority is `backchannel authority run --config FILE`.
 func runAuthority(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "run" {
-		fmt.Fprintln(stderr, "usage: backchannel authority run --config FILE")
-		return 2
-	}
-	fs := flag.NewFlagSet("authority run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "the authority's configuration file")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if *configPath == "" {
-		fmt.Fprintln(stderr, "backchannel: authority run needs --config FILE")
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serveAuthority(ctx, *configPath, stderr); err != nil {
-		fmt.Fprintf(stderr, "backchannel: authority: %v\n", err)
-		return 1
-	}
-	return 0
+	return runServer("authority", args, stderr, serveAuthority)
 }
 
 // authorityConfig turns a config file into the authority's settings.

@@ -26,24 +26,33 @@ import (
 
 // runNode is `backchannel node run --config FILE`.
 func runNode(args []string, stdout, stderr io.Writer) int {
+	return runServer("node", args, stderr, func(ctx context.Context, path string, logOut io.Writer) error {
+		return serveNode(ctx, path, nil, logOut)
+	})
+}
+
+// runServer is `backchannel KIND run --config FILE` for a server: it parses
+// the flags and serves until SIGINT or SIGTERM.
+func runServer(kind string, args []string, stderr io.Writer, serve func(ctx context.Context, path string, logOut io.Writer) error) int {
+	usage := fmt.Sprintf("usage: backchannel %s run --config FILE", kind)
 	if len(args) == 0 || args[0] != "run" {
-		fmt.Fprintln(stderr, "usage: backchannel node run --config FILE")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
+	fs := flag.NewFlagSet(kind+" run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "the node's configuration file")
+	configPath := fs.String("config", "", "the "+kind+"'s configuration file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if *configPath == "" {
-		fmt.Fprintln(stderr, "backchannel: node run needs --config FILE")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serveNode(ctx, *configPath, nil, stderr); err != nil {
-		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+	if err := serve(ctx, *configPath, stderr); err != nil {
+		fmt.Fprintf(stderr, "backchannel: %s: %v\n", kind, err)
 		return 1
 	}
 	return 0
