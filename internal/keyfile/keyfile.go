@@ -12,6 +12,7 @@ package keyfile
 import (
 	"crypto/ed25519"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,4 +118,35 @@ func ReadX25519(path string, kind Kind) ([keySize]byte, error) {
 	copy(k[:], b)
 	clear(b)
 	return k, nil
+}
+
+// Erase overwrites a key file with zeros in place, syncs it and removes it,
+// so that an old Sphinx key does not outlive its grace period on the disk
+// (as far as the file system allows: see docs/client.md on journaling and
+// wear levelling). A missing file is not an error.
+func Erase(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("keyfile: failed to erase %s: %w", path, err)
+	}
+	info, err := f.Stat()
+	if err == nil {
+		_, err = f.WriteAt(make([]byte, info.Size()), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return fmt.Errorf("keyfile: failed to erase %s: %w", path, err)
+	}
+	return nil
 }

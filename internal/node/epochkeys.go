@@ -1,0 +1,74 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/x25519"
+)
+
+// EpochKeys keeps a node's Sphinx keys, one file per epoch
+// (sphinx-epoch-<N>.key in its directory, mode 0600): made ahead, when the
+// node first needs to publish one in a descriptor, and erased once their
+// epoch and its grace period are over.
+type EpochKeys struct {
+	dir  string
+	rand io.Reader
+}
+
+// NewEpochKeys keeps keys in dir.
+func NewEpochKeys(dir string, rand io.Reader) (*EpochKeys, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: key directory: %w", err)
+	}
+	return &EpochKeys{dir: dir, rand: rand}, nil
+}
+
+func (k *EpochKeys) path(epoch uint64) string {
+	return filepath.Join(k.dir, fmt.Sprintf("sphinx-epoch-%d.key", epoch))
+}
+
+// Key returns the epoch's Sphinx key pair, making and storing it if there
+// is none yet.
+func (k *EpochKeys) Key(epoch uint64) (secret, public [32]byte, err error) {
+	secret, err = keyfile.ReadX25519(k.path(epoch), keyfile.Sphinx)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err = io.ReadFull(k.rand, secret[:]); err != nil {
+			return secret, public, fmt.Errorf("node: failed to read randomness: %w", err)
+		}
+		err = keyfile.Write(k.path(epoch), keyfile.Sphinx, secret[:])
+	}
+	if err != nil {
+		return secret, public, err
+	}
+	err = x25519.ScalarBaseMult(&public, &secret)
+	return secret, public, err
+}
+
+// EraseBefore erases the keys of every epoch before the given one.
+func (k *EpochKeys) EraseBefore(epoch uint64) error {
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return fmt.Errorf("node: key directory: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), "sphinx-epoch-")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(name, ".key"), 10, 64)
+		if err != nil || n >= epoch {
+			continue
+		}
+		if err := keyfile.Erase(filepath.Join(k.dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
