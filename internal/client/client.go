@@ -636,6 +636,15 @@ func (c *Client) Inbox() ([]MessageInfo, error) {
 	return out, nil
 }
 
+// InboxSize returns how many messages the inbox holds, without reading
+// them (for waits that check it at every change).
+func (c *Client) InboxSize() (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	labels, err := c.store.dir.Labels("in/")
+	return len(labels), err
+}
+
 // Received returns a received message's content.
 func (c *Client) Received(id string) (Content, error) {
 	raw, err := hex.DecodeString(id)

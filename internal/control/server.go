@@ -332,11 +332,10 @@ func (s *Server) holds(r *Request) (bool, error) {
 	count := func(n int, err error) (bool, error) { return n >= r.Count, err }
 	switch r.Until {
 	case "received":
-		msgs, err := c.Inbox()
-		return count(len(msgs), err)
+		return count(c.InboxSize())
 	case "inbox-at-most":
-		msgs, err := c.Inbox()
-		return len(msgs) <= r.Count, err
+		n, err := c.InboxSize()
+		return n <= r.Count, err
 	case "outbox-at-most":
 		return len(c.Outbox()) <= r.Count, nil
 	case "loops-returned":
