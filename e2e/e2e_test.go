@@ -339,7 +339,7 @@ func TestThousandPacketsAcrossProcesses(t *testing.T) {
 	// the authority's signature themselves.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	signed, err := alice.FetchDocument(ctx)
+	signed, err := alice.FetchDocument(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}

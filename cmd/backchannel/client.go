@@ -392,7 +392,14 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		if !s.Connected {
 			link = "not connected: " + s.LastError
 		}
-		fmt.Fprintf(stdout, "provider link: %s; network document epoch %d, valid until %s\n", link, s.Epoch, s.ValidUntil.Local().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "provider link: %s; network document epoch %d, valid until %s", link, s.Epoch, s.ValidUntil.Local().Format(time.RFC3339))
+		if s.NextEpoch > s.Epoch {
+			fmt.Fprintf(stdout, " (epoch %d held)", s.NextEpoch)
+		}
+		fmt.Fprintln(stdout)
+		if s.DocumentProblem != "" {
+			fmt.Fprintf(stdout, "network document: %s\n", s.DocumentProblem)
+		}
 		fmt.Fprintf(stdout, "sent: %d fragments (%d retransmissions), %d acks, %d drop and %d loop cover packets\n", s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent)
 		fmt.Fprintf(stdout, "loops: %d returned, %d lost", s.LoopsReturned, s.LoopsLost)
 		if s.LoopsLost > 0 {

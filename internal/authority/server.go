@@ -320,6 +320,7 @@ func (s *Server) Document(e uint64) ([]byte, bool) {
 //	GET  /v1/descriptors/{epoch} this authority's frozen bundle (for peers)
 //	GET  /v1/vote/{epoch}        this authority's signed document (for peers)
 //	GET  /v1/document/{epoch}    the published document of an epoch
+//	GET  /v1/document/current    the published document of the current epoch
 //	GET  /v1/document/next       the published document of the next epoch
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -337,13 +338,18 @@ func (s *Server) Handler() http.Handler {
 	serve := func(m func() map[uint64][]byte, what string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			var e uint64
-			if v := r.PathValue("epoch"); v == "next" {
+			switch v := r.PathValue("epoch"); {
+			case v == "current":
+				e = s.Epoch(s.cfg.Clock.Now())
+			case v == "next":
 				e = s.Epoch(s.cfg.Clock.Now()) + 1
-			} else if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			default:
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					http.Error(w, fmt.Sprintf("%q is not an epoch", v), http.StatusBadRequest)
+					return
+				}
 				e = n
-			} else {
-				http.Error(w, fmt.Sprintf("%q is not an epoch", v), http.StatusBadRequest)
-				return
 			}
 			s.mu.Lock()
 			b, ok := m()[e]

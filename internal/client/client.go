@@ -32,7 +32,7 @@ import (
 type Link interface {
 	Send(packet []byte) (uint64, error)
 	Fetch(ctx context.Context) ([]clientlink.Fetched, int, error)
-	FetchDocument(ctx context.Context) ([]byte, error)
+	FetchDocument(ctx context.Context, next bool) ([]byte, error)
 	SetRetention(d time.Duration) error
 	Close() error
 }
@@ -84,6 +84,7 @@ type Client struct {
 	received receivedRecord
 	reasm    *fragment.Reassembler
 	doc      *directory.Document
+	next     *directory.Document // the next epoch's, once the provider has it
 	format   *sphinx.Format
 	rng      *rand.Rand                 // routes, delays, retransmission jitter
 	timing   *rand.Rand                 // the sending schedule alone: what is sent never moves when
@@ -143,6 +144,11 @@ type Stats struct {
 	LastError  string
 	Epoch      uint64
 	ValidUntil time.Time
+	// NextEpoch is the epoch of the next document once held.
+	NextEpoch uint64
+	// DocumentProblem says, in words, why no packet is sent: the document
+	// ended with no successor. Empty when all is well.
+	DocumentProblem string
 
 	SendSlots, FragmentsSent, Retransmissions, HellosSent, AcksSent uint64
 	DropsSent, LoopsSent, LoopsReturned, LoopsLost                  uint64

@@ -2,12 +2,9 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
 )
@@ -82,40 +79,6 @@ func (c *Client) runLink(ctx context.Context) error {
 	return err
 }
 
-// refreshDocument fetches the network document from the provider and
-// verifies it against the configured authorities.
-func (c *Client) refreshDocument(ctx context.Context, link Link) error {
-	raw, err := link.FetchDocument(ctx)
-	if err != nil {
-		return err
-	}
-	n := c.profile.Network
-	doc, err := directory.Verify(raw, directory.Trust{Authorities: n.Authorities, Threshold: n.Threshold, ClockSkew: n.ClockSkew}, c.cfg.Clock.Now())
-	if err != nil {
-		return fmt.Errorf("client: the provider's network document: %w", err)
-	}
-	return c.useDocument(doc)
-}
-
-// useDocument makes doc the client's network document.
-func (c *Client) useDocument(doc *directory.Document) error {
-	format, err := sphinx.New(doc.Parameters.Geometry)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.doc != nil && doc.Parameters.Geometry != c.doc.Parameters.Geometry {
-		return fmt.Errorf("client: the network changed its packet geometry; this client cannot follow")
-	}
-	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
-		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
-	}
-	c.doc, c.format = doc, format
-	c.stats.Epoch, c.stats.ValidUntil = doc.Epoch, doc.ValidUntil
-	return nil
-}
-
 // sendLoop keeps the sending schedule.
 func (c *Client) sendLoop(ctx context.Context, link Link) error {
 	c.mu.Lock()
@@ -166,15 +129,12 @@ func (c *Client) fire(ev event, link Link) error {
 func (c *Client) pollLoop(ctx context.Context, link Link) error {
 	next := c.cfg.Clock.Now()
 	for {
+		if err := c.followDocuments(ctx, link); err != nil {
+			return err
+		}
 		c.mu.Lock()
 		interval := c.doc.Parameters.PollInterval
-		refresh := c.cfg.Clock.Now().After(c.doc.ValidUntil.Add(-c.doc.ValidUntil.Sub(c.doc.ValidFrom) / 4))
 		c.mu.Unlock()
-		if refresh {
-			if err := c.refreshDocument(ctx, link); err != nil {
-				c.log.Warn("no fresh network document", "err", err)
-			}
-		}
 		next = next.Add(interval)
 		t := c.cfg.Clock.NewTimerAt(next)
 		select {

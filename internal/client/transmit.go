@@ -33,9 +33,10 @@ func envelopeSessionRoom(g sphinx.Geometry, initialLength int) int {
 }
 
 // nextPacket builds the packet for a send event at now; c.mu is held. It
-// returns nil if the client cannot send yet (no network document).
+// returns nil if the client cannot send (no network document, or one
+// that has ended).
 func (c *Client) nextPacket(ev event, now time.Time) ([]byte, error) {
-	if c.doc == nil || c.format == nil {
+	if !c.documentUsable(now) {
 		return nil, nil
 	}
 	switch ev {

@@ -163,11 +163,17 @@ func (l *Link) Fetch(ctx context.Context) ([]Fetched, int, error) {
 	return out, remaining, nil
 }
 
-// FetchDocument asks the provider for the signed network document. The
-// caller verifies it (directory.Verify): the provider only carries it.
-// It must not overlap with Fetch.
-func (l *Link) FetchDocument(ctx context.Context) ([]byte, error) {
-	if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameDocumentRequest}); err != nil {
+// FetchDocument asks the provider for the signed network document of the
+// current epoch or, with next, of the next epoch if the provider holds it
+// already (else the current one again). The caller verifies it
+// (directory.Verify): the provider only carries it. It must not overlap
+// with Fetch.
+func (l *Link) FetchDocument(ctx context.Context, next bool) ([]byte, error) {
+	req := wire.Frame{Type: wire.FrameDocumentRequest}
+	if next {
+		req.Body = []byte{wire.DocumentNext}
+	}
+	if err := l.conn.WriteFrame(req); err != nil {
 		return nil, fmt.Errorf("clientlink: %w", err)
 	}
 	var a wire.DocumentAssembler

@@ -179,6 +179,18 @@ func (d *Document) Validate() error {
 	return nil
 }
 
+// MaxGrace bounds the grace period of an epoch change.
+const MaxGrace = 2 * time.Minute
+
+// Grace is how long after this document's epoch has ended its nodes still
+// take packets made with its Sphinx keys: an eighth of the epoch, at most
+// MaxGrace. Senders switch to the next document half-way through it, so
+// that a sender whose clock is up to Grace/2 fast, or a packet still in
+// flight, meets nodes that take both keys.
+func (d *Document) Grace() time.Duration {
+	return min(d.ValidUntil.Sub(d.ValidFrom)/8, MaxGrace)
+}
+
 // Layer returns the mixes of a layer (1..Layers), in document order.
 func (d *Document) Layer(layer uint8) []*Node {
 	var out []*Node

@@ -132,6 +132,24 @@ type Trust struct {
 // at now. Signatures by unknown keys are ignored; an invalid signature by a
 // configured authority does not count.
 func Verify(data []byte, trust Trust, now time.Time) (*Document, error) {
+	d, err := VerifySignatures(data, trust)
+	if err != nil {
+		return nil, err
+	}
+	if now.After(d.ValidUntil.Add(trust.ClockSkew)) {
+		return nil, fmt.Errorf("%w: epoch %d ended at %v and this host's clock says %v (%v of clock skew allowed)",
+			ErrExpired, d.Epoch, d.ValidUntil, now.UTC().Truncate(time.Second), trust.ClockSkew)
+	}
+	if now.Before(d.ValidFrom.Add(-trust.ClockSkew)) {
+		return nil, fmt.Errorf("%w: epoch %d starts at %v but this host's clock says %v: is the clock right? (%v of skew allowed)",
+			ErrNotYetValid, d.Epoch, d.ValidFrom, now.UTC().Truncate(time.Second), trust.ClockSkew)
+	}
+	return d, nil
+}
+
+// VerifySignatures is Verify without the validity period: for a document
+// fetched ahead of its epoch, whose times the caller checks itself.
+func VerifySignatures(data []byte, trust Trust) (*Document, error) {
 	if trust.Threshold < 1 || trust.Threshold > len(trust.Authorities) {
 		return nil, fmt.Errorf("directory: threshold %d of %d authorities", trust.Threshold, len(trust.Authorities))
 	}
@@ -159,12 +177,6 @@ func Verify(data []byte, trust Trust, now time.Time) (*Document, error) {
 	var d Document
 	if err := d.UnmarshalBinary(s.Document); err != nil {
 		return nil, err
-	}
-	if now.After(d.ValidUntil.Add(trust.ClockSkew)) {
-		return nil, fmt.Errorf("%w: epoch %d ended at %v, now is %v", ErrExpired, d.Epoch, d.ValidUntil, now.UTC())
-	}
-	if now.Before(d.ValidFrom.Add(-trust.ClockSkew)) {
-		return nil, fmt.Errorf("%w: epoch %d starts at %v, now is %v (is the clock right?)", ErrNotYetValid, d.Epoch, d.ValidFrom, now.UTC())
 	}
 	return &d, nil
 }

@@ -23,11 +23,14 @@ type epochState struct {
 	graceUntil time.Time
 }
 
-// epochs is the node's current epoch and, during a grace period after a
-// change, the previous one. It is replaced whole (atomically), never
+// epochs is the node's current epoch, during a grace period after a
+// change the previous one, and the next epoch's document once the
+// authorities have published it. It is replaced whole (atomically), never
 // changed in place.
 type epochs struct {
-	cur, prev *epochState
+	cur, prev  *epochState
+	next       *directory.Document
+	nextSigned []byte
 }
 
 // openEpoch opens the replay filter of an epoch's key.
@@ -65,7 +68,11 @@ func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, gra
 	}
 	prev := *old.cur
 	prev.graceUntil = n.cfg.Clock.Now().Add(grace)
-	n.epochs.Store(&epochs{cur: cur, prev: &prev})
+	now := &epochs{cur: cur, prev: &prev}
+	if old.next != nil && old.next.Epoch > doc.Epoch {
+		now.next, now.nextSigned = old.next, old.nextSigned
+	}
+	n.epochs.Store(now)
 	// The epoch before the previous one: no worker can still be holding
 	// it a whole epoch later, so it is closed and its key wiped.
 	if dropped := old.prev; dropped != nil {
@@ -79,8 +86,36 @@ func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, gra
 	return nil
 }
 
+// SetNext makes doc (with its signed encoding) the next epoch's document,
+// which a provider hands to clients that ask for it ahead of the change.
+func (n *Node) SetNext(signed []byte, doc *directory.Document) {
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	old := n.epochs.Load()
+	if doc.Epoch <= old.cur.doc.Epoch {
+		return
+	}
+	n.epochs.Store(&epochs{cur: old.cur, prev: old.prev, next: doc, nextSigned: signed})
+}
+
+// Document returns the node's current document.
+func (n *Node) Document() *directory.Document { return n.epochs.Load().cur.doc }
+
 // Epoch returns the epoch of the node's current document.
 func (n *Node) Epoch() uint64 { return n.epochs.Load().cur.doc.Epoch }
+
+// documents returns the documents held: current, previous (in its grace
+// period or not), next.
+func (e *epochs) documents() []*directory.Document {
+	out := []*directory.Document{e.cur.doc}
+	if e.prev != nil {
+		out = append(out, e.prev.doc)
+	}
+	if e.next != nil {
+		out = append(out, e.next)
+	}
+	return out
+}
 
 // all returns the epochs held, current first.
 func (e *epochs) all() []*epochState {

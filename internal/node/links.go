@@ -140,7 +140,13 @@ func (n *Node) serveInbound(conn net.Conn) {
 				n.log.Error("mailbox retention failed", "err", err)
 			}
 		case f.Type == wire.FrameDocumentRequest && l.client:
-			if err := n.serveDocument(l); err != nil {
+			next := len(f.Body) == 1 && f.Body[0] == wire.DocumentNext
+			if len(f.Body) > 0 && !next {
+				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+				n.log.Info("closing a client link after a malformed document request")
+				return
+			}
+			if err := n.serveDocument(l, next); err != nil {
 				n.metrics.linkErrors.WithLabelValues("io").Inc()
 				return
 			}
@@ -153,13 +159,16 @@ func (n *Node) serveInbound(conn net.Conn) {
 	}
 }
 
-// authorize admits the nodes of the document and, at a provider, the
+// authorize admits the nodes of the documents held (the current one, the
+// previous one during its grace period, the next one once known: nodes do
+// not change epochs at the very same instant) and, at a provider, the
 // clients of its account table.
 func (n *Node) authorize(l *inbound, peer [wire.KeySize]byte) error {
-	doc := n.epochs.Load().cur.doc
-	for i := range doc.Nodes {
-		if doc.Nodes[i].LinkKey == peer {
-			return nil
+	for _, doc := range n.epochs.Load().documents() {
+		for i := range doc.Nodes {
+			if doc.Nodes[i].LinkKey == peer {
+				return nil
+			}
 		}
 	}
 	if n.cfg.Accounts != nil {
@@ -240,9 +249,15 @@ func (n *Node) serveFetch(l *inbound, body []byte) error {
 	return nil
 }
 
-// serveDocument sends a client the signed network document.
-func (n *Node) serveDocument(l *inbound) error {
-	chunks, err := wire.DocumentChunks(n.epochs.Load().cur.signed, n.frame)
+// serveDocument sends a client the signed network document: the current
+// one, or the next one if asked for and held.
+func (n *Node) serveDocument(l *inbound, next bool) error {
+	es := n.epochs.Load()
+	signed := es.cur.signed
+	if next && es.nextSigned != nil {
+		signed = es.nextSigned
+	}
+	chunks, err := wire.DocumentChunks(signed, n.frame)
 	if err != nil {
 		return err
 	}

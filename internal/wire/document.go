@@ -9,6 +9,15 @@ import (
 // FrameDocumentRequest is answered with the signed document (as the
 // directory package encodes it) cut into FrameDocumentChunk frames. The
 // client checks the signatures itself; the provider is only a carrier.
+//
+// The request's body is empty, asking for the current document, or the one
+// byte DocumentNext, asking for the next epoch's document if the provider
+// already holds it (the current one otherwise: the client tells them apart
+// by their epochs). A provider of the first version ignores the body and
+// sends the current document, which a client takes as "no next one yet".
+
+// DocumentNext is the body of a request for the next epoch's document.
+const DocumentNext = 1
 
 // MaxDocumentSize bounds a document sent over a link.
 const MaxDocumentSize = 1 << 24

@@ -23,8 +23,8 @@ const (
 	FrameFetchReply FrameType = 4
 	// FrameNoOp carries nothing; it keeps a link's traffic regular.
 	FrameNoOp FrameType = 5
-	// FrameDocumentRequest is a client's request for the current signed
-	// network document.
+	// FrameDocumentRequest is a client's request for the current (or the
+	// next) signed network document; see DocumentNext.
 	FrameDocumentRequest FrameType = 6
 	// FrameDocumentChunk carries part of the signed network document (see
 	// DocumentChunk).

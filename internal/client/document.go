@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/sphinx"
+)
+
+// The client follows the network's epochs through its provider. At every
+// connection it takes the provider's current document, checked against
+// the configured authorities at the local time. From three quarters of an
+// epoch it asks the provider for the next epoch's document (which the
+// provider holds once the authorities have published it) and keeps it
+// until half of the epoch change's grace period has passed
+// (directory.Document.Grace): nodes take the old keys for the whole grace
+// period, so a switch a little late is safe where a switch early is not.
+// A document past its end (beyond the allowed clock skew) with no
+// successor stops the sending of packets — nodes would not take them —
+// and says so in Stats until a newer one arrives.
+
+func (c *Client) trust() directory.Trust {
+	n := c.profile.Network
+	return directory.Trust{Authorities: n.Authorities, Threshold: n.Threshold, ClockSkew: n.ClockSkew}
+}
+
+// refreshDocument fetches the current network document from the provider
+// and verifies it at the local time.
+func (c *Client) refreshDocument(ctx context.Context, link Link) error {
+	raw, err := link.FetchDocument(ctx, false)
+	if err != nil {
+		return err
+	}
+	doc, err := directory.Verify(raw, c.trust(), c.cfg.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("client: the provider's network document: %w", err)
+	}
+	return c.useDocument(doc)
+}
+
+// useDocument makes doc the client's network document.
+func (c *Client) useDocument(doc *directory.Document) error {
+	format, err := sphinx.New(doc.Parameters.Geometry)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.doc != nil && doc.Parameters.Geometry != c.doc.Parameters.Geometry {
+		return fmt.Errorf("client: the network changed its packet geometry; this client cannot follow")
+	}
+	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
+		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
+	}
+	if c.doc != nil && c.doc.Epoch != doc.Epoch {
+		c.log.Info("new network epoch", "epoch", doc.Epoch, "valid_until", doc.ValidUntil)
+	}
+	c.doc, c.format = doc, format
+	if c.next != nil && c.next.Epoch <= doc.Epoch {
+		c.next = nil
+	}
+	c.stats.Epoch, c.stats.ValidUntil, c.stats.DocumentProblem = doc.Epoch, doc.ValidUntil, ""
+	c.notify()
+	return nil
+}
+
+// followDocuments does what is due at the local time: switch to the next
+// document, fetch it, or report the current one expired. Only a failed
+// link is returned: the rest is logged and shown in Stats.
+func (c *Client) followDocuments(ctx context.Context, link Link) error {
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	cur, next := c.doc, c.next
+	c.mu.Unlock()
+	if next != nil && !now.Before(next.ValidFrom.Add(cur.Grace()/2)) {
+		return c.useDocument(next)
+	}
+	length := cur.ValidUntil.Sub(cur.ValidFrom)
+	if next == nil && !now.Before(cur.ValidFrom.Add(length*3/4)) {
+		raw, err := link.FetchDocument(ctx, true)
+		if err != nil {
+			return err
+		}
+		if err := c.holdNext(raw, now); err != nil {
+			c.log.Warn("the next network document is not usable", "err", err)
+		}
+	}
+	skew := c.profile.Network.ClockSkew
+	c.mu.Lock()
+	expired := c.next == nil && now.After(cur.ValidUntil.Add(skew))
+	c.mu.Unlock()
+	if !expired {
+		return nil
+	}
+	// Perhaps the provider moved on by more than one epoch.
+	if err := c.refreshDocument(ctx, link); err == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stats.DocumentProblem == "" {
+		c.stats.DocumentProblem = fmt.Sprintf("the network document of epoch %d ended at %s and the provider has no newer one "+
+			"(are the directory authorities down, or is this computer's clock more than %v fast?); nothing is sent until one arrives",
+			cur.Epoch, cur.ValidUntil.UTC().Format(time.RFC3339), skew)
+		c.log.Error("no current network document", "epoch", cur.Epoch, "ended", cur.ValidUntil, "clock_skew", skew)
+		c.notify()
+	}
+	return nil
+}
+
+// holdNext keeps raw as the next document if it is one: signed by enough
+// authorities, of a later epoch than the current one and not already over.
+func (c *Client) holdNext(raw []byte, now time.Time) error {
+	doc, err := directory.VerifySignatures(raw, c.trust())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if doc.Epoch <= c.doc.Epoch {
+		return nil // the provider has no next one yet
+	}
+	if now.After(doc.ValidUntil.Add(c.profile.Network.ClockSkew)) {
+		return fmt.Errorf("client: the document of epoch %d ended at %v", doc.Epoch, doc.ValidUntil)
+	}
+	if doc.Parameters.Geometry != c.doc.Parameters.Geometry {
+		return fmt.Errorf("client: the document of epoch %d changes the packet geometry; this client cannot follow", doc.Epoch)
+	}
+	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
+		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
+	}
+	c.next = doc
+	c.stats.NextEpoch = doc.Epoch
+	c.notify()
+	return nil
+}
+
+// documentUsable reports whether packets can be built now: a document that
+// has not ended beyond the allowed clock skew. c.mu is held.
+func (c *Client) documentUsable(now time.Time) bool {
+	return c.doc != nil && c.format != nil && !now.After(c.doc.ValidUntil.Add(c.profile.Network.ClockSkew))
+}
