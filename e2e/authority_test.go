@@ -152,7 +152,7 @@ func (a *authorityProcs) document(i int, e uint64) []byte {
 func TestAuthoritiesTwoOfThree(t *testing.T) {
 	dir := t.TempDir()
 	addrs := freeAddresses(t, 5+3)
-	run(t, "testnet", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2", "-addresses", strings.Join(addrs[:5], ","),
+	run(t, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2", "-addresses", strings.Join(addrs[:5], ","),
 		"-metrics-base-port", "0", "-authorities", "3", "-threshold", "2", "-authority-addresses", strings.Join(addrs[5:], ","), "-epoch", "8s")
 	doc, _ := readDocument(t, dir)
 	n, err := config.LoadNetwork(filepath.Join(dir, "network.toml"))

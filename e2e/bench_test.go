@@ -34,7 +34,7 @@ import (
 func BenchmarkMixForwarding(b *testing.B) {
 	dir := b.TempDir()
 	addrs := freeAddresses(b, 10)
-	out, err := exec.Command(binPath, "testnet", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2",
+	out, err := exec.Command(binPath, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:5], ","), "-metrics-addresses", strings.Join(addrs[5:], ","), "-mean-delay", "0s").CombinedOutput()
 	if err != nil {
 		b.Fatalf("testnet: %v\n%s", err, out)
@@ -62,7 +62,7 @@ func BenchmarkMixForwarding(b *testing.B) {
 		return wire.Keypair{Private: secret[:], Public: pub[:]}
 	}
 	providerLink, mix2Link := linkOf("provider-a"), linkOf("mix-2-a")
-	mix1Sphinx, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx.key"), keyfile.Sphinx)
+	mix1Sphinx, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx-keys", "sphinx-epoch-1.key"), keyfile.Sphinx)
 	if err != nil {
 		b.Fatal(err)
 	}

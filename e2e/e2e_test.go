@@ -112,7 +112,7 @@ func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, 
 	nodes := 2 + 3*mixesPerLayer
 	addrs := freeAddresses(t, 2*nodes)
 	dir := t.TempDir()
-	args := []string{"testnet", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
+	args := []string{"testnet", "-static", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
 		"-mean-delay", "1ms"}
 	run(t, append(args, env["testnet"]...)...)

@@ -139,7 +139,7 @@ func demo(o demoOptions, out io.Writer) error {
 		}
 	}()
 	for i, name := range tn.Names {
-		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
+		built, _, err := node.Load(ctx, tn.Configs[name], listeners[i], nil, rand.Reader)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

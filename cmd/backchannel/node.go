@@ -66,7 +66,7 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 		return err
 	}
 	logger := newLogger(logOut, cfg.Node.LogLevel)
-	n, cfg, err := node.Load(configPath, listener, logger, rand.Reader)
+	n, cfg, err := node.Load(ctx, configPath, listener, logger, rand.Reader)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func startNetwork(t *testing.T, params directory.Parameters) *testNetwork {
 		}
 	})
 	for i, name := range tn.Names {
-		built, _, err := node.Load(tn.Configs[name], listeners[i], nil, rand.Reader)
+		built, _, err := node.Load(t.Context(), tn.Configs[name], listeners[i], nil, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,7 +42,15 @@ type NodeSection struct {
 	DataDir     string `toml:"data_dir"`
 	IdentityKey string `toml:"identity_key"`
 	LinkKey     string `toml:"link_key"`
-	SphinxKey   string `toml:"sphinx_key"`
+	// SphinxKeys is the directory of the node's per-epoch Sphinx keys
+	// (sphinx-epoch-N.key).
+	SphinxKeys string `toml:"sphinx_keys"`
+	// Name, Role and Address are what the node declares of itself to the
+	// authorities: needed for a node that is in no document yet; for one
+	// that is, they default to its entry there.
+	Name    string `toml:"name"`
+	Role    string `toml:"role"`
+	Address string `toml:"address"`
 	// Listen overrides the address the document gives the node.
 	Listen string `toml:"listen"`
 	// Metrics is the address of the metrics and health listener; empty
@@ -61,6 +70,10 @@ type Directory struct {
 	Authorities []string `toml:"authorities"`
 	Threshold   int      `toml:"threshold"`
 	ClockSkew   Duration `toml:"clock_skew"`
+	// AuthorityURLs are the authorities' HTTP addresses. With them, the
+	// node uploads its descriptors and follows the published documents,
+	// epoch after epoch; without them it runs on Document alone.
+	AuthorityURLs []string `toml:"authority_urls"`
 }
 
 // Queues is the [queues] table.
@@ -119,7 +132,7 @@ func (c *Node) applyDefaults() {
 	set(&c.Node.DataDir, "data")
 	set(&c.Node.IdentityKey, "identity.key")
 	set(&c.Node.LinkKey, "link.key")
-	set(&c.Node.SphinxKey, "sphinx.key")
+	set(&c.Node.SphinxKeys, "sphinx-keys")
 	set(&c.Node.LogLevel, "info")
 	set(&c.Directory.Document, "network.doc")
 	set(&c.Provider.Accounts, "accounts.txt")
@@ -167,6 +180,16 @@ func (c *Node) validate() error {
 	}
 	if c.Directory.Threshold < 1 || c.Directory.Threshold > len(c.Directory.Authorities) {
 		errs = append(errs, fmt.Errorf("[directory] threshold = %d, want 1 to %d", c.Directory.Threshold, len(c.Directory.Authorities)))
+	}
+	for i, a := range c.Directory.AuthorityURLs {
+		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("[directory] authority_urls[%d] = %q: want an http:// or https:// URL", i, a))
+		}
+	}
+	switch c.Node.Role {
+	case "", "mix", "provider":
+	default:
+		errs = append(errs, fmt.Errorf("[node] role = %q, want mix or provider", c.Node.Role))
 	}
 	if c.Node.DrainTimeout.Duration < 0 {
 		errs = append(errs, errors.New("[node] drain_timeout must not be negative"))

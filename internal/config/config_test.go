@@ -36,15 +36,17 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadRefuses(t *testing.T) {
 	for name, tc := range map[string]struct{ content, want string }{
-		"unknown key":  {"version = 1\nfrobnicate = 3\n[directory]\nauthorities = [\"" + authority + "\"]\n", "unknown settings: frobnicate"},
-		"misspelt":     {"version = 1\n[directory]\nauthorites = [\"" + authority + "\"]\n", "directory.authorites"},
-		"version":      {"version = 2\n[directory]\nauthorities = [\"" + authority + "\"]\n", "this build reads version 1"},
-		"no authority": {"version = 1\n", "at least one authority"},
-		"bad key":      {"version = 1\n[directory]\nauthorities = [\"abcd\"]\n", "authorities[0]"},
-		"threshold":    {"version = 1\n[directory]\nauthorities = [\"" + authority + "\"]\nthreshold = 2\n", "threshold = 2"},
-		"duration":     {"version = 1\n[directory]\nauthorities = [\"" + authority + "\"]\nclock_skew = \"soon\"\n", "soon"},
-		"log level":    {"version = 1\n[node]\nlog_level = \"loud\"\n[directory]\nauthorities = [\"" + authority + "\"]\n", "log_level"},
-		"syntax":       {"version = \n", "node.toml"},
+		"unknown key":   {"version = 1\nfrobnicate = 3\n[directory]\nauthorities = [\"" + authority + "\"]\n", "unknown settings: frobnicate"},
+		"misspelt":      {"version = 1\n[directory]\nauthorites = [\"" + authority + "\"]\n", "directory.authorites"},
+		"version":       {"version = 2\n[directory]\nauthorities = [\"" + authority + "\"]\n", "this build reads version 1"},
+		"no authority":  {"version = 1\n", "at least one authority"},
+		"bad key":       {"version = 1\n[directory]\nauthorities = [\"abcd\"]\n", "authorities[0]"},
+		"threshold":     {"version = 1\n[directory]\nauthorities = [\"" + authority + "\"]\nthreshold = 2\n", "threshold = 2"},
+		"duration":      {"version = 1\n[directory]\nauthorities = [\"" + authority + "\"]\nclock_skew = \"soon\"\n", "soon"},
+		"log level":     {"version = 1\n[node]\nlog_level = \"loud\"\n[directory]\nauthorities = [\"" + authority + "\"]\n", "log_level"},
+		"syntax":        {"version = \n", "node.toml"},
+		"authority url": {"version = 1\n[directory]\nauthorities = [\"" + authority + "\"]\nauthority_urls = [\"127.0.0.1:32000\"]\n", "authority_urls[0]"},
+		"role":          {"version = 1\n[node]\nrole = \"relay\"\n[directory]\nauthorities = [\"" + authority + "\"]\n", "role = \"relay\""},
 	} {
 		_, err := Load(write(t, tc.content))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -51,6 +51,20 @@ func (k *EpochKeys) Key(epoch uint64) (secret, public [32]byte, err error) {
 	return secret, public, err
 }
 
+// Load returns the epoch's Sphinx key pair if one is stored; an error
+// wrapping os.ErrNotExist says there is none.
+func (k *EpochKeys) Load(epoch uint64) (secret, public [32]byte, err error) {
+	secret, err = keyfile.ReadX25519(k.path(epoch), keyfile.Sphinx)
+	if err != nil {
+		return secret, public, err
+	}
+	err = x25519.ScalarBaseMult(&public, &secret)
+	return secret, public, err
+}
+
+// Path returns the file of an epoch's key.
+func (k *EpochKeys) Path(epoch uint64) string { return k.path(epoch) }
+
 // EraseBefore erases the keys of every epoch before the given one.
 func (k *EpochKeys) EraseBefore(epoch uint64) error {
 	entries, err := os.ReadDir(k.dir)

@@ -28,20 +28,23 @@ const (
 // metrics are a node's Prometheus metrics, in a registry of its own (no
 // global state: several nodes may share a process, as in the demo).
 type metrics struct {
-	registry      *prometheus.Registry
-	packetsIn     prometheus.Counter
-	packetsOut    prometheus.Counter
-	delivered     prometheus.Counter
-	coverDropped  prometheus.Counter
-	expired       prometheus.Counter
-	graceUnwraps  prometheus.Counter
-	epoch         prometheus.Gauge
-	dropped       *prometheus.CounterVec
-	linkErrors    *prometheus.CounterVec
-	delayQueue    prometheus.GaugeFunc
-	peerQueued    prometheus.GaugeFunc
-	peerUnacked   prometheus.GaugeFunc
-	unwrapSeconds prometheus.Histogram
+	registry     *prometheus.Registry
+	packetsIn    prometheus.Counter
+	packetsOut   prometheus.Counter
+	delivered    prometheus.Counter
+	coverDropped prometheus.Counter
+	expired      prometheus.Counter
+	graceUnwraps prometheus.Counter
+	epoch        prometheus.Gauge
+	// documentExpired is 1 while the node's document has ended with no
+	// successor.
+	documentExpired prometheus.Gauge
+	dropped         *prometheus.CounterVec
+	linkErrors      *prometheus.CounterVec
+	delayQueue      prometheus.GaugeFunc
+	peerQueued      prometheus.GaugeFunc
+	peerUnacked     prometheus.GaugeFunc
+	unwrapSeconds   prometheus.Histogram
 }
 
 func newMetrics(delayLen, queued, unacked func() float64) *metrics {
@@ -58,6 +61,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		graceUnwraps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "backchannel_grace_unwraps_total", Help: "Packets made with the previous epoch's Sphinx key, taken during the grace period.",
+		}),
+		documentExpired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "backchannel_document_expired", Help: "1 while the node's network document has ended and no authority has published a newer one.",
 		}),
 		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "backchannel_epoch", Help: "The epoch of the node's current network document.",
@@ -88,7 +94,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible

@@ -75,9 +75,13 @@ type Config struct {
 	// ReplayExpected is the number of packets the epoch's replay filter is
 	// sized for (at a false-positive rate of 1e-6).
 	ReplayExpected uint64
-	Logger         *slog.Logger
-	Clock          clock.Clock
-	Rand           io.Reader
+	// Follow, if set, makes the node follow the directory authorities
+	// from one epoch to the next; without it, the node runs on Document
+	// until it ends.
+	Follow *FollowConfig
+	Logger *slog.Logger
+	Clock  clock.Clock
+	Rand   io.Reader
 }
 
 // Node is a running relay.
@@ -236,6 +240,9 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { n.accept(ctx); close(acceptDone) }()
 	if n.mailbox != nil {
 		start(func() { n.expire(ctx) })
+	}
+	if n.cfg.Follow != nil {
+		start(func() { newFollower(*n.cfg.Follow, n).run(ctx) })
 	}
 	<-ctx.Done()
 	// Stop intake first, then let the pipeline empty in order: links,

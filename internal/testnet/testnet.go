@@ -3,9 +3,12 @@
 // network document signed by the authority. `backchannel testnet` and the
 // demo use it; for a network on several hosts, give each node's address.
 //
-// It is a generator, not a directory authority: the document it signs is
-// static for one epoch (the directory issue brings authorities that publish
-// documents per epoch).
+// It is a generator, not a directory authority. With Follow, the document
+// it signs is the genesis of the authorities' epochs (the epoch starting at
+// Genesis), and each node's config points at the authorities, which publish
+// every later document from the descriptors the nodes upload. Without, the
+// document is static: one epoch, valid for Validity, and nodes never look
+// for another.
 package testnet
 
 import (
@@ -45,8 +48,11 @@ type Options struct {
 	// Parameters are the network parameters; the zero value takes
 	// DefaultParameters.
 	Parameters directory.Parameters
-	// Validity is how long the document is valid from Now.
+	// Validity is how long a static document is valid from Now.
 	Validity time.Duration
+	// Follow makes the nodes follow the authorities: the document is the
+	// genesis epoch's, and node configs carry the authorities' URLs.
+	Follow bool
 	// ExpireEvery, if set, is how often providers remove expired mailbox
 	// packets (their default is a minute).
 	ExpireEvery time.Duration
@@ -54,7 +60,7 @@ type Options struct {
 	// Threshold how many must sign a document (default 1).
 	// AuthorityAddresses gives each one's HTTP listen address (default
 	// 127.0.0.1:32000+i). Genesis and EpochLength set the epochs of their
-	// configs (defaults: Now to the minute, 10 minutes).
+	// configs (defaults: Now to the second, 10 minutes).
 	Authorities, Threshold int
 	AuthorityAddresses     []string
 	Genesis                time.Time
@@ -148,11 +154,25 @@ func Generate(opts Options) (*Network, error) {
 	}
 	net.Threshold = opts.Threshold
 
+	if opts.Genesis.IsZero() {
+		opts.Genesis = opts.Now.UTC().Truncate(time.Second)
+	}
+	if opts.EpochLength == 0 {
+		opts.EpochLength = 10 * time.Minute
+	}
 	doc := &directory.Document{
 		Epoch:      1,
 		ValidFrom:  opts.Now.Add(-time.Minute).Truncate(time.Second),
 		ValidUntil: opts.Now.Add(opts.Validity).Truncate(time.Second),
 		Parameters: opts.Parameters,
+	}
+	if opts.Follow {
+		if opts.Now.Before(opts.Genesis) {
+			return nil, fmt.Errorf("testnet: genesis %v is after now", opts.Genesis)
+		}
+		doc.Epoch = uint64(opts.Now.Sub(opts.Genesis) / opts.EpochLength)
+		doc.ValidFrom = opts.Genesis.Add(time.Duration(doc.Epoch) * opts.EpochLength).UTC()
+		doc.ValidUntil = doc.ValidFrom.Add(opts.EpochLength)
 	}
 	type planned struct {
 		name  string
@@ -202,6 +222,9 @@ func Generate(opts Options) (*Network, error) {
 		if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
+		if err := os.MkdirAll(filepath.Join(dir, "sphinx-keys"), 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
 		for _, k := range []struct {
 			file   string
 			kind   keyfile.Kind
@@ -209,7 +232,7 @@ func Generate(opts Options) (*Network, error) {
 		}{
 			{"identity.key", keyfile.Identity, seeds[:32]},
 			{"link.key", keyfile.Link, link.Private},
-			{"sphinx.key", keyfile.Sphinx, sphinxKey[:]},
+			{filepath.Join("sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", doc.Epoch)), keyfile.Sphinx, sphinxKey[:]},
 		} {
 			if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
 				return nil, err
@@ -223,7 +246,15 @@ func Generate(opts Options) (*Network, error) {
 		if opts.MetricsAddresses != nil {
 			metrics = opts.MetricsAddresses[i]
 		}
-		config := fmt.Sprintf(configTemplate, p.name, p.role, metrics, quotedKeys(net.Authorities), net.Threshold)
+		config := fmt.Sprintf(configTemplate, p.name, p.role, p.name, roleName(p.role), node.Address, metrics, quotedKeys(net.Authorities), net.Threshold)
+		if opts.Follow {
+			var urls []string
+			for _, a := range opts.AuthorityAddresses {
+				urls = append(urls, fmt.Sprintf("%q", "http://"+a))
+			}
+			config += fmt.Sprintf("authority_urls = [%s]\n", strings.Join(urls, ", "))
+		}
+		config += "\n[provider]\naccounts = \"accounts.txt\"\n"
 		if opts.ExpireEvery > 0 {
 			config += fmt.Sprintf("expire_every = %q\n", opts.ExpireEvery.String())
 		}
@@ -248,8 +279,12 @@ func Generate(opts Options) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(opts.Dir, "network.doc"), data, 0o644); err != nil {
-		return nil, fmt.Errorf("testnet: %w", err)
+	// One copy for the record, one in each node's directory: a node that
+	// follows the authorities replaces its own at every epoch.
+	for _, dir := range append([]string{opts.Dir}, nodeDirs(opts.Dir, net.Names)...) {
+		if err := os.WriteFile(filepath.Join(dir, "network.doc"), data, 0o644); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authorities, net.Threshold, doc), 0o644); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
@@ -259,6 +294,21 @@ func Generate(opts Options) (*Network, error) {
 	}
 	net.Document = doc
 	return net, nil
+}
+
+func nodeDirs(dir string, names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, filepath.Join(dir, n))
+	}
+	return out
+}
+
+func roleName(r directory.Role) string {
+	if r == directory.RoleProvider {
+		return "provider"
+	}
+	return "mix"
 }
 
 func authorityName(i int) string { return fmt.Sprintf("authority-%d", i+1) }
@@ -275,14 +325,7 @@ func quotedKeys(keys []ed25519.PublicKey) string {
 // writeAuthorityConfigs writes each authority's config: its peers, the
 // admission list (every generated node), the epochs and the parameters.
 func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) error {
-	genesis := opts.Genesis
-	if genesis.IsZero() {
-		genesis = opts.Now.UTC().Truncate(time.Minute)
-	}
-	epoch := opts.EpochLength
-	if epoch == 0 {
-		epoch = 10 * time.Minute
-	}
+	genesis, epoch := opts.Genesis, opts.EpochLength
 	var admitted []ed25519.PublicKey
 	for _, n := range doc.Nodes {
 		admitted = append(admitted, n.IdentityKey)
@@ -328,18 +371,18 @@ const configTemplate = `# backchannel node %q (%s), written by backchannel testn
 version = 1
 
 [node]
+name = %q
+role = %q
+address = %q
 data_dir = "data"
 identity_key = "identity.key"
 link_key = "link.key"
-sphinx_key = "sphinx.key"
+sphinx_keys = "sphinx-keys"
 metrics = %q
 
 [directory]
-document = "../network.doc"
+document = "network.doc"
 authorities = [%s]
 threshold = %d
 clock_skew = "5m"
-
-[provider]
-accounts = "accounts.txt"
 `

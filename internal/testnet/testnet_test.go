@@ -55,7 +55,7 @@ func TestGenerate(t *testing.T) {
 		if err != nil || !identity.Public().(ed25519.PublicKey).Equal(n.IdentityKey) {
 			t.Fatalf("%s: identity key does not match the document: %v", n.Name, err)
 		}
-		if cfg.Path(cfg.Directory.Document) != filepath.Join(dir, "network.doc") {
+		if cfg.Path(cfg.Directory.Document) != filepath.Join(dir, n.Name, "network.doc") {
 			t.Fatalf("%s: document path %s", n.Name, cfg.Path(cfg.Directory.Document))
 		}
 		if want := []string{"10.0.0.1:41000", "10.0.0.2:41001"}[i%2]; i < 2 && cfg.Node.Metrics != want {
@@ -123,5 +123,37 @@ func TestAuthorities(t *testing.T) {
 	if _, err := Generate(Options{Dir: t.TempDir(), Layers: 1, MixesPerLayer: 1, Providers: 1, Validity: time.Hour, Now: time.Now(), Rand: testrand.New(6),
 		Authorities: 2, Threshold: 3}); err == nil {
 		t.Fatal("a threshold above the authorities")
+	}
+}
+
+// TestFollow: with Follow, the document is the genesis epoch's, aligned
+// with the authorities' epochs, and every node config names the
+// authorities' URLs and what the node declares of itself.
+func TestFollow(t *testing.T) {
+	dir := t.TempDir()
+	genesis := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	now := genesis.Add(25 * time.Minute)
+	net, err := Generate(Options{Dir: dir, Layers: 1, MixesPerLayer: 1, Providers: 1, Now: now, Rand: testrand.New(7),
+		Authorities: 2, Threshold: 2, AuthorityAddresses: []string{"127.0.0.1:1", "127.0.0.1:2"},
+		Genesis: genesis, EpochLength: 10 * time.Minute, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := net.Document
+	if d.Epoch != 2 || !d.ValidFrom.Equal(genesis.Add(20*time.Minute)) || !d.ValidUntil.Equal(genesis.Add(30*time.Minute)) {
+		t.Fatalf("genesis document: epoch %d from %v until %v", d.Epoch, d.ValidFrom, d.ValidUntil)
+	}
+	node, err := config.Load(net.Configs["mix-1-a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := node.Directory.AuthorityURLs; len(got) != 2 || got[1] != "http://127.0.0.1:2" {
+		t.Fatalf("authority URLs %v", got)
+	}
+	if node.Node.Name != "mix-1-a" || node.Node.Role != "mix" || node.Node.Address != d.Node(d.Layer(1)[0].IdentityKey).Address {
+		t.Fatalf("declaration %+v", node.Node)
+	}
+	if _, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx-keys", "sphinx-epoch-2.key"), keyfile.Sphinx); err != nil {
+		t.Fatalf("the genesis Sphinx key: %v", err)
 	}
 }
