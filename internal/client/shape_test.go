@@ -28,7 +28,7 @@ func (l *recordingLink) Send(p []byte) (uint64, error) {
 	return uint64(len(l.times)), nil
 }
 func (l *recordingLink) Fetch(context.Context) ([]clientlink.Fetched, int, error) { return nil, 0, nil }
-func (l *recordingLink) FetchDocument(context.Context, bool) ([]byte, error)            { return nil, nil }
+func (l *recordingLink) FetchDocument(context.Context, bool) ([]byte, error)      { return nil, nil }
 func (l *recordingLink) Close() error                                             { return nil }
 
 // shapeRun is one simulated run of a client's sending schedule on a fake
