@@ -37,7 +37,7 @@ type authorityProcs struct {
 
 func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorityProcs {
 	t.Helper()
-	a := &authorityProcs{t: t, dir: dir, epoch: 8 * time.Second}
+	a := &authorityProcs{t: t, dir: dir}
 	for i := range n {
 		path := filepath.Join(dir, fmt.Sprintf("authority-%d", i+1), "authority.toml")
 		if i == 0 {
@@ -45,6 +45,7 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 			if a.cfg, err = config.LoadAuthority(path); err != nil {
 				t.Fatal(err)
 			}
+			a.epoch = a.cfg.Authority.Epoch.Duration
 		}
 		logPath := filepath.Join(t.TempDir(), "authority.log")
 		out, err := newOutput(logPath)

@@ -23,6 +23,7 @@ type clientProc struct {
 	env  []string
 	cmd  *exec.Cmd
 	log  string
+	out  *output
 }
 
 // clientParameters are testnet flags for a network that clients use: fast
@@ -85,6 +86,7 @@ func (c *clientProc) start(args ...string) {
 	c.cmd = exec.Command(binPath, append([]string{"client", "run"}, args...)...)
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = out, out
+	c.out = out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

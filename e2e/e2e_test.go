@@ -116,20 +116,7 @@ func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, 
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
 		"-mean-delay", "1ms"}
 	run(t, append(args, env["testnet"]...)...)
-	doc, trust := readDocument(t, dir)
-	nw := &network{
-		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
-		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
-		rng: rand.New(rand.NewChaCha8([32]byte{byte(mixesPerLayer)})), env: env, outputs: map[string]*output{},
-	}
-	var err error
-	nw.format, err = sphinx.New(doc.Parameters.Geometry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range doc.Nodes {
-		nw.metrics[n.Name] = addrs[nodes+i]
-	}
+	nw := loadNetwork(t, dir, addrs[nodes:], env)
 	for user, provider := range users {
 		key, err := wire.GenerateKeypair(nw)
 		if err != nil {
@@ -141,10 +128,31 @@ func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, 
 		run(t, "provider", "add-user", "-accounts", filepath.Join(dir, provider, "accounts.txt"),
 			"-link-key", hex.EncodeToString(key.Public), "-mailbox", hex.EncodeToString(box[:]))
 	}
-	for _, n := range doc.Nodes {
+	for _, n := range nw.doc.Nodes {
 		nw.start(n.Name)
 	}
 	t.Cleanup(nw.stopAll)
+	return nw
+}
+
+// loadNetwork reads what testnet wrote to dir, with the nodes' metrics
+// addresses in document order; it starts nothing.
+func loadNetwork(t testing.TB, dir string, metrics []string, env map[string][]string) *network {
+	t.Helper()
+	doc, trust := readDocument(t, dir)
+	nw := &network{
+		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
+		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
+		rng: rand.New(rand.NewChaCha8([32]byte{byte(len(doc.Nodes))})), env: env, outputs: map[string]*output{},
+	}
+	var err error
+	nw.format, err = sphinx.New(doc.Parameters.Geometry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range doc.Nodes {
+		nw.metrics[n.Name] = metrics[i]
+	}
 	return nw
 }
 

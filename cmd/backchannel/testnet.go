@@ -33,6 +33,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	authorityAddresses := fs.String("authority-addresses", "", "comma-separated HTTP listen host:port of every authority (default 127.0.0.1:32000+i)")
 	epoch := fs.Duration("epoch", 10*time.Minute, "the authorities' epoch length")
 	validity := fs.Duration("validity", 30*24*time.Hour, "with -static, how long the network document is valid")
+	clockSkew := fs.Duration("clock-skew", 5*time.Minute, "how far nodes' and clients' clocks may be off")
 	static := fs.Bool("static", false, "nodes run on one document valid for -validity, without authorities (default: they follow the authorities, epoch after epoch)")
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
@@ -53,7 +54,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
 		Addresses: split(*addresses), MetricsAddresses: split(*metricsAddresses),
-		Parameters: params, Validity: *validity, Follow: !*static, ExpireEvery: *expireEvery,
+		Parameters: params, Validity: *validity, Follow: !*static, ClockSkew: *clockSkew, ExpireEvery: *expireEvery,
 		Authorities: *authorities, Threshold: *threshold, AuthorityAddresses: split(*authorityAddresses), EpochLength: *epoch,
 		Now: time.Now(), Rand: cryptoRand{},
 	})

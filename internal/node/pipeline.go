@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/mailbox"
+	"github.com/backchannel/backchannel/internal/replay"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
 )
@@ -130,7 +131,7 @@ func (n *Node) process(j job) result {
 // record logs a reserved replay tag; the committer syncs the log before the
 // packet's frame is acknowledged.
 func (n *Node) record(e *epochState, tag [sphinx.ReplayTagLength]byte) {
-	if err := e.replay.Record(tag); err != nil {
+	if err := e.replay.Record(tag); err != nil && !errors.Is(err, replay.ErrClosed) {
 		n.log.Error("replay log write failed", "err", err)
 	}
 }
@@ -216,10 +217,12 @@ func (n *Node) commit() {
 	}
 }
 
-// syncReplay syncs the replay filters of the epochs held.
+// syncReplay syncs the replay filters of the epochs held. A filter that
+// an epoch change closed meanwhile needs no sync: its epoch's key is wiped,
+// so no packet of that epoch can be unwrapped again, replayed or not.
 func (n *Node) syncReplay() error {
 	for _, e := range n.epochs.Load().all() {
-		if err := e.replay.Sync(); err != nil {
+		if err := e.replay.Sync(); err != nil && !errors.Is(err, replay.ErrClosed) {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/config"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/keyfile"
 	"github.com/backchannel/backchannel/internal/sphinx"
@@ -50,6 +51,9 @@ type Options struct {
 	Parameters directory.Parameters
 	// Validity is how long a static document is valid from Now.
 	Validity time.Duration
+	// ClockSkew is how far nodes' and clients' clocks may be off (default
+	// config.DefaultClockSkew).
+	ClockSkew time.Duration
 	// Follow makes the nodes follow the authorities: the document is the
 	// genesis epoch's, and node configs carry the authorities' URLs.
 	Follow bool
@@ -160,6 +164,9 @@ func Generate(opts Options) (*Network, error) {
 	if opts.EpochLength == 0 {
 		opts.EpochLength = 10 * time.Minute
 	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = config.DefaultClockSkew
+	}
 	doc := &directory.Document{
 		Epoch:      1,
 		ValidFrom:  opts.Now.Add(-time.Minute).Truncate(time.Second),
@@ -246,7 +253,7 @@ func Generate(opts Options) (*Network, error) {
 		if opts.MetricsAddresses != nil {
 			metrics = opts.MetricsAddresses[i]
 		}
-		config := fmt.Sprintf(configTemplate, p.name, p.role, p.name, roleName(p.role), node.Address, metrics, quotedKeys(net.Authorities), net.Threshold)
+		config := fmt.Sprintf(configTemplate, p.name, p.role, p.name, roleName(p.role), node.Address, metrics, quotedKeys(net.Authorities), net.Threshold, opts.ClockSkew.String())
 		if opts.Follow {
 			var urls []string
 			for _, a := range opts.AuthorityAddresses {
@@ -286,7 +293,7 @@ func Generate(opts Options) (*Network, error) {
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authorities, net.Threshold, doc), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authorities, net.Threshold, opts.ClockSkew, doc), 0o644); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
 	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
@@ -355,11 +362,11 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 
 // clientBootstrap is the network.toml clients start from: the authority and
 // the providers.
-func clientBootstrap(authorities []ed25519.PublicKey, threshold int, doc *directory.Document) []byte {
+func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# backchannel network bootstrap for clients, written by backchannel testnet.\n")
 	fmt.Fprintf(&b, "# `backchannel init --network network.toml --provider NAME` reads it.\n")
-	fmt.Fprintf(&b, "version = 1\nauthorities = [%s]\nthreshold = %d\nclock_skew = \"5m\"\n", quotedKeys(authorities), threshold)
+	fmt.Fprintf(&b, "version = 1\nauthorities = [%s]\nthreshold = %d\nclock_skew = %q\n", quotedKeys(authorities), threshold, skew.String())
 	for _, p := range doc.Providers() {
 		fmt.Fprintf(&b, "\n[[provider]]\nname = %q\naddress = %q\nlink_key = %q\nidentity_key = %q\n",
 			p.Name, p.Address, hex.EncodeToString(p.LinkKey[:]), hex.EncodeToString(p.IdentityKey))
@@ -384,5 +391,5 @@ metrics = %q
 document = "network.doc"
 authorities = [%s]
 threshold = %d
-clock_skew = "5m"
+clock_skew = %q
 `
