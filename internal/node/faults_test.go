@@ -15,8 +15,8 @@ import (
 	"github.com/backchannel/backchannel/internal/wire"
 )
 
-// counter reads a counter of a node's registry (with label reason or kind
-// equal to label, if given).
+// counter reads a counter or gauge of a node's registry (with label
+// reason or kind equal to label, if given).
 func counter(t *testing.T, n *Node, name, label string) float64 {
 	t.Helper()
 	families, err := n.Registry().Gather()
@@ -29,6 +29,9 @@ func counter(t *testing.T, n *Node, name, label string) float64 {
 		}
 		for _, m := range fam.GetMetric() {
 			if label == "" || hasLabel(m, label) {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
 				return m.GetCounter().GetValue()
 			}
 		}
