@@ -75,9 +75,6 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 	c.mu.Lock()
 	cur, next := c.doc, c.next
 	c.mu.Unlock()
-	if next != nil && !now.Before(next.ValidFrom.Add(cur.Grace()/2)) {
-		return c.useDocument(next)
-	}
 	length := cur.ValidUntil.Sub(cur.ValidFrom)
 	if next == nil && !now.Before(cur.ValidFrom.Add(length*3/4)) {
 		raw, err := link.FetchDocument(ctx, true)
@@ -87,6 +84,12 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 		if err := c.holdNext(raw, now); err != nil {
 			c.log.Warn("the next network document is not usable", "err", err)
 		}
+		c.mu.Lock()
+		next = c.next
+		c.mu.Unlock()
+	}
+	if next != nil && !now.Before(next.ValidFrom.Add(cur.Grace()/2)) {
+		return c.useDocument(next)
 	}
 	skew := c.profile.Network.ClockSkew
 	c.mu.Lock()
