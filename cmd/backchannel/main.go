@@ -21,6 +21,7 @@ Commands:
     testnet               write keys, configs and a signed document for a network
     authority run         run a directory authority: --config FILE
     node run              run a mix node or provider: --config FILE
+    node keys             make a new node's keys: --dir DIR (prints its identity key)
     provider add-user     add a user to a provider's account table
 
 Client:

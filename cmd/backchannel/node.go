@@ -24,11 +24,38 @@ import (
 	"github.com/backchannel/backchannel/internal/wire"
 )
 
-// runNode is `backchannel node run --config FILE`.
+// runNode is `backchannel node run --config FILE` and `backchannel node
+// keys --dir DIR`.
 func runNode(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "keys" {
+		return nodeKeys(args[1:], stdout, stderr)
+	}
 	return runServer("node", args, stderr, func(ctx context.Context, path string, logOut io.Writer) error {
 		return serveNode(ctx, path, nil, logOut)
 	})
+}
+
+// nodeKeys is `backchannel node keys --dir DIR`: a new node's identity and
+// link keys (its Sphinx keys are made per epoch when it runs), and the
+// identity key the authorities' operators add to their admission lists.
+func nodeKeys(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("node keys", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "the new node's directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "usage: backchannel node keys --dir DIR")
+		return 2
+	}
+	identity, err := node.MakeKeys(*dir, cryptoRand{})
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote identity.key and link.key to %s\nidentity key (for the authorities' admission lists): %s\n", *dir, hex.EncodeToString(identity))
+	return 0
 }
 
 // runServer is `backchannel KIND run --config FILE` for a server: it parses

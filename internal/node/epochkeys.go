@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/wire"
 	"github.com/backchannel/backchannel/internal/x25519"
 )
 
@@ -64,6 +66,36 @@ func (k *EpochKeys) Load(epoch uint64) (secret, public [32]byte, err error) {
 
 // Path returns the file of an epoch's key.
 func (k *EpochKeys) Path(epoch uint64) string { return k.path(epoch) }
+
+// MakeKeys writes a new node's identity and link keys (identity.key,
+// link.key, mode 0600) into dir, refusing to replace existing ones, and
+// returns the public identity key.
+func MakeKeys(dir string, rand io.Reader) (ed25519.PublicKey, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	for _, name := range []string{"identity.key", "link.key"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return nil, fmt.Errorf("node: %s already exists; not replacing a node's keys", filepath.Join(dir, name))
+		}
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	defer clear(seed)
+	if _, err := io.ReadFull(rand, seed); err != nil {
+		return nil, fmt.Errorf("node: failed to read randomness: %w", err)
+	}
+	link, err := wire.GenerateKeypair(rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := keyfile.Write(filepath.Join(dir, "identity.key"), keyfile.Identity, seed); err != nil {
+		return nil, err
+	}
+	if err := keyfile.Write(filepath.Join(dir, "link.key"), keyfile.Link, link.Private); err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
 
 // EraseBefore erases the keys of every epoch before the given one.
 func (k *EpochKeys) EraseBefore(epoch uint64) error {

@@ -59,16 +59,15 @@ type authorities struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	said     map[string]bool            // warnings already logged, so that each is said once
-	uploaded map[uint64]map[string]bool // epoch → authority URL → took the descriptor
+	mu   sync.Mutex
+	said map[string]bool // warnings already logged, so that each is said once
 }
 
 func newAuthorities(cfg FollowConfig, clk clock.Clock, log *slog.Logger) *authorities {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 5 * time.Second}
 	}
-	return &authorities{cfg: cfg, clock: clk, log: log, said: map[string]bool{}, uploaded: map[uint64]map[string]bool{}}
+	return &authorities{cfg: cfg, clock: clk, log: log, said: map[string]bool{}}
 }
 
 // schedule gives the epoch at t and epoch starts from the current
@@ -142,7 +141,6 @@ func (f *follower) step(ctx context.Context, now time.Time) {
 			f.log.Error("erasing old Sphinx keys", "err", err)
 		}
 	}
-	f.forget(e)
 }
 
 // advance moves the node to epoch e, with the next document it holds or
@@ -211,39 +209,22 @@ func (a *authorities) uploadAhead(ctx context.Context, sched schedule, now time.
 	a.upload(ctx, e+2)
 }
 
-// upload sends the node's descriptor for epoch x to every authority that
-// has not taken it yet.
+// upload sends the node's descriptor for epoch x to every authority. It
+// is sent again at every step, not once: an authority restarted meanwhile
+// (to change its admission list, say) has lost what it held, and the same
+// descriptor (Ed25519 signatures are deterministic) costs an authority
+// nothing to take twice.
 func (a *authorities) upload(ctx context.Context, x uint64) {
-	pending := func() []string {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		var out []string
-		for _, u := range a.cfg.URLs {
-			if !a.uploaded[x][u] {
-				out = append(out, u)
-			}
-		}
-		return out
-	}()
-	if len(pending) == 0 {
-		return
-	}
 	raw, err := a.descriptor(x)
 	if err != nil {
 		a.once(fmt.Sprintf("descriptor %d", x), slog.LevelError, "cannot make a descriptor", "epoch", x, "err", err)
 		return
 	}
-	for _, u := range pending {
+	for _, u := range a.cfg.URLs {
 		if _, err := a.request(ctx, http.MethodPost, u, "/v1/descriptor", raw); err != nil {
 			a.once(fmt.Sprintf("upload %d %s %v", x, u, err), slog.LevelWarn, "an authority did not take the descriptor", "epoch", x, "authority", u, "err", err)
 			continue
 		}
-		a.mu.Lock()
-		if a.uploaded[x] == nil {
-			a.uploaded[x] = map[string]bool{}
-		}
-		a.uploaded[x][u] = true
-		a.mu.Unlock()
 		a.log.Debug("descriptor uploaded", "epoch", x, "authority", u)
 	}
 }
@@ -339,17 +320,6 @@ func (a *authorities) once(key string, level slog.Level, msg string, args ...any
 	a.mu.Unlock()
 	if !said {
 		a.log.Log(context.Background(), level, msg, args...)
-	}
-}
-
-// forget drops the bookkeeping of epochs past.
-func (a *authorities) forget(e uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for x := range a.uploaded {
-		if x <= e {
-			delete(a.uploaded, x)
-		}
 	}
 }
 
