@@ -5,9 +5,13 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/authority"
@@ -17,9 +21,51 @@ import (
 	"github.com/backchannel/backchannel/internal/sphinx"
 )
 
-// runAuthority is `backchannel authority run --config FILE`.
+// runAuthority is `backchannel authority run --config FILE` and
+// `backchannel authority keys --dir DIR`.
 func runAuthority(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "keys" {
+		return authorityKeys(args[1:], stdout, stderr)
+	}
 	return runServer("authority", args, stderr, serveAuthority)
+}
+
+// authorityKeys is `backchannel authority keys --dir DIR`: a new
+// authority's key (authority.key, mode 0600), and its public half, which
+// nodes, clients and the other authorities are configured with.
+func authorityKeys(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("authority keys", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "the new authority's directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "usage: backchannel authority keys --dir DIR")
+		return 2
+	}
+	path := filepath.Join(*dir, "authority.key")
+	err := os.MkdirAll(*dir, 0o700)
+	if err == nil {
+		if _, serr := os.Stat(path); serr == nil {
+			err = fmt.Errorf("%s already exists; not replacing an authority's key", path)
+		}
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	defer clear(seed)
+	if err == nil {
+		_, err = cryptoRand{}.Read(seed)
+	}
+	if err == nil {
+		err = keyfile.Write(path, keyfile.Identity, seed)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "backchannel: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s\nauthority key (for nodes', clients' and the other authorities' configs): %s\n",
+		path, hex.EncodeToString(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)))
+	return 0
 }
 
 // authorityConfig turns a config file into the authority's settings.

@@ -20,6 +20,7 @@ Commands:
     demo                  run a whole network on loopback and send messages through it
     testnet               write keys, configs and a signed document for a network
     authority run         run a directory authority: --config FILE
+    authority keys        make a new authority's key: --dir DIR (prints its public key)
     node run              run a mix node or provider: --config FILE
     node keys             make a new node's keys: --dir DIR (prints its identity key)
     provider add-user     add a user to a provider's account table
