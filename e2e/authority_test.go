@@ -39,25 +39,15 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 	t.Helper()
 	a := &authorityProcs{t: t, dir: dir}
 	for i := range n {
-		path := filepath.Join(dir, fmt.Sprintf("authority-%d", i+1), "authority.toml")
 		if i == 0 {
 			var err error
-			if a.cfg, err = config.LoadAuthority(path); err != nil {
+			if a.cfg, err = config.LoadAuthority(a.configPath(0)); err != nil {
 				t.Fatal(err)
 			}
 			a.epoch = a.cfg.Authority.Epoch.Duration
 		}
-		logPath := filepath.Join(t.TempDir(), "authority.log")
-		out, err := newOutput(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(binPath, "authority", "run", "--config", path)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		a.procs, a.logs, a.urls, a.outputs = append(a.procs, cmd), append(a.logs, logPath), append(a.urls, "http://"+addrs[i]), append(a.outputs, out)
+		a.procs, a.logs, a.urls, a.outputs = append(a.procs, nil), append(a.logs, ""), append(a.urls, "http://"+addrs[i]), append(a.outputs, nil)
+		a.launch(i)
 	}
 	t.Cleanup(func() {
 		for i, p := range a.procs {
@@ -71,12 +61,47 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 			}
 		}
 	})
-	for i, out := range a.outputs {
-		if err := out.waitFor(0, 20*time.Second, "authority running"); err != nil {
-			t.Fatalf("authority-%d did not come up: %v", i+1, err)
-		}
+	for i := range a.outputs {
+		a.waitRunning(i)
 	}
 	return a
+}
+
+func (a *authorityProcs) configPath(i int) string {
+	return filepath.Join(a.dir, fmt.Sprintf("authority-%d", i+1), "authority.toml")
+}
+
+// launch starts authority i's process.
+func (a *authorityProcs) launch(i int) {
+	t := a.t
+	logPath := filepath.Join(a.dir, fmt.Sprintf("authority-%d", i+1), "authority.log") // appended to across restarts
+	out, err := newOutput(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "authority", "run", "--config", a.configPath(i))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a.procs[i], a.logs[i], a.outputs[i] = cmd, logPath, out
+}
+
+func (a *authorityProcs) waitRunning(i int) {
+	a.t.Helper()
+	if err := a.outputs[i].waitFor(0, 20*time.Second, "authority running"); err != nil {
+		a.t.Fatalf("authority-%d did not come up: %v", i+1, err)
+	}
+}
+
+// restart stops authority i gracefully and starts it again, reading its
+// config anew (as an operator does after changing it).
+func (a *authorityProcs) restart(i int) {
+	a.t.Helper()
+	a.procs[i].Process.Signal(syscall.SIGTERM)
+	a.procs[i].Wait()
+	a.launch(i)
+	a.waitRunning(i)
 }
 
 // uploadableEpoch is the next epoch whose descriptors the authorities still

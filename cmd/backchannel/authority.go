@@ -77,7 +77,7 @@ func authorityConfig(cfg *config.Authority) (authority.Config, error) {
 	p := cfg.Parameters
 	ac := authority.Config{
 		Key: key, Threshold: cfg.Authority.Threshold, Admission: authority.Admission{},
-		Genesis: cfg.Authority.Genesis, EpochLength: cfg.Authority.Epoch.Duration,
+		Genesis: cfg.Authority.Genesis, EpochLength: cfg.Authority.Epoch.Duration, DocumentDir: cfg.Path(cfg.Authority.Documents),
 		Parameters: directory.Parameters{
 			Layers: uint8(p.Layers), MeanDelay: p.MeanDelay.Duration, SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate,
 			MixLoopRate: p.MixLoopRate, PollInterval: p.PollInterval.Duration,

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -37,6 +40,10 @@ type Config struct {
 	// epoch, alike at every authority.
 	Genesis     time.Time
 	EpochLength time.Duration
+	// DocumentDir, if set, keeps every published document (epoch-N.doc),
+	// read back at start: a restarted authority still serves the current
+	// and next documents, and one can be given the genesis document there.
+	DocumentDir string
 	Clock       clock.Clock
 	HTTP        *http.Client
 	Logger      *slog.Logger
@@ -84,8 +91,82 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, descriptors: map[uint64]map[string][]byte{}, frozen: map[uint64][]byte{},
-		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, descriptors: map[uint64]map[string][]byte{}, frozen: map[uint64][]byte{},
+		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}}
+	if err := s.loadDocuments(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// documentFile is where the document of epoch e is kept.
+func (s *Server) documentFile(e uint64) string {
+	return filepath.Join(s.cfg.DocumentDir, fmt.Sprintf("epoch-%d.doc", e))
+}
+
+// loadDocuments reads the kept documents of the current epoch and the
+// next. A file that does not verify (threshold signatures of these
+// authorities, for the epoch its name says) is an error: it was not
+// written by this authority.
+func (s *Server) loadDocuments() error {
+	if s.cfg.DocumentDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.DocumentDir, 0o700); err != nil {
+		return fmt.Errorf("authority: documents: %w", err)
+	}
+	now := s.Epoch(s.cfg.Clock.Now())
+	for _, e := range []uint64{now, now + 1} {
+		raw, err := os.ReadFile(s.documentFile(e))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("authority: %w", err)
+		}
+		trust := directory.Trust{Authorities: s.authorities(), Threshold: s.cfg.Threshold}
+		doc, err := directory.VerifySignatures(raw, trust)
+		if err == nil && doc.Epoch != e {
+			err = fmt.Errorf("it holds the document of epoch %d", doc.Epoch)
+		}
+		if err != nil {
+			return fmt.Errorf("authority: %s: %w", s.documentFile(e), err)
+		}
+		s.documents[e] = raw
+		s.log.Info("serving a kept document", "epoch", e)
+	}
+	return nil
+}
+
+// keepDocument writes a published document to DocumentDir and removes
+// those of epochs long past.
+func (s *Server) keepDocument(e uint64, raw []byte) error {
+	if s.cfg.DocumentDir == "" {
+		return nil
+	}
+	tmp, err := os.CreateTemp(s.cfg.DocumentDir, ".tmp-doc")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), s.documentFile(e)); err != nil {
+		return err
+	}
+	if e >= 4 {
+		os.Remove(s.documentFile(e - 4))
+	}
+	return nil
 }
 
 // Epoch returns the epoch at t.
@@ -251,6 +332,9 @@ func (s *Server) combine(ctx context.Context, e uint64) error {
 	trust := directory.Trust{Authorities: s.authorities(), Threshold: s.cfg.Threshold, ClockSkew: s.cfg.EpochLength}
 	if _, err := directory.Verify(data, trust, s.Start(e)); err != nil {
 		return fmt.Errorf("%d of the %d signatures needed: %w", len(combined.Signatures), s.cfg.Threshold, err)
+	}
+	if err := s.keepDocument(e, data); err != nil {
+		s.log.Error("keeping the published document", "epoch", e, "err", err)
 	}
 	s.mu.Lock()
 	s.documents[e] = data

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +221,36 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	if err := s.Upload([]byte("junk")); !errors.Is(err, ErrDescriptor) {
 		t.Fatalf("junk: %v", err)
+	}
+}
+
+// TestDocumentsKept: a published document is kept in DocumentDir and
+// served again by the authority after a restart; a file there that these
+// authorities did not sign stops the authority from starting.
+func TestDocumentsKept(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 3)
+	dir := t.TempDir()
+	keep := func(i int, c *Config) { c.DocumentDir = dir }
+	servers, _, stops := authorities(t, 1, 1, admitAll(ns), clk, keep)
+	upload(t, servers, ns, 2)
+	stepAll(servers, clk, nil)
+	published, ok := servers[0].Document(2)
+	if !ok {
+		t.Fatal("no document for epoch 2")
+	}
+	stops[0]()
+	clk.Advance(servers[0].Start(2).Add(time.Second).Sub(clk.Now())) // in epoch 2: it is the current one
+	again, _, _ := authorities(t, 1, 1, admitAll(ns), clk, keep)
+	if kept, ok := again[0].Document(2); !ok || !bytes.Equal(kept, published) {
+		t.Fatal("the restarted authority does not serve the document it published")
+	}
+
+	foreign := t.TempDir()
+	os.WriteFile(filepath.Join(foreign, "epoch-2.doc"), published, 0o600)
+	cfg := Config{Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), Threshold: 1, Admission: admitAll(ns), Parameters: params,
+		Genesis: genesis, EpochLength: epochLength, Clock: clk, DocumentDir: foreign}
+	if _, err := NewServer(cfg); err == nil || !strings.Contains(err.Error(), "epoch-2.doc") {
+		t.Fatalf("started with another authority's document: %v", err)
 	}
 }

@@ -31,6 +31,10 @@ type AuthoritySection struct {
 	LogLevel string    `toml:"log_level"`
 	// Admitted lists the node identity keys (hex) the operator approved.
 	Admitted []string `toml:"admitted"`
+	// Documents is the directory where the published documents are kept
+	// (epoch-N.doc), so that a restarted authority still serves them;
+	// testnet puts the genesis document there.
+	Documents string `toml:"documents"`
 }
 
 // AuthorityPeer is one [[peer]]: another authority.
@@ -60,6 +64,9 @@ func LoadAuthority(path string) (*Authority, error) {
 		return nil, err
 	}
 	c.dir = filepath.Dir(path)
+	if c.Authority.Documents == "" {
+		c.Authority.Documents = "documents"
+	}
 	if c.Authority.IdentityKey == "" {
 		c.Authority.IdentityKey = "authority.key"
 	}

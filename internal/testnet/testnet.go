@@ -299,6 +299,19 @@ func Generate(opts Options) (*Network, error) {
 	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
 		return nil, err
 	}
+	if opts.Follow {
+		// The authorities serve the genesis document as the current one,
+		// for nodes that join during the first epoch.
+		for i := range net.Authorities {
+			docs := filepath.Join(opts.Dir, authorityName(i), "documents")
+			if err := os.MkdirAll(docs, 0o700); err != nil {
+				return nil, fmt.Errorf("testnet: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(docs, fmt.Sprintf("epoch-%d.doc", doc.Epoch)), data, 0o600); err != nil {
+				return nil, fmt.Errorf("testnet: %w", err)
+			}
+		}
+	}
 	net.Document = doc
 	return net, nil
 }
@@ -341,7 +354,7 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 	for i := range net.Authorities {
 		var b strings.Builder
 		fmt.Fprintf(&b, "# backchannel directory authority %d of %d, written by backchannel testnet.\nversion = 1\n\n", i+1, len(net.Authorities))
-		fmt.Fprintf(&b, "[authority]\nidentity_key = \"authority.key\"\nlisten = %q\nthreshold = %d\ngenesis = %s\nepoch = %q\n",
+		fmt.Fprintf(&b, "[authority]\nidentity_key = \"authority.key\"\ndocuments = \"documents\"\nlisten = %q\nthreshold = %d\ngenesis = %s\nepoch = %q\n",
 			opts.AuthorityAddresses[i], net.Threshold, genesis.Format(time.RFC3339), epoch.String())
 		fmt.Fprintf(&b, "admitted = [%s]\n", quotedKeys(admitted))
 		for j, k := range net.Authorities {
