@@ -19,6 +19,7 @@ const usage = `Usage: backchannel <command> [arguments]
 Commands:
     demo                  run a whole network on loopback and send messages through it
     testnet               write keys, configs and a signed document for a network
+    loadgen               run a local network of processes under simulated clients and measure it
     authority run         run a directory authority: --config FILE
     authority keys        make a new authority's key: --dir DIR (prints its public key)
     node run              run a mix node or provider: --config FILE
@@ -71,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAuthority(args[1:], stdout, stderr)
 	case "provider":
 		return runProvider(args[1:], stdout, stderr)
+	case "loadgen":
+		return runLoadgen(args[1:], stdout, stderr)
 	case "testnet":
 		return runTestnet(args[1:], stdout, stderr)
 	case "demo":

@@ -56,6 +56,10 @@ type NodeSection struct {
 	// Metrics is the address of the metrics and health listener; empty
 	// disables it.
 	Metrics string `toml:"metrics"`
+	// Pprof serves Go's profiles (/debug/pprof/) on the metrics listener,
+	// to find where a node's time goes. Off by default: profiles show
+	// nothing secret, but cost CPU while taken.
+	Pprof bool `toml:"pprof"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// DrainTimeout bounds a graceful shutdown: how long the node keeps

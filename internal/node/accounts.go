@@ -123,27 +123,45 @@ func (a *Accounts) HasMailbox(id mailbox.ID) bool {
 	return a.mailboxes[id]
 }
 
+// Account is one line of the account table.
+type Account struct {
+	LinkKey [wire.KeySize]byte
+	Mailbox mailbox.ID
+}
+
 // AddAccount appends an account to the table at path, refusing a link key or
 // mailbox that is already there.
 func AddAccount(path string, key [wire.KeySize]byte, id mailbox.ID) error {
+	return AddAccounts(path, []Account{{LinkKey: key, Mailbox: id}})
+}
+
+// AddAccounts appends accounts to the table at path with one write and one
+// sync, refusing the lot if any link key or mailbox is already there (or
+// twice among them).
+func AddAccounts(path string, accounts []Account) error {
 	a, err := LoadAccounts(path)
 	if err != nil {
 		return err
 	}
-	if _, ok := a.byKey[key]; ok {
-		return fmt.Errorf("accounts: link key %x already has an account", key)
-	}
-	if a.mailboxes[id] {
-		return fmt.Errorf("accounts: that mailbox already belongs to an account")
-	}
-	if id == mailbox.DropID {
-		return fmt.Errorf("accounts: the all-zero mailbox is reserved for drop cover packets")
+	var b strings.Builder
+	for _, acc := range accounts {
+		if _, ok := a.byKey[acc.LinkKey]; ok {
+			return fmt.Errorf("accounts: link key %x already has an account", acc.LinkKey)
+		}
+		if a.mailboxes[acc.Mailbox] {
+			return fmt.Errorf("accounts: that mailbox already belongs to an account")
+		}
+		if acc.Mailbox == mailbox.DropID {
+			return fmt.Errorf("accounts: the all-zero mailbox is reserved for drop cover packets")
+		}
+		a.byKey[acc.LinkKey], a.mailboxes[acc.Mailbox] = acc.Mailbox, true
+		fmt.Fprintf(&b, "%x %x\n", acc.LinkKey, acc.Mailbox)
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("accounts: %w", err)
 	}
-	if _, err := fmt.Fprintf(f, "%x %x\n", key, id); err != nil {
+	if _, err := f.WriteString(b.String()); err != nil {
 		f.Close()
 		return fmt.Errorf("accounts: %w", err)
 	}
