@@ -98,27 +98,27 @@ type nodeProc struct {
 
 // loadReport is the run's result, also written as JSON.
 type loadReport struct {
-	Clients          int                `json:"clients"`
-	RatePerClient    float64            `json:"rate_per_client"`
-	Poll             string             `json:"poll"`
-	MeanDelay        string             `json:"mean_delay"`
-	Duration         string             `json:"duration"`
-	Network          string             `json:"network"`
-	Sent             int                `json:"sent"`
-	Delivered        int                `json:"delivered"`
-	Lost             int                `json:"lost"`
-	Duplicates       int                `json:"duplicates"`
-	SentPerSecond    float64            `json:"sent_per_second"`
-	LatencyMs        map[string]float64 `json:"latency_ms"`
-	ModelKS          float64            `json:"model_ks,omitempty"`
-	ModelHops        int                `json:"model_hops,omitempty"`
-	NodeCPUSeconds   float64            `json:"node_cpu_seconds"`
-	CPUPerPacketMs   float64            `json:"node_cpu_per_delivered_packet_ms"`
-	LoadgenCPU       float64            `json:"loadgen_cpu_seconds"`
-	ProviderPerConn  map[string]float64 `json:"provider_bytes_per_client"`
-	Processes        map[string]processUsage   `json:"processes"`
-	Machine          string             `json:"machine"`
-	BytesPerClientPS float64            `json:"sent_bytes_per_client_second"`
+	Clients          int                     `json:"clients"`
+	RatePerClient    float64                 `json:"rate_per_client"`
+	Poll             string                  `json:"poll"`
+	MeanDelay        string                  `json:"mean_delay"`
+	Duration         string                  `json:"duration"`
+	Network          string                  `json:"network"`
+	Sent             int                     `json:"sent"`
+	Delivered        int                     `json:"delivered"`
+	Lost             int                     `json:"lost"`
+	Duplicates       int                     `json:"duplicates"`
+	SentPerSecond    float64                 `json:"sent_per_second"`
+	LatencyMs        map[string]float64      `json:"latency_ms"`
+	ModelKS          float64                 `json:"model_ks,omitempty"`
+	ModelHops        int                     `json:"model_hops,omitempty"`
+	NodeCPUSeconds   float64                 `json:"node_cpu_seconds"`
+	CPUPerPacketMs   float64                 `json:"node_cpu_per_delivered_packet_ms"`
+	LoadgenCPU       float64                 `json:"loadgen_cpu_seconds"`
+	ProviderPerConn  map[string]float64      `json:"provider_bytes_per_client"`
+	Processes        map[string]processUsage `json:"processes"`
+	Machine          string                  `json:"machine"`
+	BytesPerClientPS float64                 `json:"sent_bytes_per_client_second"`
 }
 
 type processUsage struct {
