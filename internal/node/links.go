@@ -96,6 +96,9 @@ func (n *Node) serveInbound(conn net.Conn) {
 		return
 	}
 	l.conn = c
+	if !l.client {
+		c.UseLargeBuffers()
+	}
 	if !n.addLink(l) {
 		c.Close()
 		return
@@ -357,6 +360,7 @@ func (n *Node) peerSession(ctx context.Context, p *peer) error {
 		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
 		return err
 	}
+	c.UseLargeBuffers()
 	defer c.Close()
 
 	p.mu.Lock()

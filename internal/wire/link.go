@@ -190,20 +190,39 @@ func checkFrameSize(n int) error {
 	return nil
 }
 
+// A link reads through a buffer of smallReadBuffer bytes, a few frames:
+// a provider holds one link per connected client, and a 64 KiB buffer each
+// was most of its memory with thousands of clients (BENCHMARKS.md). A busy
+// link between nodes takes largeReadBuffer (UseLargeBuffers), which saves
+// system calls when frames arrive in bursts.
+const (
+	smallReadBuffer = 4 << 10
+	largeReadBuffer = 64 << 10
+)
+
 func newConn(conn net.Conn, frameSize int, peer [KeySize]byte, send, recv *noise.CipherState) *Conn {
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		tcp.SetReadBuffer(1 << 20)
-		tcp.SetWriteBuffer(1 << 20)
-	}
 	return &Conn{
 		conn:      conn,
 		frameSize: frameSize,
 		peer:      peer,
 		send:      send,
 		recv:      recv,
-		reader:    bufio.NewReaderSize(conn, 64<<10),
+		reader:    bufio.NewReaderSize(conn, smallReadBuffer),
 		readBuf:   make([]byte, frameSize+tagSize),
 		writeBuf:  make([]byte, 0, frameSize),
+	}
+}
+
+// UseLargeBuffers gives a link between nodes a 64 KiB read buffer and
+// 1 MiB socket buffers. Frames already buffered are kept: the large buffer
+// reads through the small one.
+func (c *Conn) UseLargeBuffers() {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	c.reader = bufio.NewReaderSize(c.reader, largeReadBuffer)
+	if tcp, ok := c.conn.(*net.TCPConn); ok {
+		tcp.SetReadBuffer(1 << 20)
+		tcp.SetWriteBuffer(1 << 20)
 	}
 }
 
