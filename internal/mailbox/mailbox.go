@@ -118,25 +118,9 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Put(id ID, packet []byte, now time.Time) (uint64, error) {
 	var seq uint64
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		box, err := tx.Bucket(mailboxesBucket).CreateBucketIfNotExists(id[:])
-		if err != nil {
-			return err
-		}
-		n := count(tx, id)
-		if n >= uint64(s.opts.Quota) {
-			return ErrQuota
-		}
-		seq, err = box.NextSequence()
-		if err != nil {
-			return err
-		}
-		value := make([]byte, 8+len(packet))
-		binary.BigEndian.PutUint64(value, uint64(now.UnixNano()))
-		copy(value[8:], packet)
-		if err := box.Put(seqKey(seq), value); err != nil {
-			return err
-		}
-		return setCount(tx, id, n+1)
+		var err error
+		seq, err = s.put(tx, id, packet, now)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrQuota) {
@@ -145,6 +129,58 @@ func (s *Store) Put(id ID, packet []byte, now time.Time) (uint64, error) {
 		return 0, fmt.Errorf("mailbox: failed to store a packet: %w", err)
 	}
 	return seq, nil
+}
+
+// Delivery is one packet for PutMany.
+type Delivery struct {
+	Mailbox ID
+	Packet  []byte
+}
+
+// PutMany stores packets in one transaction, durably: one commit (and one
+// fsync) for all of them, which is what lets a provider keep up with many
+// small deliveries. It returns, for each packet, nil or ErrQuota (that
+// packet is not stored, the others are); a failed transaction stores none
+// and returns its error.
+func (s *Store) PutMany(deliveries []Delivery, now time.Time) ([]error, error) {
+	results := make([]error, len(deliveries))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i, d := range deliveries {
+			if _, err := s.put(tx, d.Mailbox, d.Packet, now); errors.Is(err, ErrQuota) {
+				results[i] = err
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: failed to store %d packets: %w", len(deliveries), err)
+	}
+	return results, nil
+}
+
+// put stores one packet in tx.
+func (s *Store) put(tx *bolt.Tx, id ID, packet []byte, now time.Time) (uint64, error) {
+	box, err := tx.Bucket(mailboxesBucket).CreateBucketIfNotExists(id[:])
+	if err != nil {
+		return 0, err
+	}
+	n := count(tx, id)
+	if n >= uint64(s.opts.Quota) {
+		return 0, ErrQuota
+	}
+	seq, err := box.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	value := make([]byte, 8+len(packet))
+	binary.BigEndian.PutUint64(value, uint64(now.UnixNano()))
+	copy(value[8:], packet)
+	if err := box.Put(seqKey(seq), value); err != nil {
+		return 0, err
+	}
+	return seq, setCount(tx, id, n+1)
 }
 
 // Fetch returns up to max of the oldest packets in mailbox id, without

@@ -88,6 +88,36 @@ func TestQuotaAndExpiry(t *testing.T) {
 	}
 }
 
+// TestPutMany: one transaction stores a batch for several mailboxes; a
+// packet over its mailbox's quota is refused alone, in order.
+func TestPutMany(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "m.db"))
+	defer s.Close()
+	full, other := ID{4}, ID{5}
+	for i := range 48 {
+		if _, err := s.Put(full, []byte{byte(i)}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := []Delivery{{full, []byte("49")}, {other, []byte("a")}, {full, []byte("50")}, {full, []byte("51: over")}, {other, []byte("b")}}
+	errs, err := s.PutMany(batch, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, nil, nil, ErrQuota, nil} {
+		if !errors.Is(errs[i], want) || (want == nil && errs[i] != nil) {
+			t.Fatalf("packet %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	got, _ := s.Fetch(other, 10)
+	if len(got) != 2 || string(got[0].Packet) != "a" || string(got[1].Packet) != "b" {
+		t.Fatalf("other mailbox: %v", got)
+	}
+	if n, _ := s.Count(full); n != 50 {
+		t.Fatalf("full mailbox holds %d", n)
+	}
+}
+
 // TestOwnRetention: a mailbox's owner may ask for a shorter retention (for
 // disappearing messages), never a longer one; other mailboxes keep the
 // store's.

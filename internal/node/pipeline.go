@@ -17,15 +17,19 @@ type job struct {
 	seq    uint64
 }
 
-// result is a worker's verdict on a job: forward it after a delay, or
-// nothing more to do (stored or dropped). Either way its frame is
-// acknowledged once the replay log is synced.
+// result is a worker's verdict on a job: forward it after a delay, store
+// it in a mailbox, or nothing more to do (dropped). Either way its frame
+// is acknowledged once the replay log is synced.
 type result struct {
 	job
 	epoch   *epochState // whose replay filter holds the packet's tag
 	forward bool
 	next    sphinx.NodeID
 	delay   time.Duration
+	// store, at a provider, is the delivery for a mailbox, which the
+	// committer stores with the rest of its batch before logging tag.
+	store *mailbox.Delivery
+	tag   [sphinx.ReplayTagLength]byte
 }
 
 // work unwraps packets until jobs is closed.
@@ -102,9 +106,10 @@ func (n *Node) process(j job) result {
 		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
 		return r
 	}
-	// The packet is stored before its tag is logged: a crash in between can
-	// store a retransmitted copy twice, never lose one (the client delivers
-	// each message once).
+	// The committer stores the packet, with the others of its batch in
+	// one transaction, before its tag is logged: a crash in between can
+	// store a retransmitted copy twice, never lose one (the client
+	// delivers each message once).
 	d := wire.Delivery{Payload: res.Payload}
 	if reply, ok := res.Commands.SURBReply(); ok {
 		d.SURBID = &reply.ID
@@ -114,18 +119,39 @@ func (n *Node) process(j job) result {
 		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
 		return r
 	}
-	if _, err := n.mailbox.Put(id, record, n.cfg.Clock.Now()); err != nil {
-		if errors.Is(err, mailbox.ErrQuota) {
-			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
-		} else {
-			n.log.Error("mailbox store failed", "err", err)
-			n.metrics.dropped.WithLabelValues(dropInternal).Inc()
-		}
-		return r
-	}
-	n.metrics.delivered.Inc()
-	n.record(e, res.ReplayTag)
+	r.store, r.tag = &mailbox.Delivery{Mailbox: id, Packet: record}, res.ReplayTag
 	return r
+}
+
+// storeBatch stores the batch's deliveries in one transaction, then logs
+// the tags of those stored. A packet not stored is dropped (and counted);
+// its frame is acknowledged all the same, as for any drop.
+func (n *Node) storeBatch(batch []result) {
+	var deliveries []mailbox.Delivery
+	var stored []*result
+	for i := range batch {
+		if batch[i].store != nil {
+			deliveries = append(deliveries, *batch[i].store)
+			stored = append(stored, &batch[i])
+		}
+	}
+	if len(deliveries) == 0 {
+		return
+	}
+	errs, err := n.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
+	if err != nil {
+		n.log.Error("mailbox store failed", "err", err)
+		n.metrics.dropped.WithLabelValues(dropInternal).Add(float64(len(deliveries)))
+		return
+	}
+	for i, r := range stored {
+		if errs[i] != nil {
+			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
+			continue
+		}
+		n.metrics.delivered.Inc()
+		n.record(r.epoch, r.tag)
+	}
 }
 
 // record logs a reserved replay tag; the committer syncs the log before the
@@ -190,6 +216,7 @@ func (n *Node) commit() {
 			}
 		}
 		lastSync = n.cfg.Clock.Now()
+		n.storeBatch(batch)
 		if err := n.syncReplay(); err != nil {
 			// Without a durable log the node could forward a replay after
 			// a restart: stop acknowledging, so the previous hops keep
