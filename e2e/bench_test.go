@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"crypto/rand"
-	"fmt"
+	"flag"
+	mathrand "math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,21 +17,30 @@ import (
 
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/keyfile"
+	"github.com/backchannel/backchannel/internal/loadgen"
 	"github.com/backchannel/backchannel/internal/sphinx"
 	"github.com/backchannel/backchannel/internal/wire"
 	"github.com/backchannel/backchannel/internal/x25519"
 )
 
-// BenchmarkMixForwarding measures how many packets per second one mix node
-// (its own process, the built binary) forwards over loopback with zero
-// delays, fed distinct pre-built packets by this process (posing as the
-// provider before it) and drained by this process (posing as the next mix,
-// acknowledging as a mix would). It reports the rate and its ratio to the
-// unwrap floor, cores ÷ unwrap time, with the unwrap time measured in this
-// run, before and after the feed.
-//
-//	go test -run '^$' -bench MixForwarding -benchtime 20000x ./e2e
-func BenchmarkMixForwarding(b *testing.B) {
+// mixBench is mix-1-a of a testnet with delays zero, set up for a
+// benchmark to feed it (posing as provider-a) and sink what it forwards
+// (posing as mix-2-a, the only mix of layer 2).
+type mixBench struct {
+	dir                    string
+	addrs                  []string
+	doc                    *directory.Document
+	mix1, mix2             *directory.Node
+	providerLink, mix2Link wire.Keypair
+	mix1Sphinx             [32]byte
+	format                 *sphinx.Format
+	frame                  int
+	packets                [][]byte
+}
+
+// newMixBench writes the network and builds n distinct 4-hop packets
+// through mix-1-a; it starts nothing.
+func newMixBench(b *testing.B, n int) *mixBench {
 	dir := b.TempDir()
 	addrs := freeAddresses(b, 10)
 	out, err := exec.Command(binPath, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2",
@@ -76,13 +85,13 @@ func BenchmarkMixForwarding(b *testing.B) {
 		return sphinx.PathHop{ID: n.ID(), PublicKey: n.SphinxKey, Commands: cmds}
 	}
 	path := []sphinx.PathHop{hop(mix1, sphinx.NodeDelay{}), hop(mix2, sphinx.NodeDelay{}), hop(mix3, sphinx.NodeDelay{}), hop(providerB, sphinx.Recipient{})}
-	packets := make([][]byte, b.N)
+	packets := make([][]byte, n)
 	var wg sync.WaitGroup
 	for w := range runtime.NumCPU() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < b.N; i += runtime.NumCPU() {
+			for i := w; i < n; i += runtime.NumCPU() {
 				p, err := format.NewPacket(cryptoReader{}, path, []byte("benchmark"))
 				if err != nil {
 					b.Error(err)
@@ -94,6 +103,48 @@ func BenchmarkMixForwarding(b *testing.B) {
 	}
 	wg.Wait()
 
+	return &mixBench{dir: dir, addrs: addrs, doc: doc, mix1: mix1, mix2: mix2, providerLink: providerLink, mix2Link: mix2Link,
+		mix1Sphinx: mix1Sphinx, format: format, frame: frame, packets: packets}
+}
+
+// startMix runs mix-1-a as a process and returns the network (to stop it)
+// and a link to it as provider-a, whose acknowledgements are drained.
+func (m *mixBench) startMix(b *testing.B) (*network, *wire.Conn) {
+	nw := &network{t: b, dir: m.dir, doc: m.doc, metrics: map[string]string{}, procs: map[string]*exec.Cmd{}, logFiles: map[string]string{}}
+	for i, n := range m.doc.Nodes {
+		nw.metrics[n.Name] = m.addrs[5+i]
+	}
+	nw.start("mix-1-a")
+	conn, err := net.Dial("tcp", m.mix1.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	feeder, err := wire.Dial(conn, m.providerLink, m.mix1.LinkKey, m.frame)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { // drain the mix's acknowledgements
+		for {
+			if _, err := feeder.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	return nw, feeder
+}
+
+// BenchmarkMixForwarding measures how many packets per second one mix node
+// (its own process, the built binary) forwards over loopback with zero
+// delays, fed distinct pre-built packets by this process (posing as the
+// provider before it) and drained by this process (posing as the next mix,
+// acknowledging as a mix would). It reports the rate and its ratio to the
+// unwrap floor, cores ÷ unwrap time, with the unwrap time measured in this
+// run, before and after the feed.
+//
+//	go test -run '^$' -bench MixForwarding -benchtime 20000x ./e2e
+func BenchmarkMixForwarding(b *testing.B) {
+	m := newMixBench(b, b.N)
+	format, packets, mix1Sphinx, mix2, mix2Link, frame := m.format, m.packets, m.mix1Sphinx, m.mix2, m.mix2Link, m.frame
 	unwrapBefore := unwrapTime(b, format, &mix1Sphinx, packets)
 
 	// The sink: mix-2-a's address and key, acknowledging like a mix.
@@ -136,29 +187,9 @@ func BenchmarkMixForwarding(b *testing.B) {
 		close(received)
 	}()
 
-	nw := &network{t: b, dir: dir, doc: doc, metrics: map[string]string{}, procs: map[string]*exec.Cmd{}, logFiles: map[string]string{}}
-	for i, n := range doc.Nodes {
-		nw.metrics[n.Name] = addrs[5+i]
-	}
-	nw.start("mix-1-a")
+	nw, feeder := m.startMix(b)
 	defer nw.stopAll()
-
-	conn, err := net.Dial("tcp", mix1.Address)
-	if err != nil {
-		b.Fatal(err)
-	}
-	feeder, err := wire.Dial(conn, providerLink, mix1.LinkKey, frame)
-	if err != nil {
-		b.Fatal(err)
-	}
 	defer feeder.Close()
-	go func() { // drain the mix's acknowledgements
-		for {
-			if _, err := feeder.ReadFrame(); err != nil {
-				return
-			}
-		}
-	}()
 
 	mixPID := nw.procs["mix-1-a"].Process.Pid
 	mixCPU0, selfCPU0 := processCPU(b, mixPID), selfCPU()
@@ -196,19 +227,13 @@ func BenchmarkMixForwarding(b *testing.B) {
 	b.ReportMetric(selfCores, "feeder+sink-cores")
 }
 
-// processCPU is the CPU time (user and system) a process has used so far,
-// from /proc.
+// processCPU is the CPU time (user and system) a process has used so far.
 func processCPU(b *testing.B, pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	u, err := loadgen.Usage(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name, which ends with ')': utime and stime
-	// are the 12th and 13th.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	return u.CPU
 }
 
 // selfCPU is this process's CPU time so far.
@@ -236,3 +261,103 @@ func unwrapTime(b *testing.B, f *sphinx.Format, key *[32]byte, packets [][]byte)
 type cryptoReader struct{}
 
 func (cryptoReader) Read(p []byte) (int, error) { return rand.Read(p) }
+
+var mixRate = flag.Float64("mix-rate", 4000, "BenchmarkMixLatency: packets per second fed to the mix")
+
+// BenchmarkMixLatency measures the latency one mix node adds, delays zero,
+// under a steady load below saturation: packets are fed at -mix-rate
+// (Poisson, default 4,000 a second: about a third of the saturation rate
+// BenchmarkMixForwarding measures on 2 cores) and each is timed from its
+// write to its arrival at the sink, which recognises it by the group
+// element the mix puts in front of it (computed beforehand by unwrapping a
+// copy with the mix's key). The time includes both loopback hops and the
+// feeder's and sink's own link encryption.
+//
+//	go test -run '^$' -bench MixLatency -benchtime 40000x ./e2e
+func BenchmarkMixLatency(b *testing.B) {
+	m := newMixBench(b, b.N)
+	expect := make(map[[32]byte]int, b.N)
+	work := make([]byte, len(m.packets[0]))
+	for i, p := range m.packets {
+		copy(work, p)
+		if _, err := m.format.Unwrap(&m.mix1Sphinx, work); err != nil {
+			b.Fatal(err)
+		}
+		expect[[32]byte(work[:32])] = i
+	}
+	sent := make([]time.Time, b.N)
+	var sentMu sync.Mutex
+	latencies := make([]time.Duration, 0, b.N)
+	sinkLn, err := net.Listen("tcp", m.mix2.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sinkLn.Close()
+	received := make(chan struct{})
+	go func() {
+		conn, err := sinkLn.Accept()
+		if err != nil {
+			return
+		}
+		c, err := wire.Accept(conn, m.mix2Link, func([wire.KeySize]byte) error { return nil }, m.frame)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		for n := 0; n < b.N; {
+			f, err := c.ReadFrame()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if f.Type != wire.FramePacket {
+				continue
+			}
+			now := time.Now()
+			i, ok := expect[[32]byte(f.Body[:32])]
+			if !ok {
+				b.Error("the sink got a packet it did not expect")
+				return
+			}
+			sentMu.Lock()
+			latencies = append(latencies, now.Sub(sent[i]))
+			sentMu.Unlock()
+			n++
+			if n%64 == 0 || n == b.N {
+				c.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: f.Seq})
+			}
+		}
+		close(received)
+	}()
+	nw, feeder := m.startMix(b)
+	defer nw.stopAll()
+	defer feeder.Close()
+
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	b.ResetTimer()
+	next := time.Now()
+	for i, p := range m.packets {
+		next = next.Add(time.Duration(rng.ExpFloat64() / *mixRate * float64(time.Second)))
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d) // pacing the load, not waiting for an event
+		}
+		sentMu.Lock()
+		sent[i] = time.Now()
+		sentMu.Unlock()
+		if err := feeder.WriteFrame(wire.Frame{Type: wire.FramePacket, Seq: uint64(i + 1), Body: p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-received:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("the sink did not receive every packet")
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	b.ReportMetric(*mixRate, "offered-packets/s")
+	b.ReportMetric(float64(loadgen.Percentile(latencies, 50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(loadgen.Percentile(latencies, 99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(loadgen.Percentile(latencies, 99.9).Microseconds()), "p99.9-µs")
+}
