@@ -110,10 +110,7 @@ func newMixBench(b *testing.B, n int) *mixBench {
 // startMix runs mix-1-a as a process and returns the network (to stop it)
 // and a link to it as provider-a, whose acknowledgements are drained.
 func (m *mixBench) startMix(b *testing.B) (*network, *wire.Conn) {
-	nw := &network{t: b, dir: m.dir, doc: m.doc, metrics: map[string]string{}, procs: map[string]*exec.Cmd{}, logFiles: map[string]string{}}
-	for i, n := range m.doc.Nodes {
-		nw.metrics[n.Name] = m.addrs[5+i]
-	}
+	nw := loadNetwork(b, m.dir, m.addrs[5:], nil)
 	nw.start("mix-1-a")
 	conn, err := net.Dial("tcp", m.mix1.Address)
 	if err != nil {
