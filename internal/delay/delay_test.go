@@ -87,3 +87,26 @@ func TestCapacityAndDrain(t *testing.T) {
 		t.Fatalf("Drain = %v, Len %d", got, q.Len())
 	}
 }
+
+// BenchmarkPushAndDeliver pushes packets due in 0–100 ms on the real clock
+// and waits for all of them: the cost of the heap and its timer per packet.
+func BenchmarkPushAndDeliver(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	done := make(chan struct{})
+	delivered := 0
+	q := New(clock.Real{}, b.N+1, func(int) {
+		delivered++
+		if delivered == b.N {
+			close(done)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	b.ResetTimer()
+	now := time.Now()
+	for i := range b.N {
+		q.Push(i, now.Add(time.Duration(rng.IntN(100))*time.Millisecond))
+	}
+	<-done
+}

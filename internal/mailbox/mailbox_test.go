@@ -194,3 +194,53 @@ func BenchmarkPut(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPutMany stores batches of 64 packets, as a provider's committer
+// does under load: one transaction and one fsync per batch. The time is per
+// packet.
+func BenchmarkPutMany(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "b.db"), Options{Quota: 1 << 30, Retention: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := make([]Delivery, 64)
+	for i := range batch {
+		batch[i] = Delivery{Mailbox: ID{byte(i % 8)}, Packet: make([]byte, 2556)}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		if _, err := s.PutMany(batch, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFetchAndAck is a client's poll of a mailbox that holds packets:
+// fetch four, then acknowledge them (a write transaction).
+func BenchmarkFetchAndAck(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "b.db"), Options{Quota: 1 << 30, Retention: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := make([]Delivery, 4*b.N)
+	for i := range batch {
+		batch[i] = Delivery{Mailbox: ID{1}, Packet: make([]byte, 2556)}
+	}
+	for i := 0; i < len(batch); i += 1024 {
+		if _, err := s.PutMany(batch[i:min(i+1024, len(batch))], t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		got, err := s.Fetch(ID{1}, 4)
+		if err != nil || len(got) != 4 {
+			b.Fatalf("fetched %d: %v", len(got), err)
+		}
+		if err := s.Ack(ID{1}, got[3].Seq); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
