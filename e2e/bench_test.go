@@ -107,6 +107,30 @@ func newMixBench(b *testing.B, n int) *mixBench {
 		mix1Sphinx: mix1Sphinx, format: format, frame: frame, packets: packets}
 }
 
+// sink listens as mix-2-a and, in a goroutine, hands the first link to
+// serve (the raw connection, and the link over it); it stops listening
+// when the benchmark ends.
+func (m *mixBench) sink(b *testing.B, serve func(net.Conn, *wire.Conn)) {
+	ln, err := net.Listen("tcp", m.mix2.Address)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c, err := wire.Accept(conn, m.mix2Link, func([wire.KeySize]byte) error { return nil }, m.frame)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		serve(conn, c)
+	}()
+}
+
 // startMix runs mix-1-a as a process and returns the network (to stop it)
 // and a link to it as provider-a, whose acknowledgements are drained.
 func (m *mixBench) startMix(b *testing.B) (*network, *wire.Conn) {
@@ -141,27 +165,12 @@ func (m *mixBench) startMix(b *testing.B) (*network, *wire.Conn) {
 //	go test -run '^$' -bench MixForwarding -benchtime 20000x ./e2e
 func BenchmarkMixForwarding(b *testing.B) {
 	m := newMixBench(b, b.N)
-	format, packets, mix1Sphinx, mix2, mix2Link, frame := m.format, m.packets, m.mix1Sphinx, m.mix2, m.mix2Link, m.frame
+	format, packets, mix1Sphinx, frame := m.format, m.packets, m.mix1Sphinx, m.frame
 	unwrapBefore := unwrapTime(b, format, &mix1Sphinx, packets)
 
 	// The sink: mix-2-a's address and key, acknowledging like a mix.
-	sinkLn, err := net.Listen("tcp", mix2.Address)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sinkLn.Close()
 	received := make(chan struct{})
-	go func() {
-		conn, err := sinkLn.Accept()
-		if err != nil {
-			return
-		}
-		c, err := wire.Accept(conn, mix2Link, func([wire.KeySize]byte) error { return nil }, frame)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
+	m.sink(b, func(conn net.Conn, c *wire.Conn) {
 		// Count whole frames from the raw stream (every frame has the
 		// same length, and the contents were checked by the tests), and
 		// acknowledge every 64 as a mix would, so the sink costs this
@@ -182,7 +191,7 @@ func BenchmarkMixForwarding(b *testing.B) {
 			}
 		}
 		close(received)
-	}()
+	})
 
 	nw, feeder := m.startMix(b)
 	defer nw.stopAll()
@@ -285,23 +294,8 @@ func BenchmarkMixLatency(b *testing.B) {
 	sent := make([]time.Time, b.N)
 	var sentMu sync.Mutex
 	latencies := make([]time.Duration, 0, b.N)
-	sinkLn, err := net.Listen("tcp", m.mix2.Address)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sinkLn.Close()
 	received := make(chan struct{})
-	go func() {
-		conn, err := sinkLn.Accept()
-		if err != nil {
-			return
-		}
-		c, err := wire.Accept(conn, m.mix2Link, func([wire.KeySize]byte) error { return nil }, m.frame)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
+	m.sink(b, func(_ net.Conn, c *wire.Conn) {
 		for n := 0; n < b.N; {
 			f, err := c.ReadFrame()
 			if err != nil {
@@ -326,7 +320,7 @@ func BenchmarkMixLatency(b *testing.B) {
 			}
 		}
 		close(received)
-	}()
+	})
 	nw, feeder := m.startMix(b)
 	defer nw.stopAll()
 	defer feeder.Close()

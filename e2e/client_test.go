@@ -162,23 +162,26 @@ func TestClientsExchangeMessages(t *testing.T) {
 	}
 	bob.cli("inbox", "--wait", fmt.Sprint(each+1), "--timeout", "1m")
 	saved := t.TempDir()
-	for _, check := range []struct {
-		c      *clientProc
-		prefix string
-	}{{bob, "alice to bob"}, {alice, "bob to alice"}} {
-		texts := check.c.inboxTexts(saved)
-		for i := range each {
-			if text := fmt.Sprintf("%s %d", check.prefix, i); texts[text] != 1 {
-				t.Fatalf("%s: %q arrived %d times", check.c.name, text, texts[text])
-			}
-		}
-	}
+	bob.eachOnce(saved, "alice to bob", each)
+	alice.eachOnce(saved, "bob to alice", each)
 	files, _ := filepath.Glob(filepath.Join(saved, "*-dossier.bin"))
 	if len(files) != 1 {
 		t.Fatalf("bob saved %d copies of the file", len(files))
 	}
 	if got, _ := os.ReadFile(files[0]); !bytes.Equal(got, file) {
 		t.Fatal("the file arrived damaged")
+	}
+}
+
+// eachOnce checks that the texts "<prefix> 0" to "<prefix> n-1" are each
+// in the user's inbox exactly once (saving files to dir).
+func (c *clientProc) eachOnce(dir, prefix string, n int) {
+	c.t.Helper()
+	texts := c.inboxTexts(dir)
+	for i := range n {
+		if text := fmt.Sprintf("%s %d", prefix, i); texts[text] != 1 {
+			c.t.Fatalf("%s: %q arrived %d times", c.name, text, texts[text])
+		}
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/backchannel/backchannel/internal/clock"
 	"github.com/backchannel/backchannel/internal/directory"
 )
@@ -144,23 +146,8 @@ func (s *Server) keepDocument(e uint64, raw []byte) error {
 	if s.cfg.DocumentDir == "" {
 		return nil
 	}
-	tmp, err := os.CreateTemp(s.cfg.DocumentDir, ".tmp-doc")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), s.documentFile(e)); err != nil {
+	// Replaced atomically: a crash leaves the old file or the new one.
+	if err := renameio.WriteFile(s.documentFile(e), raw, 0o600); err != nil {
 		return err
 	}
 	if e >= 4 {

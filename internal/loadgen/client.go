@@ -73,12 +73,8 @@ func (c *client) send(ctx context.Context, rate float64, stop time.Time) error {
 	}
 	next := time.Now().Add(time.Duration(c.rng.ExpFloat64() / rate * float64(time.Second)))
 	for next.Before(stop) {
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepUntil(ctx, next) {
 			return nil
-		case <-t.C:
 		}
 		packet, err := c.packet(time.Now())
 		if err != nil {
@@ -124,12 +120,8 @@ func (c *client) poll(ctx context.Context, interval time.Duration, stop time.Tim
 	// Clients start their polls spread over one interval, as real ones do.
 	next := time.Now().Add(time.Duration(c.rng.Float64() * float64(interval)))
 	for next.Before(stop) {
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepUntil(ctx, next) {
 			return nil
-		case <-t.C:
 		}
 		for {
 			got, remaining, err := c.link.Fetch(ctx)
@@ -167,6 +159,19 @@ func (c *client) receive(raw []byte, now time.Time) {
 		return
 	}
 	c.stats.delivered(index, seq, now.Sub(sent))
+}
+
+// sleepUntil waits until t; false if ctx ended first. The load's schedule
+// is on the real clock: it is what is measured.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
 }
 
 // randReader is a math/rand source as an io.Reader: the packets' ephemeral

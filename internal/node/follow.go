@@ -9,10 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/backchannel/backchannel/internal/authority"
 	"github.com/backchannel/backchannel/internal/clock"
@@ -191,7 +191,7 @@ func (f *follower) install(signed []byte, doc, cur *directory.Document) error {
 		return err
 	}
 	if f.cfg.DocumentPath != "" {
-		if err := writeFileAtomic(f.cfg.DocumentPath, signed); err != nil {
+		if err := renameio.WriteFile(f.cfg.DocumentPath, signed, 0o644); err != nil {
 			f.log.Error("saving the network document", "err", err)
 		}
 	}
@@ -361,29 +361,4 @@ func join(ctx context.Context, cfg FollowConfig, clk clock.Clock, log *slog.Logg
 		case <-t.C():
 		}
 	}
-}
-
-// writeFileAtomic replaces path with data: a crash leaves the old file or
-// the new one, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

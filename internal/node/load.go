@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/backchannel/backchannel/internal/authority"
 	"github.com/backchannel/backchannel/internal/clock"
 	"github.com/backchannel/backchannel/internal/config"
@@ -79,7 +81,7 @@ func Load(ctx context.Context, configPath string, listener net.Listener, logger 
 			if docBytes, doc, err = join(ctx, *follow, clock.Real{}, logger); err != nil {
 				return nil, nil, err
 			}
-			if err := writeFileAtomic(docPath, docBytes); err != nil {
+			if err := renameio.WriteFile(docPath, docBytes, 0o644); err != nil {
 				return nil, nil, fmt.Errorf("network document: %w", err)
 			}
 		}
