@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
@@ -31,6 +32,9 @@ type epochs struct {
 	cur, prev  *epochState
 	next       *directory.Document
 	nextSigned []byte
+	// ready is the next epoch's state made ahead (Prepare), so that the
+	// change itself only swaps pointers.
+	ready *epochState
 }
 
 // openEpoch opens the replay filter of an epoch's key.
@@ -62,13 +66,24 @@ func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, gra
 	if doc.Epoch <= old.cur.doc.Epoch {
 		return fmt.Errorf("node: the document of epoch %d does not follow epoch %d", doc.Epoch, old.cur.doc.Epoch)
 	}
-	cur, err := n.openEpoch(doc, signed, key)
-	if err != nil {
-		return err
+	var cur, ready *epochState
+	switch r := old.ready; {
+	case r != nil && r.doc.Epoch == doc.Epoch && r.key == key && bytes.Equal(r.signed, signed):
+		cur = r // made ahead by Prepare
+	case r != nil && r.doc.Epoch > doc.Epoch:
+		ready = r // still ahead
+	case r != nil:
+		r.replay.Close() // made for a document not used
+	}
+	if cur == nil {
+		var err error
+		if cur, err = n.openEpoch(doc, signed, key); err != nil {
+			return err
+		}
 	}
 	prev := *old.cur
 	prev.graceUntil = n.cfg.Clock.Now().Add(grace)
-	now := &epochs{cur: cur, prev: &prev}
+	now := &epochs{cur: cur, prev: &prev, ready: ready}
 	if old.next != nil && old.next.Epoch > doc.Epoch {
 		now.next, now.nextSigned = old.next, old.nextSigned
 	}
@@ -95,7 +110,35 @@ func (n *Node) SetNext(signed []byte, doc *directory.Document) {
 	if doc.Epoch <= old.cur.doc.Epoch {
 		return
 	}
-	n.epochs.Store(&epochs{cur: old.cur, prev: old.prev, next: doc, nextSigned: signed})
+	n.epochs.Store(&epochs{cur: old.cur, prev: old.prev, next: doc, nextSigned: signed, ready: old.ready})
+}
+
+// Prepare makes the state of the next epoch ahead of its start (its replay
+// filter, tens of MiB touched page by page), so that Install at the
+// epoch's start only swaps pointers: made at the change itself, it made
+// nodes on a loaded machine more than a second late, after their clients
+// had moved on. It also sets doc as the next document (SetNext).
+func (n *Node) Prepare(signed []byte, doc *directory.Document, key [32]byte) error {
+	if cur := n.epochs.Load(); doc.Epoch <= cur.cur.doc.Epoch || (cur.ready != nil && cur.ready.doc.Epoch == doc.Epoch && cur.ready.key == key) {
+		n.SetNext(signed, doc)
+		return nil
+	}
+	st, err := n.openEpoch(doc, signed, key)
+	if err != nil {
+		return err
+	}
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	old := n.epochs.Load()
+	if doc.Epoch <= old.cur.doc.Epoch {
+		st.replay.Close()
+		return nil
+	}
+	if old.ready != nil {
+		old.ready.replay.Close()
+	}
+	n.epochs.Store(&epochs{cur: old.cur, prev: old.prev, next: doc, nextSigned: signed, ready: st})
+	return nil
 }
 
 // Document returns the node's current document.
@@ -117,10 +160,15 @@ func (e *epochs) documents() []*directory.Document {
 	return out
 }
 
-// all returns the epochs held, current first.
+// all returns the epochs held, current first, then the previous one and
+// the one made ready.
 func (e *epochs) all() []*epochState {
-	if e.prev == nil {
-		return []*epochState{e.cur}
+	out := []*epochState{e.cur}
+	if e.prev != nil {
+		out = append(out, e.prev)
 	}
-	return []*epochState{e.cur, e.prev}
+	if e.ready != nil {
+		out = append(out, e.ready)
+	}
+	return out
 }

@@ -47,6 +47,9 @@ type FollowConfig struct {
 type follower struct {
 	*authorities
 	n *Node
+	// changeMu makes one epoch change at a time: both loops may find one
+	// due.
+	changeMu sync.Mutex
 }
 
 func newFollower(cfg FollowConfig, n *Node) *follower {
@@ -93,47 +96,79 @@ func (s schedule) startOf(e uint64) time.Time {
 	return s.start.Add(time.Duration(e-s.base) * s.length)
 }
 
-// run follows the authorities until ctx is done, waking every sixteenth
-// of an epoch and at each epoch's start.
+// run follows the authorities until ctx is done. Two loops: one moves the
+// node to each new epoch at the very moment it starts; the other, every
+// sixteenth of an epoch, talks to the authorities (uploads, fetching the
+// next document, erasing old keys). They are apart so that slow requests
+// to the authorities never make the node late for an epoch change: under
+// load, uploads to three authorities took over a second, and a node that
+// changed epochs after its clients dropped their packets as bad MACs.
 func (f *follower) run(ctx context.Context) {
+	var changes sync.WaitGroup
+	changes.Add(1)
+	go func() { defer changes.Done(); f.runChanges(ctx) }()
+	defer changes.Wait()
 	clk := f.n.cfg.Clock
 	for {
 		now := clk.Now()
 		f.step(ctx, now)
 		sched := scheduleOf(f.n.Document())
-		wake := now.Add(sched.length / 16)
-		if start := sched.startOf(sched.epochAt(now) + 1); start.Before(wake) {
-			wake = start
-		}
-		if !wake.After(now) {
-			wake = now.Add(time.Second)
-		}
-		t := clk.NewTimerAt(wake)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !f.sleepUntil(ctx, now.Add(sched.length/16)) {
 			return
-		case <-t.C():
 		}
 	}
 }
 
-// step does what is due at now: move to a new epoch, upload descriptors,
-// fetch the next document, erase keys whose grace period is over.
+// runChanges moves the node to each epoch when it starts.
+func (f *follower) runChanges(ctx context.Context) {
+	for {
+		now := f.n.cfg.Clock.Now()
+		f.change(ctx, now)
+		sched := scheduleOf(f.n.Document())
+		next := sched.startOf(sched.epochAt(now) + 1)
+		if !next.After(now) {
+			next = now.Add(time.Second) // no document for this epoch yet: try again
+		}
+		if !f.sleepUntil(ctx, next) {
+			return
+		}
+	}
+}
+
+func (f *follower) sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := f.n.cfg.Clock.NewTimerAt(t)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C():
+		return true
+	}
+}
+
+// change moves the node to the epoch of now if it is not there yet.
+func (f *follower) change(ctx context.Context, now time.Time) {
+	f.changeMu.Lock()
+	defer f.changeMu.Unlock()
+	es := f.n.epochs.Load()
+	if e := scheduleOf(es.cur.doc).epochAt(now); e > es.cur.doc.Epoch {
+		f.advance(ctx, e, es, now)
+	}
+}
+
+// step does what is due at now: move to a new epoch if that has not
+// happened yet, upload descriptors, fetch the next document, erase keys
+// whose grace period is over.
 func (f *follower) step(ctx context.Context, now time.Time) {
+	f.change(ctx, now)
 	es := f.n.epochs.Load()
 	cur := es.cur.doc
 	sched := scheduleOf(cur)
 	e := sched.epochAt(now)
-	if e > cur.Epoch {
-		f.advance(ctx, e, es, now)
-		es = f.n.epochs.Load()
-		cur = es.cur.doc
-	}
 	f.uploadAhead(ctx, sched, now)
 	if (es.next == nil || es.next.Epoch <= e) && !now.Before(sched.startOf(e).Add(sched.length*3/4)) {
 		if signed, doc, err := f.fetch(ctx, e+1); err == nil {
-			f.n.SetNext(signed, doc)
+			f.prepare(signed, doc)
 		}
 	}
 	if es.prev != nil && !now.Before(es.prev.graceUntil) {
@@ -172,21 +207,47 @@ func (f *follower) advance(ctx context.Context, e uint64, es *epochs, now time.T
 	f.n.metrics.documentExpired.Set(0)
 }
 
-// install checks that the node's stored key is the one doc gives it, then
-// installs doc and saves it for a restart.
-func (f *follower) install(signed []byte, doc, cur *directory.Document) error {
+// prepare holds the next document and, if it lists this node with the key
+// it keeps for that epoch, makes the epoch's state ahead of its start.
+func (f *follower) prepare(signed []byte, doc *directory.Document) {
+	secret, err := f.checkKey(doc)
+	if err != nil {
+		f.n.SetNext(signed, doc) // for the clients; the change will say what is wrong
+		return
+	}
+	defer clear(secret[:])
+	if err := f.n.Prepare(signed, doc, secret); err != nil {
+		f.once(fmt.Sprintf("prepare %d", doc.Epoch), slog.LevelError, "cannot prepare the next epoch", "epoch", doc.Epoch, "err", err)
+		f.n.SetNext(signed, doc)
+	}
+}
+
+// checkKey returns the Sphinx key this node keeps for doc's epoch, if doc
+// lists the node with its public half.
+func (f *follower) checkKey(doc *directory.Document) ([32]byte, error) {
 	self := doc.Node(f.n.cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {
-		return fmt.Errorf("this node is not in the document of epoch %d (was it removed from the authorities' admission lists?)", doc.Epoch)
+		return [32]byte{}, fmt.Errorf("this node is not in the document of epoch %d (was it removed from the authorities' admission lists?)", doc.Epoch)
 	}
 	secret, public, err := f.cfg.Keys.Load(doc.Epoch)
 	if err != nil {
-		return fmt.Errorf("no Sphinx key for epoch %d: %w", doc.Epoch, err)
+		return [32]byte{}, fmt.Errorf("no Sphinx key for epoch %d: %w", doc.Epoch, err)
 	}
 	if public != self.SphinxKey {
 		clear(secret[:])
-		return fmt.Errorf("the document of epoch %d gives this node a Sphinx key other than %s", doc.Epoch, f.cfg.Keys.Path(doc.Epoch))
+		return [32]byte{}, fmt.Errorf("the document of epoch %d gives this node a Sphinx key other than %s", doc.Epoch, f.cfg.Keys.Path(doc.Epoch))
 	}
+	return secret, nil
+}
+
+// install checks that the node's stored key is the one doc gives it, then
+// installs doc and saves it for a restart.
+func (f *follower) install(signed []byte, doc, cur *directory.Document) error {
+	secret, err := f.checkKey(doc)
+	if err != nil {
+		return err
+	}
+	defer clear(secret[:])
 	if err := f.n.Install(signed, doc, secret, cur.Grace()); err != nil {
 		return err
 	}

@@ -270,3 +270,21 @@ func TestFollowerSaysClockIsOff(t *testing.T) {
 		t.Fatalf("not said; logs:\n%s", x.logs)
 	}
 }
+
+// TestPreparedEpoch: the next epoch's state is made when its document is
+// taken, ahead of the change, and the change uses it.
+func TestPreparedEpoch(t *testing.T) {
+	x := newFollowFixture(t)
+	x.at(10 * time.Second)
+	good, _ := x.document(6, x.keys, x.auth.descr[6])
+	x.auth.docs["6"] = good
+	x.at(70 * time.Second)
+	ready := x.node.epochs.Load().ready
+	if ready == nil || ready.doc.Epoch != 6 {
+		t.Fatal("the next epoch was not prepared")
+	}
+	x.at(followEpoch)
+	if x.node.epochs.Load().cur != ready {
+		t.Fatal("the change did not use the prepared state")
+	}
+}
