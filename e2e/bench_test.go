@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,7 +197,7 @@ func BenchmarkMixForwarding(b *testing.B) {
 	defer feeder.Close()
 
 	mixPID := nw.procs["mix-1-a"].Process.Pid
-	mixCPU0, selfCPU0 := processCPU(b, mixPID), selfCPU()
+	mixCPU0, selfCPU0 := processCPU(b, mixPID), loadgen.SelfCPU()
 	b.ResetTimer()
 	start := time.Now()
 	batch := make([]wire.Frame, 0, 64)
@@ -219,7 +218,7 @@ func BenchmarkMixForwarding(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	mixCores := (processCPU(b, mixPID) - mixCPU0).Seconds() / elapsed.Seconds()
-	selfCores := (selfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
+	selfCores := (loadgen.SelfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
 
 	unwrapAfter := unwrapTime(b, format, &mix1Sphinx, packets[:min(len(packets), 2000)])
 	unwrap := (unwrapBefore + unwrapAfter) / 2
@@ -240,13 +239,6 @@ func processCPU(b *testing.B, pid int) time.Duration {
 		b.Fatal(err)
 	}
 	return u.CPU
-}
-
-// selfCPU is this process's CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // unwrapTime measures one unwrap of these packets at their first hop, in

@@ -190,7 +190,7 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 		Document: tn.Document, Accounts: accounts, Rate: o.rate, Poll: o.poll, Duration: o.duration, Drain: o.drain, Seed: o.seed,
 		Connected: func() {
 			connected = lg.usages()
-			self0 = selfCPU()
+			self0 = loadgen.SelfCPU()
 			fmt.Fprintf(lg.stderr, "loadgen: %d links up\n", o.clients)
 		},
 		Progress: func(elapsed time.Duration, s loadgen.Snapshot) {
@@ -213,7 +213,7 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 		return err
 	}
 	after := lg.usages()
-	selfUsed := selfCPU() - self0
+	selfUsed := loadgen.SelfCPU() - self0
 	snap := stats.Snapshot()
 	lat := stats.Latencies()
 	r := loadReport{
@@ -412,15 +412,6 @@ func loopbackAddresses(n int) ([]string, error) {
 		out = append(out, ln.Addr().String())
 	}
 	return out, nil
-}
-
-// selfCPU is this process's CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuModel is the machine's CPU model name from /proc/cpuinfo.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,4 +53,13 @@ func Usage(pid int) (ProcessUsage, error) {
 		}
 	}
 	return u, nil
+}
+
+// SelfCPU is this process's CPU time so far (user and system).
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
