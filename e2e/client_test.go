@@ -42,6 +42,16 @@ func (nw *network) newClient(t *testing.T, name, provider string, daemonArgs ...
 // newClientIn is newClient with the state directory at dir.
 func (nw *network) newClientIn(t *testing.T, name, provider, dir string, daemonArgs ...string) *clientProc {
 	t.Helper()
+	c := nw.signUp(t, name, provider, dir)
+	c.start(daemonArgs...)
+	t.Cleanup(c.stop)
+	return c
+}
+
+// signUp makes a user's state at the provider (init, and the operator's
+// add-user), without starting a daemon.
+func (nw *network) signUp(t *testing.T, name, provider, dir string) *clientProc {
+	t.Helper()
 	c := &clientProc{t: t, name: name, dir: dir}
 	c.env = append(os.Environ(), "BACKCHANNEL_DIR="+c.dir, "BACKCHANNEL_PASSPHRASE="+name+" has a long passphrase",
 		"BACKCHANNEL_BACKUP_PASSPHRASE=backup of "+name)
@@ -51,8 +61,6 @@ func (nw *network) newClientIn(t *testing.T, name, provider, dir string, daemonA
 		t.Fatalf("init printed no account:\n%s", out)
 	}
 	run(t, "provider", "add-user", "-accounts", filepath.Join(nw.dir, provider, "accounts.txt"), "-link-key", m[1], "-mailbox", m[2])
-	c.start(daemonArgs...)
-	t.Cleanup(c.stop)
 	return c
 }
 

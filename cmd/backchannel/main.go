@@ -29,6 +29,7 @@ Commands:
 Client:
     init                  make a new identity at a provider: --network FILE --provider NAME
     client run            run the client daemon (keeps the schedule; the commands below talk to it)
+    ui                    run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)
     card                  print your contact card
     contact add|list|verify
                           add a contact from their card, list contacts, mark one verified
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "init":
 		return runInit(args[1:], stdout, stderr)
+	case "ui":
+		return runUI(args[1:], stdout, stderr)
 	case "client":
 		return runClient(args[1:], stdout, stderr)
 	case "card":

@@ -127,6 +127,10 @@ type outgoing struct {
 	sent     []bool
 	due      []time.Time // when each unacknowledged fragment may go (again)
 	attempts []int
+	// text is a text message's text, for the user to see what they sent
+	// ("sent/<id hex>", kept until the message disappears or the state
+	// is wiped; the body goes once delivered).
+	text string
 }
 
 // transmission is a packet sent with a SURB, waiting for its ack.
@@ -340,6 +344,14 @@ func (c *Client) loadOutbox() error {
 			return fmt.Errorf("%w: message %x is to an unknown contact", ErrMalformed, rec.ID)
 		}
 		m := &outgoing{rec: rec, to: to}
+		if rec.Kind == Text.String() {
+			// States from before sent texts were kept have none.
+			if text, err := c.store.dir.Get(sentLabel(rec.ID)); err == nil {
+				m.text = string(text)
+			} else if !errors.Is(err, vault.ErrNotFound) {
+				return err
+			}
+		}
 		if rec.Status == Queued || rec.Status == Sent {
 			body, err := c.store.dir.Get(bodyLabel(rec.ID))
 			if err != nil {
@@ -378,6 +390,7 @@ func (c *Client) loadFragments() error {
 }
 
 func bodyLabel(id [16]byte) string { return fmt.Sprintf("body/%x", id) }
+func sentLabel(id [16]byte) string { return fmt.Sprintf("sent/%x", id) }
 
 // cut splits the encoded content into fragments and readies their
 // schedule: every unacknowledged fragment is due now.
@@ -579,6 +592,12 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 	if err := c.store.dir.Put(bodyLabel(id), body); err != nil {
 		return nil, err
 	}
+	if content.Kind == Text {
+		if err := c.store.dir.Put(sentLabel(id), content.Body); err != nil {
+			return nil, err
+		}
+		m.text = string(content.Body)
+	}
 	if err := c.store.put(outLabel(id), m.rec); err != nil {
 		return nil, err
 	}
@@ -612,6 +631,7 @@ func (c *Client) Outbox() []MessageInfo {
 		out = append(out, MessageInfo{
 			ID: hex.EncodeToString(m.rec.ID[:]), Contact: m.to.rec.Name, Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
 			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Acked: acked, Fragments: len(m.rec.Acked),
+			Text: m.text,
 		})
 	}
 	return out

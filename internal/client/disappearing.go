@@ -101,8 +101,10 @@ func (c *Client) sweep(now time.Time) {
 				if outLabel(m.rec.ID) == label {
 					c.out = append(c.out[:i], c.out[i+1:]...)
 					delete(c.outByID, m.rec.ID)
-					if err := c.store.dir.Delete(bodyLabel(m.rec.ID)); err != nil {
-						c.log.Error("deleting a disappearing message", "err", err)
+					for _, l := range []string{bodyLabel(m.rec.ID), sentLabel(m.rec.ID)} {
+						if err := c.store.dir.Delete(l); err != nil {
+							c.log.Error("deleting a disappearing message", "err", err)
+						}
 					}
 					break
 				}

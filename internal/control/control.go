@@ -123,6 +123,8 @@ type Response struct {
 	Text     string               `json:"text,omitempty"`
 	File     *File                `json:"file,omitempty"`
 	Stats    *client.Stats        `json:"stats,omitempty"`
+	// Network describes the network document (status).
+	Network *client.NetworkInfo `json:"network,omitempty"`
 
 	Introductions []client.IntroductionInfo `json:"introductions,omitempty"`
 	Desk          []client.DeskEntry        `json:"desk,omitempty"`

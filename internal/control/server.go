@@ -85,7 +85,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	} else if req, err := ParseRequest(data); err != nil {
 		resp = &Response{Error: err.Error()}
 	} else {
-		resp = s.handle(ctx, req)
+		resp = s.Handle(ctx, req)
 	}
 	resp.Version = Version
 	conn.SetWriteDeadline(time.Now().Add(time.Minute))
@@ -94,7 +94,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-func (s *Server) handle(ctx context.Context, r *Request) *Response {
+// Handle answers one request that [ParseRequest] accepted; the web
+// interface calls it too, so both ask the same operations.
+func (s *Server) Handle(ctx context.Context, r *Request) *Response {
 	c := s.Client
 	fail := func(err error) *Response { return &Response{Error: err.Error()} }
 	switch r.Op {
@@ -152,7 +154,11 @@ func (s *Server) handle(ctx context.Context, r *Request) *Response {
 		return &Response{Text: string(content.Body)}
 	case OpStatus:
 		stats := c.Stats()
-		return &Response{Messages: c.Outbox(), Stats: &stats}
+		resp := &Response{Messages: c.Outbox(), Stats: &stats}
+		if info, ok := c.NetworkInfo(); ok {
+			resp.Network = &info
+		}
+		return resp
 	case OpBackup:
 		return s.backup(r)
 	case OpWait:

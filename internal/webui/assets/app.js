@@ -1,0 +1,220 @@
+// The web interface's page: the lock screen, the sidebar and one view at a
+// time, chosen by the address's fragment (#/c/NAME, #/desk…), kept up to
+// date by the daemon's events.
+import * as api from "./api.js";
+import { h, replace, replaceIfChanged, toast } from "./dom.js";
+import { conversation, addContact, myCard } from "./views/contacts.js";
+import { introductions, desk, checks } from "./views/desk.js";
+import { network, home } from "./views/network.js";
+
+const $ = (id) => document.getElementById(id);
+
+// state is what the daemon last said.
+const state = {
+  contacts: [], inbox: [], outbox: [], stats: null, network: null,
+  introductions: [], desk: [], conveyances: [], checks: [], card: "",
+  seen: {}, // incoming messages seen per contact, for unread counts
+};
+
+let view = null; // {el, update()} of the current view
+let locked = true;
+
+// ctx is what views get: the state and the ways to act.
+const ctx = {
+  state,
+  // act runs a user's action: the button is disabled meanwhile, an
+  // error is shown in words, and everything is refreshed after.
+  async act(button, fn, done) {
+    if (button) button.disabled = true;
+    try {
+      const r = await fn();
+      if (done) toast(done);
+      await refresh();
+      return r;
+    } catch (e) {
+      failed(e);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  },
+  go(hash) { location.hash = hash; },
+  wiped() { showWiped(); },
+};
+
+function failed(e) {
+  if (e instanceof api.Locked) showLock();
+  else {
+    console.error(e.message);
+    toast(e.message, true);
+  }
+}
+
+async function refresh() {
+  if (locked) return;
+  try {
+    const [contacts, inbox, status, intros, deskList, conv, chk] = await Promise.all([
+      api.op("contact-list"), api.op("inbox"), api.op("status"), api.op("intro-list"),
+      api.op("desk-list"), api.op("convey-list"), api.op("check-list"),
+    ]);
+    state.contacts = contacts.contacts || [];
+    state.inbox = inbox.messages || [];
+    state.outbox = status.messages || [];
+    state.stats = status.stats || null;
+    state.network = status.network || null;
+    state.introductions = intros.introductions || [];
+    state.desk = deskList.desk || [];
+    state.conveyances = conv.conveyances || [];
+    state.checks = chk.checks || [];
+  } catch (e) {
+    failed(e);
+    return;
+  }
+  renderSidebar();
+  if (view) view.update();
+}
+
+async function refreshStatus() {
+  if (locked) return;
+  try {
+    const status = await api.op("status");
+    state.outbox = status.messages || [];
+    state.stats = status.stats || null;
+    state.network = status.network || null;
+  } catch (e) {
+    if (e instanceof api.Locked) showLock();
+    return;
+  }
+  renderSidebar();
+  if (view && view.tick) view.tick();
+}
+
+function renderSidebar() {
+  const list = $("contacts");
+  const rows = state.contacts.map((c) => ({ c, unread: state.inbox.filter((m) => m.Contact === c.Name).length - (state.seen[c.Name] ?? 0) }));
+  replaceIfChanged(list, JSON.stringify([current(), rows]), () => rows.length === 0 ? h("li", { className: "empty" }, "No contacts yet.") : rows.map(({ c, unread }) => {
+    return h("li", {},
+      h("a", { href: "#/c/" + encodeURIComponent(c.Name), "data-contact": c.Name, className: current() === "#/c/" + encodeURIComponent(c.Name) ? "active" : "" },
+        h("span", { className: "name" }, c.Name),
+        c.Verified ? h("span", { className: "pill ok", title: "Safety number verified" }, "verified") : null,
+        unread > 0 ? h("span", { className: "count" }, String(unread)) : null));
+  }));
+  const pending = {
+    introductions: state.introductions.filter((i) => i.State === "pending").length,
+    desk: state.desk.filter((d) => d.State === "pending").length,
+    checks: state.checks.filter((c) => !c.Asked && c.Result === "pending" && c.Answer === "undecided").length,
+  };
+  for (const el of document.querySelectorAll("[data-count]")) {
+    const n = pending[el.dataset.count];
+    el.textContent = n ? String(n) : "";
+  }
+  const s = state.stats;
+  const conn = $("connection");
+  if (s && s.DocumentProblem) { conn.textContent = "stopped"; conn.className = "pill bad"; conn.title = s.DocumentProblem; }
+  else if (s && s.Connected) { conn.textContent = "connected"; conn.className = "pill ok"; conn.title = "Linked to your provider"; }
+  else { conn.textContent = "offline"; conn.className = "pill warn"; conn.title = (s && s.LastError) || "Not linked to your provider"; }
+}
+
+function current() { return location.hash || "#/"; }
+
+// route mounts the view the address names.
+function route() {
+  const hash = current();
+  let v;
+  if (hash.startsWith("#/c/")) v = conversation(ctx, decodeURIComponent(hash.slice(4)));
+  else v = ({
+    "#/add": addContact, "#/me": myCard, "#/introductions": introductions,
+    "#/desk": desk, "#/checks": checks, "#/network": network,
+  }[hash] || home)(ctx);
+  view = v;
+  replace($("view"), h("a", { href: "#/", className: "back" }, "← Contacts"), v.el);
+  for (const a of document.querySelectorAll("#sidebar a")) a.classList.toggle("active", a.getAttribute("href") === hash);
+  v.update();
+  $("view").focus({ preventScroll: true });
+  document.body.classList.toggle("viewing", hash !== "#/");
+}
+
+function showLock(reason) {
+  locked = true;
+  $("app").hidden = true;
+  $("lock-screen").hidden = false;
+  $("lock-reason").textContent = reason || "Locked. Type your passphrase to go on; your client keeps receiving meanwhile.";
+  $("passphrase").value = "";
+  $("passphrase").focus();
+}
+
+function showWiped() {
+  locked = true;
+  $("app").hidden = true;
+  $("lock-screen").hidden = true;
+  $("wiped-screen").hidden = false;
+}
+
+async function showApp() {
+  locked = false;
+  $("lock-screen").hidden = true;
+  $("app").hidden = false;
+  await refresh();
+  route();
+}
+
+// Report the user's activity, at most every 20 s, so that the interface
+// stays unlocked while it is used.
+let lastActivity = 0;
+function onActivity() {
+  if (locked) return;
+  const now = Date.now();
+  if (now - lastActivity > 20000) {
+    lastActivity = now;
+    api.activity();
+  }
+}
+
+let pending = null;
+function scheduleRefresh() {
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; refresh(); }, 50);
+}
+
+async function main() {
+  let s;
+  try {
+    s = await api.session();
+  } catch (e) {
+    document.body.replaceChildren(h("p", { className: "error" }, "This page needs the address `backchannel ui` printed. " + e.message));
+    return;
+  }
+  $("unlock-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const btn = $("unlock");
+    btn.disabled = true;
+    $("unlock-error").textContent = "";
+    btn.textContent = "Unlocking…";
+    try {
+      await api.unlock($("passphrase").value);
+      $("passphrase").value = "";
+      await showApp();
+    } catch (err) {
+      $("unlock-error").textContent = err.message;
+      $("passphrase").select();
+    } finally {
+      btn.disabled = false;
+      btn.textContent = "Unlock";
+    }
+  });
+  $("lock").addEventListener("click", () => api.lock().catch(() => {}).finally(() => showLock("Locked.")));
+  for (const ev of ["keydown", "pointerdown", "wheel"]) document.addEventListener(ev, onActivity, { passive: true });
+  window.addEventListener("hashchange", route);
+  api.events((name, data) => {
+    if (name === "lock") {
+      if (data.wiped) showWiped();
+      else if (data.locked && !locked) showLock("Locked after idle time. Your client keeps receiving meanwhile.");
+      else if (!data.locked && locked && $("lock-screen").hidden === false && s.opened) { /* unlocked elsewhere: wait for this page's user */ }
+    } else if (name === "change") scheduleRefresh();
+    else if (name === "tick") refreshStatus();
+  });
+  if (s.wiped) showWiped();
+  else if (s.locked) showLock(s.opened ? "Locked. Type your passphrase to go on." : "Type your passphrase to open your messages.");
+  else showApp();
+}
+
+main();

@@ -1,0 +1,183 @@
+// Contacts: a conversation with one contact, adding a contact from a card,
+// and the user's own card (with wiping).
+import * as api from "../api.js";
+import { h, replace, replaceIfChanged, when, bytes, duration, toast } from "../dom.js";
+
+const statusWords = {
+  queued: "queued", sent: "sent", delivered: "delivered", failed: "failed",
+};
+
+const expiries = [
+  ["0", "Off"], [String(5 * 60e9), "5 minutes"], [String(3600e9), "1 hour"],
+  [String(86400e9), "1 day"], [String(7 * 86400e9), "1 week"],
+];
+
+// groups writes a safety number in groups of five digits.
+function groups(n) {
+  return (n.replace(/\s+/g, "").match(/.{1,5}/g) || []).join(" ");
+}
+
+export function conversation(ctx, name) {
+  const { state } = ctx;
+  const title = h("h1", {}, name);
+  const verified = h("span", { className: "pill" });
+  const number = h("code", { className: "safety", id: "safety-number" });
+  const verifyBtn = h("button", { type: "button", id: "verify" }, "I compared it: mark verified");
+  verifyBtn.addEventListener("click", () => ctx.act(verifyBtn, () => api.op("contact-verify", { name }), `${name} is verified`));
+  const qr = h("img", { alt: "QR code of the safety number", className: "qr", width: 192, height: 192 });
+  const qrBox = h("details", { className: "qr-box" }, h("summary", {}, "Show as a QR code"), qr);
+  qrBox.addEventListener("toggle", () => { if (qrBox.open) qr.src = "/api/qr?name=" + encodeURIComponent(name) + "&t=" + Date.now(); });
+  const expiry = h("select", { id: "expiry", "aria-label": "Disappearing messages" }, expiries.map(([v, l]) => h("option", { value: v }, l)));
+  expiry.addEventListener("change", () => ctx.act(expiry, () => api.op("contact-expire", { name, within: Number(expiry.value) }),
+    expiry.value === "0" ? "Messages no longer disappear" : `Messages now disappear ${expiry.selectedOptions[0].textContent} after they arrive`));
+  const session = h("p", { className: "muted" });
+  const notice = h("p", { className: "notice" });
+
+  const list = h("ol", { className: "messages", id: "messages", "aria-live": "polite" });
+  const text = h("textarea", { id: "compose", rows: 2, placeholder: `Message to ${name} (Enter sends, Shift+Enter for a new line)`, "aria-label": "Message" });
+  const send = h("button", { type: "submit", className: "primary", id: "send" }, "Send");
+  const file = h("input", { type: "file", id: "attach", hidden: true });
+  const attach = h("button", { type: "button", title: "Send a file" }, "Attach…");
+  attach.addEventListener("click", () => file.click());
+  file.addEventListener("change", async () => {
+    const f = file.files[0];
+    file.value = "";
+    if (!f) return;
+    const data = new Uint8Array(await f.arrayBuffer());
+    let s = "";
+    for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode(...data.subarray(i, i + 0x8000));
+    await ctx.act(attach, () => api.op("send", { name, file: { name: f.name, data: btoa(s) } }), `${f.name} queued`);
+  });
+  const form = h("form", { className: "composer", id: "composer" }, text, h("div", { className: "row" }, attach, file, send));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const t = text.value.trim();
+    if (!t) return;
+    const r = await ctx.act(send, () => api.op("send", { name, text: t }));
+    if (r) { text.value = ""; text.focus(); }
+  });
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+  });
+
+  const header = h("header", { className: "conversation-head" }, title, verified,
+    h("div", { className: "safety-row" }, h("span", { className: "muted" }, "Safety number "), number), session, notice,
+    h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry)));
+  const el = h("section", { className: "conversation" }, header, list, form);
+  let lastCount = -1;
+
+  function bubble(m) {
+    const body = m.Kind === "file"
+      ? h("a", { href: "/api/file?id=" + m.ID, download: m.Name, className: "file" }, `📎 ${m.Name} (${bytes(m.Size)})`)
+      : h("p", { className: "text" }, m.Text);
+    const meta = [h("time", {}, when(m.Time))];
+    if (!m.Incoming) {
+      const words = statusWords[m.Status] || m.Status;
+      const progress = m.Status === "sent" && m.Fragments > 1 ? ` ${m.Acked}/${m.Fragments}` : "";
+      meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title: m.Reason || "" }, words + progress));
+      if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
+    }
+    if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
+    return h("li", { className: "msg " + (m.Incoming ? "in" : "out"), "data-id": m.ID, "data-status": m.Incoming ? "received" : m.Status }, body, h("div", { className: "meta" }, meta));
+  }
+
+  return {
+    el,
+    update() {
+      const c = state.contacts.find((x) => x.Name === name);
+      if (!c) {
+        replace(el, h("h1", {}, "No such contact"), h("p", {}, `Nobody is called “${name}” among your contacts.`));
+        return;
+      }
+      verified.textContent = c.Verified ? "verified" : "not verified";
+      verified.className = "pill " + (c.Verified ? "ok" : "warn");
+      verifyBtn.hidden = c.Verified;
+      number.textContent = groups(c.SafetyNumber);
+      session.textContent = { none: "No session yet: your first message sets it up.", "setting up": "Setting up the session…", established: "Session established: end-to-end encrypted." }[c.Session] || c.Session;
+      notice.textContent = c.Notice || "";
+      notice.hidden = !c.Notice;
+      if (document.activeElement !== expiry) expiry.value = String(c.Expiry || 0);
+      if (![...expiry.options].some((o) => o.value === String(c.Expiry || 0))) {
+        expiry.append(h("option", { value: String(c.Expiry) }, duration(c.Expiry)));
+        expiry.value = String(c.Expiry);
+      }
+      const msgs = [...state.inbox.filter((m) => m.Contact === name), ...state.outbox.filter((m) => m.Contact === name && (m.Kind === "text" || m.Kind === "file"))]
+        .sort((a, b) => new Date(a.Time) - new Date(b.Time));
+      const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+      replaceIfChanged(list, JSON.stringify(msgs), () => msgs.length ? msgs.map(bubble) : h("li", { className: "empty" }, "No messages yet."));
+      if (atBottom || msgs.length !== lastCount) list.scrollTop = list.scrollHeight;
+      lastCount = msgs.length;
+      state.seen[name] = state.inbox.filter((m) => m.Contact === name).length;
+    },
+  };
+}
+
+export function addContact(ctx) {
+  const name = h("input", { id: "contact-name", required: true, maxLength: 64, placeholder: "how you will call them" });
+  const card = h("textarea", { id: "contact-card", rows: 8, required: true, placeholder: "-----BEGIN BACKCHANNEL CARD-----…" });
+  const file = h("input", { type: "file", id: "contact-card-file", accept: ".txt,.card,text/plain" });
+  file.addEventListener("change", async () => { if (file.files[0]) card.value = await file.files[0].text(); });
+  const add = h("button", { type: "submit", className: "primary", id: "contact-add" }, "Add contact");
+  const form = h("form", { className: "card" },
+    h("h1", {}, "Add a contact"),
+    h("p", {}, "Paste the card your contact gave you, or open its file. Then compare safety numbers with them, in person or on a call, before you trust it."),
+    h("label", { for: "contact-name" }, "Name"), name,
+    h("label", { for: "contact-card" }, "Their card"), card,
+    h("label", { for: "contact-card-file" }, "…or the card's file"), file,
+    add);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const n = name.value.trim();
+    const r = await ctx.act(add, () => api.op("contact-add", { name: n, card: card.value }), `${n} added`);
+    if (r) ctx.go("#/c/" + encodeURIComponent(n));
+  });
+  return { el: form, update() {} };
+}
+
+export function myCard(ctx) {
+  const text = h("textarea", { id: "my-card", rows: 8, readOnly: true });
+  const copy = h("button", { type: "button", id: "copy-card" }, "Copy");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text.value);
+      toast("Your card is copied");
+    } catch {
+      text.select();
+      toast("Select the text and copy it with Ctrl+C", true);
+    }
+  });
+  const save = h("a", { href: "/api/card", download: "backchannel-card.txt", className: "button" }, "Save as a file");
+  const confirmWipe = h("input", { id: "wipe-confirm", placeholder: "type WIPE", autocomplete: "off" });
+  const wipe = h("button", { type: "submit", className: "danger", id: "wipe" }, "Wipe everything now");
+  const wipeForm = h("form", { className: "card danger-zone" },
+    h("h2", {}, "Wipe"),
+    h("p", {}, "Destroys this backchannel's keys, contacts and messages on this computer at once. Nobody, you included, can read them afterwards. Messages on the way to you are lost."),
+    h("label", { for: "wipe-confirm" }, "To wipe, type WIPE"), confirmWipe, wipe);
+  wipeForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (confirmWipe.value !== "WIPE") { toast("Type WIPE to confirm", true); return; }
+    wipe.disabled = true;
+    try {
+      await api.op("wipe");
+      ctx.wiped();
+    } catch (err) {
+      toast(err.message, true);
+      wipe.disabled = false;
+    }
+  });
+  const el = h("section", {},
+    h("div", { className: "card" },
+      h("h1", {}, "My card"),
+      h("p", {}, "Give this card to the people who should be able to write to you: it holds your public keys and your mailbox at your provider, nothing secret. Anyone who has it can write to you."),
+      text, h("div", { className: "row" }, copy, save)),
+    wipeForm);
+  let loaded = false;
+  return {
+    el,
+    update() {
+      if (loaded) return;
+      loaded = true;
+      api.op("card").then((r) => { text.value = r.card; }).catch((e) => toast(e.message, true));
+    },
+  };
+}
