@@ -188,6 +188,8 @@ func (u *uiUser) addContact(name, card string) {
 		chromedp.SetValue(chromedp.CSS("#contact-card"), card),
 		click(chromedp.CSS("#contact-add")),
 		chromedp.WaitVisible(chromedp.CSS(`#sidebar a[data-contact="`+name+`"]`)),
+		// The page opens the new contact's conversation.
+		waitJS(fmt.Sprintf(`location.hash === "#/c/" + encodeURIComponent(%q) && document.querySelector("#compose") !== null`, name)),
 	)
 }
 
@@ -350,7 +352,9 @@ func TestWebInterface(t *testing.T) {
 		alice.open("a party in country Y")
 		alice.do("a contact's safety number", click(chromedp.CSS(".qr-box summary")), waitJS(`document.querySelector(".qr").complete && document.querySelector(".qr").naturalWidth > 0`))
 		alice.shot("contact")
-		bob.do("a phone-sized window", chromedp.EmulateViewport(390, 800, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+		bob.do("a phone-sized window", chromedp.EmulateViewport(390, 800, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+			click(chromedp.CSS("main .back")), chromedp.WaitVisible(chromedp.CSS("#sidebar")))
+		bob.shot("phone-contacts")
 		bob.open("a party in country X")
 		bob.shot("phone")
 	}

@@ -69,8 +69,8 @@ async function refresh() {
     failed(e);
     return;
   }
+  if (view) view.update(); // first: it marks what the user has seen
   renderSidebar();
-  if (view) view.update();
 }
 
 async function refreshStatus() {
