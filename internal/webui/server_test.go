@@ -29,7 +29,7 @@ type testUI struct {
 	s      *Server
 	clock  *clock.Fake
 	origin string // http://127.0.0.1:port
-	opens  int // successful opens of the client
+	opens  int    // successful opens of the client
 	cookie *http.Cookie
 	csrf   string
 }
