@@ -239,9 +239,10 @@ func (u *uiUser) shot(name string) {
 // TestWebInterface: three users at two providers, each with a client
 // daemon process serving its web interface, driven only through headless
 // Chromium: they exchange cards; the mediator introduces alice and bob,
-// who accept and then talk, seeing their messages delivered; alice sends
-// bob a message through the mediator's desk with a signed receipt; alice
-// asks bob a mutual interest question and both see the result.
+// who accept and then talk, seeing their messages delivered, and a file;
+// alice sends bob a message through the mediator's desk with a signed
+// receipt; alice asks bob a mutual interest question and both see the
+// result. Then the mediator wipes its state from the page.
 func TestWebInterface(t *testing.T) {
 	chromium := chromiumPath(t)
 	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": clientParameters})
@@ -288,6 +289,17 @@ func TestWebInterface(t *testing.T) {
 	bob.waitMessage("a party in country X", "We are ready to talk.")
 	bob.send("a party in country X", "So are we. Thursday?")
 	alice.waitMessage("a party in country Y", "So are we. Thursday?")
+
+	// A file, attached in the page.
+	terms := filepath.Join(t.TempDir(), "terms.txt")
+	if err := os.WriteFile(terms, []byte(strings.Repeat("article 1: a ceasefire\n", 200)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice.do("attaching a file",
+		chromedp.SetUploadFiles(chromedp.CSS("#attach"), []string{terms}),
+		waitJS(`[...document.querySelectorAll("li.msg.out")].some(m => m.querySelector("a.file") && m.querySelector("a.file").textContent.includes("terms.txt") && m.dataset.status === "delivered")`))
+	bob.open("a party in country X")
+	bob.do("seeing the file", waitJS(`[...document.querySelectorAll("li.msg.in a.file")].some(a => a.textContent.includes("terms.txt") && a.getAttribute("href").startsWith("/api/file?id="))`))
 	alice.shot("conversation")
 
 	// Alice gives the mediator a message for bob, with a signed receipt.
@@ -358,7 +370,20 @@ func TestWebInterface(t *testing.T) {
 		bob.open("a party in country X")
 		bob.shot("phone")
 	}
-	if !strings.HasPrefix(alice.url, "http://127.0.0.1:") {
-		t.Fatalf("alice's interface: %s", alice.url)
+
+	// The mediator wipes everything from the page: the page says so and
+	// the daemon stops.
+	mark := mediator.out.mark()
+	mediator.do("wiping",
+		click(chromedp.CSS("#nav-me")),
+		chromedp.SendKeys(chromedp.CSS("#wipe-confirm"), "WIPE"),
+		click(chromedp.CSS("#wipe")),
+		chromedp.WaitVisible(chromedp.CSS("#wiped-screen")))
+	if err := mediator.out.waitFor(mark, 30*time.Second, "the state was wiped; the client stops"); err != nil {
+		t.Fatalf("the mediator's daemon after the wipe: %v", err)
 	}
+	if err := mediator.cmd.Wait(); err != nil {
+		t.Fatalf("the mediator's daemon after the wipe: %v", err)
+	}
+	mediator.cmd = nil
 }

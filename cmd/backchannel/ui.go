@@ -48,6 +48,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 		opened  *client.Client
 		running sync.WaitGroup
 		runErr  error
+		wiped   bool
 		ui      *webui.Server
 	)
 	open := func(pass []byte) (*control.Server, error) {
@@ -60,7 +61,13 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 			c.Close()
 			return nil, err
 		}
-		ctl := &control.Server{Client: c, Logger: logger, Wiped: func() { ui.Wiped(); stop() }}
+		ctl := &control.Server{Client: c, Logger: logger, Wiped: func() {
+			mu.Lock()
+			wiped = true
+			mu.Unlock()
+			ui.Wiped()
+			stop()
+		}}
 		mu.Lock()
 		opened = c
 		mu.Unlock()
@@ -108,7 +115,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	case serveErr != nil:
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", serveErr)
 		return 1
-	case errors.Is(runErr, client.ErrWiped):
+	case wiped || errors.Is(runErr, client.ErrWiped):
 		fmt.Fprintln(stdout, "the state was wiped; the client stops")
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", runErr)
