@@ -18,6 +18,7 @@ import (
 // command line, as a user would.
 type clientProc struct {
 	t    *testing.T
+	bin  string // the build of backchannel it runs
 	name string
 	dir  string
 	env  []string
@@ -52,7 +53,14 @@ func (nw *network) newClientIn(t *testing.T, name, provider, dir string, daemonA
 // add-user), without starting a daemon.
 func (nw *network) signUp(t *testing.T, name, provider, dir string) *clientProc {
 	t.Helper()
-	c := &clientProc{t: t, name: name, dir: dir}
+	return nw.signUpWith(t, binPath, name, provider, dir)
+}
+
+// signUpWith is signUp with another build of backchannel, for the user
+// and the provider's operator.
+func (nw *network) signUpWith(t *testing.T, bin, name, provider, dir string) *clientProc {
+	t.Helper()
+	c := &clientProc{t: t, bin: bin, name: name, dir: dir}
 	c.env = append(os.Environ(), "BACKCHANNEL_DIR="+c.dir, "BACKCHANNEL_PASSPHRASE="+name+" has a long passphrase",
 		"BACKCHANNEL_BACKUP_PASSPHRASE=backup of "+name)
 	out := c.cli("init", "--network", filepath.Join(nw.dir, "network.toml"), "--provider", provider)
@@ -60,7 +68,7 @@ func (nw *network) signUp(t *testing.T, name, provider, dir string) *clientProc 
 	if m == nil {
 		t.Fatalf("init printed no account:\n%s", out)
 	}
-	run(t, "provider", "add-user", "-accounts", filepath.Join(nw.dir, provider, "accounts.txt"), "-link-key", m[1], "-mailbox", m[2])
+	runBin(t, bin, "provider", "add-user", "-accounts", filepath.Join(nw.dir, provider, "accounts.txt"), "-link-key", m[1], "-mailbox", m[2])
 	return c
 }
 
@@ -76,7 +84,7 @@ func (c *clientProc) cli(args ...string) string {
 }
 
 func (c *clientProc) try(args ...string) (string, error) {
-	cmd := exec.Command(binPath, args...)
+	cmd := exec.Command(c.bin, args...)
 	cmd.Env = c.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -91,7 +99,7 @@ func (c *clientProc) start(args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(binPath, append([]string{"client", "run"}, args...)...)
+	c.cmd = exec.Command(c.bin, append([]string{"client", "run"}, args...)...)
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.out = out

@@ -71,6 +71,8 @@ type network struct {
 	env map[string][]string
 	// outputs are the nodes' outputs, to wait for what they log.
 	outputs map[string]*output
+	// bins names the binary that runs a node, where it is not binPath.
+	bins map[string]string
 }
 
 // freeAddresses reserves n loopback ports by listening on them, then frees
@@ -94,9 +96,15 @@ func freeAddresses(t testing.TB, n int) []string {
 
 func run(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(binPath, args...).CombinedOutput()
+	return runBin(t, binPath, args...)
+}
+
+// runBin is run with another build of backchannel (the previous release).
+func runBin(t testing.TB, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("backchannel %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
@@ -109,14 +117,22 @@ func startNetwork(t *testing.T, mixesPerLayer int, users map[string]string) *net
 // variables, with extra testnet flags after them (under the key "testnet").
 func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, env map[string][]string) *network {
 	t.Helper()
+	return startNetworkBuilt(t, binPath, nil, mixesPerLayer, users, env)
+}
+
+// startNetworkBuilt is startNetworkWith with testnet run by the binary
+// gen, and nodes run by the binaries bins names (binPath for the others).
+func startNetworkBuilt(t *testing.T, gen string, bins map[string]string, mixesPerLayer int, users map[string]string, env map[string][]string) *network {
+	t.Helper()
 	nodes := 2 + 3*mixesPerLayer
 	addrs := freeAddresses(t, 2*nodes)
 	dir := t.TempDir()
 	args := []string{"testnet", "-static", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
 		"-mean-delay", "1ms"}
-	run(t, append(args, env["testnet"]...)...)
+	runBin(t, gen, append(args, env["testnet"]...)...)
 	nw := loadNetwork(t, dir, addrs[nodes:], env)
+	nw.bins = bins
 	for user, provider := range users {
 		key, err := wire.GenerateKeypair(nw)
 		if err != nil {
@@ -193,7 +209,11 @@ func (nw *network) start(name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
+	bin := binPath
+	if b, ok := nw.bins[name]; ok {
+		bin = b
+	}
+	cmd := exec.Command(bin, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
 	cmd.Env = append(os.Environ(), nw.env[name]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

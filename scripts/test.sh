@@ -36,4 +36,6 @@ if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null
 	export BACKCHANNEL_REQUIRE_BROWSER=1
 fi
 
-go test -race ./...
+# The end-to-end package runs every node and client as its own process and
+# takes longer than go test's default ten minutes on two cores.
+go test -race -timeout 25m ./...

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// previousRelease builds the commit testdata/previous-release names, from
+// this repository's history, and returns the binary. It skips when the
+// checkout has no history to build from (a shallow clone), saying so.
+func previousRelease(t *testing.T) (bin, commit string) {
+	t.Helper()
+	f, err := os.Open("../testdata/previous-release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			commit = line
+		}
+	}
+	if len(commit) != 40 {
+		t.Fatalf("testdata/previous-release names no commit (%q)", commit)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git to build the previous release with")
+	}
+	if err := exec.Command("git", "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		shallow, _ := exec.Command("git", "rev-parse", "--is-shallow-repository").Output()
+		if strings.TrimSpace(string(shallow)) == "true" {
+			t.Skipf("this is a shallow clone without the previous release's commit %s", commit)
+		}
+		t.Fatalf("the previous release's commit %s is not in this repository's history: %v", commit, err)
+	}
+	src := t.TempDir()
+	archive := exec.Command("git", "archive", "--format=tar", commit)
+	archive.Dir = ".." // the whole tree, not this directory's
+	untar := exec.Command("tar", "-x", "-C", src)
+	var stderr bytes.Buffer
+	archive.Stderr, untar.Stderr = &stderr, &stderr
+	untar.Stdin, _ = archive.StdoutPipe()
+	if err := untar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.Run(); err != nil {
+		t.Fatalf("git archive %s: %v\n%s", commit, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		t.Fatalf("unpacking %s: %v\n%s", commit, err, stderr.String())
+	}
+	bin = filepath.Join(t.TempDir(), "backchannel-"+commit[:7])
+	build := exec.Command("go", "build", "-tags", "faults", "-o", bin, "./cmd/backchannel")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the previous release %s: %v\n%s", commit, err, out)
+	}
+	return bin, commit
+}
+
+// exchange sends n messages each way between a and b and checks that each
+// arrived exactly once (with those of earlier rounds still there).
+func exchange(t *testing.T, round string, n int, a, b *clientProc) {
+	t.Helper()
+	for i := range n {
+		a.cli("send", b.name, fmt.Sprintf("%s: %s to %s #%d", round, a.name, b.name, i))
+		b.cli("send", a.name, fmt.Sprintf("%s: %s to %s #%d", round, b.name, a.name, i))
+	}
+	a.cli("status", "--wait")
+	b.cli("status", "--wait")
+	for _, pair := range [][2]*clientProc{{a, b}, {b, a}} {
+		texts := pair[1].inboxTexts(t.TempDir())
+		for i := range n {
+			if want := fmt.Sprintf("%s: %s to %s #%d", round, pair[0].name, pair[1].name, i); texts[want] != 1 {
+				t.Fatalf("%s's inbox has %q %d times, want once: %v", pair[1].name, want, texts[want], texts)
+			}
+		}
+	}
+}
+
+// TestPreviousRelease: the previous release (testdata/previous-release,
+// built from git history) writes the network (keys, configs, document) and
+// runs half its nodes and alice's client; this version runs the others and
+// bob's. Messages cross both ways through nodes of both versions. Then
+// every process stops and this version takes over everything the previous
+// one wrote — node state (replay filters, mailboxes, keys), the document,
+// alice's encrypted client state — and the two talk on, alice's earlier
+// messages still in her inbox.
+func TestPreviousRelease(t *testing.T) {
+	old, commit := previousRelease(t)
+	t.Logf("previous release: %s", commit)
+	bins := map[string]string{"provider-a": old, "mix-1-a": old, "mix-3-a": old}
+	nw := startNetworkBuilt(t, old, bins, 1, nil, map[string][]string{"testnet": clientParameters})
+
+	alice := nw.signUpWith(t, old, "alice", "provider-a", filepath.Join(nw.dir, "clients", "alice"))
+	alice.start()
+	t.Cleanup(alice.stop)
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+	exchange(t, "mixed versions", 5, alice, bob)
+
+	// This version takes over.
+	alice.stop()
+	for name := range bins {
+		nw.kill(name, syscall.SIGTERM)
+	}
+	nw.bins = nil
+	for name := range bins {
+		nw.start(name)
+	}
+	alice.bin = binPath
+	alice.start()
+	exchange(t, "after the upgrade", 5, alice, bob)
+	texts := alice.inboxTexts(t.TempDir())
+	for i := range 5 {
+		if want := fmt.Sprintf("mixed versions: bob to alice #%d", i); texts[want] != 1 {
+			t.Fatalf("after the upgrade, alice's inbox has %q %d times, want once: %v", want, texts[want], texts)
+		}
+	}
+}
