@@ -19,6 +19,7 @@ const (
 	dropNoMailbox     = "unknown_recipient"
 	dropMailboxQuota  = "mailbox_quota"
 	dropInternal      = "internal_error"
+	dropDiskFull      = "disk_full"
 	dropShutdown      = "shutdown"
 	// dropFault counts packets dropped on purpose by a test build's fault
 	// switches (see faults_on.go); a release binary never drops for it.
@@ -39,6 +40,8 @@ type metrics struct {
 	// documentExpired is 1 while the node's document has ended with no
 	// successor.
 	documentExpired prometheus.Gauge
+	// diskFull is 1 while the data directory's file system is full.
+	diskFull prometheus.Gauge
 	dropped         *prometheus.CounterVec
 	linkErrors      *prometheus.CounterVec
 	delayQueue      prometheus.GaugeFunc
@@ -64,6 +67,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		documentExpired: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "backchannel_document_expired", Help: "1 while the node's network document has ended and no authority has published a newer one.",
+		}),
+		diskFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "backchannel_disk_full", Help: "1 while the node's data directory has no space left: packets to store are refused.",
 		}),
 		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "backchannel_epoch", Help: "The epoch of the node's current network document.",
@@ -94,9 +100,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
-		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropShutdown} {
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
 	for _, k := range []string{"handshake", "malformed_frame", "io"} {

@@ -100,6 +100,9 @@ type Node struct {
 	results   chan result
 	listener  net.Listener
 	faults    *faults // test builds only; does nothing otherwise
+	// diskFull is set while writes to the data directory fail for want
+	// of space (see storageFailed).
+	diskFull atomic.Bool
 
 	peersMu sync.Mutex
 	peers   map[sphinx.NodeID]*peer // guarded by peersMu

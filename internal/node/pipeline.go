@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"syscall"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/mailbox"
@@ -126,7 +127,8 @@ func (n *Node) process(j job) result {
 // storeBatch stores the batch's deliveries in one transaction, then logs
 // the tags of those stored. A packet not stored is dropped (and counted);
 // its frame is acknowledged all the same, as for any drop.
-func (n *Node) storeBatch(batch []result) {
+// It reports whether the store worked (or had nothing to do).
+func (n *Node) storeBatch(batch []result) bool {
 	var deliveries []mailbox.Delivery
 	var stored []*result
 	for i := range batch {
@@ -136,13 +138,13 @@ func (n *Node) storeBatch(batch []result) {
 		}
 	}
 	if len(deliveries) == 0 {
-		return
+		return true
 	}
 	errs, err := n.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
 	if err != nil {
-		n.log.Error("mailbox store failed", "err", err)
-		n.metrics.dropped.WithLabelValues(dropInternal).Add(float64(len(deliveries)))
-		return
+		reason := n.storageFailed("storing packets in the mailboxes", err)
+		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))
+		return false
 	}
 	for i, r := range stored {
 		if errs[i] != nil {
@@ -151,6 +153,31 @@ func (n *Node) storeBatch(batch []result) {
 		}
 		n.metrics.delivered.Inc()
 		n.record(r.epoch, r.tag)
+	}
+	return true
+}
+
+// storageFailed reports a failed write to the data directory and returns
+// the drop reason of its packets. A full disk is said once, in words, until
+// space returns (storageWorks); other errors each time.
+func (n *Node) storageFailed(what string, err error) string {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		n.log.Error(what+" failed", "err", err)
+		return dropInternal
+	}
+	if !n.diskFull.Swap(true) {
+		n.metrics.diskFull.Set(1)
+		n.log.Error("the disk is full: "+what+" failed; until space is freed in the data directory, packets that need it are refused (their senders retransmit them)",
+			"data_dir", n.cfg.DataDir, "err", err)
+	}
+	return dropDiskFull
+}
+
+// storageWorks notes a write that succeeded after the disk was full.
+func (n *Node) storageWorks() {
+	if n.diskFull.Load() && n.diskFull.Swap(false) {
+		n.metrics.diskFull.Set(0)
+		n.log.Info("there is space on the disk again: packets are stored", "data_dir", n.cfg.DataDir)
 	}
 }
 
@@ -216,13 +243,16 @@ func (n *Node) commit() {
 			}
 		}
 		lastSync = n.cfg.Clock.Now()
-		n.storeBatch(batch)
+		stored := n.storeBatch(batch)
 		if err := n.syncReplay(); err != nil {
 			// Without a durable log the node could forward a replay after
 			// a restart: stop acknowledging, so the previous hops keep
 			// the packets, and say so.
-			n.log.Error("replay log sync failed; not acknowledging", "err", err)
+			n.storageFailed("syncing the replay log (not acknowledging)", err)
 			continue
+		}
+		if stored {
+			n.storageWorks()
 		}
 		now := n.cfg.Clock.Now()
 		links := map[*inbound]struct{}{}

@@ -68,12 +68,17 @@ type Filter struct {
 
 	syncMu sync.Mutex // serializes Sync and Close
 
-	mu       sync.Mutex
-	bits     []uint64 // guarded by mu
-	count    uint64   // tags added, guarded by mu
-	file     *os.File
-	log      *bufio.Writer // guarded by mu
-	unsynced bool          // guarded by mu
+	mu    sync.Mutex
+	bits  []uint64 // guarded by mu
+	count uint64   // tags added, guarded by mu
+	file  *os.File // nil once closed (under mu and syncMu)
+	// pending holds whole records not yet written; end is the log's
+	// length up to its last whole record, where they go. A failed write
+	// (a full disk) keeps them for the next Sync, and its torn part is
+	// written over then: the log never holds a record out of line.
+	pending  []byte // guarded by mu
+	end      int64  // guarded by mu
+	unsynced bool   // guarded by mu
 }
 
 // Open opens the filter whose log is at path, rebuilding it from the tags the
@@ -104,7 +109,11 @@ func Open(path string, expected uint64, falsePositive float64, rand io.Reader) (
 		file.Close()
 		return nil, err
 	}
-	f.log = bufio.NewWriterSize(file, logBufferSize)
+	if f.end, err = file.Seek(0, io.SeekEnd); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("replay: failed to seek in %s: %w", path, err)
+	}
+	f.pending = make([]byte, 0, logBufferSize)
 	return f, nil
 }
 
@@ -251,7 +260,7 @@ func (f *Filter) CheckAndAdd(tag [TagSize]byte) (seen bool, err error) {
 func (f *Filter) Reserve(tag [TagSize]byte) (seen bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.log == nil {
+	if f.file == nil {
 		return false, ErrClosed
 	}
 	if f.contains(&tag) {
@@ -265,12 +274,28 @@ func (f *Filter) Reserve(tag [TagSize]byte) (seen bool, err error) {
 func (f *Filter) Record(tag [TagSize]byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.log == nil {
+	if f.file == nil {
 		return ErrClosed
 	}
 	f.unsynced = true
-	if _, err := f.log.Write(tag[:]); err != nil {
-		return fmt.Errorf("replay: failed to log a tag to %s: %w", f.path, err)
+	f.pending = append(f.pending, tag[:]...)
+	if len(f.pending) >= logBufferSize {
+		// Written now, as Sync would; a failure is Sync's to report.
+		f.writePending()
+	}
+	return nil
+}
+
+// writePending writes the pending records at the log's end; f.mu is held.
+// What a failed write wrote of them stays pending, from its last whole
+// record on.
+func (f *Filter) writePending() error {
+	n, err := f.file.WriteAt(f.pending, f.end)
+	whole := n - n%TagSize
+	f.end += int64(whole)
+	f.pending = f.pending[:copy(f.pending, f.pending[whole:])]
+	if err != nil {
+		return fmt.Errorf("replay: failed to write %s: %w", f.path, err)
 	}
 	return nil
 }
@@ -283,7 +308,7 @@ func (f *Filter) Sync() error {
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
 	f.mu.Lock()
-	if f.log == nil {
+	if f.file == nil {
 		f.mu.Unlock()
 		return ErrClosed
 	}
@@ -291,9 +316,9 @@ func (f *Filter) Sync() error {
 		f.mu.Unlock()
 		return nil
 	}
-	if err := f.log.Flush(); err != nil {
+	if err := f.writePending(); err != nil {
 		f.mu.Unlock()
-		return fmt.Errorf("replay: failed to write %s: %w", f.path, err)
+		return err
 	}
 	f.unsynced = false
 	f.mu.Unlock()
@@ -331,13 +356,13 @@ func (f *Filter) Close() error {
 	defer f.syncMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.log == nil {
+	if f.file == nil {
 		return ErrClosed
 	}
-	f.log = nil
 	if cerr := f.file.Close(); err == nil {
 		err = cerr
 	}
+	f.file = nil
 	return err
 }
 
