@@ -139,4 +139,3 @@ func TestProviderDiskFull(t *testing.T) {
 	nw.start("provider-b")
 	exchange(t, "after", 2, alice, bob)
 }
-

@@ -41,13 +41,13 @@ type metrics struct {
 	// successor.
 	documentExpired prometheus.Gauge
 	// diskFull is 1 while the data directory's file system is full.
-	diskFull prometheus.Gauge
-	dropped         *prometheus.CounterVec
-	linkErrors      *prometheus.CounterVec
-	delayQueue      prometheus.GaugeFunc
-	peerQueued      prometheus.GaugeFunc
-	peerUnacked     prometheus.GaugeFunc
-	unwrapSeconds   prometheus.Histogram
+	diskFull      prometheus.Gauge
+	dropped       *prometheus.CounterVec
+	linkErrors    *prometheus.CounterVec
+	delayQueue    prometheus.GaugeFunc
+	peerQueued    prometheus.GaugeFunc
+	peerUnacked   prometheus.GaugeFunc
+	unwrapSeconds prometheus.Histogram
 }
 
 func newMetrics(delayLen, queued, unacked func() float64) *metrics {
