@@ -2,9 +2,12 @@ package replay
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/backchannel/backchannel/internal/testrand"
@@ -217,5 +220,74 @@ func TestReserveIsNotDurable(t *testing.T) {
 	}
 	if seen, _ := g.Reserve(recorded); !seen {
 		t.Fatal("a recorded tag was forgotten")
+	}
+}
+
+// TestFullDiskThenSpace: the log's file system fills up (a tmpfs of the
+// test's own; it needs root). Sync fails, saying why, and keeps the tags;
+// once space returns Sync writes them — also the part of a record that a
+// write cut short — and after a crash every tag is there, in line.
+func TestFullDiskThenSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small file system needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	path := filepath.Join(dir, "epoch-1.replay")
+	f := openTest(t, path, 10000)
+	rng := rand.New(rand.NewChaCha8([32]byte{5}))
+	var tags [][TagSize]byte
+	add := func(n int) {
+		for range n {
+			tag := randomTag(rng)
+			if seen, err := f.CheckAndAdd(tag); err != nil || seen {
+				t.Fatalf("a new tag: seen %v, %v", seen, err)
+			}
+			tags = append(tags, tag)
+		}
+	}
+	add(10)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := filler.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	add(300) // more than the log file's last page holds
+	err = f.Sync()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Sync on a full disk: %v, want ENOSPC", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("Sync once space returned: %v", err)
+	}
+	add(10)
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.file.Close() // a crash: no Close
+	g := openTest(t, path, 10000)
+	defer g.Close()
+	if g.Count() != uint64(len(tags)) {
+		t.Fatalf("the reopened log has %d tags, want %d", g.Count(), len(tags))
+	}
+	for i, tag := range tags {
+		if seen, err := g.CheckAndAdd(tag); err != nil || !seen {
+			t.Fatalf("tag %d was lost to the full disk: %v", i, err)
+		}
 	}
 }
