@@ -45,17 +45,17 @@ func previousRelease(t *testing.T) (bin, commit string) {
 	archive := exec.Command("git", "archive", "--format=tar", commit)
 	archive.Dir = ".." // the whole tree, not this directory's
 	untar := exec.Command("tar", "-x", "-C", src)
-	var stderr bytes.Buffer
-	archive.Stderr, untar.Stderr = &stderr, &stderr
+	var archiveErr, untarErr bytes.Buffer
+	archive.Stderr, untar.Stderr = &archiveErr, &untarErr
 	untar.Stdin, _ = archive.StdoutPipe()
 	if err := untar.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v\n%s", commit, err, stderr.String())
+		t.Fatalf("git archive %s: %v\n%s", commit, err, archiveErr.String())
 	}
 	if err := untar.Wait(); err != nil {
-		t.Fatalf("unpacking %s: %v\n%s", commit, err, stderr.String())
+		t.Fatalf("unpacking %s: %v\n%s", commit, err, untarErr.String())
 	}
 	bin = filepath.Join(t.TempDir(), "backchannel-"+commit[:7])
 	build := exec.Command("go", "build", "-tags", "faults", "-o", bin, "./cmd/backchannel")

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/mailbox"
 	"github.com/backchannel/backchannel/internal/sphinx"
@@ -25,11 +27,30 @@ type inbound struct {
 	client bool       // a provider's user, not a node
 	box    mailbox.ID // the client's mailbox
 
+	// limit bounds a client's packet rate (see clientLimiter).
+	limit *rate.Limiter
+
 	mu    sync.Mutex
 	next  uint64          // lowest frame not yet dealt with; guarded by mu
 	done  map[uint64]bool // dealt with, above next; guarded by mu
 	acked uint64          // last acknowledgement sent; guarded by mu
+	// ackDue wakes the link's ack writer: acknowledgements leave from a
+	// goroutine of the link's own, so that a peer that does not read
+	// stalls nothing but its link.
+	ackDue chan struct{}
 }
+
+// Link limits.
+const (
+	// linkWriteTimeout is how long a write to a link may block before the
+	// link is closed: a peer that stops reading loses its link.
+	linkWriteTimeout = 30 * time.Second
+	// maxHandshakes is how many connections may be in their handshake at
+	// once; more are closed at once, so that a flood of connections costs
+	// the node a bounded number of goroutines and buffers, and the links
+	// already up keep their service.
+	maxHandshakes = 256
+)
 
 // kind names the link for logs without naming the peer: logs never carry a
 // client's address, key or mailbox (as Tor's SafeLogging), and a node's
@@ -51,17 +72,38 @@ func (l *inbound) complete(seq uint64) {
 	}
 }
 
+// sendAck asks the link's ack writer to acknowledge what is done; it never
+// blocks.
 func (l *inbound) sendAck() {
-	l.mu.Lock()
-	upTo := l.next - 1
-	if upTo == l.acked {
-		l.mu.Unlock()
-		return
+	select {
+	case l.ackDue <- struct{}{}:
+	default: // already asked; the writer reads the latest state
 	}
-	l.acked = upTo
-	l.mu.Unlock()
-	// A failed write means the link is going away; its reader sees that.
-	_ = l.conn.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: upTo})
+}
+
+// writeAcks sends the acknowledgements sendAck asks for, until done. A
+// failed write (the peer stopped reading for linkWriteTimeout) closes the
+// link; its reader sees that.
+func (l *inbound) writeAcks(done <-chan struct{}) {
+	for {
+		select {
+		case <-l.ackDue:
+		case <-done:
+			return
+		}
+		l.mu.Lock()
+		upTo := l.next - 1
+		if upTo == l.acked {
+			l.mu.Unlock()
+			continue
+		}
+		l.acked = upTo
+		l.mu.Unlock()
+		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: upTo}); err != nil {
+			l.conn.Close()
+			return
+		}
+	}
 }
 
 // accept serves inbound links until the listener is closed.
@@ -74,6 +116,13 @@ func (n *Node) accept(ctx context.Context) {
 			}
 			return
 		}
+		select {
+		case n.handshakes <- struct{}{}:
+		default:
+			conn.Close()
+			n.metrics.linkErrors.WithLabelValues("handshake_limit").Inc()
+			continue
+		}
 		n.linksWG.Add(1)
 		go func() {
 			defer n.linksWG.Done()
@@ -83,10 +132,11 @@ func (n *Node) accept(ctx context.Context) {
 }
 
 func (n *Node) serveInbound(conn net.Conn) {
-	l := &inbound{next: 1, done: map[uint64]bool{}}
+	l := &inbound{next: 1, done: map[uint64]bool{}, ackDue: make(chan struct{}, 1)}
 	c, err := wire.Accept(conn, n.cfg.LinkKey, func(peer [wire.KeySize]byte) error {
 		return n.authorize(l, peer)
 	}, n.frame)
+	<-n.handshakes
 	if err != nil {
 		conn.Close()
 		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
@@ -96,14 +146,21 @@ func (n *Node) serveInbound(conn net.Conn) {
 		return
 	}
 	l.conn = c
+	c.SetWriteTimeout(linkWriteTimeout)
 	if !l.client {
 		c.UseLargeBuffers()
+	} else {
+		l.limit = n.clientLimiter(l.box)
 	}
 	if !n.addLink(l) {
 		c.Close()
 		return
 	}
 	defer n.removeLink(l)
+	done := make(chan struct{})
+	defer close(done)
+	go l.writeAcks(done)
+	limited := false
 	var seq uint64
 	for {
 		f, err := c.ReadFrame()
@@ -125,6 +182,18 @@ func (n *Node) serveInbound(conn net.Conn) {
 				return
 			}
 			n.metrics.packetsIn.Inc()
+			if l.limit != nil && !l.limit.Allow() {
+				// Over its rate: dropped before any work, and
+				// acknowledged like any drop.
+				n.metrics.dropped.WithLabelValues(dropClientRate).Inc()
+				if !limited {
+					limited = true
+					n.log.Info("a client sends more packets than its rate allows; the excess is dropped")
+				}
+				l.complete(f.Seq)
+				l.sendAck()
+				continue
+			}
 			n.jobs <- job{packet: append([]byte(nil), f.Body...), from: l, seq: f.Seq}
 		case f.Type == wire.FrameFetch && l.client:
 			if err := n.serveFetch(l, f.Body); err != nil {
@@ -486,4 +555,29 @@ func (n *Node) readAcks(c *wire.Conn, p *peer, acked chan<- struct{}) error {
 		default:
 		}
 	}
+}
+
+// clientLimiter returns the packet rate limiter of the client with the
+// mailbox box, shared by all its links. The rate is the node's
+// ClientPacketRate, or else four times the packets per second the
+// document asks of a client (send slots, loops and drops) and at least 100;
+// the burst is ClientPacketBurst, or else ten seconds' worth and at least
+// 2,000 (a client catching up after a pause sends a burst).
+func (n *Node) clientLimiter(box mailbox.ID) *rate.Limiter {
+	n.limitsMu.Lock()
+	defer n.limitsMu.Unlock()
+	if l, ok := n.limits[box]; ok {
+		return l
+	}
+	r, burst := n.cfg.ClientPacketRate, n.cfg.ClientPacketBurst
+	if r <= 0 {
+		p := n.epochs.Load().cur.doc.Parameters
+		r = max(4*(p.SendRate+p.LoopRate+p.DropRate), 100)
+	}
+	if burst <= 0 {
+		burst = max(int(10*r), 2000)
+	}
+	l := rate.NewLimiter(rate.Limit(r), burst)
+	n.limits[box] = l
+	return l
 }

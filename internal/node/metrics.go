@@ -20,6 +20,7 @@ const (
 	dropMailboxQuota  = "mailbox_quota"
 	dropInternal      = "internal_error"
 	dropDiskFull      = "disk_full"
+	dropClientRate    = "client_rate_limit"
 	dropShutdown      = "shutdown"
 	// dropFault counts packets dropped on purpose by a test build's fault
 	// switches (see faults_on.go); a release binary never drops for it.
@@ -102,10 +103,10 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 	}
 	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
-		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropShutdown} {
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
-	for _, k := range []string{"handshake", "malformed_frame", "io"} {
+	for _, k := range []string{"handshake", "handshake_limit", "malformed_frame", "io"} {
 		m.linkErrors.WithLabelValues(k)
 	}
 	return m

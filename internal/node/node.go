@@ -32,6 +32,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/backchannel/backchannel/internal/clock"
@@ -72,6 +74,11 @@ type Config struct {
 	// early would undo their mixing) and waiting for next hops to
 	// acknowledge them. Zero means 10 seconds.
 	DrainTimeout time.Duration
+	// ClientPacketRate and ClientPacketBurst bound the packets per second
+	// a provider takes from one client, and the burst above it; zero
+	// derives them from the document (see clientLimiter).
+	ClientPacketRate  float64
+	ClientPacketBurst int
 	// ReplayExpected is the number of packets the epoch's replay filter is
 	// sized for (at a false-positive rate of 1e-6).
 	ReplayExpected uint64
@@ -110,6 +117,11 @@ type Node struct {
 	linksMu sync.Mutex
 	links   map[*inbound]struct{} // guarded by linksMu
 	linksWG sync.WaitGroup        // inbound link readers
+	// handshakes holds a token per connection in its handshake.
+	handshakes chan struct{}
+
+	limitsMu sync.Mutex
+	limits   map[mailbox.ID]*rate.Limiter // per client; guarded by limitsMu
 }
 
 type forward struct {
@@ -138,15 +150,17 @@ func New(cfg Config) (*Node, error) {
 		cfg.Clock = clock.Real{}
 	}
 	n := &Node{
-		cfg:      cfg,
-		listener: cfg.Listener,
-		format:   format,
-		frame:    wire.FrameSizeFor(format.Geometry().PacketLength()),
-		log:      cfg.Logger.With("node", self.Name),
-		jobs:     make(chan job, 1024),
-		results:  make(chan result, 1024),
-		peers:    map[sphinx.NodeID]*peer{},
-		links:    map[*inbound]struct{}{},
+		cfg:        cfg,
+		listener:   cfg.Listener,
+		format:     format,
+		frame:      wire.FrameSizeFor(format.Geometry().PacketLength()),
+		log:        cfg.Logger.With("node", self.Name),
+		jobs:       make(chan job, 1024),
+		results:    make(chan result, 1024),
+		peers:      map[sphinx.NodeID]*peer{},
+		links:      map[*inbound]struct{}{},
+		handshakes: make(chan struct{}, maxHandshakes),
+		limits:     map[mailbox.ID]*rate.Limiter{},
 	}
 	if n.faults, err = faultsFromEnvironment(); err != nil {
 		return nil, err

@@ -80,9 +80,10 @@ type Conn struct {
 	recv    *noise.CipherState
 	readBuf []byte
 
-	writeMu  sync.Mutex
-	send     *noise.CipherState
-	writeBuf []byte
+	writeMu      sync.Mutex
+	send         *noise.CipherState
+	writeBuf     []byte
+	writeTimeout time.Duration // guarded by writeMu
 }
 
 // Dial runs the handshake as initiator over conn and checks that the peer's
@@ -232,6 +233,22 @@ func (c *Conn) Peer() [KeySize]byte { return c.peer }
 // FrameSize returns the plaintext length of every frame on the link.
 func (c *Conn) FrameSize() int { return c.frameSize }
 
+// SetWriteTimeout bounds every later write: a peer that does not read
+// makes the write fail after d (and the link must then be closed), rather
+// than block the writer for ever. Zero means no bound.
+func (c *Conn) SetWriteTimeout(d time.Duration) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.writeTimeout = d
+}
+
+// startWrite sets the write deadline; c.writeMu is held.
+func (c *Conn) startWrite() {
+	if c.writeTimeout > 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+}
+
 // WriteFrame pads, encrypts and sends one frame.
 func (c *Conn) WriteFrame(f Frame) error {
 	c.writeMu.Lock()
@@ -244,6 +261,7 @@ func (c *Conn) WriteFrame(f Frame) error {
 	if err != nil {
 		return fmt.Errorf("wire: failed to encrypt a frame: %w", err)
 	}
+	c.startWrite()
 	if _, err := c.conn.Write(out); err != nil {
 		return fmt.Errorf("wire: failed to send a frame: %w", err)
 	}
@@ -265,6 +283,7 @@ func (c *Conn) WriteFrames(frames []Frame) error {
 			return fmt.Errorf("wire: failed to encrypt a frame: %w", err)
 		}
 	}
+	c.startWrite()
 	if _, err := c.conn.Write(out); err != nil {
 		return fmt.Errorf("wire: failed to send frames: %w", err)
 	}
