@@ -95,6 +95,12 @@ type Provider struct {
 	Retention    Duration `toml:"retention"`
 	// ExpireEvery is how often expired packets are removed (default 1m).
 	ExpireEvery Duration `toml:"expire_every"`
+	// ClientPacketRate and ClientPacketBurst bound the packets per second
+	// one user may send, and the burst above it; 0 derives them from the
+	// document's cover-traffic rates (four times what a client sends, at
+	// least 100/s; ten seconds' worth, at least 2,000).
+	ClientPacketRate  float64 `toml:"client_packet_rate"`
+	ClientPacketBurst int     `toml:"client_packet_burst"`
 }
 
 // Duration is a time.Duration written as in Go ("90s", "168h").
@@ -209,6 +215,9 @@ func (c *Node) validate() error {
 	}
 	if c.Provider.MailboxQuota < 1 || c.Provider.Retention.Duration <= 0 {
 		errs = append(errs, errors.New("[provider] mailbox_quota and retention must be positive"))
+	}
+	if c.Provider.ClientPacketRate < 0 || c.Provider.ClientPacketBurst < 0 {
+		errs = append(errs, errors.New("[provider] client_packet_rate and client_packet_burst must not be negative (0: from the document)"))
 	}
 	switch c.Node.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,9 +43,10 @@ type inbound struct {
 
 // Link limits.
 const (
-	// linkWriteTimeout is how long a write to a link may block before the
-	// link is closed: a peer that stops reading loses its link.
-	linkWriteTimeout = 30 * time.Second
+	// defaultLinkWriteTimeout is how long a write to a link may block
+	// before the link is closed: a peer that stops reading loses its
+	// link (Config.LinkWriteTimeout).
+	defaultLinkWriteTimeout = 30 * time.Second
 	// maxHandshakes is how many connections may be in their handshake at
 	// once; more are closed at once, so that a flood of connections costs
 	// the node a bounded number of goroutines and buffers, and the links
@@ -82,9 +84,9 @@ func (l *inbound) sendAck() {
 }
 
 // writeAcks sends the acknowledgements sendAck asks for, until done. A
-// failed write (the peer stopped reading for linkWriteTimeout) closes the
+// failed write (the peer stopped reading for the write timeout) closes the
 // link; its reader sees that.
-func (l *inbound) writeAcks(done <-chan struct{}) {
+func (n *Node) writeAcks(l *inbound, done <-chan struct{}) {
 	for {
 		select {
 		case <-l.ackDue:
@@ -100,7 +102,7 @@ func (l *inbound) writeAcks(done <-chan struct{}) {
 		l.acked = upTo
 		l.mu.Unlock()
 		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: upTo}); err != nil {
-			l.conn.Close()
+			n.writeFailed(l, err)
 			return
 		}
 	}
@@ -146,7 +148,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 		return
 	}
 	l.conn = c
-	c.SetWriteTimeout(linkWriteTimeout)
+	c.SetWriteTimeout(n.cfg.LinkWriteTimeout)
 	if !l.client {
 		c.UseLargeBuffers()
 	} else {
@@ -159,7 +161,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 	defer n.removeLink(l)
 	done := make(chan struct{})
 	defer close(done)
-	go l.writeAcks(done)
+	go n.writeAcks(l, done)
 	limited := false
 	var seq uint64
 	for {
@@ -197,8 +199,12 @@ func (n *Node) serveInbound(conn net.Conn) {
 			n.jobs <- job{packet: append([]byte(nil), f.Body...), from: l, seq: f.Seq}
 		case f.Type == wire.FrameFetch && l.client:
 			if err := n.serveFetch(l, f.Body); err != nil {
-				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a client link after a failed fetch")
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					n.writeFailed(l, err)
+				} else {
+					n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
+					n.log.Info("closing a client link after a failed fetch")
+				}
 				return
 			}
 		case f.Type == wire.FrameRetention && l.client:
@@ -555,6 +561,16 @@ func (n *Node) readAcks(c *wire.Conn, p *peer, acked chan<- struct{}) error {
 		default:
 		}
 	}
+}
+
+// writeFailed closes a link whose write failed: a peer that stopped
+// reading (the write timed out) is counted as a slow reader.
+func (n *Node) writeFailed(l *inbound, err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		n.metrics.linkErrors.WithLabelValues("slow_reader").Inc()
+		n.log.Info("closing a link whose peer does not read", "link", l.kind(), "after", n.cfg.LinkWriteTimeout)
+	}
+	l.conn.Close()
 }
 
 // clientLimiter returns the packet rate limiter of the client with the

@@ -98,15 +98,17 @@ func Load(ctx context.Context, configPath string, listener net.Listener, logger 
 	nc := Config{
 		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc, SignedDocument: docBytes,
 		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
-		Mailbox:        mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
-		ExpireEvery:    cfg.Provider.ExpireEvery.Duration,
-		PeerQueue:      cfg.Queues.Peer,
-		DelayQueue:     cfg.Queues.Delay,
-		ReplayExpected: cfg.Queues.ReplayExpected,
-		DrainTimeout:   cfg.Node.DrainTimeout.Duration,
-		Follow:         follow,
-		Logger:         logger,
-		Rand:           rand,
+		Mailbox:           mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
+		ExpireEvery:       cfg.Provider.ExpireEvery.Duration,
+		ClientPacketRate:  cfg.Provider.ClientPacketRate,
+		ClientPacketBurst: cfg.Provider.ClientPacketBurst,
+		PeerQueue:         cfg.Queues.Peer,
+		DelayQueue:        cfg.Queues.Delay,
+		ReplayExpected:    cfg.Queues.ReplayExpected,
+		DrainTimeout:      cfg.Node.DrainTimeout.Duration,
+		Follow:            follow,
+		Logger:            logger,
+		Rand:              rand,
 	}
 	if doc.Node(self).Role == directory.RoleProvider {
 		if nc.Accounts, err = LoadAccounts(cfg.Path(cfg.Provider.Accounts)); err != nil {

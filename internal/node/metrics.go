@@ -106,7 +106,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
-	for _, k := range []string{"handshake", "handshake_limit", "malformed_frame", "io"} {
+	for _, k := range []string{"handshake", "handshake_limit", "malformed_frame", "slow_reader", "io"} {
 		m.linkErrors.WithLabelValues(k)
 	}
 	return m

@@ -74,6 +74,10 @@ type Config struct {
 	// early would undo their mixing) and waiting for next hops to
 	// acknowledge them. Zero means 10 seconds.
 	DrainTimeout time.Duration
+	// LinkWriteTimeout is how long a write to an inbound link may block
+	// before the link is closed (a peer that does not read); zero means
+	// 30 seconds.
+	LinkWriteTimeout time.Duration
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// a provider takes from one client, and the burst above it; zero
 	// derives them from the document (see clientLimiter).
@@ -132,6 +136,9 @@ type forward struct {
 // New builds a node: it finds itself in the document and opens its replay
 // log and, for a provider, its mailboxes. It starts nothing; see Run.
 func New(cfg Config) (*Node, error) {
+	if cfg.LinkWriteTimeout <= 0 {
+		cfg.LinkWriteTimeout = defaultLinkWriteTimeout
+	}
 	self := cfg.Document.Node(cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {
 		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", cfg.Document.Epoch)
