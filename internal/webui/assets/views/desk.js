@@ -142,7 +142,11 @@ export function checks(ctx) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const r = await ctx.act(go, () => api.op("check-ask", { name: who.value, text: question.value, answer: answer.value, within: Number(within.value) * Number(unit.value) * 1e9 }), "Asked");
-    if (r) form.reset();
+    if (r) {
+      form.reset();
+      within.value = "1";
+      unit.value = "86400";
+    }
   });
   const el = h("section", {}, h("h1", {}, "Mutual interest checks"), form,
     h("div", { className: "card" }, h("h2", {}, "Questions"), list));
