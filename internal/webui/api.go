@@ -117,7 +117,7 @@ func (s *Server) serveLock(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (s *Server) serveActivity(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveActivity(w http.ResponseWriter, r *http.Request, _ *control.Server) {
 	s.touch()
 	writeJSON(w, http.StatusOK, struct{}{})
 }
@@ -138,7 +138,7 @@ var uiOps = map[string]bool{
 
 // serveOp answers a control request: the same strict decoding and the
 // same operations as the control socket.
-func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveOp(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	data, ok := readBody(w, r)
 	if !ok {
 		return
@@ -150,11 +150,6 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	}
 	if !uiOps[req.Op] {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("the web interface does not ask %q", req.Op)})
-		return
-	}
-	ctl := s.control()
-	if ctl == nil {
-		writeJSON(w, http.StatusLocked, errorBody{Error: "locked: unlock with your passphrase", Locked: true})
 		return
 	}
 	if req.Op != control.OpStatus && req.Op != control.OpInbox && req.Op != control.OpContactList &&
@@ -172,9 +167,9 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 
 // serveQR draws a contact's safety number as a QR code, for the other
 // side to scan and compare.
-func (s *Server) serveQR(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveQR(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	name := r.URL.Query().Get("name")
-	for _, ct := range s.control().Client.Contacts() {
+	for _, ct := range ctl.Client.Contacts() {
 		if ct.Name != name {
 			continue
 		}
@@ -199,8 +194,8 @@ func download(w http.ResponseWriter, name, contentType string, data []byte) {
 	w.Write(data)
 }
 
-func (s *Server) serveCard(w http.ResponseWriter, r *http.Request) {
-	text, err := s.control().Client.Self().MarshalText()
+func (s *Server) serveCard(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
+	text, err := ctl.Client.Self().MarshalText()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -208,8 +203,8 @@ func (s *Server) serveCard(w http.ResponseWriter, r *http.Request) {
 	download(w, "backchannel-card.txt", "text/plain; charset=utf-8", text)
 }
 
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
-	content, err := s.control().Client.Received(r.URL.Query().Get("id"))
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
+	content, err := ctl.Client.Received(r.URL.Query().Get("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
@@ -221,9 +216,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	download(w, name, "application/octet-stream", content.Body)
 }
 
-func (s *Server) serveProof(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveProof(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	id := r.URL.Query().Get("id")
-	proof, err := s.control().Client.Proof(id)
+	proof, err := ctl.Client.Proof(id)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return

@@ -286,14 +286,16 @@ func (s *Server) withCSRF(next http.Handler) http.Handler {
 	})
 }
 
-// unlocked refuses requests while the interface is locked.
-func (s *Server) unlocked(next http.HandlerFunc) http.Handler {
+// unlocked refuses requests while the interface is locked, and hands the
+// others the control server as it was when the request came.
+func (s *Server) unlocked(next func(http.ResponseWriter, *http.Request, *control.Server)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ctl := s.control(); ctl == nil {
+		ctl := s.control()
+		if ctl == nil {
 			writeJSON(w, http.StatusLocked, errorBody{Error: "locked: unlock with your passphrase", Locked: true})
 			return
 		}
-		next(w, r)
+		next(w, r, ctl)
 	})
 }
 
