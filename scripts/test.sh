@@ -14,12 +14,15 @@ command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 # ip; its systemd units are checked with systemd-analyze.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-# The web interface's tests drive Debian's Chromium.
-browser=""
-for b in chromium chromium-browser google-chrome; do
-	if command -v "$b" >/dev/null 2>&1; then browser=$b; break; fi
-done
-[ -n "$browser" ] || missing+=(chromium)
+# The web interface's tests drive Debian's Chromium (or another Chrome;
+# e2e/ui_test.go looks for the same names).
+have_browser() {
+	for b in chromium chromium-browser google-chrome; do
+		command -v "$b" >/dev/null 2>&1 && return 0
+	done
+	return 1
+}
+have_browser || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -32,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Where Chromium can be had, its tests must run: a missing browser fails
 # them instead of skipping them.
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then
+if have_browser; then
 	export BACKCHANNEL_REQUIRE_BROWSER=1
 fi
 
