@@ -158,7 +158,7 @@ func (f *follower) change(ctx context.Context, now time.Time) {
 
 // step does what is due at now: move to a new epoch if that has not
 // happened yet, upload descriptors, fetch the next document, erase keys
-// whose grace period is over.
+// whose grace period is over and close links to next hops that left.
 func (f *follower) step(ctx context.Context, now time.Time) {
 	f.change(ctx, now)
 	es := f.n.epochs.Load()
@@ -175,6 +175,7 @@ func (f *follower) step(ctx context.Context, now time.Time) {
 		if err := f.cfg.Keys.EraseBefore(cur.Epoch); err != nil {
 			f.log.Error("erasing old Sphinx keys", "err", err)
 		}
+		f.n.retirePeers()
 	}
 }
 

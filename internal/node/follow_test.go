@@ -288,3 +288,47 @@ func TestPreparedEpoch(t *testing.T) {
 		t.Fatal("the change did not use the prepared state")
 	}
 }
+
+// TestFollowerClosesLinksToNodesThatLeft: a next hop the new document does
+// not list keeps its link through the grace period (packets made for the
+// old document may still go to it); after it the link is closed, the
+// packets held for it are dropped and counted as next_hop_left, and a
+// packet for it finds no link.
+func TestFollowerClosesLinksToNodesThatLeft(t *testing.T) {
+	x := newFollowFixture(t)
+	t.Cleanup(x.node.stopPeers)
+	x.at(10 * time.Second)
+	left := sphinx.NodeID(x.provider.IdentityKey)
+	p := x.node.peer(left)
+	if p == nil {
+		t.Fatal("no link to the provider of the current document")
+	}
+	p.queue <- []byte("held for a provider that is down")
+
+	_, other, _ := ed25519.GenerateKey(testrand.New(13))
+	x.provider = directory.Node{Name: "provider-b", Role: directory.RoleProvider, IdentityKey: other.Public().(ed25519.PublicKey), Address: "127.0.0.1:3"}
+	x.auth.docs["6"], _ = x.document(6, x.keys, x.auth.descr[6])
+	x.at(70 * time.Second)
+	x.at(followEpoch)
+	if x.node.Epoch() != 6 {
+		t.Fatalf("at epoch 6's start the node is in epoch %d", x.node.Epoch())
+	}
+	if x.node.peer(left) != p {
+		t.Fatal("the link to a node of the previous document was closed during the grace period")
+	}
+	x.at(followEpoch + followEpoch/8 + time.Second)
+	if x.node.peer(left) != nil {
+		t.Fatal("a link to a node no document lists is still open after the grace period")
+	}
+	select {
+	case <-p.done:
+	default:
+		t.Fatal("the closed link's goroutine still runs")
+	}
+	if got := counter(t, x.node, "backchannel_packets_dropped_total", "next_hop_left"); got != 1 {
+		t.Fatalf("next_hop_left drops = %v, want the 1 packet held", got)
+	}
+	if !x.said("not in the network document any more", "peer=provider-a") {
+		t.Fatalf("not said; logs:\n%s", x.logs)
+	}
+}

@@ -392,6 +392,35 @@ func (n *Node) peer(id sphinx.NodeID) *peer {
 	return p
 }
 
+// retirePeers closes the links to next hops the current document no longer
+// lists. It is called once the previous epoch's grace period is over, when
+// no packet made for an earlier document can still be valid: a mix left
+// out because it stayed down (or was removed) is no longer dialled every
+// few seconds for ever, and the packets held for it, which could never be
+// delivered, are dropped and counted (their senders retransmit along routes
+// of the new document).
+func (n *Node) retirePeers() {
+	cur := n.epochs.Load().cur.doc
+	var gone []*peer
+	n.peersMu.Lock()
+	for id, p := range n.peers {
+		if cur.Node(ed25519.PublicKey(id[:])) == nil {
+			gone = append(gone, p)
+			delete(n.peers, id)
+		}
+	}
+	n.peersMu.Unlock()
+	for _, p := range gone {
+		p.cancel()
+		<-p.done
+		p.mu.Lock()
+		held := len(p.queue) + len(p.unacked)
+		p.mu.Unlock()
+		n.metrics.dropped.WithLabelValues(dropNextHopLeft).Add(float64(held))
+		n.log.Info("next hop is not in the network document any more; its link is closed", "peer", p.node.Name, "epoch", cur.Epoch, "packets_dropped", held)
+	}
+}
+
 func (n *Node) stopPeers() {
 	n.peersMu.Lock()
 	peers := n.peers

@@ -22,6 +22,7 @@ const (
 	dropDiskFull      = "disk_full"
 	dropClientRate    = "client_rate_limit"
 	dropShutdown      = "shutdown"
+	dropNextHopLeft   = "next_hop_left"
 	// dropFault counts packets dropped on purpose by a test build's fault
 	// switches (see faults_on.go); a release binary never drops for it.
 	dropFault = "fault_injected"
@@ -103,7 +104,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 	}
 	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
-		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown} {
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
 	for _, k := range []string{"handshake", "handshake_limit", "malformed_frame", "slow_reader", "io"} {
