@@ -124,15 +124,9 @@ func startNetworkWith(t *testing.T, mixesPerLayer int, users map[string]string, 
 // gen, and nodes run by the binaries bins names (binPath for the others).
 func startNetworkBuilt(t *testing.T, gen string, bins map[string]string, mixesPerLayer int, users map[string]string, env map[string][]string) *network {
 	t.Helper()
-	nodes := 2 + 3*mixesPerLayer
-	addrs := freeAddresses(t, 2*nodes)
-	dir := t.TempDir()
-	args := []string{"testnet", "-static", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
-		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
-		"-mean-delay", "1ms"}
-	runBin(t, gen, append(args, env["testnet"]...)...)
-	nw := loadNetwork(t, dir, addrs[nodes:], env)
+	nw := generateNetwork(t, gen, mixesPerLayer, env)
 	nw.bins = bins
+	dir := nw.dir
 	for user, provider := range users {
 		key, err := wire.GenerateKeypair(nw)
 		if err != nil {
@@ -149,6 +143,21 @@ func startNetworkBuilt(t *testing.T, gen string, bins map[string]string, mixesPe
 	}
 	t.Cleanup(nw.stopAll)
 	return nw
+}
+
+// generateNetwork runs testnet (the binary gen) for a static network of
+// three layers and two providers, with the extra flags env["testnet"], and
+// loads it; it starts nothing.
+func generateNetwork(t *testing.T, gen string, mixesPerLayer int, env map[string][]string) *network {
+	t.Helper()
+	nodes := 2 + 3*mixesPerLayer
+	addrs := freeAddresses(t, 2*nodes)
+	dir := t.TempDir()
+	args := []string{"testnet", "-static", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
+		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
+		"-mean-delay", "1ms"}
+	runBin(t, gen, append(args, env["testnet"]...)...)
+	return loadNetwork(t, dir, addrs[nodes:], env)
 }
 
 // loadNetwork reads what testnet wrote to dir, with the nodes' metrics

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/faultnet"
 )
 
 // authorityNetwork generates and starts a network that follows n authority
@@ -114,4 +117,109 @@ func TestMixStaysDown(t *testing.T) {
 		t.Fatal("the layer before mix-2-a held no packets for it while it was down (was it on any route?)")
 	}
 	t.Logf("the mixes of layer 1 dropped %v packets held for mix-2-a when they closed their links; none routed to it since", held)
+}
+
+// behindProxies puts every node of a generated network behind a faultnet
+// proxy: the proxy takes the node's published address (in the document,
+// where peers and clients dial it) and the node listens on another
+// (node.toml's listen), so that every link of the network crosses one.
+func behindProxies(t *testing.T, nw *network, f faultnet.Faults) map[string]*faultnet.Proxy {
+	t.Helper()
+	listen := freeAddresses(t, len(nw.doc.Nodes))
+	proxies := map[string]*faultnet.Proxy{}
+	for i, n := range nw.doc.Nodes {
+		path := filepath.Join(nw.dir, n.Name, "node.toml")
+		cfg, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		published := fmt.Sprintf("address = %q\n", n.Address)
+		if !strings.Contains(string(cfg), published) {
+			t.Fatalf("%s has no line %q", path, published)
+		}
+		cfg = []byte(strings.Replace(string(cfg), published, published+fmt.Sprintf("listen = %q\n", listen[i]), 1))
+		if err := os.WriteFile(path, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := faultnet.Listen(n.Address, listen[i], f, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		proxies[n.Name] = p
+	}
+	return proxies
+}
+
+// pause stops a node's process with SIGSTOP for d, then lets it go on: a
+// host that hangs (swapping, a VM paused) rather than crashes.
+func (nw *network) pause(name string, d time.Duration) {
+	p := nw.procs[name].Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		nw.t.Fatalf("stopping %s: %v", name, err)
+	}
+	time.Sleep(d) // the length of the fault, not a wait for an event
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		nw.t.Fatalf("continuing %s: %v", name, err)
+	}
+}
+
+// TestUnreliableLinks: every link of the network — client to provider,
+// provider to mix, mix to mix, mix to provider — crosses a proxy that adds
+// 10–30 ms of latency, narrows it to 2 MiB/s, flips a bit in one chunk of
+// 300 (which the link's Noise transport detects, so the link fails, as it
+// would on a lossy path TCP cannot repair), and resets every connection
+// after about a megabyte. Meanwhile the only mix of layer 2 and then bob's
+// provider hang for three seconds each (SIGSTOP). Two users send 30
+// messages each way: every one is delivered exactly once.
+func TestUnreliableLinks(t *testing.T) {
+	nw := generateNetwork(t, binPath, 1, map[string][]string{"testnet": clientParameters})
+	proxies := behindProxies(t, nw, faultnet.Faults{
+		Latency: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, BytesPerSecond: 2 << 20,
+		Corrupt: 1.0 / 300, ResetAfter: 1 << 20,
+	})
+	t.Cleanup(nw.stopAll)
+	for _, n := range nw.doc.Nodes {
+		nw.start(n.Name)
+	}
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+
+	const each = 30
+	for i := range each {
+		alice.cli("send", "bob", fmt.Sprintf("alice to bob %d", i))
+		bob.cli("send", "alice", fmt.Sprintf("bob to alice %d", i))
+		switch i {
+		case each / 3:
+			nw.pause("mix-2-a", 3*time.Second)
+		case 2 * each / 3:
+			nw.pause("provider-b", 3*time.Second)
+		}
+	}
+	for _, c := range []*clientProc{alice, bob} {
+		out := c.cli("status", "--wait", "--timeout", "4m")
+		if n := strings.Count(out, " delivered ("); n != each {
+			t.Fatalf("%s: %d messages delivered of %d:\n%s", c.name, n, each, out)
+		}
+		t.Logf("%s: %s", c.name, lastLines(out, 4))
+	}
+	saved := t.TempDir()
+	bob.eachOnce(saved, "alice to bob", each)
+	alice.eachOnce(saved, "bob to alice", each)
+
+	var total faultnet.Stats
+	for _, p := range proxies {
+		s := p.Stats()
+		total.Connections += s.Connections
+		total.Bytes += s.Bytes
+		total.Corrupted += s.Corrupted
+		total.Resets += s.Resets
+	}
+	if total.Resets == 0 || total.Corrupted == 0 {
+		t.Fatalf("the proxies made no faults: %+v", total)
+	}
+	linkErrors := nw.counter("backchannel_link_errors_total", "", nw.names()...)
+	t.Logf("proxies: %d connections, %d MiB, %d chunks corrupted, %d connections reset; the nodes counted %v link errors",
+		total.Connections, total.Bytes>>20, total.Corrupted, total.Resets, linkErrors)
 }

@@ -13,7 +13,8 @@
 //     bad NIC), which the link's Noise transport detects; packet loss TCP
 //     does hide shows as latency;
 //   - resets: a connection is cut, with a TCP reset to both ends, after a
-//     random number of bytes.
+//     random number of bytes passed on (what was read and not yet passed
+//     on is lost with it).
 //
 // It is test support: no binary uses it.
 package faultnet
@@ -210,15 +211,15 @@ func (l *link) end(cut bool) {
 	})
 }
 
-// take counts n bytes against the reset point and reports how many may
-// pass, and whether the link is to be cut after them; 0 means it was
-// already cut.
+// take counts n bytes about to be passed on against the reset point, and
+// reports how many may pass and whether the link is to be cut after them;
+// -1 when it was cut already.
 func (l *link) take(n int) (pass int, last bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case l.reset:
-		return 0, true
+		return -1, false
 	case l.left < 0 || int64(n) < l.left:
 		if l.left > 0 {
 			l.left -= int64(n)
@@ -233,7 +234,6 @@ func (l *link) take(n int) (pass int, last bool) {
 type chunk struct {
 	data []byte
 	due  time.Time
-	last bool // the link is cut after this chunk
 }
 
 // pipe relays src to dst: a reader that stamps each chunk with the time
@@ -248,11 +248,6 @@ func (l *link) pipe(dst, src net.Conn) {
 			if n > 0 {
 				f := *l.p.faults.Load()
 				data := append([]byte(nil), buf[:n]...)
-				pass, last := l.take(n)
-				if pass == 0 {
-					return
-				}
-				data = data[:pass]
 				if f.Corrupt > 0 && l.p.float64() < f.Corrupt {
 					bit := l.p.int64N(int64(len(data)) * 8)
 					data[bit/8] ^= 1 << (bit % 8)
@@ -262,10 +257,7 @@ func (l *link) pipe(dst, src net.Conn) {
 				if f.Jitter > 0 {
 					delay += time.Duration(l.p.int64N(int64(f.Jitter)))
 				}
-				chunks <- chunk{data: data, due: time.Now().Add(delay), last: last}
-				if last {
-					return
-				}
+				chunks <- chunk{data: data, due: time.Now().Add(delay)}
 			}
 			if err != nil {
 				return
@@ -283,11 +275,15 @@ func (l *link) pipe(dst, src net.Conn) {
 		if !l.sleep(time.Until(due)) {
 			break
 		}
-		if _, err := dst.Write(c.data); err != nil {
+		pass, last := l.take(len(c.data))
+		if pass < 0 {
 			break
 		}
-		l.p.bytes.Add(int64(len(c.data)))
-		if c.last {
+		if _, err := dst.Write(c.data[:pass]); err != nil {
+			break
+		}
+		l.p.bytes.Add(int64(pass))
+		if last {
 			l.p.resets.Add(1)
 			l.end(true)
 			break

@@ -432,12 +432,21 @@ func (n *Node) stopPeers() {
 	}
 }
 
+// runPeer keeps a link to a next hop until ctx is done, reconnecting when
+// it fails. The backoff doubles while connecting fails and starts again
+// from its least once a link was up, so that a path that resets
+// connections every few seconds costs a reconnection each time, not the
+// 5 s ceiling (found by e2e/TestUnreliableLinks).
 func (n *Node) runPeer(ctx context.Context, p *peer) {
-	backoff := 50 * time.Millisecond
+	const least = 50 * time.Millisecond
+	backoff := least
 	for ctx.Err() == nil {
-		err := n.peerSession(ctx, p)
+		up, err := n.peerSession(ctx, p)
 		if ctx.Err() != nil {
 			return
+		}
+		if up {
+			backoff = least
 		}
 		n.log.Info("link to next hop lost; reconnecting", "peer", p.node.Name, "err", err, "backoff", backoff)
 		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(backoff + rand.N(backoff/2+1)))
@@ -451,22 +460,28 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 	}
 }
 
-// peerSession dials the peer, resends what was not acknowledged, and sends
-// from the queue until the link fails or ctx is done.
-func (n *Node) peerSession(ctx context.Context, p *peer) error {
+// peerSession dials the peer and serves the link until it fails or ctx is
+// done; up reports whether the handshake succeeded.
+func (n *Node) peerSession(ctx context.Context, p *peer) (up bool, err error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", p.node.Address)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c, err := wire.Dial(conn, n.cfg.LinkKey, p.node.LinkKey, n.frame)
 	if err != nil {
 		conn.Close()
 		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
-		return err
+		return false, err
 	}
 	c.UseLargeBuffers()
 	defer c.Close()
+	return true, n.servePeer(ctx, p, c)
+}
+
+// servePeer resends on a new link what was not acknowledged on the last
+// one, then sends from the queue until the link fails or ctx is done.
+func (n *Node) servePeer(ctx context.Context, p *peer, c *wire.Conn) error {
 
 	p.mu.Lock()
 	resend := p.unacked
