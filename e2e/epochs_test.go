@@ -17,7 +17,7 @@ import (
 // with the previous epoch's keys during the grace period still go through
 // (and are counted as such); every message is delivered exactly once.
 // One authority is killed after the first change: the two left still
-// produce the documents. Then a second one is killed: nodes and clients
+// produce the documents. Then the other two are killed: nodes and clients
 // keep the current document until it ends, then say so.
 func TestEpochsWithAuthorities(t *testing.T) {
 	const epoch = 12 * time.Second
@@ -87,10 +87,12 @@ func TestEpochsWithAuthorities(t *testing.T) {
 	}
 	t.Logf("%d messages each way over 3 epoch changes; %v packets taken with the previous epoch's key during grace periods", sent, grace)
 
-	// Two authorities down: no more documents. The current one is used
+	// Every authority down: no more documents. The current one is used
 	// until it ends (plus the allowed skew), then nodes and clients say so.
-	authorities.procs[1].Process.Signal(syscall.SIGKILL)
-	authorities.procs[1].Wait()
+	for _, p := range authorities.procs[:2] {
+		p.Process.Signal(syscall.SIGKILL)
+		p.Wait()
+	}
 	for _, n := range nw.doc.Nodes {
 		if err := nw.outputs[n.Name].waitFor(0, 4*epoch, "the network document has ended"); err != nil {
 			t.Fatalf("%s did not say its document ended: %v", n.Name, err)

@@ -223,3 +223,79 @@ func TestUnreliableLinks(t *testing.T) {
 	t.Logf("proxies: %d connections, %d MiB, %d chunks corrupted, %d connections reset; the nodes counted %v link errors",
 		total.Connections, total.Bytes>>20, total.Corrupted, total.Resets, linkErrors)
 }
+
+// crash ends the user's daemon with SIGKILL, as a power cut would.
+func (c *clientProc) crash() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+	c.cmd = nil
+}
+
+// TestEveryKindKilledMidTraffic: while two users keep writing, one process
+// of each kind is SIGKILLed and restarted in turn — an authority, the mix
+// of layer 2, bob's provider, alice's client daemon (with messages queued
+// and unacknowledged), alice's provider, bob's client daemon — each with
+// messages in flight. Then a second authority is killed for good: the
+// network's next documents now need the restarted one's signature (two of
+// three), and nodes and clients move to them. Every message sent is
+// delivered exactly once.
+func TestEveryKindKilledMidTraffic(t *testing.T) {
+	const epoch = 10 * time.Second
+	nw, authorities := authorityNetwork(t, 1, 3, 2, epoch)
+	alice := nw.newClient(t, "alice", "provider-a")
+	bob := nw.newClient(t, "bob", "provider-b")
+	befriend(alice, bob)
+
+	users := map[string]*clientProc{"alice": alice, "bob": bob}
+	sent := 0
+	for _, victim := range []string{"authority-1", "mix-2-a", "provider-b", "alice", "provider-a", "bob"} {
+		for range 5 {
+			alice.cli("send", "bob", fmt.Sprintf("alice to bob %d", sent))
+			bob.cli("send", "alice", fmt.Sprintf("bob to alice %d", sent))
+			sent++
+		}
+		switch c := users[victim]; {
+		case victim == "authority-1":
+			authorities.procs[0].Process.Signal(syscall.SIGKILL)
+			authorities.procs[0].Wait()
+			authorities.launch(0)
+			authorities.waitRunning(0)
+		case c != nil:
+			c.crash()
+			c.start()
+		default:
+			nw.kill(victim, syscall.SIGKILL)
+			nw.start(victim)
+		}
+		t.Logf("%s killed and restarted after %d messages each way", victim, sent)
+	}
+
+	// Without authority-2, documents need authority-1's signature.
+	authorities.procs[1].Process.Signal(syscall.SIGKILL)
+	authorities.procs[1].Wait()
+	next := uint64(nw.counter("backchannel_epoch", "", "provider-a")) + 2
+	for _, name := range nw.names() {
+		if err := nw.outputs[name].waitFor(0, 3*epoch, "new epoch", fmt.Sprintf("epoch=%d ", next)); err != nil {
+			t.Fatalf("%s did not move to epoch %d after authority-2 went: %v", name, next, err)
+		}
+	}
+	for _, c := range []*clientProc{alice, bob} {
+		if err := c.out.waitFor(0, epoch, "new network epoch", fmt.Sprintf("epoch=%d ", next)); err != nil {
+			t.Fatalf("%s did not move to epoch %d: %v", c.name, next, err)
+		}
+	}
+	if err := authorities.outputs[0].waitFor(0, time.Second, "msg=published", fmt.Sprintf("epoch=%d ", next)); err != nil {
+		t.Fatalf("the restarted authority-1 did not publish epoch %d: %v", next, err)
+	}
+
+	for _, c := range []*clientProc{alice, bob} {
+		out := c.cli("status", "--wait", "--timeout", "3m")
+		if n := strings.Count(out, " delivered ("); n != sent {
+			t.Fatalf("%s: %d messages delivered of %d:\n%s", c.name, n, sent, out)
+		}
+		t.Logf("%s: %s", c.name, lastLines(out, 4))
+	}
+	saved := t.TempDir()
+	bob.eachOnce(saved, "alice to bob", sent)
+	alice.eachOnce(saved, "bob to alice", sent)
+}
