@@ -3,8 +3,12 @@ package e2e
 import (
 	"crypto/rand"
 	"flag"
+	"fmt"
+	"io"
 	mathrand "math/rand/v2"
 	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -192,12 +196,19 @@ func BenchmarkMixForwarding(b *testing.B) {
 		close(received)
 	})
 
+	if *mixProfile != "" {
+		m.servePprof(b)
+	}
 	nw, feeder := m.startMix(b)
 	defer nw.stopAll()
 	defer feeder.Close()
 
 	mixPID := nw.procs["mix-1-a"].Process.Pid
 	mixCPU0, selfCPU0 := processCPU(b, mixPID), loadgen.SelfCPU()
+	profiled := make(chan error, 1)
+	if *mixProfile != "" {
+		go func() { profiled <- saveProfile(nw.metrics["mix-1-a"], *mixProfile) }()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	batch := make([]wire.Frame, 0, 64)
@@ -217,6 +228,11 @@ func BenchmarkMixForwarding(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if *mixProfile != "" {
+		if err := <-profiled; err != nil {
+			b.Fatal(err)
+		}
+	}
 	mixCores := (processCPU(b, mixPID) - mixCPU0).Seconds() / elapsed.Seconds()
 	selfCores := (loadgen.SelfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
 
@@ -230,6 +246,38 @@ func BenchmarkMixForwarding(b *testing.B) {
 	b.ReportMetric(float64(unwrap.Microseconds()), "unwrap-µs")
 	b.ReportMetric(mixCores, "mix-cores")
 	b.ReportMetric(selfCores, "feeder+sink-cores")
+}
+
+var mixProfile = flag.String("mix-profile", "", "BenchmarkMixForwarding: save a 2-second CPU profile of the mix, from the start of the feed, to this file")
+
+// servePprof turns on mix-1-a's profiles on its metrics listener.
+func (m *mixBench) servePprof(b *testing.B) {
+	path := filepath.Join(m.dir, "mix-1-a", "node.toml")
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "[node]\n", "[node]\npprof = true\n", 1))
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// saveProfile fetches a 2-second CPU profile from a node's metrics address.
+func saveProfile(metrics, path string) error {
+	resp, err := http.Get("http://" + metrics + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile of the mix: %s: %s", resp.Status, data)
+	}
+	return os.WriteFile(path, data, 0o600)
 }
 
 // processCPU is the CPU time (user and system) a process has used so far.
