@@ -21,20 +21,7 @@ import (
 // keep the current document until it ends, then say so.
 func TestEpochsWithAuthorities(t *testing.T) {
 	const epoch = 12 * time.Second
-	nodes := 2 + 3*2
-	addrs := freeAddresses(t, 2*nodes+3)
-	dir := t.TempDir()
-	args := []string{"testnet", "-dir", dir, "-mixes", "2", "-layers", "3", "-providers", "2",
-		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:2*nodes], ","),
-		"-mean-delay", "1ms", "-authorities", "3", "-threshold", "2", "-authority-addresses", strings.Join(addrs[2*nodes:], ","),
-		"-epoch", epoch.String(), "-clock-skew", "1s"}
-	run(t, append(args, clientParameters...)...)
-	authorities := startAuthorities(t, dir, 3, addrs[2*nodes:])
-	nw := loadNetwork(t, dir, addrs[nodes:2*nodes], nil)
-	t.Cleanup(nw.stopAll)
-	for _, n := range nw.doc.Nodes {
-		nw.start(n.Name)
-	}
+	nw, authorities := authorityNetwork(t, 2, 3, 2, epoch)
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
@@ -66,17 +53,7 @@ func TestEpochsWithAuthorities(t *testing.T) {
 			t.Log("authority-3 killed")
 		}
 	}
-	for _, c := range []*clientProc{alice, bob} {
-		out := c.cli("status", "--wait", "--timeout", "2m")
-		if n := strings.Count(out, " delivered ("); n != sent {
-			t.Fatalf("%s: %d messages delivered of %d:\n%s", c.name, n, sent, out)
-		}
-	}
-	bob.cli("inbox", "--wait", fmt.Sprint(sent), "--timeout", "1m")
-	alice.cli("inbox", "--wait", fmt.Sprint(sent), "--timeout", "1m")
-	saved := t.TempDir()
-	bob.eachOnce(saved, "alice to bob", sent)
-	alice.eachOnce(saved, "bob to alice", sent)
+	deliveredEachWay(t, alice, bob, sent, "2m")
 	var names []string
 	for _, n := range nw.doc.Nodes {
 		names = append(names, n.Name)
