@@ -125,7 +125,7 @@ func (p *Proxy) accept() {
 	}
 }
 
-// float64 and intN draw from the proxy's generator.
+// float64 and int64N draw from the proxy's generator.
 func (p *Proxy) float64() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
