@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -331,4 +333,58 @@ func TestFollowerClosesLinksToNodesThatLeft(t *testing.T) {
 	if !x.said("not in the network document any more", "peer=provider-a") {
 		t.Fatalf("not said; logs:\n%s", x.logs)
 	}
+}
+
+// TestNextHopThatStopsReading: a next hop that completes the handshake and
+// then reads nothing holds the node's writes once the socket buffers are
+// full; after the link write timeout the node gives that link up (and
+// would make it again), instead of waiting for ever.
+func TestNextHopThatStopsReading(t *testing.T) {
+	x := newFollowFixture(t)
+	var logs lockedBuffer
+	x.node.log = slog.New(slog.NewTextHandler(&logs, nil))
+	x.node.cfg.LinkWriteTimeout = 200 * time.Millisecond
+	key, _ := wire.GenerateKeypair(testrand.New(14))
+	// A small receive buffer, set before the handshake, so that the
+	// writes block long before the window of unacknowledged packets is
+	// full.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *wire.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c, err := wire.Accept(conn, key, func([wire.KeySize]byte) error { return nil }, x.node.frame)
+		if err != nil {
+			conn.Close()
+			return
+		}
+		accepted <- c // and never read
+	}()
+	p := &peer{node: &directory.Node{Name: "stalled", Address: ln.Addr().String()}, queue: make(chan []byte, maxUnacked), done: make(chan struct{})}
+	copy(p.node.LinkKey[:], key.Public)
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() {
+		defer close(p.done)
+		x.node.runPeer(ctx, p)
+	}()
+	defer func() { cancel(); <-p.done }()
+	packet := make([]byte, x.node.format.Geometry().PacketLength())
+	for range maxUnacked {
+		p.queue <- packet
+	}
+	c := <-accepted
+	defer c.Close()
+	waitFor(t, "the link to the next hop that does not read to time out", func() bool {
+		return strings.Contains(logs.String(), "peer=stalled") && strings.Contains(logs.String(), "i/o timeout")
+	})
 }

@@ -475,6 +475,10 @@ func (n *Node) peerSession(ctx context.Context, p *peer) (up bool, err error) {
 		return false, err
 	}
 	c.UseLargeBuffers()
+	// A next hop that stops reading cannot hold this link for ever: its
+	// writes time out as an inbound link's do, the link is made again and
+	// what was not acknowledged is sent again.
+	c.SetWriteTimeout(n.cfg.LinkWriteTimeout)
 	defer c.Close()
 	return true, n.servePeer(ctx, p, c)
 }

@@ -74,9 +74,9 @@ type Config struct {
 	// early would undo their mixing) and waiting for next hops to
 	// acknowledge them. Zero means 10 seconds.
 	DrainTimeout time.Duration
-	// LinkWriteTimeout is how long a write to an inbound link may block
-	// before the link is closed (a peer that does not read); zero means
-	// 30 seconds.
+	// LinkWriteTimeout is how long a write to a link, inbound or to a
+	// next hop, may block before the link is closed (a peer that does not
+	// read); zero means 30 seconds.
 	LinkWriteTimeout time.Duration
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// a provider takes from one client, and the burst above it; zero
