@@ -100,10 +100,15 @@ func TestPreviousRelease(t *testing.T) {
 	bins := map[string]string{"provider-a": old, "mix-1-a": old, "mix-3-a": old}
 	nw := startNetworkBuilt(t, old, bins, 1, nil, map[string][]string{"testnet": clientParameters})
 
+	// The nodes stopped for the upgrade are reached again within their
+	// peers' reconnection backoff (up to 5 s), and with the network's fast
+	// parameters the default 10 attempts can be spent in less than that
+	// (RELIABILITY.md: the attempt budget): more attempts for both users.
+	attempts := []string{"--max-attempts", "60"}
 	alice := nw.signUpWith(t, old, "alice", "provider-a", filepath.Join(nw.dir, "clients", "alice"))
-	alice.start()
+	alice.start(attempts...)
 	t.Cleanup(alice.stop)
-	bob := nw.newClient(t, "bob", "provider-b")
+	bob := nw.newClient(t, "bob", "provider-b", attempts...)
 	befriend(alice, bob)
 	exchange(t, "mixed versions", 5, alice, bob)
 
@@ -117,7 +122,7 @@ func TestPreviousRelease(t *testing.T) {
 		nw.start(name)
 	}
 	alice.bin = binPath
-	alice.start()
+	alice.start(attempts...)
 	exchange(t, "after the upgrade", 5, alice, bob)
 	texts := alice.inboxTexts(t.TempDir())
 	for i := range 5 {
