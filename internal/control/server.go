@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/convey"
 	"github.com/backchannel/backchannel/internal/identity"
@@ -283,20 +285,14 @@ func (s *Server) backup(r *Request) *Response {
 	if !filepath.IsAbs(r.Path) {
 		return &Response{Error: fmt.Sprintf("the backup path %q is not absolute", r.Path)}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.Path), ".backup-*")
+	f, err := renameio.NewPendingFile(r.Path, renameio.WithStaticPermissions(0o600), renameio.WithTempDir(filepath.Dir(r.Path)))
 	if err != nil {
-		return &Response{Error: err.Error()}
+		return &Response{Error: fmt.Sprintf("writing the backup: %v", err)}
 	}
-	defer os.Remove(tmp.Name())
-	err = s.Client.Backup(tmp, []byte(r.Passphrase), s.BackupParams)
+	defer f.Cleanup()
+	err = s.Client.Backup(f, []byte(r.Passphrase), s.BackupParams)
 	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), r.Path)
+		err = f.CloseAtomicallyReplace()
 	}
 	if err != nil {
 		return &Response{Error: fmt.Sprintf("writing the backup: %v", err)}

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
 // Kind is the kind of key a file holds.
@@ -42,27 +44,8 @@ func Write(path string, kind Kind, secret []byte) error {
 		return fmt.Errorf("keyfile: %s of %d bytes, want %d", kind, len(secret), keySize)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: string(kind), Headers: map[string]string{versionHeader: version}, Bytes: secret})
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
-	if err != nil {
-		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// The temporary file is made in the key's directory, never in $TMPDIR.
+	if err := renameio.WriteFile(path, data, 0o600, renameio.WithStaticPermissions(0o600), renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return fmt.Errorf("keyfile: failed to write %s: %w", path, err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/google/renameio/v2"
 )
 
 // Dir keeps a vault on disk: the header in one file and each entry in a
@@ -211,24 +213,11 @@ func WipeFiles(path string) error {
 // Close forgets the state key.
 func (d *Dir) Close() { d.vault.Wipe() }
 
+// writeAtomic writes a file through a temporary file in the same
+// directory, synced and renamed into place. The directory is named so that
+// renameio never puts a secret's temporary file in $TMPDIR.
 func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("vault: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("vault: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	return nil

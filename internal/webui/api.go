@@ -9,10 +9,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/skip2/go-qrcode"
-
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/control"
+	"github.com/backchannel/backchannel/internal/identity"
 	"github.com/backchannel/backchannel/internal/vault"
 )
 
@@ -173,7 +172,12 @@ func (s *Server) serveQR(w http.ResponseWriter, r *http.Request, ctl *control.Se
 		if ct.Name != name {
 			continue
 		}
-		png, err := qrcode.Encode(ct.SafetyNumber, qrcode.Medium, 256)
+		code, err := identity.SafetyNumberQR(ct.SafetyNumber)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		png, err := code.PNG(256)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
