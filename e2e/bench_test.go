@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/config"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/keyfile"
 	"github.com/backchannel/backchannel/internal/loadgen"
@@ -252,15 +253,7 @@ var mixProfile = flag.String("mix-profile", "", "BenchmarkMixForwarding: save a 
 
 // servePprof turns on mix-1-a's profiles on its metrics listener.
 func (m *mixBench) servePprof(b *testing.B) {
-	path := filepath.Join(m.dir, "mix-1-a", "node.toml")
-	cfg, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "[node]\n", "[node]\npprof = true\n", 1))
-	if err := os.WriteFile(path, cfg, 0o600); err != nil {
-		b.Fatal(err)
-	}
+	editNodeConfig(b, filepath.Join(m.dir, "mix-1-a", "node.toml"), func(c *config.Node) { c.Node.Pprof = true })
 }
 
 // saveProfile fetches a 2-second CPU profile from a node's metrics address.

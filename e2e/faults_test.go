@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/config"
 	"github.com/backchannel/backchannel/internal/directory"
 	"github.com/backchannel/backchannel/internal/faultnet"
 )
@@ -150,19 +150,7 @@ func behindProxies(t *testing.T, nw *network, f faultnet.Faults) map[string]*fau
 	listen := freeAddresses(t, len(nw.doc.Nodes))
 	proxies := map[string]*faultnet.Proxy{}
 	for i, n := range nw.doc.Nodes {
-		path := filepath.Join(nw.dir, n.Name, "node.toml")
-		cfg, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		published := fmt.Sprintf("address = %q\n", n.Address)
-		if !strings.Contains(string(cfg), published) {
-			t.Fatalf("%s has no line %q", path, published)
-		}
-		cfg = []byte(strings.Replace(string(cfg), published, published+fmt.Sprintf("listen = %q\n", listen[i]), 1))
-		if err := os.WriteFile(path, cfg, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editNodeConfig(t, filepath.Join(nw.dir, n.Name, "node.toml"), func(c *config.Node) { c.Node.Listen = listen[i] })
 		p, err := faultnet.Listen(n.Address, listen[i], f, uint64(i+1))
 		if err != nil {
 			t.Fatal(err)

@@ -6,10 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/config"
 )
 
 // TestAddAndRemoveNode follows docs/operating.md sections 10 and 11 with
@@ -82,19 +85,13 @@ func TestAddAndRemoveNode(t *testing.T) {
 	// an epoch so that the node's descriptors reach it before the freeze.
 	authorityPath := filepath.Join(dir, "authority-1", "authority.toml")
 	admit := func(add bool) {
-		b, err := os.ReadFile(authorityPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b)
-		if add {
-			text = strings.Replace(text, "admitted = [", fmt.Sprintf("admitted = [%q, ", identity), 1)
-		} else {
-			text = strings.Replace(text, fmt.Sprintf("%q, ", identity), "", 1)
-		}
-		if err := os.WriteFile(authorityPath, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editAuthorityConfig(t, authorityPath, func(c *config.Authority) {
+			if add {
+				c.Authority.Admitted = append(c.Authority.Admitted, identity)
+			} else {
+				c.Authority.Admitted = slices.DeleteFunc(c.Authority.Admitted, func(k string) bool { return k == identity })
+			}
+		})
 		mark := nw.outputs["provider-a"].mark()
 		if err := nw.outputs["provider-a"].waitFor(mark, 2*epoch, "new epoch"); err != nil {
 			t.Fatal(err)

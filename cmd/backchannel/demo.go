@@ -120,6 +120,10 @@ func demo(o demoOptions, out io.Writer) error {
 	tn, err := testnet.Generate(testnet.Options{
 		Dir: filepath.Join(dir, "network"), Layers: layers, MixesPerLayer: mixes, Providers: providers, Addresses: addresses,
 		Parameters: params, Validity: time.Hour, Now: time.Now(), Rand: rand.Reader,
+		// The demo's nodes stop together, after its last step: a next hop
+		// that is itself stopping would never acknowledge what a node
+		// holds, so no node waits long for it.
+		DrainTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
 		return err

@@ -145,21 +145,12 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 	params := testnet.DefaultParameters(o.layers)
 	params.MeanDelay, params.PollInterval = o.meanDelay, o.poll
 	tn, err := testnet.Generate(testnet.Options{Dir: dir, Layers: o.layers, MixesPerLayer: o.mixes, Providers: o.providers,
-		Addresses: addrs[:nodes], MetricsAddresses: addrs[nodes:], Parameters: params, Validity: 24 * time.Hour, Now: time.Now(), Rand: cryptoRand{}})
+		Addresses: addrs[:nodes], MetricsAddresses: addrs[nodes:], Pprof: o.pprof, Parameters: params, Validity: 24 * time.Hour, Now: time.Now(), Rand: cryptoRand{}})
 	if err != nil {
 		return err
 	}
 	if o.pprof {
 		for i, n := range tn.Names {
-			path := tn.Configs[n]
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			line := fmt.Sprintf("metrics = %q\n", addrs[nodes+i])
-			if err := os.WriteFile(path, []byte(strings.Replace(string(b), line, line+"pprof = true\n", 1)), 0o600); err != nil {
-				return err
-			}
 			fmt.Fprintf(lg.stderr, "loadgen: %s profiles at http://%s/debug/pprof/\n", n, addrs[nodes+i])
 		}
 	}

@@ -21,20 +21,20 @@ type Authority struct {
 
 // AuthoritySection is the [authority] table.
 type AuthoritySection struct {
-	IdentityKey string `toml:"identity_key"`
+	IdentityKey string `toml:"identity_key,omitempty"`
 	Listen      string `toml:"listen"`
 	Threshold   int    `toml:"threshold"`
 	// Genesis is when epoch 0 starts and Epoch the length of every epoch:
 	// alike at every authority.
 	Genesis  time.Time `toml:"genesis"`
 	Epoch    Duration  `toml:"epoch"`
-	LogLevel string    `toml:"log_level"`
+	LogLevel string    `toml:"log_level,omitempty"`
 	// Admitted lists the node identity keys (hex) the operator approved.
 	Admitted []string `toml:"admitted"`
 	// Documents is the directory where the published documents are kept
 	// (epoch-N.doc), so that a restarted authority still serves them;
 	// testnet puts the genesis document there.
-	Documents string `toml:"documents"`
+	Documents string `toml:"documents,omitempty"`
 }
 
 // AuthorityPeer is one [[peer]]: another authority.

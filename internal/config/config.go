@@ -31,7 +31,7 @@ type Node struct {
 	Version   int         `toml:"version"`
 	Node      NodeSection `toml:"node"`
 	Directory Directory   `toml:"directory"`
-	Queues    Queues      `toml:"queues"`
+	Queues    Queues      `toml:"queues,omitempty"`
 	Provider  Provider    `toml:"provider"`
 
 	dir string // the file's directory, for relative paths
@@ -39,68 +39,68 @@ type Node struct {
 
 // NodeSection is the [node] table.
 type NodeSection struct {
-	DataDir     string `toml:"data_dir"`
-	IdentityKey string `toml:"identity_key"`
-	LinkKey     string `toml:"link_key"`
+	DataDir     string `toml:"data_dir,omitempty"`
+	IdentityKey string `toml:"identity_key,omitempty"`
+	LinkKey     string `toml:"link_key,omitempty"`
 	// SphinxKeys is the directory of the node's per-epoch Sphinx keys
 	// (sphinx-epoch-N.key).
-	SphinxKeys string `toml:"sphinx_keys"`
+	SphinxKeys string `toml:"sphinx_keys,omitempty"`
 	// Name, Role and Address are what the node declares of itself to the
 	// authorities: needed for a node that is in no document yet; for one
 	// that is, they default to its entry there.
-	Name    string `toml:"name"`
-	Role    string `toml:"role"`
-	Address string `toml:"address"`
+	Name    string `toml:"name,omitempty"`
+	Role    string `toml:"role,omitempty"`
+	Address string `toml:"address,omitempty"`
 	// Listen overrides the address the document gives the node.
-	Listen string `toml:"listen"`
+	Listen string `toml:"listen,omitempty"`
 	// Metrics is the address of the metrics and health listener; empty
 	// disables it.
-	Metrics string `toml:"metrics"`
+	Metrics string `toml:"metrics,omitempty"`
 	// Pprof serves Go's profiles (/debug/pprof/) on the metrics listener,
 	// to find where a node's time goes. Off by default: profiles show
 	// nothing secret, but cost CPU while taken.
-	Pprof bool `toml:"pprof"`
+	Pprof bool `toml:"pprof,omitempty"`
 	// LogLevel is debug, info, warn or error.
-	LogLevel string `toml:"log_level"`
+	LogLevel string `toml:"log_level,omitempty"`
 	// DrainTimeout bounds a graceful shutdown: how long the node keeps
 	// forwarding what it holds before it exits (default 10s).
-	DrainTimeout Duration `toml:"drain_timeout"`
+	DrainTimeout Duration `toml:"drain_timeout,omitempty"`
 }
 
 // Directory is the [directory] table: where the network document is and whom
 // to trust for it.
 type Directory struct {
-	Document    string   `toml:"document"`
+	Document    string   `toml:"document,omitempty"`
 	Authorities []string `toml:"authorities"`
-	Threshold   int      `toml:"threshold"`
-	ClockSkew   Duration `toml:"clock_skew"`
+	Threshold   int      `toml:"threshold,omitzero"`
+	ClockSkew   Duration `toml:"clock_skew,omitempty"`
 	// AuthorityURLs are the authorities' HTTP addresses. With them, the
 	// node uploads its descriptors and follows the published documents,
 	// epoch after epoch; without them it runs on Document alone.
-	AuthorityURLs []string `toml:"authority_urls"`
+	AuthorityURLs []string `toml:"authority_urls,omitempty"`
 }
 
 // Queues is the [queues] table.
 type Queues struct {
-	Peer           int    `toml:"peer"`
-	Delay          int    `toml:"delay"`
-	ReplayExpected uint64 `toml:"replay_expected"`
+	Peer           int    `toml:"peer,omitzero"`
+	Delay          int    `toml:"delay,omitzero"`
+	ReplayExpected uint64 `toml:"replay_expected,omitzero"`
 }
 
 // Provider is the [provider] table, used when the document makes the node a
 // provider.
 type Provider struct {
-	Accounts     string   `toml:"accounts"`
-	MailboxQuota int      `toml:"mailbox_quota"`
-	Retention    Duration `toml:"retention"`
+	Accounts     string   `toml:"accounts,omitempty"`
+	MailboxQuota int      `toml:"mailbox_quota,omitzero"`
+	Retention    Duration `toml:"retention,omitempty"`
 	// ExpireEvery is how often expired packets are removed (default 1m).
-	ExpireEvery Duration `toml:"expire_every"`
+	ExpireEvery Duration `toml:"expire_every,omitempty"`
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// one user may send, and the burst above it; 0 derives them from the
 	// document's cover-traffic rates (four times what a client sends, at
 	// least 100/s; ten seconds' worth, at least 2,000).
-	ClientPacketRate  float64 `toml:"client_packet_rate"`
-	ClientPacketBurst int     `toml:"client_packet_burst"`
+	ClientPacketRate  float64 `toml:"client_packet_rate,omitzero"`
+	ClientPacketBurst int     `toml:"client_packet_burst,omitzero"`
 }
 
 // Duration is a time.Duration written as in Go ("90s", "168h").

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,56 @@ func TestNetworkBootstrapErrors(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestWriteRoundTrip checks that what Write writes, Load reads back as the
+// same values, for each kind of file.
+func TestWriteRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	node := &Node{
+		Version: Version,
+		Node: NodeSection{Name: "mix-1-a", Role: "mix", Address: "127.0.0.1:1", Listen: "127.0.0.1:2", Pprof: true,
+			DrainTimeout: Duration{500 * time.Millisecond}},
+		Directory: Directory{Authorities: []string{authority}, AuthorityURLs: []string{"http://127.0.0.1:3"}},
+		Provider:  Provider{ClientPacketRate: 2.5},
+	}
+	path := filepath.Join(dir, "node.toml")
+	if err := Write(path, "a node\nof the test", node); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.applyDefaults()
+	node.dir = dir
+	if !reflect.DeepEqual(got, node) {
+		t.Fatalf("read back\n%+v\nwrote\n%+v", got, node)
+	}
+	text, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(text), "# a node\n# of the test\n") {
+		t.Fatalf("the comment is not at the top:\n%s", text)
+	}
+
+	auth := &Authority{
+		Version:    Version,
+		Authority:  AuthoritySection{Listen: "127.0.0.1:4", Genesis: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Epoch: Duration{time.Minute}, Admitted: []string{authority}},
+		Parameters: ParametersTable{Layers: 3, MeanDelay: Duration{time.Millisecond}, PollInterval: Duration{time.Second}, MaxHops: 5, Payload: 2048, SendRate: 1.5},
+	}
+	path = filepath.Join(dir, "authority.toml")
+	if err := Write(path, "", auth); err != nil {
+		t.Fatal(err)
+	}
+	gotAuth, err := LoadAuthority(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotAuth.Authority.Listen != auth.Authority.Listen || !gotAuth.Authority.Genesis.Equal(auth.Authority.Genesis) ||
+		gotAuth.Parameters != auth.Parameters || !reflect.DeepEqual(gotAuth.Authority.Admitted, auth.Authority.Admitted) {
+		t.Fatalf("read back %+v, wrote %+v", gotAuth, auth)
+	}
+	if err := Write(path, "", struct{}{}); err == nil {
+		t.Fatal("wrote a type that is no configuration")
 	}
 }

@@ -60,6 +60,13 @@ type Options struct {
 	// ExpireEvery, if set, is how often providers remove expired mailbox
 	// packets (their default is a minute).
 	ExpireEvery time.Duration
+	// DrainTimeout, if set, bounds each node's graceful shutdown (their
+	// default is 10 s); Pprof serves Go's profiles on the metrics listener.
+	DrainTimeout time.Duration
+	Pprof        bool
+	// Listens, if set, gives every node's listen address in order, where it
+	// differs from the published one (a proxy in front of each node).
+	Listens []string
 	// Authorities is the number of directory authorities (default 1) and
 	// Threshold how many must sign a document (default 1).
 	// AuthorityAddresses gives each one's HTTP listen address (default
@@ -190,6 +197,9 @@ func Generate(opts Options) (*Network, error) {
 	if opts.Addresses != nil && len(opts.Addresses) != nodes {
 		return nil, fmt.Errorf("testnet: %d addresses for %d nodes", len(opts.Addresses), nodes)
 	}
+	if opts.Listens != nil && len(opts.Listens) != nodes {
+		return nil, fmt.Errorf("testnet: %d listen addresses for %d nodes", len(opts.Listens), nodes)
+	}
 	if opts.MetricsAddresses != nil && len(opts.MetricsAddresses) != nodes {
 		return nil, fmt.Errorf("testnet: %d metrics addresses for %d nodes", len(opts.MetricsAddresses), nodes)
 	}
@@ -253,20 +263,12 @@ func Generate(opts Options) (*Network, error) {
 		if opts.MetricsAddresses != nil {
 			metrics = opts.MetricsAddresses[i]
 		}
-		config := fmt.Sprintf(configTemplate, p.name, p.role, p.name, roleName(p.role), node.Address, metrics, quotedKeys(net.Authorities), net.Threshold, opts.ClockSkew.String())
-		if opts.Follow {
-			var urls []string
-			for _, a := range opts.AuthorityAddresses {
-				urls = append(urls, fmt.Sprintf("%q", "http://"+a))
-			}
-			config += fmt.Sprintf("authority_urls = [%s]\n", strings.Join(urls, ", "))
-		}
-		config += "\n[provider]\naccounts = \"accounts.txt\"\n"
-		if opts.ExpireEvery > 0 {
-			config += fmt.Sprintf("expire_every = %q\n", opts.ExpireEvery.String())
+		cfg := nodeConfig(opts, net, p.name, roleName(p.role), node.Address, metrics)
+		if opts.Listens != nil {
+			cfg.Node.Listen = opts.Listens[i]
 		}
 		path := filepath.Join(dir, "node.toml")
-		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		if err := config.Write(path, fmt.Sprintf("backchannel node %q (%s), written by backchannel testnet.", p.name, p.role), cfg); err != nil {
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
 		net.Configs[p.name] = path
@@ -293,7 +295,9 @@ func Generate(opts Options) (*Network, error) {
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(opts.Dir, "network.toml"), clientBootstrap(net.Authorities, net.Threshold, opts.ClockSkew, doc), 0o644); err != nil {
+	if err := config.Write(filepath.Join(opts.Dir, "network.toml"),
+		"backchannel network bootstrap for clients, written by backchannel testnet.\n`backchannel init --network network.toml --provider NAME` reads it.",
+		clientBootstrap(net.Authorities, net.Threshold, opts.ClockSkew, doc)); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
 	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
@@ -333,39 +337,71 @@ func roleName(r directory.Role) string {
 
 func authorityName(i int) string { return fmt.Sprintf("authority-%d", i+1) }
 
-// quotedKeys is a TOML list of hex keys.
-func quotedKeys(keys []ed25519.PublicKey) string {
-	var q []string
+// hexKeys writes keys in hex, as configuration files list them.
+func hexKeys(keys []ed25519.PublicKey) []string {
+	var out []string
 	for _, k := range keys {
-		q = append(q, fmt.Sprintf("%q", hex.EncodeToString(k)))
+		out = append(out, hex.EncodeToString(k))
 	}
-	return strings.Join(q, ", ")
+	return out
+}
+
+// nodeConfig is a node's configuration file.
+func nodeConfig(opts Options, net *Network, name, role, address, metrics string) *config.Node {
+	cfg := &config.Node{
+		Version: config.Version,
+		Node: config.NodeSection{
+			Name: name, Role: role, Address: address,
+			DataDir: "data", IdentityKey: "identity.key", LinkKey: "link.key", SphinxKeys: "sphinx-keys",
+			Metrics: metrics, Pprof: opts.Pprof, DrainTimeout: config.Duration{Duration: opts.DrainTimeout},
+		},
+		Directory: config.Directory{
+			Document:    "network.doc",
+			Authorities: hexKeys(net.Authorities),
+			Threshold:   net.Threshold,
+			ClockSkew:   config.Duration{Duration: opts.ClockSkew},
+		},
+		Provider: config.Provider{Accounts: "accounts.txt", ExpireEvery: config.Duration{Duration: opts.ExpireEvery}},
+	}
+	if opts.Follow {
+		for _, a := range opts.AuthorityAddresses {
+			cfg.Directory.AuthorityURLs = append(cfg.Directory.AuthorityURLs, "http://"+a)
+		}
+	}
+	return cfg
 }
 
 // writeAuthorityConfigs writes each authority's config: its peers, the
 // admission list (every generated node), the epochs and the parameters.
 func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) error {
-	genesis, epoch := opts.Genesis, opts.EpochLength
 	var admitted []ed25519.PublicKey
 	for _, n := range doc.Nodes {
 		admitted = append(admitted, n.IdentityKey)
 	}
 	p := doc.Parameters
 	for i := range net.Authorities {
-		var b strings.Builder
-		fmt.Fprintf(&b, "# backchannel directory authority %d of %d, written by backchannel testnet.\nversion = 1\n\n", i+1, len(net.Authorities))
-		fmt.Fprintf(&b, "[authority]\nidentity_key = \"authority.key\"\ndocuments = \"documents\"\nlisten = %q\nthreshold = %d\ngenesis = %s\nepoch = %q\n",
-			opts.AuthorityAddresses[i], net.Threshold, genesis.Format(time.RFC3339), epoch.String())
-		fmt.Fprintf(&b, "admitted = [%s]\n", quotedKeys(admitted))
+		cfg := &config.Authority{
+			Version: config.Version,
+			Authority: config.AuthoritySection{
+				IdentityKey: "authority.key", Documents: "documents", Listen: opts.AuthorityAddresses[i],
+				Threshold: net.Threshold, Genesis: opts.Genesis, Epoch: config.Duration{Duration: opts.EpochLength},
+				Admitted: hexKeys(admitted),
+			},
+			Parameters: config.ParametersTable{
+				Layers: int(p.Layers), MeanDelay: config.Duration{Duration: p.MeanDelay},
+				SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate, MixLoopRate: p.MixLoopRate,
+				PollInterval: config.Duration{Duration: p.PollInterval},
+				MaxHops:      p.Geometry.MaxHops, Payload: p.Geometry.UserPayloadLength,
+			},
+		}
 		for j, k := range net.Authorities {
 			if j != i {
-				fmt.Fprintf(&b, "\n[[peer]]\nkey = %q\nurl = %q\n", hex.EncodeToString(k), "http://"+opts.AuthorityAddresses[j])
+				cfg.Peers = append(cfg.Peers, config.AuthorityPeer{Key: hex.EncodeToString(k), URL: "http://" + opts.AuthorityAddresses[j]})
 			}
 		}
-		fmt.Fprintf(&b, "\n[parameters]\nlayers = %d\nmean_delay = %q\nsend_rate = %v\nloop_rate = %v\ndrop_rate = %v\nmix_loop_rate = %v\npoll_interval = %q\nmax_hops = %d\npayload = %d\n",
-			p.Layers, p.MeanDelay.String(), p.SendRate, p.LoopRate, p.DropRate, p.MixLoopRate, p.PollInterval.String(), p.Geometry.MaxHops, p.Geometry.UserPayloadLength)
 		path := filepath.Join(opts.Dir, authorityName(i), "authority.toml")
-		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		comment := fmt.Sprintf("backchannel directory authority %d of %d, written by backchannel testnet.", i+1, len(net.Authorities))
+		if err := config.Write(path, comment, cfg); err != nil {
 			return fmt.Errorf("testnet: %w", err)
 		}
 		net.AuthorityConfigs = append(net.AuthorityConfigs, path)
@@ -373,36 +409,14 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 	return nil
 }
 
-// clientBootstrap is the network.toml clients start from: the authority and
-// the providers.
-func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# backchannel network bootstrap for clients, written by backchannel testnet.\n")
-	fmt.Fprintf(&b, "# `backchannel init --network network.toml --provider NAME` reads it.\n")
-	fmt.Fprintf(&b, "version = 1\nauthorities = [%s]\nthreshold = %d\nclock_skew = %q\n", quotedKeys(authorities), threshold, skew.String())
+// clientBootstrap is the network.toml clients start from: the authorities
+// and the providers.
+func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) *config.Network {
+	n := &config.Network{Version: config.Version, Authorities: hexKeys(authorities), Threshold: threshold, ClockSkew: config.Duration{Duration: skew}}
 	for _, p := range doc.Providers() {
-		fmt.Fprintf(&b, "\n[[provider]]\nname = %q\naddress = %q\nlink_key = %q\nidentity_key = %q\n",
-			p.Name, p.Address, hex.EncodeToString(p.LinkKey[:]), hex.EncodeToString(p.IdentityKey))
+		n.Providers = append(n.Providers, config.NetworkProvider{
+			Name: p.Name, Address: p.Address, LinkKey: hex.EncodeToString(p.LinkKey[:]), IdentityKey: hex.EncodeToString(p.IdentityKey),
+		})
 	}
-	return []byte(b.String())
+	return n
 }
-
-const configTemplate = `# backchannel node %q (%s), written by backchannel testnet.
-version = 1
-
-[node]
-name = %q
-role = %q
-address = %q
-data_dir = "data"
-identity_key = "identity.key"
-link_key = "link.key"
-sphinx_keys = "sphinx-keys"
-metrics = %q
-
-[directory]
-document = "network.doc"
-authorities = [%s]
-threshold = %d
-clock_skew = %q
-`
