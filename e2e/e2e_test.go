@@ -29,6 +29,7 @@ import (
 	"github.com/backchannel/backchannel/internal/keyfile"
 	"github.com/backchannel/backchannel/internal/mailbox"
 	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/tools/readiness"
 	"github.com/backchannel/backchannel/internal/wire"
 )
 
@@ -209,7 +210,7 @@ func (nw *network) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// start runs a node's process and waits until it says it is running.
+// start runs a node's process and waits until it notifies readiness.
 func (nw *network) start(name string) {
 	t := nw.t
 	t.Helper()
@@ -222,14 +223,19 @@ func (nw *network) start(name string) {
 	if b, ok := nw.bins[name]; ok {
 		bin = b
 	}
+	ready, err := readiness.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
 	cmd := exec.Command(bin, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
-	cmd.Env = append(os.Environ(), nw.env[name]...)
+	cmd.Env = append(append(os.Environ(), nw.env[name]...), ready.Env())
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	nw.procs[name], nw.logFiles[name], nw.outputs[name] = cmd, logPath, out
-	if err := out.waitFor(0, 20*time.Second, "node running"); err != nil {
+	if err := ready.Wait(20 * time.Second); err != nil {
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("%s did not come up: %v\n%s", name, err, log)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/tools/readiness"
 )
 
 // TestAddAndRemoveNode follows docs/operating.md sections 10 and 11 with
@@ -46,14 +46,12 @@ func TestAddAndRemoveNode(t *testing.T) {
 	identity := m[1]
 	// Step 3 (before step 2, to see the refusal): its config, from
 	// another mix's with its own name and address.
-	cfg, err := os.ReadFile(filepath.Join(dir, "mix-2-a", "node.toml"))
+	cfg, err := config.Load(filepath.Join(dir, "mix-2-a", "node.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := regexp.MustCompile(`(?m)^name = .*$`).ReplaceAllString(string(cfg), `name = "mix-new"`)
-	text = regexp.MustCompile(`(?m)^address = .*$`).ReplaceAllString(text, fmt.Sprintf("address = %q", addrs[2*nodes+1]))
-	text = regexp.MustCompile(`(?m)^metrics = .*$`).ReplaceAllString(text, `metrics = ""`)
-	if err := os.WriteFile(filepath.Join(newDir, "node.toml"), []byte(text), 0o600); err != nil {
+	cfg.Node.Name, cfg.Node.Address, cfg.Node.Metrics = "mix-new", addrs[2*nodes+1], ""
+	if err := config.Write(filepath.Join(newDir, "node.toml"), "mix-new, from mix-2-a's", cfg); err != nil {
 		t.Fatal(err)
 	}
 	log := filepath.Join(newDir, "node.log")
@@ -61,7 +59,13 @@ func TestAddAndRemoveNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ready, err := readiness.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
 	node := exec.Command(binPath, "node", "run", "--config", filepath.Join(newDir, "node.toml"))
+	node.Env = append(os.Environ(), ready.Env())
 	node.Stdout, node.Stderr = newOut, newOut
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
@@ -99,7 +103,7 @@ func TestAddAndRemoveNode(t *testing.T) {
 		authorities.restart(0)
 	}
 	admit(true)
-	if err := newOut.waitFor(0, 3*epoch, "node running", "role=mix"); err != nil {
+	if err := ready.Wait(3 * epoch); err != nil {
 		t.Fatalf("the admitted node did not join: %v", err)
 	}
 	t.Log("mix-new joined the network")

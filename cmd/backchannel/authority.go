@@ -115,6 +115,7 @@ func serveAuthority(ctx context.Context, configPath string, logOut io.Writer) er
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
+	notifyReady(ac.Logger)
 	ac.Logger.Info("authority running", "listen", ln.Addr().String(), "threshold", ac.Threshold, "peers", len(ac.Peers), "epoch", ac.EpochLength)
 	err = s.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/backchannel/backchannel/internal/mailbox"
 	"github.com/backchannel/backchannel/internal/node"
 	"github.com/backchannel/backchannel/internal/testnet"
+	"github.com/backchannel/backchannel/internal/tools/readiness"
 	"github.com/backchannel/backchannel/internal/wire"
 )
 
@@ -90,10 +89,9 @@ type loadRun struct {
 
 // nodeProc is a node running as a child process.
 type nodeProc struct {
-	name  string
-	role  string
-	cmd   *exec.Cmd
-	ready chan struct{}
+	name string
+	role string
+	cmd  *exec.Cmd
 }
 
 // loadReport is the run's result, also written as JSON.
@@ -319,48 +317,44 @@ func makeAccounts(tn *testnet.Network, n int) ([]loadgen.Account, error) {
 }
 
 // startAll starts every node as a process of this binary and waits until
-// each says it is running.
+// each notifies readiness.
 func (lg *loadRun) startAll(ctx context.Context, tn *testnet.Network) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	var sockets []*readiness.Socket
+	defer func() {
+		for _, s := range sockets {
+			s.Close()
+		}
+	}()
 	for _, n := range tn.Document.Nodes {
 		log, err := os.Create(filepath.Join(filepath.Dir(tn.Configs[n.Name]), "node.log"))
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(exe, "node", "run", "--config", tn.Configs[n.Name])
-		pipe, err := cmd.StderrPipe()
+		defer log.Close() // the child has its own descriptor
+		ready, err := readiness.Listen()
 		if err != nil {
 			return err
 		}
+		sockets = append(sockets, ready)
+		cmd := exec.Command(exe, "node", "run", "--config", tn.Configs[n.Name])
+		cmd.Env = append(os.Environ(), ready.Env())
+		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		p := &nodeProc{name: n.Name, role: n.Role.String(), cmd: cmd, ready: make(chan struct{})}
-		lg.procs = append(lg.procs, p)
-		go func() {
-			defer log.Close()
-			var once sync.Once
-			sc := bufio.NewScanner(pipe)
-			for sc.Scan() {
-				fmt.Fprintln(log, sc.Text())
-				if strings.Contains(sc.Text(), "node running") {
-					once.Do(func() { close(p.ready) })
-				}
-			}
-		}()
+		lg.procs = append(lg.procs, &nodeProc{name: n.Name, role: n.Role.String(), cmd: cmd})
 	}
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
-	for _, p := range lg.procs {
-		select {
-		case <-p.ready:
-		case <-deadline.C:
-			return fmt.Errorf("%s did not start (see its node.log)", p.name)
-		case <-ctx.Done():
-			return ctx.Err()
+	deadline := time.Now().Add(30 * time.Second)
+	for i, p := range lg.procs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := sockets[i].Wait(time.Until(deadline)); err != nil {
+			return fmt.Errorf("%s did not start (see its node.log): %w", p.name, err)
 		}
 	}
 	return nil

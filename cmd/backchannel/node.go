@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/backchannel/backchannel/internal/config"
@@ -115,7 +115,23 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 		go srv.Serve(ln)
 		defer srv.Close()
 	}
+	go func() {
+		select {
+		case <-n.Ready():
+			notifyReady(logger)
+		case <-ctx.Done():
+		}
+	}()
 	return n.Run(ctx)
+}
+
+// notifyReady tells the service manager that the process serves (systemd's
+// Type=notify; tests listen on the same socket). Without $NOTIFY_SOCKET it
+// does nothing.
+func notifyReady(log *slog.Logger) {
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("could not notify the service manager of readiness", "err", err)
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

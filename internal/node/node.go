@@ -103,6 +103,8 @@ type Node struct {
 	log     *slog.Logger
 	metrics *metrics
 	epochs  atomic.Pointer[epochs]
+	// ready is closed once Run serves.
+	ready chan struct{}
 	// installMu serializes Install calls.
 	installMu sync.Mutex
 	mailbox   *mailbox.Store // providers only
@@ -157,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Clock = clock.Real{}
 	}
 	n := &Node{
+		ready:      make(chan struct{}),
 		cfg:        cfg,
 		listener:   cfg.Listener,
 		format:     format,
@@ -228,6 +231,11 @@ func (n *Node) Listen() error {
 	return nil
 }
 
+// Ready returns a channel closed once Run accepts links and packets: the
+// typed readiness signal (the command passes it on to systemd's notify
+// socket), where a log line is for people.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
 // Run serves until ctx is done, then closes links and stores.
 func (n *Node) Run(ctx context.Context) error {
 	if n.listener == nil {
@@ -268,6 +276,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Follow != nil {
 		start(func() { newFollower(*n.cfg.Follow, n).run(ctx) })
 	}
+	close(n.ready)
 	<-ctx.Done()
 	// Stop intake first, then let the pipeline empty in order: links,
 	// workers, committer.
