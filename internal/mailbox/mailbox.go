@@ -180,10 +180,7 @@ func (s *Store) put(tx *bolt.Tx, id ID, packet []byte, now time.Time) (uint64, e
 	if err != nil {
 		return 0, err
 	}
-	value := make([]byte, 8+len(packet))
-	binary.BigEndian.PutUint64(value, uint64(now.UnixNano()))
-	copy(value[8:], packet)
-	if err := box.Put(seqKey(seq), value); err != nil {
+	if err := box.Put(seqKey(seq), encodeRecord(now, packet)); err != nil {
 		return 0, err
 	}
 	return seq, setCount(tx, id, n+1)
@@ -200,14 +197,11 @@ func (s *Store) Fetch(id ID, max int) ([]Message, error) {
 		}
 		c := box.Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			if len(k) != 8 || len(v) < 8 {
-				return fmt.Errorf("corrupt record %x", k)
+			m, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
-			out = append(out, Message{
-				Seq:      binary.BigEndian.Uint64(k),
-				Received: time.Unix(0, int64(binary.BigEndian.Uint64(v))),
-				Packet:   append([]byte(nil), v[8:]...),
-			})
+			out = append(out, m)
 		}
 		return nil
 	})
@@ -323,6 +317,28 @@ func (s *Store) SetRetention(id ID, d time.Duration) error {
 		return fmt.Errorf("mailbox: failed to set a retention: %w", err)
 	}
 	return nil
+}
+
+// A record is one stored packet: its key the sequence number (uint64, big
+// endian, so that keys sort in arrival order), its value the arrival time
+// (Unix nanoseconds, uint64 big endian) and the packet.
+func encodeRecord(received time.Time, packet []byte) []byte {
+	value := make([]byte, 8+len(packet))
+	binary.BigEndian.PutUint64(value, uint64(received.UnixNano()))
+	copy(value[8:], packet)
+	return value
+}
+
+// decodeRecord reads a record, copying the packet out of bbolt's memory.
+func decodeRecord(key, value []byte) (Message, error) {
+	if len(key) != 8 || len(value) < 8 {
+		return Message{}, fmt.Errorf("corrupt record: key of %d bytes, value of %d (want 8 and at least 8)", len(key), len(value))
+	}
+	return Message{
+		Seq:      binary.BigEndian.Uint64(key),
+		Received: time.Unix(0, int64(binary.BigEndian.Uint64(value))),
+		Packet:   append([]byte(nil), value[8:]...),
+	}, nil
 }
 
 func count(tx *bolt.Tx, id ID) uint64 {
