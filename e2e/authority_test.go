@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/authority"
-	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/keyfile"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/pki/authority"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
 )
 
 // authorityProcs are directory authorities running as processes.

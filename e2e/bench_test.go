@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/keyfile"
-	"github.com/backchannel/backchannel/internal/loadgen"
-	"github.com/backchannel/backchannel/internal/sphinx"
-	"github.com/backchannel/backchannel/internal/wire"
-	"github.com/backchannel/backchannel/internal/x25519"
+	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/packet/x25519"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/tools/loadgen"
 )
 
 // mixBench is mix-1-a of a testnet with delays zero, set up for a

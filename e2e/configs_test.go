@@ -3,7 +3,7 @@ package e2e
 import (
 	"testing"
 
-	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/base/config"
 )
 
 // editNodeConfig changes a node's configuration file through its type, as

@@ -24,13 +24,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/keyfile"
-	"github.com/backchannel/backchannel/internal/mailbox"
-	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/link/clientlink"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/backchannel/backchannel/internal/tools/readiness"
-	"github.com/backchannel/backchannel/internal/wire"
 )
 
 var binPath string

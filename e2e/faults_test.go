@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/faultnet"
+	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/tools/faultnet"
 )
 
 // authorityNetwork generates and starts a network that follows n authority

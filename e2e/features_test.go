@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/control"
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // firstField returns the first word of the first line of out that contains

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/config"
+	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/tools/readiness"
 )
 

@@ -19,10 +19,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/client"
-	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/control"
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // The client's commands. The daemon (`client run`) holds the unlocked

@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
-	"github.com/backchannel/backchannel/internal/convey"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/identity"
-	"github.com/backchannel/backchannel/internal/interest"
-	"github.com/backchannel/backchannel/internal/node"
-	"github.com/backchannel/backchannel/internal/testnet"
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features/convey"
+	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/node"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
 // runDemo is `backchannel demo`: a whole network on loopback (2 providers,

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
-	"github.com/backchannel/backchannel/internal/control"
-	"github.com/backchannel/backchannel/internal/identity"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // The commands of what makes it a backchannel: introductions, conveyed

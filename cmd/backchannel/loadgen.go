@@ -17,12 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/loadgen"
-	"github.com/backchannel/backchannel/internal/mailbox"
-	"github.com/backchannel/backchannel/internal/node"
-	"github.com/backchannel/backchannel/internal/testnet"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
+	"github.com/backchannel/backchannel/internal/relay/node"
+	"github.com/backchannel/backchannel/internal/tools/loadgen"
 	"github.com/backchannel/backchannel/internal/tools/readiness"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
 // runLoadgen is `backchannel loadgen`: it generates a network on loopback,

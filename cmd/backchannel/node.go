@@ -19,10 +19,10 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/backchannel/backchannel/internal/config"
-	"github.com/backchannel/backchannel/internal/mailbox"
-	"github.com/backchannel/backchannel/internal/node"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
+	"github.com/backchannel/backchannel/internal/relay/node"
 )
 
 // runNode is `backchannel node run --config FILE` and `backchannel node

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/testnet"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
 // runTestnet is `backchannel testnet`: it writes the files of a whole network.

@@ -12,8 +12,8 @@ import (
 	"syscall"
 
 	"github.com/backchannel/backchannel/internal/client"
-	"github.com/backchannel/backchannel/internal/control"
-	"github.com/backchannel/backchannel/internal/webui"
+	"github.com/backchannel/backchannel/internal/ui/control"
+	"github.com/backchannel/backchannel/internal/ui/webui"
 )
 
 // runUI is `backchannel ui`: the client daemon with its web interface. It

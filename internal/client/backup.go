@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/identity"
-	"github.com/backchannel/backchannel/internal/session"
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
 )
 
 // A backup file is

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/interest"
-	"github.com/backchannel/backchannel/internal/smp"
+	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/features/smp"
 )
 
 // checkRecord is a mutual interest check ("check/<id hex>"). The protocol

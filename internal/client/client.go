@@ -15,16 +15,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
-	"github.com/backchannel/backchannel/internal/clock"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/fragment"
-	"github.com/backchannel/backchannel/internal/identity"
-	"github.com/backchannel/backchannel/internal/interest"
-	"github.com/backchannel/backchannel/internal/session"
-	"github.com/backchannel/backchannel/internal/sphinx"
-	"github.com/backchannel/backchannel/internal/vault"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/endtoend/fragment"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/link/clientlink"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // Link is the client's link to its provider: clientlink.Link over the

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/convey"
+	"github.com/backchannel/backchannel/internal/features/convey"
 )
 
 // deskRecord is a message given to the user, as intermediary, to convey

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // The client follows the network's epochs through its provider. At every

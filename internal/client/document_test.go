@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
-	"github.com/backchannel/backchannel/internal/clock"
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/keyfile"
-	"github.com/backchannel/backchannel/internal/testnet"
-	"github.com/backchannel/backchannel/internal/testrand"
+	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/link/clientlink"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
 // documentLink is a provider that serves the documents a test sets.

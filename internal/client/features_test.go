@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/convey"
-	"github.com/backchannel/backchannel/internal/identity"
-	"github.com/backchannel/backchannel/internal/interest"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features/convey"
+	"github.com/backchannel/backchannel/internal/features/interest"
 )
 
 // trio starts a network and three running clients: an intermediary who

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // NetworkInfo describes the network document the client uses, for a status

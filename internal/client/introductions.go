@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/identity"
-	"github.com/backchannel/backchannel/internal/intro"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features/intro"
 )
 
 // introRecord is an introduction ("intro/<id hex>"), as the intermediary

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/backchannel/backchannel/internal/fragment"
+	"github.com/backchannel/backchannel/internal/endtoend/fragment"
 )
 
 // ContentKind says what a message holds.

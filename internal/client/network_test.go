@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/node"
-	"github.com/backchannel/backchannel/internal/testnet"
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/node"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
 // testVaultParams make vaults cheap to open in tests.

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
-	"github.com/backchannel/backchannel/internal/envelope"
-	"github.com/backchannel/backchannel/internal/fragment"
-	"github.com/backchannel/backchannel/internal/session"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/endtoend/envelope"
+	"github.com/backchannel/backchannel/internal/endtoend/fragment"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/link/clientlink"
+	"github.com/backchannel/backchannel/internal/link/wire"
 )
 
 // receive handles fetched mailbox packets. Everything it keeps is stored

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/sphinx"
-	"github.com/backchannel/backchannel/internal/wire"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 )
 
 // ErrWiped and ErrClosed end the loops of a wiped or closed client: Run

@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // event is what the sending schedule asks for.

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/clientlink"
-	"github.com/backchannel/backchannel/internal/clock"
-	"github.com/backchannel/backchannel/internal/testnet"
-	"github.com/backchannel/backchannel/internal/testrand"
+	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/link/clientlink"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
 // recordingLink records what the client sends, and when.

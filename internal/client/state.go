@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/vault"
+	"github.com/backchannel/backchannel/internal/client/vault"
 )
 
 // stateVersion is the version of every record the client keeps in its

@@ -8,11 +8,11 @@ import (
 	"math"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/directory"
-	"github.com/backchannel/backchannel/internal/envelope"
-	"github.com/backchannel/backchannel/internal/mailbox"
-	"github.com/backchannel/backchannel/internal/session"
-	"github.com/backchannel/backchannel/internal/sphinx"
+	"github.com/backchannel/backchannel/internal/endtoend/envelope"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
 // Limits of what the client holds in memory.

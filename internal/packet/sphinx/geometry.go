@@ -1,0 +1,109 @@
+package sphinx
+
+import (
+	"fmt"
+
+	"github.com/backchannel/backchannel/internal/packet/lioness"
+)
+
+// Sizes fixed by the packet format, whatever the geometry.
+const (
+	// versionLength is the length of the header's associated data, the
+	// version bytes 00 00.
+	versionLength = 2
+	// GroupElementLength is the length of alpha, an X25519 u-coordinate.
+	GroupElementLength = 32
+	// MACLength is the length of the header MAC gamma (untruncated
+	// HMAC-SHA256).
+	MACLength = 32
+	// NodeIDLength is the length of a node identifier in routing commands.
+	NodeIDLength = 32
+	// RecipientIDLength is the length of a recipient (mailbox) identifier.
+	RecipientIDLength = 32
+	// SURBIDLength is the length of a SURB identifier.
+	SURBIDLength = 16
+	// PerHopRoutingInfoLength is the routing information each hop gets: a
+	// next-hop command (1 + 32 + 32) plus a SURB-reply command (1 + 16).
+	PerHopRoutingInfoLength = 82
+	// PayloadTagLength is the length of the all-zero block before the message,
+	// which the last hop (or a SURB's creator) checks to detect tampering.
+	PayloadTagLength = 32
+	// ReplyKeyLength is the length of a SURB's reply key: a LIONESS key then
+	// IV.
+	ReplyKeyLength = lioness.KeySize + lioness.IVSize
+	// MaxHopsLimit is the largest number of hops a geometry may have. It
+	// bounds the routing information so that unwrapping needs no allocation
+	// for it.
+	MaxHopsLimit = 16
+)
+
+// Geometry is the shape of every packet in a network: how many hops a path may
+// have and how many bytes of user payload a packet carries. All packets of a
+// geometry have the same length, so the geometry is part of the network's
+// parameters, not chosen per packet.
+type Geometry struct {
+	// MaxHops is the number of hops the header has room for. Shorter paths
+	// are padded with random filler, so path length does not show.
+	MaxHops int
+	// UserPayloadLength is the length of a message in a packet; shorter
+	// messages are zero-padded to it.
+	UserPayloadLength int
+}
+
+// DefaultGeometry is the production geometry.
+//
+// Five hops: the sender's provider, one mix in each of the three layers, and
+// the recipient's provider, the stratified topology of Loopix, where three
+// layers are what its anonymity analysis recommends.
+//
+// 2,048 bytes of user payload (2,556-byte packets): large enough that a
+// typical text message, together with the 684-byte SURB that carries its
+// acknowledgement, fits in one packet, and small enough that cover traffic
+// (which sends full packets at a constant rate whether or not the user talks)
+// stays affordable on a phone connection. It is also within a few bytes of
+// Katzenpost's benchmark geometry (2,000 bytes), so figures compare.
+var DefaultGeometry = Geometry{MaxHops: 5, UserPayloadLength: 2048}
+
+// Validate reports whether g can be used.
+func (g Geometry) Validate() error {
+	if g.MaxHops < 1 || g.MaxHops > MaxHopsLimit {
+		return fmt.Errorf("sphinx: geometry has %d hops, want 1 to %d", g.MaxHops, MaxHopsLimit)
+	}
+	if g.UserPayloadLength < 1 {
+		return fmt.Errorf("sphinx: geometry has a user payload of %d bytes, want at least 1", g.UserPayloadLength)
+	}
+	if uint64(g.PayloadLength()) > lioness.MaxBlockSize {
+		return fmt.Errorf("sphinx: geometry has a user payload of %d bytes, more than LIONESS can cipher", g.UserPayloadLength)
+	}
+	return nil
+}
+
+// RoutingInfoLength is the length of beta: 82 bytes per hop.
+func (g Geometry) RoutingInfoLength() int { return PerHopRoutingInfoLength * g.MaxHops }
+
+// HeaderLength is 2 + 32 + 82·MaxHops + 32 bytes: version, alpha, beta, gamma.
+func (g Geometry) HeaderLength() int {
+	return versionLength + GroupElementLength + g.RoutingInfoLength() + MACLength
+}
+
+// PayloadLength is the length of the encrypted payload: the zero tag and the
+// user payload.
+func (g Geometry) PayloadLength() int { return PayloadTagLength + g.UserPayloadLength }
+
+// PacketLength is the length of every packet of this geometry.
+func (g Geometry) PacketLength() int { return g.HeaderLength() + g.PayloadLength() }
+
+// SURBLength is the length of a SURB: a header, the first hop's ID and the
+// reply key.
+func (g Geometry) SURBLength() int { return g.HeaderLength() + NodeIDLength + ReplyKeyLength }
+
+// macOffset is where gamma starts in a header.
+func (g Geometry) macOffset() int { return g.HeaderLength() - MACLength }
+
+// keystreamLength is the length of a hop's header keystream: 82·(MaxHops+1).
+func (g Geometry) keystreamLength() int { return PerHopRoutingInfoLength * (g.MaxHops + 1) }
+
+// String describes g for logs and errors.
+func (g Geometry) String() string {
+	return fmt.Sprintf("%d hops, %d-byte payload, %d-byte packets", g.MaxHops, g.UserPayloadLength, g.PacketLength())
+}

@@ -1,0 +1,256 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
+)
+
+const epochLength = time.Minute
+
+var genesis = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// authorities starts n authorities with threshold k on loopback HTTP
+// servers, sharing a fake clock; tweak may change each one's config.
+func authorities(t *testing.T, n, k int, admission Admission, clk *clock.Fake, tweak func(i int, c *Config)) ([]*Server, []ed25519.PublicKey, []func()) {
+	t.Helper()
+	var keys []ed25519.PrivateKey
+	var pubs []ed25519.PublicKey
+	var lns []net.Listener
+	for i := range n {
+		seed := make([]byte, 32)
+		testrand.New(byte(i), 42).Read(seed)
+		keys = append(keys, ed25519.NewKeyFromSeed(seed))
+		pubs = append(pubs, keys[i].Public().(ed25519.PublicKey))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	var servers []*Server
+	var stops []func()
+	for i := range n {
+		cfg := Config{Key: keys[i], Threshold: k, Admission: admission, Parameters: params, Genesis: genesis, EpochLength: epochLength, Clock: clk}
+		for j := range n {
+			if j != i {
+				cfg.Peers = append(cfg.Peers, Peer{Key: pubs[j], URL: "http://" + lns[j].Addr().String()})
+			}
+		}
+		if tweak != nil {
+			tweak(i, &cfg)
+		}
+		s, err := NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: time.Second}
+		go srv.Serve(lns[i])
+		stop := func() { srv.Close() }
+		t.Cleanup(stop)
+		servers = append(servers, s)
+		stops = append(stops, stop)
+	}
+	return servers, pubs, stops
+}
+
+// upload sends each node's descriptor for epoch e to every running authority
+// over HTTP.
+func upload(t *testing.T, servers []*Server, ns []node, e uint64) {
+	t.Helper()
+	for i := range ns {
+		ns[i].d.Epoch = e
+	}
+	for _, raw := range signed(t, ns) {
+		for _, s := range servers {
+			s.Upload(raw)
+		}
+	}
+}
+
+// stepAll moves the clock through the phases of the next epoch and steps
+// every authority at each.
+func stepAll(servers []*Server, clk *clock.Fake, skip map[int]bool) {
+	for _, eighths := range []int{4, 5, 6, 7} {
+		e := servers[0].Epoch(clk.Now()) + 1
+		at := servers[0].phase(e, eighths)
+		clk.Advance(at.Sub(clk.Now()))
+		for i, s := range servers {
+			if !skip[i] {
+				s.Step(context.Background(), clk.Now())
+			}
+		}
+	}
+}
+
+func verify(t *testing.T, data []byte, pubs []ed25519.PublicKey, k int, at time.Time) (*directory.Document, error) {
+	t.Helper()
+	return directory.Verify(data, directory.Trust{Authorities: pubs, Threshold: k, ClockSkew: time.Minute}, at)
+}
+
+func TestOneOfOne(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 3)
+	servers, pubs, _ := authorities(t, 1, 1, admitAll(ns), clk, nil)
+	upload(t, servers, ns, 2)
+	stepAll(servers, clk, nil)
+	data, ok := servers[0].Document(2)
+	if !ok {
+		t.Fatal("no document for epoch 2")
+	}
+	doc, err := verify(t, data, pubs, 1, servers[0].Start(2))
+	if err != nil || len(doc.Nodes) != 5 {
+		t.Fatalf("%v, %v", doc, err)
+	}
+}
+
+// TestTwoOfThree: the normal case, one authority down, one authority that
+// disagrees, a node nobody admitted, and a node only one authority admits.
+func TestTwoOfThree(t *testing.T) {
+	ns := nodes(t, 2, 4)
+	admitted := admitAll(ns[:5]) // ns[5] (a mix) is on no list
+	for _, tc := range []struct {
+		name    string
+		down    map[int]bool
+		tweak   func(int, *Config)
+		signers int
+		nodes   int
+		publish []int
+		nobody  []int // authorities that must not publish
+	}{
+		{name: "all agree", signers: 3, nodes: 5, publish: []int{0, 1, 2}},
+		{name: "one down", down: map[int]bool{2: true}, signers: 2, nodes: 5, publish: []int{0, 1}},
+		{name: "one disagrees", tweak: func(i int, c *Config) {
+			if i == 2 {
+				c.Parameters.MeanDelay = time.Second
+			}
+		}, signers: 2, nodes: 5, publish: []int{0, 1}, nobody: []int{2}},
+		{name: "only one admits a node", tweak: func(i int, c *Config) {
+			if i == 0 {
+				a := Admission{}
+				for k, v := range admitted {
+					a[k] = v
+				}
+				for k := range admitAll(ns[5:]) {
+					a[k] = true
+				}
+				c.Admission = a
+			}
+		}, signers: 3, nodes: 5, publish: []int{0, 1, 2}}, // one authority cannot add a node alone
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+			servers, pubs, stops := authorities(t, 3, 2, admitted, clk, tc.tweak)
+			for i := range tc.down {
+				stops[i]()
+			}
+			var up []*Server
+			for i, s := range servers {
+				if !tc.down[i] {
+					up = append(up, s)
+				}
+			}
+			upload(t, up, ns, 2)
+			stepAll(servers, clk, tc.down)
+			var first []byte
+			for _, i := range tc.publish {
+				data, ok := servers[i].Document(2)
+				if !ok {
+					t.Fatalf("authority %d published nothing", i)
+				}
+				doc, err := verify(t, data, pubs, 2, servers[i].Start(2))
+				if err != nil {
+					t.Fatalf("authority %d: %v", i, err)
+				}
+				var s directory.Signed
+				s.UnmarshalBinary(data)
+				if len(s.Signatures) != tc.signers || len(doc.Nodes) != tc.nodes {
+					t.Fatalf("authority %d: %d signatures, %d nodes", i, len(s.Signatures), len(doc.Nodes))
+				}
+				if doc.Node(ns[5].d.IdentityKey) != nil {
+					t.Fatal("a node on no admission list is in the document")
+				}
+				if first == nil {
+					first = s.Document
+				} else if !bytes.Equal(first, s.Document) {
+					t.Fatal("authorities published different documents")
+				}
+			}
+			for _, i := range tc.nobody {
+				if _, ok := servers[i].Document(2); ok {
+					t.Fatalf("authority %d published a document the others did not sign", i)
+				}
+			}
+		})
+	}
+}
+
+func TestUploadRefusals(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 1, 1)
+	servers, _, _ := authorities(t, 1, 1, admitAll(ns[:1]), clk, nil)
+	s := servers[0]
+	ns[0].d.Epoch, ns[1].d.Epoch = 2, 2
+	raw := signed(t, ns)
+	if err := s.Upload(raw[1]); err == nil {
+		t.Fatal("took a node that is not admitted")
+	}
+	ns[0].d.Epoch = 5
+	if err := s.Upload(signed(t, ns[:1])[0]); err == nil {
+		t.Fatal("took a descriptor for a far epoch")
+	}
+	ns[0].d.Epoch = 3
+	if err := s.Upload(signed(t, ns[:1])[0]); err != nil {
+		t.Fatalf("refused a descriptor for the epoch after next: %v", err)
+	}
+	clk.Advance(epochLength / 2)
+	if err := s.Upload(raw[0]); err == nil {
+		t.Fatal("took a descriptor after the freeze")
+	}
+	if err := s.Upload([]byte("junk")); !errors.Is(err, ErrDescriptor) {
+		t.Fatalf("junk: %v", err)
+	}
+}
+
+// TestDocumentsKept: a published document is kept in DocumentDir and
+// served again by the authority after a restart; a file there that these
+// authorities did not sign stops the authority from starting.
+func TestDocumentsKept(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 3)
+	dir := t.TempDir()
+	keep := func(i int, c *Config) { c.DocumentDir = dir }
+	servers, _, stops := authorities(t, 1, 1, admitAll(ns), clk, keep)
+	upload(t, servers, ns, 2)
+	stepAll(servers, clk, nil)
+	published, ok := servers[0].Document(2)
+	if !ok {
+		t.Fatal("no document for epoch 2")
+	}
+	stops[0]()
+	clk.Advance(servers[0].Start(2).Add(time.Second).Sub(clk.Now())) // in epoch 2: it is the current one
+	again, _, _ := authorities(t, 1, 1, admitAll(ns), clk, keep)
+	if kept, ok := again[0].Document(2); !ok || !bytes.Equal(kept, published) {
+		t.Fatal("the restarted authority does not serve the document it published")
+	}
+
+	foreign := t.TempDir()
+	os.WriteFile(filepath.Join(foreign, "epoch-2.doc"), published, 0o600)
+	cfg := Config{Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), Threshold: 1, Admission: admitAll(ns), Parameters: params,
+		Genesis: genesis, EpochLength: epochLength, Clock: clk, DocumentDir: foreign}
+	if _, err := NewServer(cfg); err == nil || !strings.Contains(err.Error(), "epoch-2.doc") {
+		t.Fatalf("started with another authority's document: %v", err)
+	}
+}

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
+	"github.com/backchannel/backchannel/internal/relay/replay"
+)
+
+// job is a packet received on a link, with its frame number there.
+type job struct {
+	packet []byte
+	from   *inbound
+	seq    uint64
+}
+
+// result is a worker's verdict on a job: forward it after a delay, store
+// it in a mailbox, or nothing more to do (dropped). Either way its frame
+// is acknowledged once the replay log is synced.
+type result struct {
+	job
+	epoch   *epochState // whose replay filter holds the packet's tag
+	forward bool
+	next    sphinx.NodeID
+	delay   time.Duration
+	// store, at a provider, is the delivery for a mailbox, which the
+	// committer stores with the rest of its batch before logging tag.
+	store *mailbox.Delivery
+	tag   [sphinx.ReplayTagLength]byte
+}
+
+// work unwraps packets until jobs is closed.
+func (n *Node) work() {
+	for j := range n.jobs {
+		n.results <- n.process(j)
+	}
+}
+
+func (n *Node) process(j job) result {
+	r := result{job: j}
+	start := time.Now()
+	es := n.epochs.Load()
+	e := es.cur
+	res, err := n.format.Unwrap(&e.key, j.packet)
+	if errors.Is(err, sphinx.ErrMAC) && es.prev != nil && n.cfg.Clock.Now().Before(es.prev.graceUntil) {
+		// Made with the previous epoch's key before the change: tried
+		// during the grace period only.
+		if again, perr := n.format.Unwrap(&es.prev.key, j.packet); perr == nil {
+			res, err, e = again, nil, es.prev
+			n.metrics.graceUnwraps.Inc()
+		}
+	}
+	r.epoch = e
+	n.metrics.unwrapSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		n.metrics.dropped.WithLabelValues(unwrapDropReason(err)).Inc()
+		return r
+	}
+	// The tag is reserved in memory now and logged below once the packet
+	// is dealt with (after storing it, at a provider), so that a tag never
+	// becomes durable before the packet it stands for.
+	seen, err := e.replay.Reserve(res.ReplayTag)
+	if err != nil {
+		n.log.Error("replay filter failed", "err", err)
+		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
+		return r
+	}
+	if seen {
+		n.metrics.dropped.WithLabelValues(dropReplay).Inc()
+		return r
+	}
+	if n.faults.drop() {
+		n.metrics.dropped.WithLabelValues(dropFault).Inc()
+		n.record(e, res.ReplayTag)
+		return r
+	}
+	if next, ok := res.Commands.NextHop(); ok {
+		node := n.nodeByID(next.ID)
+		if node == nil || !n.nextHopAllowed(node) {
+			n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
+			return r
+		}
+		r.forward, r.next = true, next.ID
+		if d, ok := res.Commands.Delay(); ok {
+			r.delay = d.Duration()
+		}
+		r.delay += n.faults.extraDelay()
+		n.record(e, res.ReplayTag)
+		return r
+	}
+	rcpt, ok := res.Commands.Recipient()
+	if n.mailbox == nil || !ok {
+		n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
+		return r
+	}
+	id := mailbox.ID(rcpt.ID)
+	if id == mailbox.DropID {
+		n.metrics.coverDropped.Inc()
+		n.record(e, res.ReplayTag)
+		return r
+	}
+	if !n.cfg.Accounts.HasMailbox(id) {
+		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
+		return r
+	}
+	// The committer stores the packet, with the others of its batch in
+	// one transaction, before its tag is logged: a crash in between can
+	// store a retransmitted copy twice, never lose one (the client
+	// delivers each message once).
+	d := wire.Delivery{Payload: res.Payload}
+	if reply, ok := res.Commands.SURBReply(); ok {
+		d.SURBID = &reply.ID
+	}
+	record, err := d.MarshalBinary()
+	if err != nil {
+		n.metrics.dropped.WithLabelValues(dropInternal).Inc()
+		return r
+	}
+	r.store, r.tag = &mailbox.Delivery{Mailbox: id, Packet: record}, res.ReplayTag
+	return r
+}
+
+// storeBatch stores the batch's deliveries in one transaction, then logs
+// the tags of those stored. A packet not stored is dropped (and counted);
+// its frame is acknowledged all the same, as for any drop.
+// It reports whether the store worked (or had nothing to do).
+func (n *Node) storeBatch(batch []result) bool {
+	var deliveries []mailbox.Delivery
+	var stored []*result
+	for i := range batch {
+		if batch[i].store != nil {
+			deliveries = append(deliveries, *batch[i].store)
+			stored = append(stored, &batch[i])
+		}
+	}
+	if len(deliveries) == 0 {
+		return true
+	}
+	errs, err := n.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
+	if err != nil {
+		reason := n.storageFailed("storing packets in the mailboxes", err)
+		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))
+		return false
+	}
+	for i, r := range stored {
+		if errs[i] != nil {
+			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
+			continue
+		}
+		n.metrics.delivered.Inc()
+		n.record(r.epoch, r.tag)
+	}
+	return true
+}
+
+// storageFailed reports a failed write to the data directory and returns
+// the drop reason of its packets. A full disk is said once, in words, until
+// space returns (storageWorks); other errors each time.
+func (n *Node) storageFailed(what string, err error) string {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		n.log.Error(what+" failed", "err", err)
+		return dropInternal
+	}
+	if !n.diskFull.Swap(true) {
+		n.metrics.diskFull.Set(1)
+		n.log.Error("the disk is full: "+what+" failed; until space is freed in the data directory, packets that need it are refused (their senders retransmit them)",
+			"data_dir", n.cfg.DataDir, "err", err)
+	}
+	return dropDiskFull
+}
+
+// storageWorks notes a write that succeeded after the disk was full.
+func (n *Node) storageWorks() {
+	if n.diskFull.Load() && n.diskFull.Swap(false) {
+		n.metrics.diskFull.Set(0)
+		n.log.Info("there is space on the disk again: packets are stored", "data_dir", n.cfg.DataDir)
+	}
+}
+
+// record logs a reserved replay tag; the committer syncs the log before the
+// packet's frame is acknowledged.
+func (n *Node) record(e *epochState, tag [sphinx.ReplayTagLength]byte) {
+	if err := e.replay.Record(tag); err != nil && !errors.Is(err, replay.ErrClosed) {
+		n.log.Error("replay log write failed", "err", err)
+	}
+}
+
+func unwrapDropReason(err error) string {
+	switch {
+	case errors.Is(err, sphinx.ErrPacketTooShort):
+		return dropTooShort
+	case errors.Is(err, sphinx.ErrVersion):
+		return dropVersion
+	case errors.Is(err, sphinx.ErrLowOrderPoint):
+		return dropLowOrder
+	case errors.Is(err, sphinx.ErrMAC):
+		return dropMAC
+	case errors.Is(err, sphinx.ErrCommand):
+		return dropCommand
+	case errors.Is(err, sphinx.ErrPayloadTag):
+		return dropPayloadTag
+	}
+	return dropInternal
+}
+
+// minSyncInterval is the shortest time between two syncs of the replay log.
+const minSyncInterval = 2 * time.Millisecond
+
+// commit takes workers' results in batches: it syncs the replay log once per
+// batch, then acknowledges the batch's frames and schedules its forwards.
+// Nothing is forwarded or acknowledged before its replay tag is durable, so
+// a restarted node still refuses it. It returns when results is closed.
+func (n *Node) commit() {
+	var batch []result
+	var lastSync time.Time
+	for {
+		batch = batch[:0]
+		r, ok := <-n.results
+		if !ok {
+			return
+		}
+		batch = append(batch, r)
+		// Group commit: an fsync costs the same for one tag as for a
+		// thousand, so under load wait out a short interval since the last
+		// one and take everything that arrived meanwhile.
+		if next := lastSync.Add(minSyncInterval); n.cfg.Clock.Now().Before(next) {
+			<-n.cfg.Clock.NewTimerAt(next).C()
+		}
+	drain:
+		for len(batch) < cap(n.results) {
+			select {
+			case r, ok := <-n.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		lastSync = n.cfg.Clock.Now()
+		stored := n.storeBatch(batch)
+		if err := n.syncReplay(); err != nil {
+			// Without a durable log the node could forward a replay after
+			// a restart: stop acknowledging, so the previous hops keep
+			// the packets, and say so.
+			n.storageFailed("syncing the replay log (not acknowledging)", err)
+			continue
+		}
+		if stored {
+			n.storageWorks()
+		}
+		now := n.cfg.Clock.Now()
+		links := map[*inbound]struct{}{}
+		for _, r := range batch {
+			switch {
+			case r.forward && r.delay <= 0:
+				n.route(forward{packet: r.packet, next: r.next})
+			case r.forward:
+				if !n.delayQ.Push(forward{packet: r.packet, next: r.next}, now.Add(r.delay)) {
+					n.metrics.dropped.WithLabelValues(dropDelayFull).Inc()
+				}
+			}
+			r.from.complete(r.seq)
+			links[r.from] = struct{}{}
+		}
+		for l := range links {
+			l.sendAck()
+		}
+	}
+}
+
+// syncReplay syncs the replay filters of the epochs held. A filter that
+// an epoch change closed meanwhile needs no sync: its epoch's key is wiped,
+// so no packet of that epoch can be unwrapped again, replayed or not.
+func (n *Node) syncReplay() error {
+	for _, e := range n.epochs.Load().all() {
+		if err := e.replay.Sync(); err != nil && !errors.Is(err, replay.ErrClosed) {
+			return err
+		}
+	}
+	return nil
+}

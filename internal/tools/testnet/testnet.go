@@ -1,0 +1,422 @@
+// Package testnet writes everything a backchannel network needs to start: a
+// directory authority key, a key set and config file per node, and the
+// network document signed by the authority. `backchannel testnet` and the
+// demo use it; for a network on several hosts, give each node's address.
+//
+// It is a generator, not a directory authority. With Follow, the document
+// it signs is the genesis of the authorities' epochs (the epoch starting at
+// Genesis), and each node's config points at the authorities, which publish
+// every later document from the descriptors the nodes upload. Without, the
+// document is static: one epoch, valid for Validity, and nodes never look
+// for another.
+package testnet
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/packet/x25519"
+	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
+)
+
+// Options shape the generated network.
+type Options struct {
+	// Dir is where the files go; it is created if needed.
+	Dir string
+	// Layers and MixesPerLayer give the mix layers; Providers the number of
+	// providers.
+	Layers, MixesPerLayer, Providers int
+	// Hosts lists the node addresses' hosts, used in turn; empty means
+	// 127.0.0.1 for every node.
+	Hosts []string
+	// BasePort is the first node's link port; node i listens on BasePort+i
+	// and serves metrics on MetricsBasePort+i (0: no metrics listener).
+	BasePort, MetricsBasePort int
+	// Addresses and MetricsAddresses, if set, give every node's addresses
+	// in order (providers, then layer by layer), instead of Hosts and the
+	// base ports.
+	Addresses, MetricsAddresses []string
+	// Parameters are the network parameters; the zero value takes
+	// DefaultParameters.
+	Parameters directory.Parameters
+	// Validity is how long a static document is valid from Now.
+	Validity time.Duration
+	// ClockSkew is how far nodes' and clients' clocks may be off (default
+	// config.DefaultClockSkew).
+	ClockSkew time.Duration
+	// Follow makes the nodes follow the authorities: the document is the
+	// genesis epoch's, and node configs carry the authorities' URLs.
+	Follow bool
+	// ExpireEvery, if set, is how often providers remove expired mailbox
+	// packets (their default is a minute).
+	ExpireEvery time.Duration
+	// DrainTimeout, if set, bounds each node's graceful shutdown (their
+	// default is 10 s); Pprof serves Go's profiles on the metrics listener.
+	DrainTimeout time.Duration
+	Pprof        bool
+	// Listens, if set, gives every node's listen address in order, where it
+	// differs from the published one (a proxy in front of each node).
+	Listens []string
+	// Authorities is the number of directory authorities (default 1) and
+	// Threshold how many must sign a document (default 1).
+	// AuthorityAddresses gives each one's HTTP listen address (default
+	// 127.0.0.1:32000+i). Genesis and EpochLength set the epochs of their
+	// configs (defaults: Now to the second, 10 minutes).
+	Authorities, Threshold int
+	AuthorityAddresses     []string
+	Genesis                time.Time
+	EpochLength            time.Duration
+	Now                    time.Time
+	Rand                   io.Reader
+}
+
+// DefaultParameters are the parameters of a generated network: Loopix-like
+// rates and a 50 ms mean delay per hop.
+func DefaultParameters(layers int) directory.Parameters {
+	return directory.Parameters{
+		Layers:       uint8(layers),
+		MeanDelay:    50 * time.Millisecond,
+		SendRate:     2,
+		LoopRate:     0.5,
+		DropRate:     0.5,
+		MixLoopRate:  0.5,
+		PollInterval: time.Second,
+		Geometry:     sphinx.DefaultGeometry,
+	}
+}
+
+// Network is what Generate wrote.
+type Network struct {
+	Dir string
+	// Authorities are the authorities' keys; Threshold how many must sign.
+	Authorities []ed25519.PublicKey
+	Threshold   int
+	// AuthorityConfigs are the authorities' config files.
+	AuthorityConfigs []string
+	Document         *directory.Document
+	// Configs maps node names to their config files.
+	Configs map[string]string
+	// Names lists the nodes in document order.
+	Names []string
+}
+
+// Generate writes a network's files.
+func Generate(opts Options) (*Network, error) {
+	if opts.Layers < 1 || opts.MixesPerLayer < 1 || opts.Providers < 1 {
+		return nil, fmt.Errorf("testnet: %d layers of %d mixes and %d providers: each must be at least 1", opts.Layers, opts.MixesPerLayer, opts.Providers)
+	}
+	if opts.Parameters.Layers == 0 {
+		opts.Parameters = DefaultParameters(opts.Layers)
+	}
+	if int(opts.Parameters.Layers) != opts.Layers {
+		return nil, fmt.Errorf("testnet: parameters say %d layers, options %d", opts.Parameters.Layers, opts.Layers)
+	}
+	if len(opts.Hosts) == 0 {
+		opts.Hosts = []string{"127.0.0.1"}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	net := &Network{Dir: opts.Dir, Configs: map[string]string{}}
+
+	if opts.Authorities == 0 {
+		opts.Authorities = 1
+	}
+	if opts.Threshold == 0 {
+		opts.Threshold = 1
+	}
+	if opts.Threshold > opts.Authorities {
+		return nil, fmt.Errorf("testnet: a threshold of %d with %d authorities", opts.Threshold, opts.Authorities)
+	}
+	if opts.AuthorityAddresses == nil {
+		for i := range opts.Authorities {
+			opts.AuthorityAddresses = append(opts.AuthorityAddresses, fmt.Sprintf("127.0.0.1:%d", 32000+i))
+		}
+	}
+	if len(opts.AuthorityAddresses) != opts.Authorities {
+		return nil, fmt.Errorf("testnet: %d authority addresses for %d authorities", len(opts.AuthorityAddresses), opts.Authorities)
+	}
+	var authorities []ed25519.PrivateKey
+	for i := range opts.Authorities {
+		seed := make([]byte, ed25519.SeedSize)
+		if _, err := io.ReadFull(opts.Rand, seed); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		dir := filepath.Join(opts.Dir, authorityName(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		if err := keyfile.Write(filepath.Join(dir, "authority.key"), keyfile.Identity, seed); err != nil {
+			return nil, err
+		}
+		key := ed25519.NewKeyFromSeed(seed)
+		authorities = append(authorities, key)
+		net.Authorities = append(net.Authorities, key.Public().(ed25519.PublicKey))
+	}
+	net.Threshold = opts.Threshold
+
+	if opts.Genesis.IsZero() {
+		opts.Genesis = opts.Now.UTC().Truncate(time.Second)
+	}
+	if opts.EpochLength == 0 {
+		opts.EpochLength = 10 * time.Minute
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = config.DefaultClockSkew
+	}
+	doc := &directory.Document{
+		Epoch:      1,
+		ValidFrom:  opts.Now.Add(-time.Minute).Truncate(time.Second),
+		ValidUntil: opts.Now.Add(opts.Validity).Truncate(time.Second),
+		Parameters: opts.Parameters,
+	}
+	if opts.Follow {
+		if opts.Now.Before(opts.Genesis) {
+			return nil, fmt.Errorf("testnet: genesis %v is after now", opts.Genesis)
+		}
+		doc.Epoch = uint64(opts.Now.Sub(opts.Genesis) / opts.EpochLength)
+		doc.ValidFrom = opts.Genesis.Add(time.Duration(doc.Epoch) * opts.EpochLength).UTC()
+		doc.ValidUntil = doc.ValidFrom.Add(opts.EpochLength)
+	}
+	type planned struct {
+		name  string
+		role  directory.Role
+		layer uint8
+	}
+	nodes := opts.Providers + opts.Layers*opts.MixesPerLayer
+	if opts.Addresses != nil && len(opts.Addresses) != nodes {
+		return nil, fmt.Errorf("testnet: %d addresses for %d nodes", len(opts.Addresses), nodes)
+	}
+	if opts.Listens != nil && len(opts.Listens) != nodes {
+		return nil, fmt.Errorf("testnet: %d listen addresses for %d nodes", len(opts.Listens), nodes)
+	}
+	if opts.MetricsAddresses != nil && len(opts.MetricsAddresses) != nodes {
+		return nil, fmt.Errorf("testnet: %d metrics addresses for %d nodes", len(opts.MetricsAddresses), nodes)
+	}
+	var plan []planned
+	for i := range opts.Providers {
+		plan = append(plan, planned{fmt.Sprintf("provider-%c", 'a'+i), directory.RoleProvider, 0})
+	}
+	for layer := 1; layer <= opts.Layers; layer++ {
+		for i := range opts.MixesPerLayer {
+			plan = append(plan, planned{fmt.Sprintf("mix-%d-%c", layer, 'a'+i), directory.RoleMix, uint8(layer)})
+		}
+	}
+	for i, p := range plan {
+		dir := filepath.Join(opts.Dir, p.name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		seeds := make([]byte, 3*32)
+		if _, err := io.ReadFull(opts.Rand, seeds); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		identity := ed25519.NewKeyFromSeed(seeds[:32])
+		link, err := wire.GenerateKeypair(strings.NewReader(string(seeds[32:64])))
+		if err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		sphinxKey := (*[32]byte)(seeds[64:96])
+		node := directory.Node{
+			Name: p.name, Role: p.role, Layer: p.layer,
+			IdentityKey: identity.Public().(ed25519.PublicKey),
+			Address:     fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.BasePort+i),
+		}
+		if opts.Addresses != nil {
+			node.Address = opts.Addresses[i]
+		}
+		copy(node.LinkKey[:], link.Public)
+		if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "sphinx-keys"), 0o700); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		for _, k := range []struct {
+			file   string
+			kind   keyfile.Kind
+			secret []byte
+		}{
+			{"identity.key", keyfile.Identity, seeds[:32]},
+			{"link.key", keyfile.Link, link.Private},
+			{filepath.Join("sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", doc.Epoch)), keyfile.Sphinx, sphinxKey[:]},
+		} {
+			if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
+				return nil, err
+			}
+		}
+		clear(seeds)
+		metrics := ""
+		if opts.MetricsBasePort != 0 {
+			metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
+		}
+		if opts.MetricsAddresses != nil {
+			metrics = opts.MetricsAddresses[i]
+		}
+		cfg := nodeConfig(opts, net, p.name, roleName(p.role), node.Address, metrics)
+		if opts.Listens != nil {
+			cfg.Node.Listen = opts.Listens[i]
+		}
+		path := filepath.Join(dir, "node.toml")
+		if err := config.Write(path, fmt.Sprintf("backchannel node %q (%s), written by backchannel testnet.", p.name, p.role), cfg); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+		net.Configs[p.name] = path
+		net.Names = append(net.Names, p.name)
+		doc.Nodes = append(doc.Nodes, node)
+	}
+
+	encoded, err := doc.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	signed := directory.Signed{Document: encoded}
+	for _, key := range authorities {
+		signed.Signatures = append(signed.Signatures, directory.Sign(encoded, key))
+	}
+	data, err := signed.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	// One copy for the record, one in each node's directory: a node that
+	// follows the authorities replaces its own at every epoch.
+	for _, dir := range append([]string{opts.Dir}, nodeDirs(opts.Dir, net.Names)...) {
+		if err := os.WriteFile(filepath.Join(dir, "network.doc"), data, 0o644); err != nil {
+			return nil, fmt.Errorf("testnet: %w", err)
+		}
+	}
+	if err := config.Write(filepath.Join(opts.Dir, "network.toml"),
+		"backchannel network bootstrap for clients, written by backchannel testnet.\n`backchannel init --network network.toml --provider NAME` reads it.",
+		clientBootstrap(net.Authorities, net.Threshold, opts.ClockSkew, doc)); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
+		return nil, err
+	}
+	if opts.Follow {
+		// The authorities serve the genesis document as the current one,
+		// for nodes that join during the first epoch.
+		for i := range net.Authorities {
+			docs := filepath.Join(opts.Dir, authorityName(i), "documents")
+			if err := os.MkdirAll(docs, 0o700); err != nil {
+				return nil, fmt.Errorf("testnet: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(docs, fmt.Sprintf("epoch-%d.doc", doc.Epoch)), data, 0o600); err != nil {
+				return nil, fmt.Errorf("testnet: %w", err)
+			}
+		}
+	}
+	net.Document = doc
+	return net, nil
+}
+
+func nodeDirs(dir string, names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, filepath.Join(dir, n))
+	}
+	return out
+}
+
+func roleName(r directory.Role) string {
+	if r == directory.RoleProvider {
+		return "provider"
+	}
+	return "mix"
+}
+
+func authorityName(i int) string { return fmt.Sprintf("authority-%d", i+1) }
+
+// hexKeys writes keys in hex, as configuration files list them.
+func hexKeys(keys []ed25519.PublicKey) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, hex.EncodeToString(k))
+	}
+	return out
+}
+
+// nodeConfig is a node's configuration file.
+func nodeConfig(opts Options, net *Network, name, role, address, metrics string) *config.Node {
+	cfg := &config.Node{
+		Version: config.Version,
+		Node: config.NodeSection{
+			Name: name, Role: role, Address: address,
+			DataDir: "data", IdentityKey: "identity.key", LinkKey: "link.key", SphinxKeys: "sphinx-keys",
+			Metrics: metrics, Pprof: opts.Pprof, DrainTimeout: config.Duration{Duration: opts.DrainTimeout},
+		},
+		Directory: config.Directory{
+			Document:    "network.doc",
+			Authorities: hexKeys(net.Authorities),
+			Threshold:   net.Threshold,
+			ClockSkew:   config.Duration{Duration: opts.ClockSkew},
+		},
+		Provider: config.Provider{Accounts: "accounts.txt", ExpireEvery: config.Duration{Duration: opts.ExpireEvery}},
+	}
+	if opts.Follow {
+		for _, a := range opts.AuthorityAddresses {
+			cfg.Directory.AuthorityURLs = append(cfg.Directory.AuthorityURLs, "http://"+a)
+		}
+	}
+	return cfg
+}
+
+// writeAuthorityConfigs writes each authority's config: its peers, the
+// admission list (every generated node), the epochs and the parameters.
+func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) error {
+	var admitted []ed25519.PublicKey
+	for _, n := range doc.Nodes {
+		admitted = append(admitted, n.IdentityKey)
+	}
+	p := doc.Parameters
+	for i := range net.Authorities {
+		cfg := &config.Authority{
+			Version: config.Version,
+			Authority: config.AuthoritySection{
+				IdentityKey: "authority.key", Documents: "documents", Listen: opts.AuthorityAddresses[i],
+				Threshold: net.Threshold, Genesis: opts.Genesis, Epoch: config.Duration{Duration: opts.EpochLength},
+				Admitted: hexKeys(admitted),
+			},
+			Parameters: config.ParametersTable{
+				Layers: int(p.Layers), MeanDelay: config.Duration{Duration: p.MeanDelay},
+				SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate, MixLoopRate: p.MixLoopRate,
+				PollInterval: config.Duration{Duration: p.PollInterval},
+				MaxHops:      p.Geometry.MaxHops, Payload: p.Geometry.UserPayloadLength,
+			},
+		}
+		for j, k := range net.Authorities {
+			if j != i {
+				cfg.Peers = append(cfg.Peers, config.AuthorityPeer{Key: hex.EncodeToString(k), URL: "http://" + opts.AuthorityAddresses[j]})
+			}
+		}
+		path := filepath.Join(opts.Dir, authorityName(i), "authority.toml")
+		comment := fmt.Sprintf("backchannel directory authority %d of %d, written by backchannel testnet.", i+1, len(net.Authorities))
+		if err := config.Write(path, comment, cfg); err != nil {
+			return fmt.Errorf("testnet: %w", err)
+		}
+		net.AuthorityConfigs = append(net.AuthorityConfigs, path)
+	}
+	return nil
+}
+
+// clientBootstrap is the network.toml clients start from: the authorities
+// and the providers.
+func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) *config.Network {
+	n := &config.Network{Version: config.Version, Authorities: hexKeys(authorities), Threshold: threshold, ClockSkew: config.Duration{Duration: skew}}
+	for _, p := range doc.Providers() {
+		n.Providers = append(n.Providers, config.NetworkProvider{
+			Name: p.Name, Address: p.Address, LinkKey: hex.EncodeToString(p.LinkKey[:]), IdentityKey: hex.EncodeToString(p.IdentityKey),
+		})
+	}
+	return n
+}
