@@ -18,7 +18,6 @@ import (
 
 	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/link/wire"
-	"github.com/backchannel/backchannel/internal/pki/authority"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
 )
@@ -128,7 +127,7 @@ func (a *authorityProcs) upload(doc *directory.Document, e uint64, to []int) {
 			t.Fatal(err)
 		}
 		link, _ := wire.KeypairFromSecret(secret)
-		d := authority.Descriptor{Epoch: e, Name: n.Name, Role: n.Role, IdentityKey: id.Public().(ed25519.PublicKey), Address: n.Address}
+		d := directory.Descriptor{Epoch: e, Name: n.Name, Role: n.Role, IdentityKey: id.Public().(ed25519.PublicKey), Address: n.Address}
 		copy(d.LinkKey[:], link.Public)
 		rand.Read(d.SphinxKey[:])
 		rand.Read(d.NextSphinxKey[:])

@@ -12,7 +12,6 @@ import (
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
-	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
 // Limits of what the client holds in memory.
@@ -267,7 +266,7 @@ func (c *Client) dropPacket() ([]byte, error) {
 	if _, err := io.ReadFull(c.cfg.Rand, payload[1:]); err != nil {
 		return nil, err
 	}
-	return c.format.NewPacket(c.cfg.Rand, c.route(mine, to, sphinx.Recipient{ID: mailbox.DropID}), payload)
+	return c.format.NewPacket(c.cfg.Rand, c.route(mine, to, sphinx.Recipient{ID: directory.DropRecipient}), payload)
 }
 
 func (c *Client) ownProvider() *directory.Node {

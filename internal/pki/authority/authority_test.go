@@ -27,7 +27,7 @@ var (
 // node is a node's key and its descriptor for an epoch.
 type node struct {
 	key ed25519.PrivateKey
-	d   Descriptor
+	d   directory.Descriptor
 }
 
 func nodes(t testing.TB, providers, mixes int) []node {
@@ -37,7 +37,7 @@ func nodes(t testing.TB, providers, mixes int) []node {
 		seed := make([]byte, 32)
 		testrand.New(byte(i), 1).Read(seed)
 		key := ed25519.NewKeyFromSeed(seed)
-		d := Descriptor{Epoch: 7, Role: directory.RoleMix, Name: fmt.Sprintf("mix-%d", i), IdentityKey: key.Public().(ed25519.PublicKey),
+		d := directory.Descriptor{Epoch: 7, Role: directory.RoleMix, Name: fmt.Sprintf("mix-%d", i), IdentityKey: key.Public().(ed25519.PublicKey),
 			Address: fmt.Sprintf("10.0.0.%d:3000", i+1)}
 		if i < providers {
 			d.Role, d.Name = directory.RoleProvider, fmt.Sprintf("provider-%d", i)
@@ -69,29 +69,6 @@ func admitAll(ns []node) Admission {
 		a[hex.EncodeToString(n.d.IdentityKey)] = true
 	}
 	return a
-}
-
-func TestDescriptor(t *testing.T) {
-	n := nodes(t, 1, 0)[0]
-	raw, err := n.d.Sign(n.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ParseDescriptor(raw)
-	if err != nil || got.Name != n.d.Name || got.NextSphinxKey != n.d.NextSphinxKey || !got.IdentityKey.Equal(n.d.IdentityKey) {
-		t.Fatalf("%+v, %v", got, err)
-	}
-	for i := range raw {
-		bad := bytes.Clone(raw)
-		bad[i] ^= 1
-		if _, err := ParseDescriptor(bad); !errors.Is(err, ErrDescriptor) {
-			t.Fatalf("byte %d flipped: %v", i, err)
-		}
-	}
-	other := nodes(t, 2, 0)[1]
-	if _, err := n.d.Sign(other.key); err == nil {
-		t.Fatal("signed a descriptor with another node's key")
-	}
 }
 
 // TestTally: three authorities, threshold two. A descriptor held by two or
@@ -233,21 +210,6 @@ func TestThresholdSignatures(t *testing.T) {
 	if _, err := directory.Verify(data, trust, start.Add(2*length)); !errors.Is(err, directory.ErrExpired) {
 		t.Fatalf("an expired epoch: %v", err)
 	}
-}
-
-func FuzzParseDescriptor(f *testing.F) {
-	for _, raw := range signed(f, nodes(f, 1, 1)) {
-		f.Add(raw)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := ParseDescriptor(b)
-		if err != nil {
-			return
-		}
-		if body, err := d.body(); err != nil || !bytes.Equal(body, b[:len(b)-ed25519.SignatureSize]) {
-			t.Fatal("a parsed descriptor does not encode back")
-		}
-	})
 }
 
 func TestBundle(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // A bundle is the set of descriptors an authority holds for an epoch, signed
@@ -49,7 +51,7 @@ func SignBundle(epoch uint64, descriptors [][]byte, key ed25519.PrivateKey) ([]b
 // Tally checks each.
 func ParseBundle(data []byte, epoch uint64, key ed25519.PublicKey) ([][]byte, error) {
 	if len(data) < ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: a bundle of %d bytes", ErrDescriptor, len(data))
+		return nil, fmt.Errorf("%w: a bundle of %d bytes", directory.ErrDescriptor, len(data))
 	}
 	body, sig := data[:len(data)-ed25519.SignatureSize], data[len(data)-ed25519.SignatureSize:]
 	s := cryptobyte.String(body)
@@ -59,30 +61,30 @@ func ParseBundle(data []byte, epoch uint64, key ed25519.PublicKey) ([][]byte, er
 	var count uint16
 	signer := make([]byte, ed25519.PublicKeySize)
 	if !s.ReadBytes(&magic, len(bundleMagic)) || string(magic) != bundleMagic || !s.ReadUint8(&version) || version != bundleVersion {
-		return nil, fmt.Errorf("%w: not a version %d descriptor bundle", ErrDescriptor, bundleVersion)
+		return nil, fmt.Errorf("%w: not a version %d descriptor bundle", directory.ErrDescriptor, bundleVersion)
 	}
 	if !s.ReadUint64(&gotEpoch) || !s.CopyBytes(signer) || !s.ReadUint16(&count) {
-		return nil, fmt.Errorf("%w: truncated bundle", ErrDescriptor)
+		return nil, fmt.Errorf("%w: truncated bundle", directory.ErrDescriptor)
 	}
 	if gotEpoch != epoch || !key.Equal(ed25519.PublicKey(signer)) {
-		return nil, fmt.Errorf("%w: a bundle of epoch %d from another authority, want epoch %d", ErrDescriptor, gotEpoch, epoch)
+		return nil, fmt.Errorf("%w: a bundle of epoch %d from another authority, want epoch %d", directory.ErrDescriptor, gotEpoch, epoch)
 	}
 	if count > MaxDescriptors {
-		return nil, fmt.Errorf("%w: %d descriptors in a bundle", ErrDescriptor, count)
+		return nil, fmt.Errorf("%w: %d descriptors in a bundle", directory.ErrDescriptor, count)
 	}
 	out := make([][]byte, 0, count)
 	for range count {
 		var d cryptobyte.String
 		if !s.ReadUint16LengthPrefixed(&d) {
-			return nil, fmt.Errorf("%w: truncated bundle", ErrDescriptor)
+			return nil, fmt.Errorf("%w: truncated bundle", directory.ErrDescriptor)
 		}
 		out = append(out, append([]byte(nil), d...))
 	}
 	if !s.Empty() {
-		return nil, fmt.Errorf("%w: %d bytes after the bundle", ErrDescriptor, len(s))
+		return nil, fmt.Errorf("%w: %d bytes after the bundle", directory.ErrDescriptor, len(s))
 	}
 	if !ed25519.Verify(key, append([]byte(bundleContext), body...), sig) {
-		return nil, fmt.Errorf("%w: the bundle's signature does not verify", ErrDescriptor)
+		return nil, fmt.Errorf("%w: the bundle's signature does not verify", directory.ErrDescriptor)
 	}
 	return out, nil
 }

@@ -25,17 +25,17 @@ func (a Admission) Admits(key ed25519.PublicKey) bool { return a[hex.EncodeToStr
 // different authorities different descriptors is kept under the version
 // most of them hold (ties go to the smallest encoding), or dropped if no
 // version reaches the threshold.
-func Tally(epoch uint64, held [][][]byte, threshold int, admitted Admission) []*Descriptor {
+func Tally(epoch uint64, held [][][]byte, threshold int, admitted Admission) []*directory.Descriptor {
 	type version struct {
 		raw   []byte
 		votes int
-		d     *Descriptor
+		d     *directory.Descriptor
 	}
 	byNode := map[string]map[string]*version{}
 	for _, set := range held {
 		seen := map[string]bool{} // one vote per authority and version
 		for _, raw := range set {
-			d, err := ParseDescriptor(raw)
+			d, err := directory.ParseDescriptor(raw)
 			if err != nil || d.Epoch != epoch || !admitted.Admits(d.IdentityKey) || seen[string(raw)] {
 				continue
 			}
@@ -52,7 +52,7 @@ func Tally(epoch uint64, held [][][]byte, threshold int, admitted Admission) []*
 			v.votes++
 		}
 	}
-	var out []*Descriptor
+	var out []*directory.Descriptor
 	for _, versions := range byNode {
 		var best *version
 		for _, v := range versions {
@@ -74,8 +74,8 @@ func Tally(epoch uint64, held [][][]byte, threshold int, admitted Admission) []*
 // themselves; mixes dealt to layers 1, 2, …, Layers, 1, … in that order.
 // The epoch runs from start for length; each node's Sphinx key is the one
 // its descriptor gives for the epoch.
-func Build(epoch uint64, start time.Time, length time.Duration, params directory.Parameters, descriptors []*Descriptor) (*directory.Document, error) {
-	sorted := append([]*Descriptor(nil), descriptors...)
+func Build(epoch uint64, start time.Time, length time.Duration, params directory.Parameters, descriptors []*directory.Descriptor) (*directory.Document, error) {
+	sorted := append([]*directory.Descriptor(nil), descriptors...)
 	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].IdentityKey, sorted[j].IdentityKey) < 0 })
 	doc := &directory.Document{
 		Epoch:      epoch,

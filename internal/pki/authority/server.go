@@ -177,7 +177,7 @@ func (s *Server) phase(e uint64, eighths int) time.Time {
 // Upload takes a node's signed descriptor for the next epoch (until its
 // descriptors are frozen, half-way through this one) or the one after.
 func (s *Server) Upload(raw []byte) error {
-	d, err := ParseDescriptor(raw)
+	d, err := directory.ParseDescriptor(raw)
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,7 @@ func TestUploadRefusals(t *testing.T) {
 	if err := s.Upload(raw[0]); err == nil {
 		t.Fatal("took a descriptor after the freeze")
 	}
-	if err := s.Upload([]byte("junk")); !errors.Is(err, ErrDescriptor) {
+	if err := s.Upload([]byte("junk")); !errors.Is(err, directory.ErrDescriptor) {
 		t.Fatalf("junk: %v", err)
 	}
 }

@@ -56,6 +56,11 @@ const (
 	KeySize = 32
 )
 
+// DropRecipient, all zeros, is the recipient that clients' drop cover
+// packets name (Loopix's drop messages): a provider discards what is
+// addressed to it, and no account may own it as its mailbox.
+var DropRecipient [32]byte
+
 // Node is one node's entry.
 type Node struct {
 	// Name is the operator's name for the node, for logs and metrics.

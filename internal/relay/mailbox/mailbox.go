@@ -28,11 +28,6 @@ const IDSize = 32
 // ID identifies a mailbox.
 type ID [IDSize]byte
 
-// DropID, all zeros, is the recipient that clients' drop cover packets name:
-// a provider discards what is addressed to it (Loopix's drop messages). No
-// account may own it.
-var DropID ID
-
 // storeVersion is the layout version kept in the meta bucket; a store with
 // another version is refused instead of misread.
 const storeVersion = 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
@@ -151,7 +152,7 @@ func AddAccounts(path string, accounts []Account) error {
 		if a.mailboxes[acc.Mailbox] {
 			return fmt.Errorf("accounts: that mailbox already belongs to an account")
 		}
-		if acc.Mailbox == mailbox.DropID {
+		if acc.Mailbox == mailbox.ID(directory.DropRecipient) {
 			return fmt.Errorf("accounts: the all-zero mailbox is reserved for drop cover packets")
 		}
 		a.byKey[acc.LinkKey], a.mailboxes[acc.Mailbox] = acc.Mailbox, true

@@ -1,12 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -33,7 +30,7 @@ type FollowConfig struct {
 	// Self is what the node declares of itself: name, role, identity and
 	// link keys, address. Epochs and Sphinx keys are filled in for each
 	// descriptor, which Identity signs.
-	Self     authority.Descriptor
+	Self     directory.Descriptor
 	Identity ed25519.PrivateKey
 	// DocumentPath is where the current document is written at each
 	// change, for a restart.
@@ -56,21 +53,22 @@ func newFollower(cfg FollowConfig, n *Node) *follower {
 	return &follower{authorities: newAuthorities(cfg, n.cfg.Clock, n.log), n: n}
 }
 
-// authorities is the node's HTTP client of the directory authorities.
+// authorities is what the node does with the directory authorities:
+// signing and uploading its descriptors, fetching documents (through
+// authority.Client), and saying each problem once.
 type authorities struct {
-	cfg   FollowConfig
-	clock clock.Clock
-	log   *slog.Logger
+	cfg    FollowConfig
+	client *authority.Client
+	log    *slog.Logger
 
 	mu   sync.Mutex
 	said map[string]bool // warnings already logged, so that each is said once
 }
 
 func newAuthorities(cfg FollowConfig, clk clock.Clock, log *slog.Logger) *authorities {
-	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
-	return &authorities{cfg: cfg, clock: clk, log: log, said: map[string]bool{}}
+	a := &authorities{cfg: cfg, log: log, said: map[string]bool{}}
+	a.client = &authority.Client{URLs: cfg.URLs, Trust: cfg.Trust, HTTP: cfg.HTTP, Clock: clk, Say: a.once}
+	return a
 }
 
 // schedule gives the epoch at t and epoch starts from the current
@@ -283,7 +281,7 @@ func (a *authorities) upload(ctx context.Context, x uint64) {
 		return
 	}
 	for _, u := range a.cfg.URLs {
-		if _, err := a.request(ctx, http.MethodPost, u, "/v1/descriptor", raw); err != nil {
+		if err := a.client.Upload(ctx, u, raw); err != nil {
 			a.once(fmt.Sprintf("upload %d %s %v", x, u, err), slog.LevelWarn, "an authority did not take the descriptor", "epoch", x, "authority", u, "err", err)
 			continue
 		}
@@ -313,62 +311,7 @@ func (a *authorities) descriptor(x uint64) ([]byte, error) {
 
 // fetch gets the published document of epoch x.
 func (a *authorities) fetch(ctx context.Context, x uint64) ([]byte, *directory.Document, error) {
-	return a.fetchDocument(ctx, fmt.Sprint(x), x)
-}
-
-// fetchDocument gets the document at /v1/document/{which} from the first
-// authority that serves one of epoch want (any epoch if want is 0) with
-// enough valid signatures. Its times are the caller's to check.
-func (a *authorities) fetchDocument(ctx context.Context, which string, want uint64) ([]byte, *directory.Document, error) {
-	var errs []error
-	for _, u := range a.cfg.URLs {
-		raw, err := a.request(ctx, http.MethodGet, u, "/v1/document/"+which, nil)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
-			continue
-		}
-		doc, err := directory.VerifySignatures(raw, a.cfg.Trust)
-		if err == nil && want != 0 && doc.Epoch != want {
-			err = fmt.Errorf("a document of epoch %d for epoch %d", doc.Epoch, want)
-		}
-		if err != nil {
-			a.once(fmt.Sprintf("refused %s %s", u, which), slog.LevelError, "refused a document from an authority", "authority", u, "epoch", which, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
-			continue
-		}
-		return raw, doc, nil
-	}
-	return nil, nil, fmt.Errorf("node: no document for epoch %s: %w", which, errors.Join(errs...))
-}
-
-// request makes one request to an authority. It also compares the
-// authority's clock (its Date header) with this host's, and says once if
-// they differ by more than the allowed skew.
-func (a *authorities) request(ctx context.Context, method, base, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.cfg.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-		skew := a.cfg.Trust.ClockSkew
-		if off := a.clock.Now().Sub(date); off > skew+time.Second || off < -skew-time.Second {
-			a.once("clock "+base, slog.LevelError, "this host's clock is off the authority's by more than the allowed skew: fix the clock",
-				"authority", base, "off", off.Round(time.Second), "clock_skew", skew)
-		}
-	}
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
-	}
-	return out, nil
+	return a.client.Document(ctx, fmt.Sprint(x), x)
 }
 
 // once logs a message the first time its key is seen.
@@ -396,7 +339,7 @@ func join(ctx context.Context, cfg FollowConfig, clk clock.Clock, log *slog.Logg
 	for {
 		now := clk.Now()
 		wait := time.Second
-		raw, doc, err := a.fetchDocument(ctx, "current", 0)
+		raw, doc, err := a.client.Document(ctx, "current", 0)
 		switch {
 		case err != nil:
 			a.once("join "+err.Error(), slog.LevelWarn, "waiting for the authorities' current document", "err", err)

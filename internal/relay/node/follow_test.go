@@ -31,7 +31,7 @@ import (
 type fakeAuthority struct {
 	clock *clock.Fake
 	mu    sync.Mutex
-	descr map[uint64]*authority.Descriptor
+	descr map[uint64]*directory.Descriptor
 	docs  map[string][]byte
 }
 
@@ -42,7 +42,7 @@ func (a *fakeAuthority) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/descriptor":
 		raw, _ := io.ReadAll(r.Body)
-		d, err := authority.ParseDescriptor(raw)
+		d, err := directory.ParseDescriptor(raw)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -86,7 +86,7 @@ func newFollowFixture(t *testing.T) *followFixture {
 	x := &followFixture{t: t, clk: clock.NewFake(start.Add(time.Second)), start: start, logs: &bytes.Buffer{},
 		parameters: directory.Parameters{Layers: 1, MeanDelay: time.Millisecond, PollInterval: time.Second,
 			Geometry: sphinx.Geometry{MaxHops: 5, UserPayloadLength: testGeometryPayload}}}
-	x.auth = &fakeAuthority{clock: x.clk, descr: map[uint64]*authority.Descriptor{}, docs: map[string][]byte{}}
+	x.auth = &fakeAuthority{clock: x.clk, descr: map[uint64]*directory.Descriptor{}, docs: map[string][]byte{}}
 	srv := httptest.NewServer(x.auth)
 	t.Cleanup(srv.Close)
 	for range 2 {
@@ -107,7 +107,7 @@ func newFollowFixture(t *testing.T) *followFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self := authority.Descriptor{Name: "mix-1-a", Role: directory.RoleMix, IdentityKey: identity.Public().(ed25519.PublicKey), Address: "127.0.0.1:2"}
+	self := directory.Descriptor{Name: "mix-1-a", Role: directory.RoleMix, IdentityKey: identity.Public().(ed25519.PublicKey), Address: "127.0.0.1:2"}
 	copy(self.LinkKey[:], link.Public)
 	first := self
 	first.Epoch, first.SphinxKey = 5, public
@@ -133,10 +133,10 @@ func newFollowFixture(t *testing.T) *followFixture {
 
 // document builds the document of epoch e with the provider and the given
 // mix descriptor, signed by signers.
-func (x *followFixture) document(e uint64, signers []ed25519.PrivateKey, mix *authority.Descriptor) ([]byte, *directory.Document) {
+func (x *followFixture) document(e uint64, signers []ed25519.PrivateKey, mix *directory.Descriptor) ([]byte, *directory.Document) {
 	x.t.Helper()
-	p := authority.Descriptor{Epoch: e, Name: x.provider.Name, Role: directory.RoleProvider, IdentityKey: x.provider.IdentityKey, Address: x.provider.Address}
-	doc, err := authority.Build(e, x.start.Add(time.Duration(e-5)*followEpoch), followEpoch, x.parameters, []*authority.Descriptor{&p, mix})
+	p := directory.Descriptor{Epoch: e, Name: x.provider.Name, Role: directory.RoleProvider, IdentityKey: x.provider.IdentityKey, Address: x.provider.Address}
+	doc, err := authority.Build(e, x.start.Add(time.Duration(e-5)*followEpoch), followEpoch, x.parameters, []*directory.Descriptor{&p, mix})
 	if err != nil {
 		x.t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestFollowerWithoutDocuments(t *testing.T) {
 // node's by more than the allowed skew is told in the log.
 func TestFollowerSaysClockIsOff(t *testing.T) {
 	x := newFollowFixture(t)
-	x.f.authorities.clock = clock.NewFake(x.start.Add(time.Minute))
+	x.f.authorities.client.Clock = clock.NewFake(x.start.Add(time.Minute))
 	x.at(10 * time.Second)
 	if !x.said("clock is off the authority's", fmt.Sprintf("clock_skew=%v", 2*time.Second)) {
 		t.Fatalf("not said; logs:\n%s", x.logs)

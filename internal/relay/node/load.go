@@ -16,7 +16,6 @@ import (
 	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/link/wire"
-	"github.com/backchannel/backchannel/internal/pki/authority"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
@@ -142,8 +141,8 @@ func readDocument(path string, trust directory.Trust) ([]byte, *directory.Docume
 // declaration is what the node tells the authorities about itself: the
 // config's [node] name, role and address, or else its entry in the last
 // document it knows.
-func declaration(cfg *config.Node, identity ed25519.PublicKey, link wire.Keypair, known *directory.Node) (authority.Descriptor, error) {
-	d := authority.Descriptor{IdentityKey: identity, Name: cfg.Node.Name, Address: cfg.Node.Address}
+func declaration(cfg *config.Node, identity ed25519.PublicKey, link wire.Keypair, known *directory.Node) (directory.Descriptor, error) {
+	d := directory.Descriptor{IdentityKey: identity, Name: cfg.Node.Name, Address: cfg.Node.Address}
 	copy(d.LinkKey[:], link.Public)
 	switch cfg.Node.Role {
 	case "mix":

@@ -269,7 +269,7 @@ func TestDropCoverPacketsAreDiscarded(t *testing.T) {
 	const drops = 5
 	for range drops {
 		path := tn.path(rng, "bob")
-		path[len(path)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: mailbox.DropID}}
+		path[len(path)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: directory.DropRecipient}}
 		packet, err := f.NewPacket(testrand.Reader{Rand: rng}, path, []byte("cover"))
 		if err != nil {
 			t.Fatal(err)

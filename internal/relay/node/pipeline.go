@@ -7,6 +7,7 @@ import (
 
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/backchannel/backchannel/internal/relay/replay"
 )
@@ -98,7 +99,7 @@ func (n *Node) process(j job) result {
 		return r
 	}
 	id := mailbox.ID(rcpt.ID)
-	if id == mailbox.DropID {
+	if id == mailbox.ID(directory.DropRecipient) {
 		n.metrics.coverDropped.Inc()
 		n.record(e, res.ReplayTag)
 		return r

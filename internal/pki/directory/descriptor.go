@@ -1,13 +1,4 @@
-// Package authority is the directory authorities' logic: the descriptors
-// nodes upload, the tally that keeps what at least a threshold of
-// authorities hold, and the deterministic construction of the next epoch's
-// network document, which every authority that agrees signs alike.
-//
-// It does not serve HTTP, schedule epochs or keep files: that is the
-// authority process's job (cmd/backchannel). It decides nothing alone:
-// a document is valid only with the signatures of a threshold of the
-// configured authorities (directory.Verify).
-package authority
+package directory
 
 import (
 	"crypto/ed25519"
@@ -16,7 +7,6 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
-	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
 // Descriptor is what a node says of itself for an epoch: its name and
@@ -26,11 +16,11 @@ import (
 type Descriptor struct {
 	Epoch         uint64
 	Name          string
-	Role          directory.Role
+	Role          Role
 	IdentityKey   ed25519.PublicKey
-	LinkKey       [directory.KeySize]byte
-	SphinxKey     [directory.KeySize]byte // for Epoch
-	NextSphinxKey [directory.KeySize]byte // for Epoch+1
+	LinkKey       [KeySize]byte
+	SphinxKey     [KeySize]byte // for Epoch
+	NextSphinxKey [KeySize]byte // for Epoch+1
 	Address       string
 }
 
@@ -49,20 +39,20 @@ const (
 
 // ErrDescriptor is wrapped by every error about a descriptor that does not
 // decode or verify.
-var ErrDescriptor = errors.New("authority: bad descriptor")
+var ErrDescriptor = errors.New("directory: bad descriptor")
 
 func (d *Descriptor) body() ([]byte, error) {
-	if d.Name == "" || len(d.Name) > directory.MaxNameLength {
-		return nil, fmt.Errorf("authority: node name %q is empty or longer than %d bytes", d.Name, directory.MaxNameLength)
+	if d.Name == "" || len(d.Name) > MaxNameLength {
+		return nil, fmt.Errorf("directory: node name %q is empty or longer than %d bytes", d.Name, MaxNameLength)
 	}
-	if d.Address == "" || len(d.Address) > directory.MaxAddressLength {
-		return nil, fmt.Errorf("authority: node %q address is empty or too long", d.Name)
+	if d.Address == "" || len(d.Address) > MaxAddressLength {
+		return nil, fmt.Errorf("directory: node %q address is empty or too long", d.Name)
 	}
-	if d.Role != directory.RoleMix && d.Role != directory.RoleProvider {
-		return nil, fmt.Errorf("authority: node %q has unknown %v", d.Name, d.Role)
+	if d.Role != RoleMix && d.Role != RoleProvider {
+		return nil, fmt.Errorf("directory: node %q has unknown %v", d.Name, d.Role)
 	}
 	if len(d.IdentityKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("authority: node %q has a %d-byte identity key", d.Name, len(d.IdentityKey))
+		return nil, fmt.Errorf("directory: node %q has a %d-byte identity key", d.Name, len(d.IdentityKey))
 	}
 	var b cryptobyte.Builder
 	b.AddBytes([]byte(descriptorMagic))
@@ -82,7 +72,7 @@ func (d *Descriptor) body() ([]byte, error) {
 // whose public half must be d.IdentityKey.
 func (d *Descriptor) Sign(key ed25519.PrivateKey) ([]byte, error) {
 	if !key.Public().(ed25519.PublicKey).Equal(d.IdentityKey) {
-		return nil, errors.New("authority: a descriptor signed with another node's key")
+		return nil, errors.New("directory: a descriptor signed with another node's key")
 	}
 	body, err := d.body()
 	if err != nil {
@@ -107,14 +97,14 @@ func ParseDescriptor(data []byte) (*Descriptor, error) {
 		return nil, fmt.Errorf("%w: not a node descriptor", ErrDescriptor)
 	}
 	if !s.ReadUint8(&version) || version != descriptorVersion {
-		return nil, fmt.Errorf("%w: descriptor version %d, this authority reads version %d", ErrDescriptor, version, descriptorVersion)
+		return nil, fmt.Errorf("%w: descriptor version %d, this build reads version %d", ErrDescriptor, version, descriptorVersion)
 	}
 	if !s.ReadUint64(&d.Epoch) || !s.ReadUint8(&role) || !s.ReadUint8LengthPrefixed(&name) || !s.CopyBytes(d.IdentityKey) ||
 		!s.CopyBytes(d.LinkKey[:]) || !s.CopyBytes(d.SphinxKey[:]) || !s.CopyBytes(d.NextSphinxKey[:]) ||
 		!s.ReadUint8LengthPrefixed(&addr) || !s.Empty() {
 		return nil, fmt.Errorf("%w: truncated or trailing bytes", ErrDescriptor)
 	}
-	d.Role, d.Name, d.Address = directory.Role(role), string(name), string(addr)
+	d.Role, d.Name, d.Address = Role(role), string(name), string(addr)
 	if again, err := d.body(); err != nil || string(again) != string(body) {
 		return nil, fmt.Errorf("%w: %v", ErrDescriptor, err)
 	}
