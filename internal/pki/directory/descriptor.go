@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
-
 )
 
 // Descriptor is what a node says of itself for an epoch: its name and
