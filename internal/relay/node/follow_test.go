@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/link/hop"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/authority"
@@ -305,7 +306,9 @@ func TestFollowerClosesLinksToNodesThatLeft(t *testing.T) {
 	if p == nil {
 		t.Fatal("no link to the provider of the current document")
 	}
-	p.queue <- []byte("held for a provider that is down")
+	if !p.hop.Enqueue([]byte("held for a provider that is down")) {
+		t.Fatal("the link's queue is full")
+	}
 
 	_, other, _ := ed25519.GenerateKey(testrand.New(13))
 	x.provider = directory.Node{Name: "provider-b", Role: directory.RoleProvider, IdentityKey: other.Public().(ed25519.PublicKey), Address: "127.0.0.1:3"}
@@ -369,18 +372,16 @@ func TestNextHopThatStopsReading(t *testing.T) {
 		}
 		accepted <- c // and never read
 	}()
-	p := &peer{node: &directory.Node{Name: "stalled", Address: ln.Addr().String()}, queue: make(chan []byte, maxUnacked), done: make(chan struct{})}
-	copy(p.node.LinkKey[:], key.Public)
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() {
-		defer close(p.done)
-		x.node.runPeer(ctx, p)
-	}()
-	defer func() { cancel(); <-p.done }()
+	x.node.cfg.PeerQueue = hop.MaxUnacked
+	stalled := &directory.Node{Name: "stalled", Address: ln.Addr().String()}
+	copy(stalled.LinkKey[:], key.Public)
+	p := x.node.startPeer(stalled)
+	defer func() { p.cancel(); <-p.done }()
 	packet := make([]byte, x.node.format.Geometry().PacketLength())
-	for range maxUnacked {
-		p.queue <- packet
+	for range hop.MaxUnacked {
+		if !p.hop.Enqueue(packet) {
+			t.Fatal("the link's queue is full")
+		}
 	}
 	c := <-accepted
 	defer c.Close()

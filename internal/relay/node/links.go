@@ -6,39 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/backchannel/backchannel/internal/link/hop"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
-// inbound is a link another node or a client opened to this node. It
-// acknowledges packet frames in order: FrameAck(n) once frames 1..n have all
-// been dealt with.
+// inbound is a link another node or a client opened to this node. Its
+// packet frames are acknowledged in order by the hop protocol's receiving
+// half, once the pipeline has dealt with them.
 type inbound struct {
 	conn   *wire.Conn
 	client bool       // a provider's user, not a node
 	box    mailbox.ID // the client's mailbox
+	acks   *hop.Receiver
 
 	// limit bounds a client's packet rate (see clientLimiter).
 	limit *rate.Limiter
-
-	mu    sync.Mutex
-	next  uint64          // lowest frame not yet dealt with; guarded by mu
-	done  map[uint64]bool // dealt with, above next; guarded by mu
-	acked uint64          // last acknowledgement sent; guarded by mu
-	// ackDue wakes the link's ack writer: acknowledgements leave from a
-	// goroutine of the link's own, so that a peer that does not read
-	// stalls nothing but its link.
-	ackDue chan struct{}
 }
 
 // Link limits.
@@ -62,50 +53,6 @@ func (l *inbound) kind() string {
 		return "client"
 	}
 	return "node"
-}
-
-func (l *inbound) complete(seq uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.done[seq] = true
-	for l.done[l.next] {
-		delete(l.done, l.next)
-		l.next++
-	}
-}
-
-// sendAck asks the link's ack writer to acknowledge what is done; it never
-// blocks.
-func (l *inbound) sendAck() {
-	select {
-	case l.ackDue <- struct{}{}:
-	default: // already asked; the writer reads the latest state
-	}
-}
-
-// writeAcks sends the acknowledgements sendAck asks for, until done. A
-// failed write (the peer stopped reading for the write timeout) closes the
-// link; its reader sees that.
-func (n *Node) writeAcks(l *inbound, done <-chan struct{}) {
-	for {
-		select {
-		case <-l.ackDue:
-		case <-done:
-			return
-		}
-		l.mu.Lock()
-		upTo := l.next - 1
-		if upTo == l.acked {
-			l.mu.Unlock()
-			continue
-		}
-		l.acked = upTo
-		l.mu.Unlock()
-		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameAck, Seq: upTo}); err != nil {
-			n.writeFailed(l, err)
-			return
-		}
-	}
 }
 
 // accept serves inbound links until the listener is closed.
@@ -134,7 +81,7 @@ func (n *Node) accept(ctx context.Context) {
 }
 
 func (n *Node) serveInbound(conn net.Conn) {
-	l := &inbound{next: 1, done: map[uint64]bool{}, ackDue: make(chan struct{}, 1)}
+	l := &inbound{acks: hop.NewReceiver()}
 	c, err := wire.Accept(conn, n.cfg.LinkKey, func(peer [wire.KeySize]byte) error {
 		return n.authorize(l, peer)
 	}, n.frame)
@@ -161,9 +108,12 @@ func (n *Node) serveInbound(conn net.Conn) {
 	defer n.removeLink(l)
 	done := make(chan struct{})
 	defer close(done)
-	go n.writeAcks(l, done)
+	go func() {
+		if err := l.acks.WriteAcks(c, done); err != nil {
+			n.writeFailed(l, err)
+		}
+	}()
 	limited := false
-	var seq uint64
 	for {
 		f, err := c.ReadFrame()
 		if err != nil {
@@ -177,10 +127,9 @@ func (n *Node) serveInbound(conn net.Conn) {
 		}
 		switch {
 		case f.Type == wire.FramePacket:
-			seq++
-			if f.Seq != seq {
+			if err := l.acks.Arrived(f.Seq); err != nil {
 				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a link whose frames are out of sequence", "link", l.kind(), "got", f.Seq, "want", seq)
+				n.log.Info("closing a link whose frames are out of sequence", "link", l.kind(), "err", err)
 				return
 			}
 			n.metrics.packetsIn.Inc()
@@ -192,8 +141,8 @@ func (n *Node) serveInbound(conn net.Conn) {
 					limited = true
 					n.log.Info("a client sends more packets than its rate allows; the excess is dropped")
 				}
-				l.complete(f.Seq)
-				l.sendAck()
+				l.acks.Complete(f.Seq)
+				l.acks.Acknowledge()
 				continue
 			}
 			n.jobs <- job{packet: append([]byte(nil), f.Body...), from: l, seq: f.Seq}
@@ -348,27 +297,15 @@ func (n *Node) serveDocument(l *inbound, next bool) error {
 	return nil
 }
 
-// peer is the outgoing link to one next hop: a bounded queue, and a
-// goroutine that keeps a link up (reconnecting with backoff) and
-// retransmits what the next hop has not acknowledged.
+// peer is the outgoing link to one next hop: the hop protocol's sending
+// half (a bounded queue, retransmission of what is not acknowledged) and
+// the goroutine that keeps its link up.
 type peer struct {
 	node   *directory.Node
-	queue  chan []byte
+	hop    *hop.Sender
 	cancel context.CancelFunc
 	done   chan struct{}
-
-	mu      sync.Mutex
-	unacked [][]byte // sent on the current link, not yet acknowledged; guarded by mu
-	sent    uint64   // frames sent on the current link; guarded by mu
-	acked   uint64   // frames acknowledged on the current link; guarded by mu
 }
-
-// maxUnacked bounds the packets a peer link has in flight; maxBatch is the
-// most frames written with one system call.
-const (
-	maxUnacked = 4096
-	maxBatch   = 32
-)
 
 // peer returns the outgoing link to the node with the given ID, starting
 // it on first use.
@@ -382,12 +319,27 @@ func (n *Node) peer(id sphinx.NodeID) *peer {
 	if dn == nil || n.peers == nil {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &peer{node: dn, queue: make(chan []byte, n.cfg.PeerQueue), cancel: cancel, done: make(chan struct{})}
+	p := n.startPeer(dn)
 	n.peers[id] = p
+	return p
+}
+
+// startPeer starts the link to a next hop; cancel stops it.
+func (n *Node) startPeer(dn *directory.Node) *peer {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &peer{node: dn, cancel: cancel, done: make(chan struct{})}
+	p.hop = hop.NewSender(hop.SenderConfig{
+		Queue: n.cfg.PeerQueue,
+		Clock: n.cfg.Clock,
+		Dial:  func(ctx context.Context) (hop.Conn, error) { return n.dialPeer(ctx, dn) },
+		Lost: func(err error, wait time.Duration) {
+			n.log.Info("link to next hop lost; reconnecting", "peer", dn.Name, "err", err, "backoff", wait)
+		},
+		Wrote: func(frames int) { n.metrics.packetsOut.Add(float64(frames)) },
+	})
 	go func() {
 		defer close(p.done)
-		n.runPeer(ctx, p)
+		p.hop.Run(ctx)
 	}()
 	return p
 }
@@ -413,9 +365,8 @@ func (n *Node) retirePeers() {
 	for _, p := range gone {
 		p.cancel()
 		<-p.done
-		p.mu.Lock()
-		held := len(p.queue) + len(p.unacked)
-		p.mu.Unlock()
+		queued, unacked := p.hop.Held()
+		held := queued + unacked
 		n.metrics.dropped.WithLabelValues(dropNextHopLeft).Add(float64(held))
 		n.log.Info("next hop is not in the network document any more; its link is closed", "peer", p.node.Name, "epoch", cur.Epoch, "packets_dropped", held)
 	}
@@ -432,183 +383,25 @@ func (n *Node) stopPeers() {
 	}
 }
 
-// runPeer keeps a link to a next hop until ctx is done, reconnecting when
-// it fails. The backoff doubles while connecting fails and starts again
-// from its least once a link was up, so that a path that resets
-// connections every few seconds costs a reconnection each time, not the
-// 5 s ceiling (found by e2e/TestUnreliableLinks).
-func (n *Node) runPeer(ctx context.Context, p *peer) {
-	const least = 50 * time.Millisecond
-	backoff := least
-	for ctx.Err() == nil {
-		up, err := n.peerSession(ctx, p)
-		if ctx.Err() != nil {
-			return
-		}
-		if up {
-			backoff = least
-		}
-		n.log.Info("link to next hop lost; reconnecting", "peer", p.node.Name, "err", err, "backoff", backoff)
-		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(backoff + rand.N(backoff/2+1)))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C():
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// peerSession dials the peer and serves the link until it fails or ctx is
-// done; up reports whether the handshake succeeded.
-func (n *Node) peerSession(ctx context.Context, p *peer) (up bool, err error) {
+// dialPeer makes an authenticated link to a next hop.
+func (n *Node) dialPeer(ctx context.Context, dn *directory.Node) (hop.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", p.node.Address)
+	conn, err := d.DialContext(ctx, "tcp", dn.Address)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	c, err := wire.Dial(conn, n.cfg.LinkKey, p.node.LinkKey, n.frame)
+	c, err := wire.Dial(conn, n.cfg.LinkKey, dn.LinkKey, n.frame)
 	if err != nil {
 		conn.Close()
 		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
-		return false, err
+		return nil, err
 	}
 	c.UseLargeBuffers()
 	// A next hop that stops reading cannot hold this link for ever: its
 	// writes time out as an inbound link's do, the link is made again and
 	// what was not acknowledged is sent again.
 	c.SetWriteTimeout(n.cfg.LinkWriteTimeout)
-	defer c.Close()
-	return true, n.servePeer(ctx, p, c)
-}
-
-// servePeer resends on a new link what was not acknowledged on the last
-// one, then sends from the queue until the link fails or ctx is done.
-func (n *Node) servePeer(ctx context.Context, p *peer, c *wire.Conn) error {
-
-	p.mu.Lock()
-	resend := p.unacked
-	p.unacked, p.sent, p.acked = nil, 0, 0
-	p.mu.Unlock()
-
-	failed := make(chan error, 1)
-	acked := make(chan struct{}, 1)
-	go func() { failed <- n.readAcks(c, p, acked) }()
-
-	// send writes packets in as few system calls as the window allows,
-	// numbering each and keeping it until it is acknowledged.
-	frames := make([]wire.Frame, 0, maxBatch)
-	send := func(packets [][]byte) (err error) {
-		frames = frames[:0]
-		taken := 0 // packets of this call now kept in p.unacked
-		defer func() {
-			if err != nil {
-				// Keep what was not sent for the next link.
-				p.mu.Lock()
-				p.unacked = append(p.unacked, packets[taken:]...)
-				p.mu.Unlock()
-			}
-		}()
-		flush := func() error {
-			if len(frames) == 0 {
-				return nil
-			}
-			err := c.WriteFrames(frames)
-			if err == nil {
-				n.metrics.packetsOut.Add(float64(len(frames)))
-			}
-			frames = frames[:0]
-			return err
-		}
-		for _, packet := range packets {
-			for {
-				p.mu.Lock()
-				full := len(p.unacked) >= maxUnacked
-				if !full {
-					p.sent++
-					p.unacked = append(p.unacked, packet)
-					taken++
-					frames = append(frames, wire.Frame{Type: wire.FramePacket, Seq: p.sent, Body: packet})
-				}
-				p.mu.Unlock()
-				if !full {
-					break
-				}
-				if err := flush(); err != nil {
-					return err
-				}
-				select {
-				case <-acked:
-				case err := <-failed:
-					return err
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-		}
-		return flush()
-	}
-	for len(resend) > 0 {
-		k := min(len(resend), maxBatch)
-		if err := send(resend[:k]); err != nil {
-			p.mu.Lock()
-			p.unacked = append(p.unacked, resend[k:]...)
-			p.mu.Unlock()
-			return err
-		}
-		resend = resend[k:]
-	}
-	batch := make([][]byte, 0, maxBatch)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-failed:
-			return err
-		case packet := <-p.queue:
-			batch = append(batch[:0], packet)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case packet := <-p.queue:
-					batch = append(batch, packet)
-				default:
-					break drain
-				}
-			}
-			if err := send(batch); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// readAcks applies the next hop's acknowledgements until the link fails.
-func (n *Node) readAcks(c *wire.Conn, p *peer, acked chan<- struct{}) error {
-	for {
-		f, err := c.ReadFrame()
-		if err != nil {
-			c.Close()
-			return err
-		}
-		if f.Type != wire.FrameAck {
-			c.Close()
-			return fmt.Errorf("next hop sent a %s frame", f.Type)
-		}
-		p.mu.Lock()
-		if f.Seq > p.acked && f.Seq <= p.sent {
-			drop := int(f.Seq - p.acked)
-			clear(p.unacked[:drop])
-			p.unacked = p.unacked[drop:]
-			p.acked = f.Seq
-		}
-		p.mu.Unlock()
-		select {
-		case acked <- struct{}{}:
-		default:
-		}
-	}
+	return c, nil
 }
 
 // writeFailed closes a link whose write failed: a peer that stopped

@@ -346,10 +346,9 @@ func (n *Node) peerLoad() (queued, unacked int) {
 	n.peersMu.Lock()
 	defer n.peersMu.Unlock()
 	for _, p := range n.peers {
-		p.mu.Lock()
-		queued += len(p.queue)
-		unacked += len(p.unacked)
-		p.mu.Unlock()
+		q, u := p.hop.Held()
+		queued += q
+		unacked += u
 	}
 	return queued, unacked
 }
@@ -385,9 +384,7 @@ func (n *Node) route(f forward) {
 		n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
 		return
 	}
-	select {
-	case p.queue <- f.packet:
-	default:
+	if !p.hop.Enqueue(f.packet) {
 		n.metrics.dropped.WithLabelValues(dropQueueOverflow).Inc()
 	}
 }

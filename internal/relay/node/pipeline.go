@@ -266,11 +266,11 @@ func (n *Node) commit() {
 					n.metrics.dropped.WithLabelValues(dropDelayFull).Inc()
 				}
 			}
-			r.from.complete(r.seq)
+			r.from.acks.Complete(r.seq)
 			links[r.from] = struct{}{}
 		}
 		for l := range links {
-			l.sendAck()
+			l.acks.Acknowledge()
 		}
 	}
 }
