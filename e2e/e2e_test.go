@@ -235,7 +235,13 @@ func (nw *network) start(name string) {
 		t.Fatal(err)
 	}
 	nw.procs[name], nw.logFiles[name], nw.outputs[name] = cmd, logPath, out
-	if err := ready.Wait(20 * time.Second); err != nil {
+	wait := func() error { return ready.Wait(20 * time.Second) }
+	if _, old := nw.bins[name]; old {
+		// An earlier release (TestPreviousRelease) may predate readiness
+		// notification: its log line is all it says.
+		wait = func() error { return out.waitFor(0, 20*time.Second, "node running") }
+	}
+	if err := wait(); err != nil {
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("%s did not come up: %v\n%s", name, err, log)
 	}

@@ -50,7 +50,7 @@ func (c *Client) Backup(w io.Writer, passphrase []byte, params vault.Params) err
 	rec := backupRecord{Version: backupVersion, Profile: c.profile, Written: c.cfg.Clock.Now().UTC()}
 	guard, err := c.guard.MarshalBinary()
 	if err != nil {
-		c.mu.Unlock()
+		c.unlock()
 		return err
 	}
 	rec.Guard = guard
@@ -59,7 +59,7 @@ func (c *Client) Backup(w io.Writer, passphrase []byte, params vault.Params) err
 		r.Session, r.Notice = nil, ""
 		rec.Contacts = append(rec.Contacts, r)
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if params == (vault.Params{}) {
 		params = vault.DefaultParams()
 	}

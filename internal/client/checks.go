@@ -68,7 +68,7 @@ func (c *Client) Ask(contactName, question string, answer interest.Answer, withi
 		return "", errors.New("client: a check needs a time to answer in")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ct := c.byName(contactName)
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, contactName)
@@ -107,7 +107,7 @@ func (c *Client) AnswerCheck(id string, answer interest.Answer) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	chk, rec, err := c.loadCheck(cid)
 	if err != nil {
 		return err
@@ -124,8 +124,9 @@ func (c *Client) AnswerCheck(id string, answer interest.Answer) error {
 
 // Checks lists the checks, newest first.
 func (c *Client) Checks() ([]CheckInfo, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Reads the vault without c.mu (it is safe for concurrent use) and
+	// names contacts from the view: it answers while packets are built.
+	v := c.view.Load()
 	recs, err := records[checkRecord](c.store, "check/")
 	if err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func (c *Client) Checks() ([]CheckInfo, error) {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.After(recs[j].Created) })
 	var out []CheckInfo
 	for _, r := range recs {
-		out = append(out, CheckInfo{ID: hex.EncodeToString(r.ID[:]), Contact: c.nameOf(r.Peer), Question: r.Question, Asked: r.Role == interest.Asker,
+		out = append(out, CheckInfo{ID: hex.EncodeToString(r.ID[:]), Contact: v.nameOf(r.Peer), Question: r.Question, Asked: r.Role == interest.Asker,
 			Deadline: r.Deadline, Answer: r.Answer.String(), Result: r.Result.String(), Reason: r.Reason, Limited: r.Limited})
 	}
 	return out, nil

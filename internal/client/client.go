@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
@@ -98,9 +99,18 @@ type Client struct {
 	stats     Stats
 	srtt      time.Duration // smoothed round trip of acks, and its variation
 	rttvar    time.Duration
-	changed   chan struct{} // closed and replaced on every change users see
-	wiped     bool          // the state is gone: nothing more is written
-	closed    bool          // Close was called: nothing more is read or written
+	wiped     bool // the state is gone: nothing more is written
+	closed    bool // Close was called: nothing more is read or written
+
+	// self is the user's card, made once (it signs its prekeys).
+	self *identity.Card
+	// inbox holds the received messages' records, by ID (files' bodies
+	// stay on disk).
+	inbox map[[16]byte]*inboxEntry
+	// dirty: the section of c.mu under way changed what the user sees.
+	dirty bool
+	// view is what reads load without c.mu (see view.go).
+	view atomic.Pointer[view]
 }
 
 // contact is a contact in memory.
@@ -112,6 +122,8 @@ type contact struct {
 	// The hello's schedule while the session is unconfirmed.
 	helloDue      time.Time
 	helloAttempts int
+	// safety is the safety number with the user, once computed.
+	safety string
 }
 
 // usable reports whether fragments may be sealed in the contact's session.
@@ -250,7 +262,7 @@ func open(cfg Config, st store) (*Client, error) {
 		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
 		reasm:   &fragment.Reassembler{},
 		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{}, expiring: map[string]time.Time{},
-		changed: make(chan struct{}),
+		inbox: map[[16]byte]*inboxEntry{},
 	}
 	seed := cfg.ScheduleSeed
 	if seed == ([32]byte{}) {
@@ -268,6 +280,7 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	c.id = id
+	c.self = id.Card()
 	priv, err := ecdh.X25519().NewPrivateKey(c.profile.LinkKey)
 	if err != nil {
 		return nil, fmt.Errorf("client: link key: %w", err)
@@ -300,7 +313,25 @@ func open(cfg Config, st store) (*Client, error) {
 	if err := c.loadExpiries(); err != nil {
 		return nil, err
 	}
+	if err := c.loadInbox(); err != nil {
+		return nil, err
+	}
+	c.view.Store(&view{self: c.self, account: Account{LinkKey: [32]byte(c.linkKey.Public), Mailbox: c.id.Mailbox}, changed: make(chan struct{})})
+	c.dirty = true
+	c.publish()
 	return c, nil
+}
+
+// loadInbox reads the received messages' records into memory.
+func (c *Client) loadInbox() error {
+	recs, err := records[inRecord](c.store, "in/")
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		c.indexIn(rec)
+	}
+	return nil
 }
 
 func (c *Client) loadContacts() error {
@@ -422,18 +453,10 @@ func fragmentCapacity(g sphinx.Geometry) int {
 }
 
 // Self returns the user's own card.
-func (c *Client) Self() *identity.Card {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.id.Card()
-}
+func (c *Client) Self() *identity.Card { return c.view.Load().self }
 
 // Account returns the user's account at the provider.
-func (c *Client) Account() Account {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return Account{LinkKey: [32]byte(c.linkKey.Public), Mailbox: c.id.Mailbox}
-}
+func (c *Client) Account() Account { return c.view.Load().account }
 
 // ContactInfo is a contact as the user sees it.
 type ContactInfo struct {
@@ -455,7 +478,7 @@ func (c *Client) AddContact(name string, card *identity.Card) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	return c.addContact(name, card)
 }
 
@@ -497,29 +520,12 @@ func (c *Client) byName(name string) *contact {
 }
 
 // Contacts lists the contacts by name.
-func (c *Client) Contacts() []ContactInfo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	self := c.id.Card()
-	var out []ContactInfo
-	for _, ct := range c.contacts {
-		state := "none"
-		switch {
-		case ct.usable():
-			state = "established"
-		case ct.sess != nil:
-			state = "setting up"
-		}
-		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: identity.SafetyNumber(self, ct.card), Verified: ct.rec.Verified, Session: state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (c *Client) Contacts() []ContactInfo { return c.view.Load().contacts }
 
 // Verify marks a contact's safety number as compared out of band.
 func (c *Client) Verify(name string) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ct := c.byName(name)
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, name)
@@ -555,7 +561,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 		return "", fmt.Errorf("client: only texts and files are sent this way, not %v", content.Kind)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ct := c.byName(to)
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
@@ -617,59 +623,13 @@ func outLabel(id [16]byte) string { return fmt.Sprintf("out/%x", id) }
 func inLabel(id [16]byte) string  { return fmt.Sprintf("in/%x", id) }
 
 // Outbox lists the sent messages, oldest first.
-func (c *Client) Outbox() []MessageInfo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]MessageInfo, 0, len(c.out))
-	for _, m := range c.out {
-		acked := 0
-		for _, a := range m.rec.Acked {
-			if a {
-				acked++
-			}
-		}
-		out = append(out, MessageInfo{
-			ID: hex.EncodeToString(m.rec.ID[:]), Contact: m.to.rec.Name, Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
-			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Acked: acked, Fragments: len(m.rec.Acked),
-			Text: m.text,
-		})
-	}
-	return out
-}
+func (c *Client) Outbox() []MessageInfo { return c.view.Load().outbox }
 
 // Inbox lists the received messages, oldest first.
-func (c *Client) Inbox() ([]MessageInfo, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	recs, err := records[inRecord](c.store, "in/")
-	if err != nil {
-		return nil, err
-	}
-	var out []MessageInfo
-	for _, rec := range recs {
-		from := "(unknown)"
-		if ct := c.contacts[rec.From]; ct != nil {
-			from = ct.rec.Name
-		}
-		info := MessageInfo{ID: hex.EncodeToString(rec.ID[:]), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: len(rec.Body), Time: rec.Received,
-			Conveyed: rec.Conveyed, Label: rec.Label, Note: rec.Note}
-		if rec.Kind == Text.String() {
-			info.Text = string(rec.Body)
-		}
-		out = append(out, info)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out, nil
-}
+func (c *Client) Inbox() ([]MessageInfo, error) { return c.view.Load().inbox, nil }
 
-// InboxSize returns how many messages the inbox holds, without reading
-// them (for waits that check it at every change).
-func (c *Client) InboxSize() (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	labels, err := c.store.dir.Labels("in/")
-	return len(labels), err
-}
+// InboxSize returns how many messages the inbox holds.
+func (c *Client) InboxSize() (int, error) { return len(c.view.Load().inbox), nil }
 
 // Received returns a received message's content.
 func (c *Client) Received(id string) (Content, error) {
@@ -677,8 +637,7 @@ func (c *Client) Received(id string) (Content, error) {
 	if err != nil || len(raw) != 16 {
 		return Content{}, fmt.Errorf("client: %q is not a message ID", id)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Read from the vault without c.mu: it is safe for concurrent use.
 	var rec inRecord
 	if err := c.store.get(inLabel([16]byte(raw)), &rec); err != nil {
 		return Content{}, err
@@ -691,25 +650,11 @@ func (c *Client) Received(id string) (Content, error) {
 }
 
 // Stats returns the client's counters.
-func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
-}
+func (c *Client) Stats() Stats { return c.view.Load().stats }
 
 // Changed returns a channel that is closed at the next change the user
 // would see (a message's status, a new message, a contact).
-func (c *Client) Changed() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.changed
-}
-
-// notify wakes the waiters of Changed; c.mu is held.
-func (c *Client) notify() {
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
+func (c *Client) Changed() <-chan struct{} { return c.view.Load().changed }
 
 func (c *Client) saveContact(ct *contact) error {
 	if ct.sess != nil {
@@ -748,7 +693,7 @@ func (c *Client) saveGuard() error {
 // step.
 func (c *Client) Close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.closed = true
 	c.store.dir.Close()
 }
@@ -774,7 +719,7 @@ func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
 // entry. The client must not be used afterwards.
 func (c *Client) Wipe() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.wiped = true
 	return c.store.dir.Wipe()
 }

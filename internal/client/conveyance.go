@@ -70,7 +70,7 @@ func (c *Client) ReplyConveyed(inboxID, text string, receipt convey.ReceiptKind)
 	c.mu.Lock()
 	var rec inRecord
 	err = c.store.get(inLabel(id), &rec)
-	c.mu.Unlock()
+	c.unlock()
 	if err != nil {
 		return "", err
 	}
@@ -79,13 +79,13 @@ func (c *Client) ReplyConveyed(inboxID, text string, receipt convey.ReceiptKind)
 	}
 	c.mu.Lock()
 	via := c.nameOf(rec.From)
-	c.mu.Unlock()
+	c.unlock()
 	return c.convey(via, "", text, receipt, rec.Convey)
 }
 
 func (c *Client) convey(via, to, text string, receipt convey.ReceiptKind, inReplyTo [16]byte) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ct := c.byName(via)
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, via)
@@ -123,20 +123,21 @@ type DeskEntry struct {
 
 // Desk lists the messages given to the user to convey, newest first.
 func (c *Client) Desk() ([]DeskEntry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Reads the vault without c.mu (it is safe for concurrent use) and
+	// names contacts from the view: it answers while packets are built.
+	v := c.view.Load()
 	recs, err := records[deskRecord](c.store, "desk/")
 	if err != nil {
 		return nil, err
 	}
 	var out []DeskEntry
 	for _, r := range recs {
-		e := DeskEntry{ID: hex.EncodeToString(r.ID[:]), From: c.nameOf(r.From), To: r.To, Text: r.Text, State: r.State, Note: r.Note, Receipt: r.Receipt.String(), Received: r.Received}
+		e := DeskEntry{ID: hex.EncodeToString(r.ID[:]), From: v.nameOf(r.From), To: r.To, Text: r.Text, State: r.State, Note: r.Note, Receipt: r.Receipt.String(), Received: r.Received}
 		if r.PassedTo != "" {
-			e.PassedTo = c.nameOf(r.PassedTo)
+			e.PassedTo = v.nameOf(r.PassedTo)
 		}
 		if orig, ok := c.replyTarget(r); ok {
-			e.ReplyTo = c.nameOf(orig)
+			e.ReplyTo = v.nameOf(orig)
 		}
 		out = append(out, e)
 	}
@@ -167,7 +168,7 @@ func (c *Client) PassOn(id, to, fromLabel, note string) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	var r deskRecord
 	if err := c.store.get(deskLabel(did), &r); err != nil {
 		return err
@@ -219,7 +220,7 @@ func (c *Client) Refuse(id, note string) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	var r deskRecord
 	if err := c.store.get(deskLabel(did), &r); err != nil {
 		return err
@@ -297,8 +298,12 @@ func (c *Client) handleConveyance(ct *contact, body []byte, id [16]byte, now tim
 	case *convey.Conveyed:
 		rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: Text.String(), Body: []byte(m.Text), Received: now.UTC(),
 			Conveyed: true, Label: m.From, Note: m.Note, Convey: m.ID}
+		if err := c.store.put(inLabel(id), rec); err != nil {
+			return err
+		}
+		c.indexIn(rec)
 		c.notify()
-		return c.store.put(inLabel(id), rec)
+		return nil
 	case *convey.Outcome:
 		var r conveyRecord
 		if err := c.store.get(conveyLabel(m.ID), &r); err != nil || r.Via != ct.key {
@@ -337,15 +342,16 @@ type ConveyInfo struct {
 
 // Conveyances lists the messages the user sent through intermediaries.
 func (c *Client) Conveyances() ([]ConveyInfo, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Reads the vault without c.mu (it is safe for concurrent use) and
+	// names contacts from the view: it answers while packets are built.
+	v := c.view.Load()
 	recs, err := records[conveyRecord](c.store, "convey/")
 	if err != nil {
 		return nil, err
 	}
 	var out []ConveyInfo
 	for _, r := range recs {
-		info := ConveyInfo{ID: hex.EncodeToString(r.ID[:]), Via: c.nameOf(r.Via), To: r.To, Text: r.Text, State: r.State, Note: r.Note, ReceiptKind: r.Receipt.String(), Sent: r.Sent}
+		info := ConveyInfo{ID: hex.EncodeToString(r.ID[:]), Via: v.nameOf(r.Via), To: r.To, Text: r.Text, State: r.State, Note: r.Note, ReceiptKind: r.Receipt.String(), Sent: r.Sent}
 		if r.Outcome != nil {
 			if o, err := convey.Parse(r.Outcome); err == nil {
 				info.Receipt = o.(*convey.Outcome).Receipt
@@ -373,8 +379,7 @@ func (c *Client) Proof(id string) (*ReceiptProof, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// A read: from the vault and the view, without c.mu.
 	var r conveyRecord
 	if err := c.store.get(conveyLabel(cid), &r); err != nil {
 		return nil, err
@@ -390,9 +395,13 @@ func (c *Client) Proof(id string) (*ReceiptProof, error) {
 	if rc == nil {
 		return nil, fmt.Errorf("client: %s has no receipt (none was asked for, or it was refused)", id)
 	}
-	via := c.contacts[r.Via]
-	if via == nil {
+	via, ok := c.view.Load().known[r.Via]
+	if !ok {
 		return nil, fmt.Errorf("client: the intermediary is no longer a contact")
 	}
-	return &ReceiptProof{Text: r.Text, Salt: r.Salt, Receipt: rc, Card: via.rec.Card}, nil
+	card, err := via.card.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &ReceiptProof{Text: r.Text, Salt: r.Salt, Receipt: rc, Card: card}, nil
 }

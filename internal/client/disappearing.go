@@ -16,7 +16,7 @@ func (c *Client) SetExpiry(name string, d time.Duration) error {
 		return fmt.Errorf("client: a disappearing time of %v, want whole seconds up to %v", d, MaxTTL)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ct := c.byName(name)
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, name)
@@ -113,6 +113,11 @@ func (c *Client) sweep(now time.Time) {
 		if err := c.store.dir.Delete(label); err != nil {
 			c.log.Error("deleting a disappearing message", "err", err)
 			continue
+		}
+		for id := range c.inbox {
+			if inLabel(id) == label {
+				delete(c.inbox, id)
+			}
 		}
 		delete(c.expiring, label)
 		c.notify()

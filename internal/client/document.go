@@ -48,7 +48,7 @@ func (c *Client) useDocument(doc *directory.Document) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.doc != nil && doc.Parameters.Geometry != c.doc.Parameters.Geometry {
 		return fmt.Errorf("client: the network changed its packet geometry; this client cannot follow")
 	}
@@ -74,7 +74,7 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	cur, next := c.doc, c.next
-	c.mu.Unlock()
+	c.unlock()
 	length := cur.ValidUntil.Sub(cur.ValidFrom)
 	if next == nil && !now.Before(cur.ValidFrom.Add(length*3/4)) {
 		raw, err := link.FetchDocument(ctx, true)
@@ -86,7 +86,7 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 		}
 		c.mu.Lock()
 		next = c.next
-		c.mu.Unlock()
+		c.unlock()
 	}
 	if next != nil && !now.Before(next.ValidFrom.Add(cur.Grace()/2)) {
 		return c.useDocument(next)
@@ -94,7 +94,7 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 	skew := c.profile.Network.ClockSkew
 	c.mu.Lock()
 	expired := c.next == nil && now.After(cur.ValidUntil.Add(skew))
-	c.mu.Unlock()
+	c.unlock()
 	if !expired {
 		return nil
 	}
@@ -103,7 +103,7 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 		return nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.stats.DocumentProblem == "" {
 		c.stats.DocumentProblem = fmt.Sprintf("the network document of epoch %d ended at %s and the provider has no newer one "+
 			"(are the directory authorities down, or is this computer's clock more than %v fast?); nothing is sent until one arrives",
@@ -122,7 +122,7 @@ func (c *Client) holdNext(raw []byte, now time.Time) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if doc.Epoch <= c.doc.Epoch {
 		return nil // the provider has no next one yet
 	}

@@ -29,11 +29,17 @@ type NetworkInfo struct {
 // NetworkInfo returns the current document's description; false before the
 // client has a document.
 func (c *Client) NetworkInfo() (NetworkInfo, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if n := c.view.Load().network; n != nil {
+		return *n, true
+	}
+	return NetworkInfo{}, false
+}
+
+// networkInfo describes the current document, or is nil; c.mu is held.
+func (c *Client) networkInfo() *NetworkInfo {
 	d := c.doc
 	if d == nil {
-		return NetworkInfo{}, false
+		return nil
 	}
 	p := d.Parameters
 	perLayer := make(map[uint8]int)
@@ -48,12 +54,12 @@ func (c *Client) NetworkInfo() (NetworkInfo, bool) {
 			fewest = perLayer[l]
 		}
 	}
-	return NetworkInfo{
+	return &NetworkInfo{
 		Epoch: d.Epoch, ValidUntil: d.ValidUntil,
 		Layers: int(p.Layers), MixesPerLayer: fewest,
 		MeanDelay: p.MeanDelay, SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate,
 		PollInterval: p.PollInterval, PacketSize: p.Geometry.PacketLength(),
-	}, true
+	}
 }
 
 // ErrWrongPassphrase: the passphrase does not open the state.

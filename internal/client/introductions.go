@@ -52,7 +52,7 @@ type IntroductionInfo struct {
 // note. Only if both accept do they become contacts.
 func (c *Client) Introduce(a, b, labelForA, labelForB, note string) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	ca, cb := c.byName(a), c.byName(b)
 	if ca == nil || cb == nil {
 		return "", fmt.Errorf("%w: introduce needs two contacts, not %q and %q", ErrNoContact, a, b)
@@ -88,8 +88,9 @@ func (c *Client) Introduce(a, b, labelForA, labelForB, note string) (string, err
 
 // Introductions lists the introductions, newest first.
 func (c *Client) Introductions() ([]IntroductionInfo, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Reads the vault without c.mu (it is safe for concurrent use) and
+	// names contacts from the view: it answers while packets are built.
+	v := c.view.Load()
 	recs, err := records[introRecord](c.store, "intro/")
 	if err != nil {
 		return nil, err
@@ -98,9 +99,9 @@ func (c *Client) Introductions() ([]IntroductionInfo, error) {
 	for _, r := range recs {
 		info := IntroductionInfo{ID: hex.EncodeToString(r.ID[:]), Intermediary: r.Intermediary, Label: r.Label, Note: r.Note, State: r.State, Created: r.Created}
 		if r.Intermediary {
-			info.Sides = [2]string{c.nameOf(r.Sides[0]), c.nameOf(r.Sides[1])}
+			info.Sides = [2]string{v.nameOf(r.Sides[0]), v.nameOf(r.Sides[1])}
 		} else {
-			info.From = c.nameOf(r.From)
+			info.From = v.nameOf(r.From)
 		}
 		out = append(out, info)
 	}
@@ -124,7 +125,7 @@ func (c *Client) AnswerIntroduction(id string, accept bool) error {
 		return fmt.Errorf("client: %q is not an introduction ID", id)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	var r introRecord
 	if err := c.store.get(introLabel([16]byte(raw)), &r); err != nil {
 		return fmt.Errorf("client: no introduction %s: %w", id, err)

@@ -53,20 +53,10 @@ func startNetwork(t *testing.T, params directory.Parameters) *testNetwork {
 	tn, err := testnet.Generate(testnet.Options{
 		Dir: t.TempDir(), Layers: layers, MixesPerLayer: 1, Providers: providers, Addresses: addresses,
 		Parameters: params, Validity: time.Hour, Now: time.Now(), Rand: rand.Reader,
+		DrainTimeout: 100 * time.Millisecond, // stopped nodes need not wait for peers that are down
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	// Stopped nodes need not wait for peers that are down.
-	for _, path := range tn.Configs {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = bytes.Replace(b, []byte("[node]\n"), []byte("[node]\ndrain_timeout = \"100ms\"\n"), 1)
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	n := &testNetwork{tn: tn, params: params, stops: map[string]func(){}}
 	t.Cleanup(func() {

@@ -20,7 +20,7 @@ import (
 // to the provider.
 func (c *Client) receive(batch []clientlink.Fetched, now time.Time) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if err := c.stopped(); err != nil {
 		return err
 	}
@@ -271,6 +271,7 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		if err := c.store.put(inLabel(id), rec); err != nil {
 			return err
 		}
+		c.indexIn(rec)
 		if content.TTL > 0 {
 			c.expiring[inLabel(id)] = rec.Expires
 		}

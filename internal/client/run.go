@@ -42,7 +42,7 @@ func (c *Client) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.stats.Connected, c.stats.LastError = false, err.Error()
 		c.notify()
-		c.mu.Unlock()
+		c.unlock()
 		c.log.Warn("link to the provider lost; reconnecting", "err", err, "after", backoff)
 		t := c.cfg.Clock.NewTimerAt(c.cfg.Clock.Now().Add(backoff))
 		select {
@@ -64,7 +64,7 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	if c.doc != nil {
 		g = c.doc.Parameters.Geometry
 	}
-	c.mu.Unlock()
+	c.unlock()
 	link, err := c.cfg.Dial(ctx, c.profile.Network, c.linkKey, wire.FrameSizeFor(g.PacketLength()))
 	if err != nil {
 		return false, err
@@ -75,11 +75,11 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	}
 	c.mu.Lock()
 	c.retention = 0 // a new link: tell the provider again
-	c.mu.Unlock()
+	c.unlock()
 	c.mu.Lock()
 	c.stats.Connected, c.stats.LastError = true, ""
 	c.notify()
-	c.mu.Unlock()
+	c.unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
@@ -95,7 +95,7 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 func (c *Client) sendLoop(ctx context.Context, link Link) error {
 	c.mu.Lock()
 	sched := newSchedule(c.timing, c.doc.Parameters, c.cfg.Clock.Now())
-	c.mu.Unlock()
+	c.unlock()
 	for {
 		ev, at, ok := sched.pop()
 		if !ok {
@@ -120,11 +120,11 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
 	if err := c.stopped(); err != nil {
-		c.mu.Unlock()
+		c.unlock()
 		return err
 	}
 	packet, err := c.nextPacket(ev, c.cfg.Clock.Now())
-	c.mu.Unlock()
+	c.unlock()
 	if err != nil {
 		c.log.Error("building a packet", "event", ev.String(), "err", err)
 		return nil
@@ -146,7 +146,7 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 		}
 		c.mu.Lock()
 		interval := c.doc.Parameters.PollInterval
-		c.mu.Unlock()
+		c.unlock()
 		next = next.Add(interval)
 		t := c.cfg.Clock.NewTimerAt(next)
 		select {
@@ -157,14 +157,14 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 		}
 		c.mu.Lock()
 		retention, asked := c.desiredRetention(), c.retention
-		c.mu.Unlock()
+		c.unlock()
 		if retention != asked {
 			if err := link.SetRetention(retention); err != nil {
 				return err
 			}
 			c.mu.Lock()
 			c.retention = retention
-			c.mu.Unlock()
+			c.unlock()
 		}
 		batch, _, err := link.Fetch(ctx)
 		if err != nil {
@@ -182,7 +182,7 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 // transmissions whose acks can no longer matter.
 func (c *Client) housekeep(now time.Time) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.stopped() != nil {
 		return
 	}

@@ -208,7 +208,9 @@ func records[T any](s store, prefix string) ([]T, error) {
 	out := make([]T, 0, len(labels))
 	for _, l := range labels {
 		var r T
-		if err := s.get(l, &r); err != nil {
+		if err := s.get(l, &r); errors.Is(err, vault.ErrNotFound) {
+			continue // removed since the listing: reads run beside writes
+		} else if err != nil {
 			return nil, err
 		}
 		out = append(out, r)

@@ -201,13 +201,23 @@ func WipeFiles(path string) error {
 		return fmt.Errorf("vault: %w", err)
 	}
 	for _, n := range names {
-		if strings.HasSuffix(n.Name(), ".entry") || strings.HasPrefix(n.Name(), ".tmp-") {
+		if isVaultFile(n.Name()) {
 			if err := shred(filepath.Join(path, n.Name())); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// isVaultFile reports whether a file of the directory is the vault's: an
+// entry, or the temporary file of an entry or of the header that a crash
+// left behind (renameio names it "." + the file's name + digits).
+func isVaultFile(name string) bool {
+	if strings.HasSuffix(name, ".entry") {
+		return true
+	}
+	return strings.HasPrefix(name, ".") && (strings.Contains(name, ".entry") || strings.HasPrefix(name, "."+headerFile))
 }
 
 // Close forgets the state key.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -63,7 +64,11 @@ type Header struct {
 }
 
 // Vault is an unlocked vault: it holds the state key.
+//
+// It is safe for concurrent use: the client's reads open entries while its
+// schedule seals others.
 type Vault struct {
+	mu    sync.RWMutex // guards key and wiped; held to write for Seal (rand may not be safe for concurrent use)
 	key   [keySize]byte
 	rand  io.Reader
 	wiped bool
@@ -107,6 +112,8 @@ func Unlock(rand io.Reader, h *Header, passphrase []byte) (*Vault, error) {
 // Rewrap wraps the state key under a new passphrase (and new salt and
 // parameters); the sealed entries stay as they are.
 func (v *Vault) Rewrap(passphrase []byte, params Params) (*Header, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	return v.wrap(passphrase, params)
 }
 
@@ -202,6 +209,8 @@ func ParseHeader(data []byte) (*Header, error) {
 //
 //	"bcentry" | u8 version | nonce [24] | ciphertext
 func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.wiped {
 		return nil, ErrWiped
 	}
@@ -220,6 +229,8 @@ func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
 
 // Open decrypts an entry sealed under label.
 func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
 	if v.wiped {
 		return nil, ErrWiped
 	}
@@ -244,7 +255,12 @@ func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
 func entryAD(label string) []byte { return []byte("backchannel vault entry v1\x00" + label) }
 
 // Wipe erases the state key from memory.
-func (v *Vault) Wipe() { clear(v.key[:]); v.wiped = true }
+func (v *Vault) Wipe() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.key[:])
+	v.wiped = true
+}
 
 // Equal reports whether two unlocked vaults hold the same state key, in
 // constant time (for tests and for checking a restored backup).

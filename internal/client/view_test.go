@@ -1,0 +1,131 @@
+package client
+
+import (
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/tools/testnet"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
+)
+
+// gatedRand is a source of randomness that, once armed, holds its next
+// reader until released: packet creation reads it, so a test can hold the
+// client in the middle of building a packet, with its lock taken.
+type gatedRand struct {
+	r       io.Reader
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedRand) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	armed := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if armed {
+		close(g.entered)
+		<-g.release
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.r.Read(p)
+}
+
+func (g *gatedRand) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.entered, g.release = true, make(chan struct{}), make(chan struct{})
+}
+
+// TestReadsDoNotWaitForPackets holds the client in the middle of building
+// a packet (its schedule's lock taken, the session's ratchet stepped) and
+// checks that every read the command line and the web interface make
+// still answers: status, the inbox, the contacts, the features' lists.
+func TestReadsDoNotWaitForPackets(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	tn, err := testnet.Generate(testnet.Options{
+		Dir: t.TempDir(), Layers: 3, MixesPerLayer: 1, Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(40, 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	network := func(i int) Network {
+		p := tn.Document.Providers()[i]
+		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
+			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
+	}
+	gate := &gatedRand{r: testrand.New(40, 2)}
+	alice, _, err := Create(Config{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("a"), VaultParams: testVaultParams,
+		Clock: clk, Rand: gate, ScheduleSeed: [32]byte{40}}, network(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, _, err := Create(Config{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("b"), VaultParams: testVaultParams,
+		Clock: clk, Rand: testrand.New(40, 3)}, network(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Close()
+	if err := alice.AddContact("bob", bob.Self()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.useDocument(tn.Document); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("open to talks?")}); err != nil {
+		t.Fatal(err)
+	}
+
+	gate.arm()
+	fired := make(chan error, 1)
+	go func() { fired <- alice.fire(evSend, &recordingLink{clock: clk}) }()
+	select {
+	case <-gate.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send slot built no packet")
+	}
+	// The packet is being built: fire holds the client's lock.
+	if alice.mu.TryLock() {
+		t.Fatal("the client's lock is free while a packet is built: the test holds nothing")
+	}
+	reads := map[string]func() error{
+		"status":        func() error { alice.Stats(); alice.Outbox(); _, _ = alice.NetworkInfo(); return nil },
+		"inbox":         func() error { _, err := alice.Inbox(); return err },
+		"contacts":      func() error { alice.Contacts(); alice.Self(); alice.Account(); return nil },
+		"introductions": func() error { _, err := alice.Introductions(); return err },
+		"checks":        func() error { _, err := alice.Checks(); return err },
+		"desk":          func() error { _, err := alice.Desk(); return err },
+		"conveyances":   func() error { _, err := alice.Conveyances(); return err },
+		"changed":       func() error { alice.Changed(); return nil },
+	}
+	for name, read := range reads {
+		done := make(chan error, 1)
+		go func() { done <- read() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s waited for the packet being built", name)
+		}
+	}
+	if out := alice.Outbox(); len(out) != 1 || out[0].Text != "open to talks?" {
+		t.Fatalf("outbox while the packet is built: %+v", out)
+	}
+	close(gate.release)
+	if err := <-fired; err != nil {
+		t.Fatal(err)
+	}
+	if s := alice.Stats(); s.SendSlots != 1 {
+		t.Fatalf("after the slot the counters say %d send slots", s.SendSlots)
+	}
+}
