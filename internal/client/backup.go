@@ -174,7 +174,7 @@ func Restore(cfg Config, backup, backupPassphrase []byte) (*Client, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	if err := st.put("profile", rec.Profile); err != nil {
+	if err := st.put(profileLabel, rec.Profile); err != nil {
 		return fail(err)
 	}
 	if err := dir.Put("guard", rec.Guard); err != nil {
@@ -183,7 +183,7 @@ func Restore(cfg Config, backup, backupPassphrase []byte) (*Client, error) {
 	for _, ct := range rec.Contacts {
 		card, _ := identity.ParseCard(ct.Card)
 		ct.Restored = true
-		if err := st.put("contact/"+hexKey(card.DHKey), ct); err != nil {
+		if err := st.put(contactLabel(hexKey(card.DHKey)), ct); err != nil {
 			return fail(err)
 		}
 	}

@@ -33,8 +33,6 @@ type checkRecord struct {
 	Limited bool `json:"limited,omitempty"`
 }
 
-func checkLabel(id [16]byte) string { return fmt.Sprintf("check/%x", id) }
-
 // DefaultMaxChecksPerDay is how many checks a contact may ask the user in a
 // day unless the user says otherwise (Config.MaxChecksPerDay); beyond it,
 // checks are answered "no", which looks like any other answer.
@@ -127,7 +125,7 @@ func (c *Client) Checks() ([]CheckInfo, error) {
 	// Reads the vault without c.mu (it is safe for concurrent use) and
 	// names contacts from the view: it answers while packets are built.
 	v := c.view.Load()
-	recs, err := records[checkRecord](c.store, "check/")
+	recs, err := checkRecords.all(c.store)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +142,7 @@ func (c *Client) Checks() ([]CheckInfo, error) {
 // record (without protocol state).
 func (c *Client) loadCheck(id [16]byte) (*interest.Check, *checkRecord, error) {
 	var r checkRecord
-	if err := c.store.get(checkLabel(id), &r); err != nil {
+	if err := checkRecords.get(c.store, id, &r); err != nil {
 		return nil, nil, fmt.Errorf("client: no check %x: %w", id, err)
 	}
 	if chk := c.checks[id]; chk != nil {
@@ -165,11 +163,11 @@ func (c *Client) loadCheck(id [16]byte) (*interest.Check, *checkRecord, error) {
 
 func (c *Client) saveCheck(ct *contact, chk *interest.Check) error {
 	var r checkRecord
-	if err := c.store.get(checkLabel(chk.ID), &r); err != nil {
+	if err := checkRecords.get(c.store, chk.ID, &r); err != nil {
 		r = checkRecord{Version: stateVersion, ID: chk.ID, Peer: ct.key, Role: chk.Role, Question: chk.Question, Deadline: chk.Deadline, Created: c.cfg.Clock.Now().UTC()}
 	}
 	r.Answer, r.Result, r.Reason, r.Message1 = chk.Answer, chk.Result, chk.Reason, chk.Message1
-	return c.store.put(checkLabel(chk.ID), r)
+	return checkRecords.put(c.store, chk.ID, r)
 }
 
 // handleCheck handles a check message from ct; c.mu is held.
@@ -179,7 +177,7 @@ func (c *Client) handleCheck(ct *contact, body []byte, now time.Time) error {
 		return err
 	}
 	if m.Type == interest.TypeAsk {
-		if c.store.exists(checkLabel(m.CheckID)) {
+		if checkRecords.exists(c.store, m.CheckID) {
 			return nil
 		}
 		ctx, err := c.checkContext(ct, m.CheckID, m.Question)
@@ -196,9 +194,9 @@ func (c *Client) handleCheck(ct *contact, body []byte, now time.Time) error {
 		}
 		if limited {
 			var r checkRecord
-			c.store.get(checkLabel(chk.ID), &r)
+			checkRecords.get(c.store, chk.ID, &r)
 			r.Limited = true
-			if err := c.store.put(checkLabel(chk.ID), r); err != nil {
+			if err := checkRecords.put(c.store, chk.ID, r); err != nil {
 				return err
 			}
 		}
@@ -239,7 +237,7 @@ func (c *Client) afterCheckStep(ct *contact, chk *interest.Check, reply *interes
 
 // recentChecks counts the checks the contact asked the user in the last day.
 func (c *Client) recentChecks(ct *contact, now time.Time) int {
-	recs, _ := records[checkRecord](c.store, "check/")
+	recs, _ := checkRecords.all(c.store)
 	n := 0
 	for _, r := range recs {
 		if r.Peer == ct.key && r.Role == interest.Asked && now.Sub(r.Created) < 24*time.Hour {
@@ -280,7 +278,7 @@ func (c *Client) dueChecks(now time.Time) {
 		}
 		if reply != nil && reply.Type == interest.TypeStep {
 			rec.Sent2 = true
-			if err := c.store.put(checkLabel(rec.ID), *rec); err != nil {
+			if err := checkRecords.put(c.store, rec.ID, *rec); err != nil {
 				c.log.Error("saving a check", "err", err)
 			}
 		}
@@ -292,7 +290,7 @@ func (c *Client) dueChecks(now time.Time) {
 
 // loadChecks brings the pending checks into memory at start.
 func (c *Client) loadChecks() error {
-	recs, err := records[checkRecord](c.store, "check/")
+	recs, err := checkRecords.all(c.store)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ type Client struct {
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
 	checks   map[[16]byte]*interest.Check
-	expiring map[string]time.Time // label of a disappearing message → when it goes
+	expiring map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats
@@ -213,7 +213,7 @@ func Create(cfg Config, network Network) (*Client, Account, error) {
 	}
 	p := profileRecord{Version: stateVersion, Identity: idBytes, LinkKey: link.Private, Network: network, Created: cfg.Clock.Now().UTC()}
 	st := store{dir}
-	if err := st.put("profile", p); err != nil {
+	if err := st.put(profileLabel, p); err != nil {
 		return nil, Account{}, err
 	}
 	c, err := open(cfg, st)
@@ -261,7 +261,7 @@ func open(cfg Config, st store) (*Client, error) {
 		cfg: cfg, store: st, log: cfg.Logger,
 		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
 		reasm:   &fragment.Reassembler{},
-		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{}, expiring: map[string]time.Time{},
+		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{}, expiring: map[expiryKey]time.Time{},
 		inbox: map[[16]byte]*inboxEntry{},
 	}
 	seed := cfg.ScheduleSeed
@@ -272,7 +272,7 @@ func open(cfg Config, st store) (*Client, error) {
 	}
 	c.timing = rand.New(rand.NewChaCha8(seed))
 	c.rng = rand.New(rand.NewChaCha8(sha256.Sum256(append([]byte("backchannel client routes\x00"), seed[:]...))))
-	if err := st.get("profile", &c.profile); err != nil {
+	if err := st.get(profileLabel, &c.profile); err != nil {
 		return nil, err
 	}
 	id, err := identity.ParseIdentity(c.profile.Identity)
@@ -287,7 +287,7 @@ func open(cfg Config, st store) (*Client, error) {
 	}
 	c.linkKey = wire.Keypair{Private: c.profile.LinkKey, Public: priv.PublicKey().Bytes()}
 	c.guard = &session.Guard{}
-	if b, err := st.dir.Get("guard"); err == nil {
+	if b, err := st.dir.Get(guardLabel); err == nil {
 		if err := c.guard.UnmarshalBinary(b); err != nil {
 			return nil, err
 		}
@@ -301,7 +301,7 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	c.received = receivedRecord{Version: stateVersion, IDs: map[string]time.Time{}}
-	if err := st.get("received", &c.received); err != nil && !errors.Is(err, vault.ErrNotFound) {
+	if err := st.get(receivedLabel, &c.received); err != nil && !errors.Is(err, vault.ErrNotFound) {
 		return nil, err
 	}
 	if err := c.loadFragments(); err != nil {
@@ -310,10 +310,10 @@ func open(cfg Config, st store) (*Client, error) {
 	if err := c.loadChecks(); err != nil {
 		return nil, err
 	}
-	if err := c.loadExpiries(); err != nil {
+	if err := c.loadInbox(); err != nil {
 		return nil, err
 	}
-	if err := c.loadInbox(); err != nil {
+	if err := c.loadExpiries(); err != nil {
 		return nil, err
 	}
 	c.view.Store(&view{self: c.self, account: Account{LinkKey: [32]byte(c.linkKey.Public), Mailbox: c.id.Mailbox}, changed: make(chan struct{})})
@@ -324,7 +324,7 @@ func open(cfg Config, st store) (*Client, error) {
 
 // loadInbox reads the received messages' records into memory.
 func (c *Client) loadInbox() error {
-	recs, err := records[inRecord](c.store, "in/")
+	recs, err := inRecords.all(c.store)
 	if err != nil {
 		return err
 	}
@@ -335,13 +335,13 @@ func (c *Client) loadInbox() error {
 }
 
 func (c *Client) loadContacts() error {
-	labels, err := c.store.dir.Labels("contact/")
+	keys, err := contactKeys(c.store)
 	if err != nil {
 		return err
 	}
-	for _, label := range labels {
-		ct := &contact{key: label[len("contact/"):]}
-		if err := c.store.get(label, &ct.rec); err != nil {
+	for _, key := range keys {
+		ct := &contact{key: key}
+		if err := c.store.get(contactLabel(key), &ct.rec); err != nil {
 			return err
 		}
 		if ct.card, err = identity.ParseCard(ct.rec.Card); err != nil {
@@ -361,15 +361,11 @@ func (c *Client) loadContacts() error {
 }
 
 func (c *Client) loadOutbox() error {
-	labels, err := c.store.dir.Labels("out/")
+	recs, err := outRecords.all(c.store)
 	if err != nil {
 		return err
 	}
-	for _, label := range labels {
-		var rec outRecord
-		if err := c.store.get(label, &rec); err != nil {
-			return err
-		}
+	for _, rec := range recs {
 		to := c.contacts[rec.To]
 		if to == nil {
 			return fmt.Errorf("%w: message %x is to an unknown contact", ErrMalformed, rec.ID)
@@ -377,14 +373,14 @@ func (c *Client) loadOutbox() error {
 		m := &outgoing{rec: rec, to: to}
 		if rec.Kind == Text.String() {
 			// States from before sent texts were kept have none.
-			if text, err := c.store.dir.Get(sentLabel(rec.ID)); err == nil {
+			if text, err := sentTexts.get(c.store, rec.ID); err == nil {
 				m.text = string(text)
 			} else if !errors.Is(err, vault.ErrNotFound) {
 				return err
 			}
 		}
 		if rec.Status == Queued || rec.Status == Sent {
-			body, err := c.store.dir.Get(bodyLabel(rec.ID))
+			body, err := bodies.get(c.store, rec.ID)
 			if err != nil {
 				return err
 			}
@@ -403,7 +399,7 @@ func (c *Client) loadOutbox() error {
 }
 
 func (c *Client) loadFragments() error {
-	labels, err := c.store.dir.Labels("frag/")
+	labels, err := c.store.dir.Labels(fragmentPrefix)
 	if err != nil {
 		return err
 	}
@@ -419,9 +415,6 @@ func (c *Client) loadFragments() error {
 	}
 	return nil
 }
-
-func bodyLabel(id [16]byte) string { return fmt.Sprintf("body/%x", id) }
-func sentLabel(id [16]byte) string { return fmt.Sprintf("sent/%x", id) }
 
 // cut splits the encoded content into fragments and readies their
 // schedule: every unacknowledged fragment is due now.
@@ -595,16 +588,16 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 		return nil, err
 	}
 	m.rec.Acked = make([]bool, len(m.frags))
-	if err := c.store.dir.Put(bodyLabel(id), body); err != nil {
+	if err := bodies.put(c.store, id, body); err != nil {
 		return nil, err
 	}
 	if content.Kind == Text {
-		if err := c.store.dir.Put(sentLabel(id), content.Body); err != nil {
+		if err := sentTexts.put(c.store, id, content.Body); err != nil {
 			return nil, err
 		}
 		m.text = string(content.Body)
 	}
-	if err := c.store.put(outLabel(id), m.rec); err != nil {
+	if err := outRecords.put(c.store, id, m.rec); err != nil {
 		return nil, err
 	}
 	c.out = append(c.out, m)
@@ -618,9 +611,6 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 func (c *Client) queueControl(ct *contact, kind ContentKind, body []byte) (*outgoing, error) {
 	return c.queue(ct, Content{Kind: kind, Body: body})
 }
-
-func outLabel(id [16]byte) string { return fmt.Sprintf("out/%x", id) }
-func inLabel(id [16]byte) string  { return fmt.Sprintf("in/%x", id) }
 
 // Outbox lists the sent messages, oldest first.
 func (c *Client) Outbox() []MessageInfo { return c.view.Load().outbox }
@@ -639,7 +629,7 @@ func (c *Client) Received(id string) (Content, error) {
 	}
 	// Read from the vault without c.mu: it is safe for concurrent use.
 	var rec inRecord
-	if err := c.store.get(inLabel([16]byte(raw)), &rec); err != nil {
+	if err := inRecords.get(c.store, [16]byte(raw), &rec); err != nil {
 		return Content{}, err
 	}
 	kind := Text
@@ -678,7 +668,7 @@ func (c *Client) saveContact(ct *contact) error {
 	} else {
 		ct.rec.Session = nil
 	}
-	return c.store.put("contact/"+ct.key, ct.rec)
+	return c.store.put(contactLabel(ct.key), ct.rec)
 }
 
 func (c *Client) saveGuard() error {
@@ -686,7 +676,7 @@ func (c *Client) saveGuard() error {
 	if err != nil {
 		return err
 	}
-	return c.store.dir.Put("guard", b)
+	return c.store.dir.Put(guardLabel, b)
 }
 
 // Close forgets the state key; Run, if still running, stops at its next

@@ -43,9 +43,6 @@ type conveyRecord struct {
 	Sent    time.Time          `json:"sent"`
 }
 
-func deskLabel(id [16]byte) string   { return fmt.Sprintf("desk/%x", id) }
-func conveyLabel(id [16]byte) string { return fmt.Sprintf("convey/%x", id) }
-
 func parseID(id, what string) ([16]byte, error) {
 	raw, err := hex.DecodeString(id)
 	if err != nil || len(raw) != 16 {
@@ -69,7 +66,7 @@ func (c *Client) ReplyConveyed(inboxID, text string, receipt convey.ReceiptKind)
 	}
 	c.mu.Lock()
 	var rec inRecord
-	err = c.store.get(inLabel(id), &rec)
+	err = inRecords.get(c.store, id, &rec)
 	c.unlock()
 	if err != nil {
 		return "", err
@@ -102,7 +99,7 @@ func (c *Client) convey(via, to, text string, receipt convey.ReceiptKind, inRepl
 		return "", err
 	}
 	rec := conveyRecord{Version: stateVersion, ID: req.ID, Via: ct.key, To: to, Text: text, Receipt: receipt, Salt: req.Salt, State: "sent", Sent: c.cfg.Clock.Now().UTC()}
-	if err := c.store.put(conveyLabel(req.ID), rec); err != nil {
+	if err := conveyRecords.put(c.store, req.ID, rec); err != nil {
 		return "", err
 	}
 	if _, err := c.queueControl(ct, Conveyance, raw); err != nil {
@@ -126,7 +123,7 @@ func (c *Client) Desk() ([]DeskEntry, error) {
 	// Reads the vault without c.mu (it is safe for concurrent use) and
 	// names contacts from the view: it answers while packets are built.
 	v := c.view.Load()
-	recs, err := records[deskRecord](c.store, "desk/")
+	recs, err := deskRecords.all(c.store)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +149,7 @@ func (c *Client) replyTarget(r deskRecord) (string, bool) {
 		return "", false
 	}
 	var orig deskRecord
-	if err := c.store.get(deskLabel(r.InReplyTo), &orig); err != nil || orig.PassedTo != r.From {
+	if err := deskRecords.get(c.store, r.InReplyTo, &orig); err != nil || orig.PassedTo != r.From {
 		return "", false
 	}
 	return orig.From, true
@@ -170,7 +167,7 @@ func (c *Client) PassOn(id, to, fromLabel, note string) error {
 	c.mu.Lock()
 	defer c.unlock()
 	var r deskRecord
-	if err := c.store.get(deskLabel(did), &r); err != nil {
+	if err := deskRecords.get(c.store, did, &r); err != nil {
 		return err
 	}
 	if r.State != "pending" {
@@ -204,12 +201,12 @@ func (c *Client) PassOn(id, to, fromLabel, note string) error {
 		return err
 	}
 	m.rec.Desk = r.ID
-	if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
+	if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
 		return err
 	}
 	r.State, r.PassedTo, r.Note = "passed", target.key, note
 	c.notify()
-	return c.store.put(deskLabel(r.ID), r)
+	return deskRecords.put(c.store, r.ID, r)
 }
 
 // Refuse declines to convey a desk entry; the sender is told, with the
@@ -222,7 +219,7 @@ func (c *Client) Refuse(id, note string) error {
 	c.mu.Lock()
 	defer c.unlock()
 	var r deskRecord
-	if err := c.store.get(deskLabel(did), &r); err != nil {
+	if err := deskRecords.get(c.store, did, &r); err != nil {
 		return err
 	}
 	if r.State != "pending" {
@@ -241,7 +238,7 @@ func (c *Client) Refuse(id, note string) error {
 	}
 	r.State, r.Note = "refused", note
 	c.notify()
-	return c.store.put(deskLabel(r.ID), r)
+	return deskRecords.put(c.store, r.ID, r)
 }
 
 // delivered is called when an outgoing message is acknowledged; for a
@@ -252,7 +249,7 @@ func (c *Client) delivered(m *outgoing, now time.Time) {
 		return
 	}
 	var r deskRecord
-	if err := c.store.get(deskLabel(m.rec.Desk), &r); err != nil || r.State != "passed" {
+	if err := deskRecords.get(c.store, m.rec.Desk, &r); err != nil || r.State != "passed" {
 		return
 	}
 	from := c.contacts[r.From]
@@ -276,7 +273,7 @@ func (c *Client) delivered(m *outgoing, now time.Time) {
 		return
 	}
 	r.State = "delivered"
-	if err := c.store.put(deskLabel(r.ID), r); err != nil {
+	if err := deskRecords.put(c.store, r.ID, r); err != nil {
 		c.log.Error("saving a desk entry", "err", err)
 	}
 }
@@ -289,16 +286,16 @@ func (c *Client) handleConveyance(ct *contact, body []byte, id [16]byte, now tim
 	}
 	switch m := m.(type) {
 	case *convey.Request:
-		if c.store.exists(deskLabel(m.ID)) {
+		if deskRecords.exists(c.store, m.ID) {
 			return nil
 		}
 		r := deskRecord{Version: stateVersion, ID: m.ID, From: ct.key, To: m.To, Text: m.Text, Receipt: m.Receipt, Salt: m.Salt, InReplyTo: m.InReplyTo, State: "pending", Received: now.UTC()}
 		c.notify()
-		return c.store.put(deskLabel(m.ID), r)
+		return deskRecords.put(c.store, m.ID, r)
 	case *convey.Conveyed:
 		rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: Text.String(), Body: []byte(m.Text), Received: now.UTC(),
 			Conveyed: true, Label: m.From, Note: m.Note, Convey: m.ID}
-		if err := c.store.put(inLabel(id), rec); err != nil {
+		if err := inRecords.put(c.store, id, rec); err != nil {
 			return err
 		}
 		c.indexIn(rec)
@@ -306,7 +303,7 @@ func (c *Client) handleConveyance(ct *contact, body []byte, id [16]byte, now tim
 		return nil
 	case *convey.Outcome:
 		var r conveyRecord
-		if err := c.store.get(conveyLabel(m.ID), &r); err != nil || r.Via != ct.key {
+		if err := conveyRecords.get(c.store, m.ID, &r); err != nil || r.Via != ct.key {
 			return fmt.Errorf("an outcome for a message you did not send through this contact")
 		}
 		if r.State != "sent" {
@@ -325,7 +322,7 @@ func (c *Client) handleConveyance(ct *contact, body []byte, id [16]byte, now tim
 		r.State = map[bool]string{true: "conveyed", false: "refused"}[m.Conveyed]
 		r.Note, r.Outcome = m.Note, body
 		c.notify()
-		return c.store.put(conveyLabel(r.ID), r)
+		return conveyRecords.put(c.store, r.ID, r)
 	}
 	return nil
 }
@@ -345,7 +342,7 @@ func (c *Client) Conveyances() ([]ConveyInfo, error) {
 	// Reads the vault without c.mu (it is safe for concurrent use) and
 	// names contacts from the view: it answers while packets are built.
 	v := c.view.Load()
-	recs, err := records[conveyRecord](c.store, "convey/")
+	recs, err := conveyRecords.all(c.store)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +378,7 @@ func (c *Client) Proof(id string) (*ReceiptProof, error) {
 	}
 	// A read: from the vault and the view, without c.mu.
 	var r conveyRecord
-	if err := c.store.get(conveyLabel(cid), &r); err != nil {
+	if err := conveyRecords.get(c.store, cid, &r); err != nil {
 		return nil, err
 	}
 	if r.Outcome == nil {

@@ -1,8 +1,9 @@
 package client
 
 import (
+	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 )
 
@@ -66,24 +67,22 @@ func (c *Client) desiredRetention() time.Duration {
 	return d
 }
 
+// expiryKey names a disappearing message: sent (out) or received.
+type expiryKey struct {
+	out bool
+	id  [16]byte
+}
+
 // loadExpiries finds the disappearing messages at start.
 func (c *Client) loadExpiries() error {
-	for _, prefix := range []string{"in/", "out/"} {
-		labels, err := c.store.dir.Labels(prefix)
-		if err != nil {
-			return err
+	for _, m := range c.out {
+		if !m.rec.Expires.IsZero() {
+			c.expiring[expiryKey{out: true, id: m.rec.ID}] = m.rec.Expires
 		}
-		for _, l := range labels {
-			var head struct {
-				Version int       `json:"version"`
-				Expires time.Time `json:"expires"`
-			}
-			if err := c.store.get(l, &head); err != nil {
-				return err
-			}
-			if !head.Expires.IsZero() {
-				c.expiring[l] = head.Expires
-			}
+	}
+	for id, e := range c.inbox {
+		if !e.Expires.IsZero() {
+			c.expiring[expiryKey{id: id}] = e.Expires
 		}
 	}
 	return nil
@@ -92,36 +91,31 @@ func (c *Client) loadExpiries() error {
 // sweep removes the messages whose time is up: their records and bodies are
 // overwritten and deleted. c.mu is held.
 func (c *Client) sweep(now time.Time) {
-	for label, at := range c.expiring {
+	for key, at := range c.expiring {
 		if now.Before(at) {
 			continue
 		}
-		if strings.HasPrefix(label, "out/") {
-			for i, m := range c.out {
-				if outLabel(m.rec.ID) == label {
-					c.out = append(c.out[:i], c.out[i+1:]...)
-					delete(c.outByID, m.rec.ID)
-					for _, l := range []string{bodyLabel(m.rec.ID), sentLabel(m.rec.ID)} {
-						if err := c.store.dir.Delete(l); err != nil {
-							c.log.Error("deleting a disappearing message", "err", err)
-						}
-					}
-					break
-				}
-			}
-		}
-		if err := c.store.dir.Delete(label); err != nil {
+		if err := c.forget(key); err != nil {
 			c.log.Error("deleting a disappearing message", "err", err)
 			continue
 		}
-		for id := range c.inbox {
-			if inLabel(id) == label {
-				delete(c.inbox, id)
-			}
-		}
-		delete(c.expiring, label)
+		delete(c.expiring, key)
 		c.notify()
 	}
+}
+
+// forget overwrites and deletes a message, sent or received, and drops it
+// from memory; c.mu is held.
+func (c *Client) forget(key expiryKey) error {
+	if !key.out {
+		delete(c.inbox, key.id)
+		return inRecords.delete(c.store, key.id)
+	}
+	if i := slices.IndexFunc(c.out, func(m *outgoing) bool { return m.rec.ID == key.id }); i >= 0 {
+		c.out = slices.Delete(c.out, i, i+1)
+	}
+	delete(c.outByID, key.id)
+	return errors.Join(bodies.delete(c.store, key.id), sentTexts.delete(c.store, key.id), outRecords.delete(c.store, key.id))
 }
 
 // startExpiry starts a sent message's time to live once it is delivered or
@@ -130,6 +124,6 @@ func (c *Client) sweep(now time.Time) {
 func (c *Client) startExpiry(m *outgoing, now time.Time) {
 	if m.rec.TTL > 0 {
 		m.rec.Expires = now.UTC().Add(m.rec.TTL)
-		c.expiring[outLabel(m.rec.ID)] = m.rec.Expires
+		c.expiring[expiryKey{out: true, id: m.rec.ID}] = m.rec.Expires
 	}
 }

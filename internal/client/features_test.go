@@ -328,7 +328,7 @@ func TestDisappearingMessages(t *testing.T) {
 	if in[0].Text != "kept" {
 		t.Fatalf("bob kept %q", in[0].Text)
 	}
-	labels, _ := b.store.dir.Labels("in/")
+	labels, _ := b.store.dir.Labels(inRecords.prefix)
 	if len(labels) != 1 {
 		t.Fatalf("bob's vault holds %d messages", len(labels))
 	}

@@ -31,8 +31,6 @@ type introRecord struct {
 	Created time.Time `json:"created"`
 }
 
-func introLabel(id [16]byte) string { return fmt.Sprintf("intro/%x", id) }
-
 // IntroductionInfo is an introduction as the user sees it.
 type IntroductionInfo struct {
 	ID string
@@ -75,7 +73,7 @@ func (c *Client) Introduce(a, b, labelForA, labelForB, note string) (string, err
 		}
 		msgs[i] = raw
 	}
-	if err := c.store.put(introLabel(id), rec); err != nil {
+	if err := introRecords.put(c.store, id, rec); err != nil {
 		return "", err
 	}
 	for i, ct := range []*contact{ca, cb} {
@@ -91,7 +89,7 @@ func (c *Client) Introductions() ([]IntroductionInfo, error) {
 	// Reads the vault without c.mu (it is safe for concurrent use) and
 	// names contacts from the view: it answers while packets are built.
 	v := c.view.Load()
-	recs, err := records[introRecord](c.store, "intro/")
+	recs, err := introRecords.all(c.store)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +125,7 @@ func (c *Client) AnswerIntroduction(id string, accept bool) error {
 	c.mu.Lock()
 	defer c.unlock()
 	var r introRecord
-	if err := c.store.get(introLabel([16]byte(raw)), &r); err != nil {
+	if err := introRecords.get(c.store, [16]byte(raw), &r); err != nil {
 		return fmt.Errorf("client: no introduction %s: %w", id, err)
 	}
 	if r.Intermediary || r.State != "pending" {
@@ -142,7 +140,7 @@ func (c *Client) AnswerIntroduction(id string, accept bool) error {
 		return err
 	}
 	r.State = map[bool]string{true: "accepted", false: "declined"}[accept]
-	if err := c.store.put(introLabel(r.ID), r); err != nil {
+	if err := introRecords.put(c.store, r.ID, r); err != nil {
 		return err
 	}
 	_, err = c.queueControl(from, Introduction, msg)
@@ -158,7 +156,7 @@ func (c *Client) handleIntroduction(ct *contact, body []byte, now time.Time) err
 	}
 	switch m := m.(type) {
 	case *intro.Introduction:
-		if c.store.exists(introLabel(m.ID)) {
+		if introRecords.exists(c.store, m.ID) {
 			return nil
 		}
 		card, err := identity.ParseCard(m.Card)
@@ -170,10 +168,10 @@ func (c *Client) handleIntroduction(ct *contact, body []byte, now time.Time) err
 		}
 		rec := introRecord{Version: stateVersion, ID: m.ID, From: ct.key, Label: m.Label, Note: m.Note, Card: m.Card, State: "pending", Created: now.UTC()}
 		c.notify()
-		return c.store.put(introLabel(m.ID), rec)
+		return introRecords.put(c.store, m.ID, rec)
 	case *intro.Answer:
 		var r introRecord
-		if err := c.store.get(introLabel(m.ID), &r); err != nil || !r.Intermediary {
+		if err := introRecords.get(c.store, m.ID, &r); err != nil || !r.Intermediary {
 			return fmt.Errorf("an answer to an introduction you did not make")
 		}
 		if ct.key != r.Sides[0] && ct.key != r.Sides[1] {
@@ -190,7 +188,7 @@ func (c *Client) handleIntroduction(ct *contact, body []byte, now time.Time) err
 		if both {
 			r.Done, r.State = true, "done"
 		}
-		if err := c.store.put(introLabel(r.ID), r); err != nil {
+		if err := introRecords.put(c.store, r.ID, r); err != nil {
 			return err
 		}
 		c.notify()
@@ -213,7 +211,7 @@ func (c *Client) handleIntroduction(ct *contact, body []byte, now time.Time) err
 		return nil
 	case *intro.Done:
 		var r introRecord
-		if err := c.store.get(introLabel(m.ID), &r); err != nil || r.Intermediary || r.From != ct.key {
+		if err := introRecords.get(c.store, m.ID, &r); err != nil || r.Intermediary || r.From != ct.key {
 			return fmt.Errorf("a completion of an introduction that was not made to you by this contact")
 		}
 		if r.State != "accepted" {
@@ -230,7 +228,7 @@ func (c *Client) handleIntroduction(ct *contact, body []byte, now time.Time) err
 		}
 		r.State = "done"
 		c.notify()
-		return c.store.put(introLabel(r.ID), r)
+		return introRecords.put(c.store, r.ID, r)
 	}
 	return nil
 }

@@ -199,11 +199,6 @@ func parseRecord(b []byte) (record, error) {
 	return record{}, fmt.Errorf("%w: session record type %d", ErrMalformed, b[0])
 }
 
-// fragmentKey names a received fragment in the vault.
-func fragmentKey(from string, id [16]byte, index int) string {
-	return fmt.Sprintf("frag/%s/%x/%05d", from, id, index)
-}
-
 // expirySetting is a conversation's disappearing-messages setting as it
 // travels: the time to live and when it was set, so that of two settings
 // the later wins whatever order they arrive in (the network reorders).

@@ -81,13 +81,13 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 	m.rec.Acked[t.index] = true
 	if allTrue(m.rec.Acked) {
 		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
-		c.store.dir.Delete(bodyLabel(m.rec.ID))
+		bodies.delete(c.store, m.rec.ID)
 		m.frags = nil
 		c.startExpiry(m, now)
 		c.delivered(m, now)
 		c.notify()
 	}
-	if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
+	if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
 		c.log.Error("saving an acknowledgement", "err", err)
 	}
 }
@@ -251,7 +251,7 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		c.stats.Duplicates++
 		return nil // acknowledged again, not delivered again
 	}
-	if err := c.store.dir.Put(fragmentKey(ct.key, f.ID, int(f.Index)), raw); err != nil {
+	if err := c.store.dir.Put(fragmentLabel(ct.key, f.ID, int(f.Index)), raw); err != nil {
 		return err
 	}
 	id, whole, complete, err := c.reasm.Add(raw, now)
@@ -268,12 +268,12 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		if content.TTL > 0 {
 			rec.Expires = now.UTC().Add(content.TTL)
 		}
-		if err := c.store.put(inLabel(id), rec); err != nil {
+		if err := inRecords.put(c.store, id, rec); err != nil {
 			return err
 		}
 		c.indexIn(rec)
 		if content.TTL > 0 {
-			c.expiring[inLabel(id)] = rec.Expires
+			c.expiring[expiryKey{id: id}] = rec.Expires
 		}
 	default:
 		// A malformed control message is refused with an error in the
@@ -290,10 +290,10 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 			delete(c.received.IDs, k)
 		}
 	}
-	if err := c.store.put("received", c.received); err != nil {
+	if err := c.store.put(receivedLabel, c.received); err != nil {
 		return err
 	}
-	labels, _ := c.store.dir.Labels(fmt.Sprintf("frag/%s/%x/", ct.key, id))
+	labels, _ := c.store.dir.Labels(fragmentsOf(ct.key, id))
 	for _, l := range labels {
 		c.store.dir.Delete(l)
 	}

@@ -35,7 +35,7 @@ type Provider struct {
 	Identity [32]byte `json:"identity"`
 }
 
-// profileRecord is the user's own keys and settings ("profile").
+// profileRecord is the user's own keys and settings (profileLabel).
 type profileRecord struct {
 	Version  int       `json:"version"`
 	Identity []byte    `json:"identity"`
@@ -196,24 +196,4 @@ func decodeRecord(label string, b []byte, v any) error {
 func (s store) exists(label string) bool {
 	_, err := s.dir.Get(label)
 	return !errors.Is(err, vault.ErrNotFound)
-}
-
-// records reads every record whose label starts with prefix, in label
-// order.
-func records[T any](s store, prefix string) ([]T, error) {
-	labels, err := s.dir.Labels(prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]T, 0, len(labels))
-	for _, l := range labels {
-		var r T
-		if err := s.get(l, &r); errors.Is(err, vault.ErrNotFound) {
-			continue // removed since the listing: reads run beside writes
-		} else if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }

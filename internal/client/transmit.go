@@ -111,7 +111,7 @@ func (c *Client) nextSessionPacket(now time.Time) ([]byte, error) {
 			p, err := c.sessionPacket(m.to, rec, nil, m, i, now)
 			if err == nil && m.rec.Status == Queued && allTrue(m.sent) {
 				m.rec.Status = Sent
-				err = c.store.put(outLabel(m.rec.ID), m.rec)
+				err = outRecords.put(c.store, m.rec.ID, m.rec)
 				c.notify()
 			}
 			return p, err
@@ -154,10 +154,10 @@ func (c *Client) failExhausted(now time.Time) {
 		}
 		m.rec.Status, m.rec.Reason = Failed, reason
 		c.startExpiry(m, now)
-		if err := c.store.put(outLabel(m.rec.ID), m.rec); err != nil {
+		if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
 			c.log.Error("saving a failed message", "err", err)
 		}
-		c.store.dir.Delete(bodyLabel(m.rec.ID))
+		bodies.delete(c.store, m.rec.ID)
 		m.frags = nil
 		c.notify()
 	}
