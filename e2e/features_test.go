@@ -171,7 +171,7 @@ func TestMutualInterestAcrossProcesses(t *testing.T) {
 // wait asks a client's daemon to wait until the condition holds.
 func (c *clientProc) wait(until string, count int) {
 	c.t.Helper()
-	if _, err := control.Call(filepath.Join(c.dir, "control.sock"), &control.Request{Op: control.OpWait, Until: until, Count: count, Timeout: time.Minute}); err != nil {
+	if err := control.Call(filepath.Join(c.dir, "control.sock"), &control.WaitRequest{Until: until, Count: count, Timeout: time.Minute}, nil); err != nil {
 		c.t.Fatalf("%s: waiting until %s %d: %v", c.name, until, count, err)
 	}
 }

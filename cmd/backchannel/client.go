@@ -41,6 +41,12 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 		}
 	}
 	dir := fs.String("dir", def, "the client's state directory (default $BACKCHANNEL_DIR or ~/.backchannel)")
+	if c, ok := control.ByCLI(name); ok {
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "usage: %s\n%s\n\nflags:\n", c.Usage(), c.Summary)
+			fs.PrintDefaults()
+		}
+	}
 	return fs, dir
 }
 
@@ -189,11 +195,11 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 
 // call runs one request against the daemon and reports an error the
 // backchannel way.
-func call(dir string, r *control.Request, stderr io.Writer) (*control.Response, bool) {
-	resp, err := control.Call(socketPath(dir), r)
-	if err != nil {
-		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op, err)
-		return nil, false
+func call[T any](dir string, r control.Request, stderr io.Writer) (T, bool) {
+	var resp T
+	if err := control.Call(socketPath(dir), r, &resp); err != nil {
+		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), err)
+		return resp, false
 	}
 	return resp, true
 }
@@ -204,7 +210,7 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	resp, ok := call(*dir, &control.Request{Op: control.OpCard}, stderr)
+	resp, ok := call[control.CardResponse](*dir, &control.CardRequest{}, stderr)
 	if !ok {
 		return 1
 	}
@@ -231,23 +237,23 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "backchannel: contact add: %v\n", err)
 			return 1
 		}
-		req = control.Request{Op: control.OpContactAdd, Name: fs.Arg(0), Card: string(card)}
+		req = &control.ContactAddRequest{Name: fs.Arg(0), Card: string(card)}
 	case args[0] == "list" && fs.NArg() == 0:
-		req = control.Request{Op: control.OpContactList}
+		req = &control.ContactListRequest{}
 	case args[0] == "verify" && fs.NArg() == 1:
-		req = control.Request{Op: control.OpContactVerify, Name: fs.Arg(0)}
+		req = &control.ContactVerifyRequest{Name: fs.Arg(0)}
 	case args[0] == "expire" && fs.NArg() == 2:
 		d, err := time.ParseDuration(fs.Arg(1))
 		if err != nil {
 			fmt.Fprintf(stderr, "backchannel: contact expire: %q is not a duration (say 24h, 30m or 0 for off)\n", fs.Arg(1))
 			return 2
 		}
-		req = control.Request{Op: control.OpContactExpire, Name: fs.Arg(0), Within: d}
+		req = &control.ContactExpireRequest{Name: fs.Arg(0), After: d}
 	default:
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	resp, ok := call(*dir, &req, stderr)
+	resp, ok := call[control.ContactsResponse](*dir, req, stderr)
 	if !ok {
 		return 1
 	}
@@ -282,7 +288,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	req := control.Request{Op: control.OpSend, Name: fs.Arg(0)}
+	req := control.SendRequest{To: fs.Arg(0)}
 	switch {
 	case *file != "" && fs.NArg() == 1:
 		data, err := os.ReadFile(*file)
@@ -297,7 +303,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: backchannel send NAME TEXT... | send --file PATH NAME")
 		return 2
 	}
-	resp, ok := call(*dir, &req, stderr)
+	resp, ok := call[control.IDResponse](*dir, &req, stderr)
 	if !ok {
 		return 1
 	}
@@ -315,11 +321,11 @@ func runInbox(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *wait > 0 {
-		if _, ok := call(*dir, &control.Request{Op: control.OpWait, Until: "received", Count: *wait, Timeout: *timeout}, stderr); !ok {
+		if _, ok := call[control.StatusResponse](*dir, &control.WaitRequest{Until: "received", Count: *wait, Timeout: *timeout}, stderr); !ok {
 			return 1
 		}
 	}
-	resp, ok := call(*dir, &control.Request{Op: control.OpInbox}, stderr)
+	resp, ok := call[control.MessagesResponse](*dir, &control.InboxRequest{}, stderr)
 	if !ok {
 		return 1
 	}
@@ -339,7 +345,7 @@ func runInbox(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s  %s  from %s: file %q, %d bytes\n", m.ID, when, m.Contact, m.Name, m.Size)
 		if *save != "" {
-			f, ok := call(*dir, &control.Request{Op: control.OpRead, ID: m.ID}, stderr)
+			f, ok := call[control.ReadResponse](*dir, &control.ReadRequest{ID: m.ID}, stderr)
 			if !ok {
 				return 1
 			}
@@ -364,11 +370,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	req := control.Request{Op: control.OpStatus}
+	var req control.Request = &control.StatusRequest{}
 	if *wait {
-		req = control.Request{Op: control.OpWait, Until: "settled", Timeout: *timeout}
+		req = &control.WaitRequest{Until: "settled", Timeout: *timeout}
 	}
-	resp, ok := call(*dir, &req, stderr)
+	resp, ok := call[control.StatusResponse](*dir, req, stderr)
 	if !ok {
 		return 1
 	}
@@ -427,7 +433,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		var pass []byte
 		if pass, err = passphrase("BACKCHANNEL_BACKUP_PASSPHRASE", "a passphrase for the backup", true, stderr); err == nil {
-			_, err = control.Call(socketPath(*dir), &control.Request{Op: control.OpBackup, Path: path, Passphrase: string(pass)})
+			err = control.Call(socketPath(*dir), &control.BackupRequest{Path: path, Passphrase: string(pass)}, nil)
 		}
 	}
 	if err != nil {
@@ -490,7 +496,7 @@ func runWipe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backchannel: wipe destroys %s for good (identity, contacts, messages); say --yes\n", *dir)
 		return 2
 	}
-	_, err := control.Call(socketPath(*dir), &control.Request{Op: control.OpWipe})
+	err := control.Call(socketPath(*dir), &control.WipeRequest{}, nil)
 	if err != nil && strings.Contains(err.Error(), "no client daemon answers") {
 		err = vault.WipeFiles(*dir)
 	}

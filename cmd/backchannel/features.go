@@ -40,7 +40,7 @@ func runIntroduce(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: backchannel introduce --label-for-a LABEL --label-for-b LABEL [--note TEXT] A B")
 		return 2
 	}
-	resp, ok := call(*dir, &control.Request{Op: control.OpIntroduce, Name: fs.Arg(0), Other: fs.Arg(1), Label: *labelA, OtherLabel: *labelB, Note: *note}, stderr)
+	resp, ok := call[control.IDResponse](*dir, &control.IntroduceRequest{A: fs.Arg(0), B: fs.Arg(1), LabelForA: *labelA, LabelForB: *labelB, Note: *note}, stderr)
 	if !ok {
 		return 1
 	}
@@ -66,7 +66,7 @@ func runIntro(args []string, stdout, stderr io.Writer) int {
 		if !waitFor(*dir, "introductions", *wait, *timeout, stderr) || !waitFor(*dir, "introductions-done", *waitDone, *timeout, stderr) {
 			return 1
 		}
-		resp, ok := call(*dir, &control.Request{Op: control.OpIntroList}, stderr)
+		resp, ok := call[control.IntroductionsResponse](*dir, &control.IntroListRequest{}, stderr)
 		if !ok {
 			return 1
 		}
@@ -82,7 +82,7 @@ func runIntro(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case (sub == "accept" || sub == "decline") && fs.NArg() == 1:
-		if _, ok := call(*dir, &control.Request{Op: control.OpIntroAnswer, ID: fs.Arg(0), Accept: sub == "accept"}, stderr); !ok {
+		if _, ok := call[control.Empty](*dir, &control.IntroAnswerRequest{ID: fs.Arg(0), Accept: sub == "accept"}, stderr); !ok {
 			return 1
 		}
 		fmt.Fprintf(stdout, "answered (%s); the other side learns nothing unless you both accept\n", sub)
@@ -98,7 +98,7 @@ func waitFor(dir, until string, count int, timeout time.Duration, stderr io.Writ
 	if count <= 0 {
 		return true
 	}
-	_, ok := call(dir, &control.Request{Op: control.OpWait, Until: until, Count: count, Timeout: timeout}, stderr)
+	_, ok := call[control.StatusResponse](dir, &control.WaitRequest{Until: until, Count: count, Timeout: timeout}, stderr)
 	return ok
 }
 
@@ -121,14 +121,14 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case sub == "send" && fs.NArg() == 2:
-		resp, ok := call(*dir, &control.Request{Op: control.OpConvey, Name: fs.Arg(0), Label: *to, Text: fs.Arg(1), Receipt: *receipt}, stderr)
+		resp, ok := call[control.IDResponse](*dir, &control.ConveyRequest{Via: fs.Arg(0), To: *to, Text: fs.Arg(1), Receipt: *receipt}, stderr)
 		if !ok {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s given to %s to convey (receipt: %s)\n", resp.ID, fs.Arg(0), *receipt)
 		return 0
 	case sub == "reply" && fs.NArg() == 2:
-		resp, ok := call(*dir, &control.Request{Op: control.OpConveyReply, ID: fs.Arg(0), Text: fs.Arg(1), Receipt: *receipt}, stderr)
+		resp, ok := call[control.IDResponse](*dir, &control.ConveyReplyRequest{ID: fs.Arg(0), Text: fs.Arg(1), Receipt: *receipt}, stderr)
 		if !ok {
 			return 1
 		}
@@ -138,7 +138,7 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 		if !waitFor(*dir, "conveyed", *wait, *timeout, stderr) {
 			return 1
 		}
-		resp, ok := call(*dir, &control.Request{Op: control.OpConveyList}, stderr)
+		resp, ok := call[control.ConveyancesResponse](*dir, &control.ConveyListRequest{}, stderr)
 		if !ok {
 			return 1
 		}
@@ -158,7 +158,7 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case sub == "receipt" && fs.NArg() == 1:
-		resp, ok := call(*dir, &control.Request{Op: control.OpReceipt, ID: fs.Arg(0)}, stderr)
+		resp, ok := call[control.ProofResponse](*dir, &control.ReceiptRequest{ID: fs.Arg(0)}, stderr)
 		if !ok {
 			return 1
 		}
@@ -252,7 +252,7 @@ func runDesk(args []string, stdout, stderr io.Writer) int {
 		if !waitFor(*dir, "desk", *wait, *timeout, stderr) {
 			return 1
 		}
-		resp, ok := call(*dir, &control.Request{Op: control.OpDeskList}, stderr)
+		resp, ok := call[control.DeskResponse](*dir, &control.DeskListRequest{}, stderr)
 		if !ok {
 			return 1
 		}
@@ -269,13 +269,13 @@ func runDesk(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case sub == "pass" && fs.NArg() == 1:
-		if _, ok := call(*dir, &control.Request{Op: control.OpDeskPass, ID: fs.Arg(0), Other: *to, Label: *as, Note: *note}, stderr); !ok {
+		if _, ok := call[control.Empty](*dir, &control.DeskPassRequest{ID: fs.Arg(0), To: *to, As: *as, Note: *note}, stderr); !ok {
 			return 1
 		}
 		fmt.Fprintln(stdout, "passed on; the sender gets its receipt when the recipient's client acknowledges it")
 		return 0
 	case sub == "refuse" && fs.NArg() == 1:
-		if _, ok := call(*dir, &control.Request{Op: control.OpDeskRefuse, ID: fs.Arg(0), Note: *note}, stderr); !ok {
+		if _, ok := call[control.Empty](*dir, &control.DeskRefuseRequest{ID: fs.Arg(0), Note: *note}, stderr); !ok {
 			return 1
 		}
 		fmt.Fprintln(stdout, "refused; the sender is told, with your note")
@@ -304,14 +304,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case sub == "ask" && fs.NArg() == 2:
-		resp, ok := call(*dir, &control.Request{Op: control.OpCheckAsk, Name: fs.Arg(0), Text: fs.Arg(1), Answer: *answer, Within: *within}, stderr)
+		resp, ok := call[control.IDResponse](*dir, &control.CheckAskRequest{With: fs.Arg(0), Question: fs.Arg(1), Answer: *answer, Within: *within}, stderr)
 		if !ok {
 			return 1
 		}
 		fmt.Fprintf(stdout, "check %s asked; the result comes after %v\n", resp.ID, *within)
 		return 0
 	case sub == "answer" && fs.NArg() == 2:
-		if _, ok := call(*dir, &control.Request{Op: control.OpCheckAnswer, ID: fs.Arg(0), Answer: fs.Arg(1)}, stderr); !ok {
+		if _, ok := call[control.Empty](*dir, &control.CheckAnswerRequest{ID: fs.Arg(0), Answer: fs.Arg(1)}, stderr); !ok {
 			return 1
 		}
 		fmt.Fprintln(stdout, "answer recorded; it is sent at the deadline, and looks the same whatever it is")
@@ -320,7 +320,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if !waitFor(*dir, "checks", *wait, *timeout, stderr) || !waitFor(*dir, "checks-done", *waitDone, *timeout, stderr) {
 			return 1
 		}
-		resp, ok := call(*dir, &control.Request{Op: control.OpCheckList}, stderr)
+		resp, ok := call[control.ChecksResponse](*dir, &control.CheckListRequest{}, stderr)
 		if !ok {
 			return 1
 		}

@@ -12,9 +12,13 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
-const usage = `Usage: backchannel <command> [arguments]
+// usage is the top-level help; the commands that talk to the client
+// daemon come from control.Commands, as their own help does.
+var usage = `Usage: backchannel <command> [arguments]
 
 Commands:
     demo                  run a whole network on loopback and send messages through it
@@ -30,26 +34,11 @@ Client:
     init                  make a new identity at a provider: --network FILE --provider NAME
     client run            run the client daemon (keeps the schedule; the commands below talk to it)
     ui                    run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)
-    card                  print your contact card
-    contact add|list|verify
-                          add a contact from their card, list contacts, mark one verified
-    send                  send a text (send NAME TEXT) or a file (send --file PATH NAME)
-    inbox                 list received messages (--save DIR writes files)
-    status                sent messages and their status, and the client's counters
-    backup                write an encrypted backup of identity, contacts and settings
-    restore               make a new state directory from a backup
-    wipe                  make the local state unreadable at once (--yes)
-
-Backchannel:
-    introduce             introduce two contacts to each other, under labels you choose
-    intro list|accept|decline
-                          introductions made to you, and your answers
-    convey send|reply|list|receipt
-                          write through an intermediary; receipts of conveyance
-    desk list|pass|refuse the messages given to you to convey
+    restore FILE          make a new state directory from a backup
     receipt verify        check a signed conveyance receipt against the intermediary's card
-    check ask|answer|list mutual interest checks: both learn "both said yes" only if both did
 
+Commands to the client daemon:
+` + control.UsageLines() + `
 Other:
     version               print the version of this build
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // lastWrite is a writer that remembers when it was last written to.
@@ -66,5 +68,32 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "done: every step succeeded") || !strings.Contains(stdout.String(), "alice learns: match: both said yes") {
 		t.Fatalf("demo output:\n%s", stdout.String())
+	}
+}
+
+// TestCommandsFromTheTable: every command line of control.Commands is a
+// command of this binary whose help is the table's usage line, and the
+// top-level usage lists it.
+func TestCommandsFromTheTable(t *testing.T) {
+	var stdout bytes.Buffer
+	run([]string{"help"}, &stdout, io.Discard)
+	for _, c := range control.Commands {
+		if c.CLI == "" {
+			continue
+		}
+		if !strings.Contains(stdout.String(), strings.TrimSpace(c.CLI+" "+c.Args)) {
+			t.Errorf("the usage does not list %q", c.CLI)
+		}
+		args := strings.Fields(c.CLI)
+		if head, alts, ok := strings.Cut(c.CLI, " "); ok && strings.Contains(alts, "|") {
+			args = []string{head, strings.Split(alts, "|")[0]}
+		}
+		var stderr bytes.Buffer
+		if code := run(append(args, "-h"), io.Discard, &stderr); code != 2 {
+			t.Errorf("%q -h exited %d", c.CLI, code)
+		}
+		if !strings.Contains(stderr.String(), "usage: "+c.Usage()+"\n"+c.Summary) {
+			t.Errorf("%q -h says\n%s\nwant the table's usage %q", c.CLI, stderr.String(), c.Usage())
+		}
 	}
 }

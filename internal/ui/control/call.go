@@ -8,30 +8,40 @@ import (
 	"net"
 )
 
-// Call sends a request to the daemon listening at path and returns its
-// response; a response that carries an error is returned as one.
-func Call(path string, r *Request) (*Response, error) {
-	r.Version = Version
+// Call sends a request to the daemon listening at path and decodes its
+// result into result (the operation's response type; nil to ignore it).
+// A response that carries an error is returned as one.
+func Call(path string, r Request, result any) error {
+	data, err := Marshal(r)
+	if err != nil {
+		return err
+	}
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("no client daemon answers at %s (start it with `backchannel client run`): %w", path, err)
+		return fmt.Errorf("no client daemon answers at %s (start it with `backchannel client run`): %w", path, err)
 	}
 	defer conn.Close()
-	if err := json.NewEncoder(conn).Encode(r); err != nil {
-		return nil, fmt.Errorf("control: %w", err)
+	if _, err := conn.Write(data); err != nil {
+		return fmt.Errorf("control: %w", err)
 	}
 	if err := conn.(*net.UnixConn).CloseWrite(); err != nil {
-		return nil, fmt.Errorf("control: %w", err)
+		return fmt.Errorf("control: %w", err)
 	}
 	var resp Response
 	if err := json.NewDecoder(io.LimitReader(conn, 1<<30)).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("control: reading the response: %w", err)
+		return fmt.Errorf("control: reading the response: %w", err)
 	}
 	if resp.Version != Version {
-		return nil, fmt.Errorf("control: the daemon speaks protocol version %d, this program %d", resp.Version, Version)
+		return fmt.Errorf("control: the daemon speaks protocol version %d, this program %d", resp.Version, Version)
 	}
 	if resp.Error != "" {
-		return &resp, errors.New(resp.Error)
+		return errors.New(resp.Error)
 	}
-	return &resp, nil
+	if result == nil || len(resp.Result) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Result, result); err != nil {
+		return fmt.Errorf("control: decoding the %s response: %w", r.Op(), err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -63,58 +64,60 @@ func TestSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Call(path, &Request{Op: OpContactAdd, Name: "bob", Card: string(card)}); err != nil {
+	if err := Call(path, &ContactAddRequest{Name: "bob", Card: string(card)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := Call(path, &Request{Op: OpContactList})
-	if err != nil || len(resp.Contacts) != 1 || resp.Contacts[0].Name != "bob" {
-		t.Fatalf("contacts %+v, %v", resp, err)
+	var contacts ContactsResponse
+	if err := Call(path, &ContactListRequest{}, &contacts); err != nil || len(contacts.Contacts) != 1 || contacts.Contacts[0].Name != "bob" {
+		t.Fatalf("contacts %+v, %v", contacts, err)
 	}
-	if _, err := Call(path, &Request{Op: OpSend, Name: "bob", Text: "hello"}); err != nil {
-		t.Fatal(err)
+	var sent IDResponse
+	if err := Call(path, &SendRequest{To: "bob", Text: "hello"}, &sent); err != nil || len(sent.ID) != 32 {
+		t.Fatalf("send: %+v %v", sent, err)
 	}
-	if _, err := Call(path, &Request{Op: OpSend, Name: "carol", Text: "hello"}); err == nil || !strings.Contains(err.Error(), "no such contact") {
+	if err := Call(path, &SendRequest{To: "carol", Text: "hello"}, nil); err == nil || !strings.Contains(err.Error(), "no such contact") {
 		t.Fatalf("send to a stranger: %v", err)
 	}
-	resp, err = Call(path, &Request{Op: OpStatus})
-	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].Status != client.Queued {
-		t.Fatalf("status %+v, %v", resp, err)
+	var status StatusResponse
+	if err := Call(path, &StatusRequest{}, &status); err != nil || len(status.Messages) != 1 || status.Messages[0].Status != client.Queued || status.Stats == nil {
+		t.Fatalf("status %+v, %v", status, err)
 	}
 	// Nothing runs the schedule here: the message stays queued, and a
 	// wait says so when it runs out.
-	if _, err := Call(path, &Request{Op: OpWait, Until: "settled", Timeout: 50 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "timed out") {
+	if err := Call(path, &WaitRequest{Until: "settled", Timeout: 50 * time.Millisecond}, nil); err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("wait: %v", err)
 	}
 	backup := filepath.Join(t.TempDir(), "alice.backup")
-	if _, err := Call(path, &Request{Op: OpBackup, Path: backup, Passphrase: "b"}); err != nil {
+	if err := Call(path, &BackupRequest{Path: backup, Passphrase: "b"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if info, err := os.Stat(backup); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("backup file: %v %v", info, err)
 	}
-	if _, err := Call(path, &Request{Op: OpBackup, Path: "relative", Passphrase: "b"}); err == nil {
+	if err := Call(path, &BackupRequest{Path: "relative", Passphrase: "b"}, nil); err == nil {
 		t.Fatal("wrote a backup to a relative path")
-	}
-	if _, err := Call(path, &Request{Op: "launch"}); !strings.Contains(err.Error(), "unknown operation") {
-		t.Fatalf("unknown op: %v", err)
 	}
 }
 
 func TestParseRequest(t *testing.T) {
-	good := `{"version":1,"op":"send","name":"bob","text":"hi"}`
-	if r, err := ParseRequest([]byte(good)); err != nil || r.Text != "hi" {
+	good := `{"version":2,"op":"send","args":{"to":"bob","text":"hi"}}`
+	r, err := ParseRequest([]byte(good))
+	if err != nil || !reflect.DeepEqual(r, &SendRequest{To: "bob", Text: "hi"}) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	for name, data := range map[string]string{
-		"not json":      "hello",
-		"version":       `{"version":2,"op":"card"}`,
-		"unknown field": `{"version":1,"op":"card","colour":"red"}`,
-		"unknown op":    `{"version":1,"op":"launch"}`,
-		"send nothing":  `{"version":1,"op":"send","name":"bob"}`,
-		"send both":     `{"version":1,"op":"send","name":"bob","text":"x","file":{"name":"a","data":""}}`,
-		"wait forever":  `{"version":1,"op":"wait","until":"settled","timeout":0}`,
-		"two requests":  `{"version":1,"op":"card"}{"version":1,"op":"card"}`,
-		"too large":     `{"version":1,"op":"send","name":"bob","text":"` + strings.Repeat("a", MaxRequestSize) + `"}`,
+		"not json":        "hello",
+		"version":         `{"version":1,"op":"card"}`,
+		"unknown field":   `{"version":2,"op":"card","colour":"red"}`,
+		"unknown arg":     `{"version":2,"op":"send","args":{"to":"bob","text":"x","label":"y"}}`,
+		"another's arg":   `{"version":2,"op":"convey","args":{"name":"bob","text":"x"}}`,
+		"unknown op":      `{"version":2,"op":"launch"}`,
+		"send nothing":    `{"version":2,"op":"send","args":{"to":"bob"}}`,
+		"send both":       `{"version":2,"op":"send","args":{"to":"bob","text":"x","file":{"name":"a","data":""}}}`,
+		"wait forever":    `{"version":2,"op":"wait","args":{"until":"settled","timeout":0}}`,
+		"two requests":    `{"version":2,"op":"card"}{"version":2,"op":"card"}`,
+		"args not object": `{"version":2,"op":"send","args":[1]}`,
+		"too large":       `{"version":2,"op":"send","args":{"to":"bob","text":"` + strings.Repeat("a", MaxRequestSize) + `"}}`,
 	} {
 		if _, err := ParseRequest([]byte(data)); !errors.Is(err, ErrRequest) {
 			t.Errorf("%s: %v", name, err)
@@ -122,15 +125,66 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
+// TestCommands checks the table: every operation once, each request type
+// naming its own operation and round-tripping through Marshal and
+// ParseRequest, each command line once.
+func TestCommands(t *testing.T) {
+	ops, clis := map[string]bool{}, map[string]bool{}
+	for _, c := range Commands {
+		op := c.Op()
+		if ops[op] {
+			t.Errorf("operation %q listed twice", op)
+		}
+		ops[op] = true
+		if c.CLI != "" {
+			if clis[c.CLI] {
+				t.Errorf("command line %q asks two operations", c.CLI)
+			}
+			clis[c.CLI] = true
+		}
+		if c.Summary == "" {
+			t.Errorf("%s has no summary", op)
+		}
+		if reflect.TypeOf(c.New()) == reflect.TypeOf(Commands[0].New()) && op != Commands[0].Op() {
+			t.Errorf("%s shares its request type", op)
+		}
+	}
+	for _, c := range Commands {
+		if _, err := ParseRequest(mustMarshal(t, c.New())); err != nil && !strings.Contains(err.Error(), "needs") {
+			t.Errorf("%s: an empty request does not decode: %v", c.Op(), err)
+		}
+	}
+	if !strings.Contains(UsageLines(), "contact add NAME CARD-FILE") {
+		t.Fatalf("usage:\n%s", UsageLines())
+	}
+}
+
+func mustMarshal(t *testing.T, r Request) []byte {
+	t.Helper()
+	b, err := Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func FuzzParseRequest(f *testing.F) {
-	f.Add([]byte(`{"version":1,"op":"send","name":"bob","text":"hi"}`))
-	f.Add([]byte(`{"version":1,"op":"send","name":"bob","file":{"name":"a.txt","data":"aGk="}}`))
-	f.Add([]byte(`{"version":1,"op":"wait","until":"received","count":3,"timeout":1000000}`))
-	f.Add([]byte(`{"version":1,"op":"backup","path":"/tmp/x","passphrase":"p"}`))
+	f.Add([]byte(`{"version":2,"op":"send","args":{"to":"bob","text":"hi"}}`))
+	f.Add([]byte(`{"version":2,"op":"send","args":{"to":"bob","file":{"name":"a.txt","data":"aGk="}}}`))
+	f.Add([]byte(`{"version":2,"op":"wait","args":{"until":"received","count":3,"timeout":1000000}}`))
+	f.Add([]byte(`{"version":2,"op":"backup","args":{"path":"/tmp/x","passphrase":"p"}}`))
+	f.Add([]byte(`{"version":2,"op":"desk-pass","args":{"id":"00","to":"bob","as":"a party"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseRequest(data)
-		if err == nil && r.Version != Version {
-			t.Fatalf("accepted version %d", r.Version)
+		if err != nil {
+			return
+		}
+		if err := r.Check(); err != nil {
+			t.Fatalf("accepted a request that fails its check: %v", err)
+		}
+		again, err := ParseRequest(mustMarshal(t, r))
+		if err != nil || !reflect.DeepEqual(again, r) {
+			t.Fatalf("a request does not survive encoding: %+v, %v", again, err)
 		}
 	})
 }

@@ -81,13 +81,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(time.Minute))
 	data, err := io.ReadAll(io.LimitReader(conn, MaxRequestSize+1))
-	var resp *Response
+	var resp Response
 	if err != nil {
-		resp = &Response{Error: fmt.Sprintf("reading the request: %v", err)}
+		resp = Response{Error: fmt.Sprintf("reading the request: %v", err)}
 	} else if req, err := ParseRequest(data); err != nil {
-		resp = &Response{Error: err.Error()}
+		resp = Response{Error: err.Error()}
 	} else {
-		resp = s.Handle(ctx, req)
+		resp = Encode(s.Handle(ctx, req))
 	}
 	resp.Version = Version
 	conn.SetWriteDeadline(time.Now().Add(time.Minute))
@@ -96,85 +96,99 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// Handle answers one request that [ParseRequest] accepted; the web
-// interface calls it too, so both ask the same operations.
-func (s *Server) Handle(ctx context.Context, r *Request) *Response {
+// Encode makes the response to send of what Handle returned.
+func Encode(result any, err error) Response {
+	if err != nil {
+		return Response{Version: Version, Error: err.Error()}
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return Response{Version: Version, Error: fmt.Sprintf("encoding the response: %v", err)}
+	}
+	return Response{Version: Version, Result: raw}
+}
+
+// Handle answers one request that [ParseRequest] accepted, with the
+// operation's response; the web interface calls it too, so both ask the
+// same operations.
+func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 	c := s.Client
-	fail := func(err error) *Response { return &Response{Error: err.Error()} }
-	switch r.Op {
-	case OpCard:
+	switch r := r.(type) {
+	case *CardRequest:
 		text, err := c.Self().MarshalText()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Card: string(text)}
-	case OpContactAdd:
+		return CardResponse{Card: string(text)}, err
+	case *ContactAddRequest:
 		card, err := identity.ParseCardText([]byte(r.Card))
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		if err := c.AddContact(r.Name, card); err != nil {
-			return fail(err)
-		}
-		return &Response{Contacts: c.Contacts()}
-	case OpContactList:
-		return &Response{Contacts: c.Contacts()}
-	case OpContactVerify:
-		if err := c.Verify(r.Name); err != nil {
-			return fail(err)
-		}
-		return &Response{Contacts: c.Contacts()}
-	case OpContactExpire:
-		if err := c.SetExpiry(r.Name, r.Within); err != nil {
-			return fail(err)
-		}
-		return &Response{Contacts: c.Contacts()}
-	case OpSend:
+		return s.contacts(c.AddContact(r.Name, card))
+	case *ContactListRequest:
+		return s.contacts(nil)
+	case *ContactVerifyRequest:
+		return s.contacts(c.Verify(r.Name))
+	case *ContactExpireRequest:
+		return s.contacts(c.SetExpiry(r.Name, r.After))
+	case *SendRequest:
 		content := client.Content{Kind: client.Text, Body: []byte(r.Text)}
 		if r.File != nil {
 			content = client.Content{Kind: client.File, Name: r.File.Name, Body: r.File.Data}
 		}
-		id, err := c.Send(r.Name, content)
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{ID: id}
-	case OpInbox:
+		return id(c.Send(r.To, content))
+	case *InboxRequest:
 		msgs, err := c.Inbox()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Messages: msgs}
-	case OpRead:
+		return MessagesResponse{Messages: msgs}, err
+	case *ReadRequest:
 		content, err := c.Received(r.ID)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		if content.Kind == client.File {
-			return &Response{File: &File{Name: content.Name, Data: content.Body}}
+			return ReadResponse{File: &File{Name: content.Name, Data: content.Body}}, nil
 		}
-		return &Response{Text: string(content.Body)}
-	case OpStatus:
-		stats := c.Stats()
-		resp := &Response{Messages: c.Outbox(), Stats: &stats}
-		if info, ok := c.NetworkInfo(); ok {
-			resp.Network = &info
-		}
-		return resp
-	case OpBackup:
-		return s.backup(r)
-	case OpWait:
+		return ReadResponse{Text: string(content.Body)}, nil
+	case *StatusRequest:
+		return s.status(), nil
+	case *BackupRequest:
+		return Empty{}, s.backup(r)
+	case *WaitRequest:
 		return s.wait(ctx, r)
-	case OpWipe:
+	case *WipeRequest:
 		if err := c.Wipe(); err != nil {
-			return fail(err)
+			return nil, err
 		}
 		if s.Wiped != nil {
 			s.Wiped()
 		}
-		return &Response{}
+		return Empty{}, nil
 	}
 	return s.handleFeature(r)
+}
+
+// contacts answers a contact operation with the contact list.
+func (s *Server) contacts(err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return ContactsResponse{Contacts: s.Client.Contacts()}, nil
+}
+
+// id answers an operation that made something with its ID.
+func id(id string, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return IDResponse{ID: id}, nil
+}
+
+func (s *Server) status() StatusResponse {
+	c := s.Client
+	stats := c.Stats()
+	resp := StatusResponse{Messages: c.Outbox(), Stats: &stats}
+	if info, ok := c.NetworkInfo(); ok {
+		resp.Network = &info
+	}
+	return resp
 }
 
 // receiptKind maps a request's receipt word to its kind.
@@ -197,97 +211,53 @@ func answer(s string) interest.Answer {
 
 // handleFeature answers the requests of introductions, conveyance and
 // mutual interest checks.
-func (s *Server) handleFeature(r *Request) *Response {
+func (s *Server) handleFeature(r Request) (any, error) {
 	c := s.Client
-	fail := func(err error) *Response { return &Response{Error: err.Error()} }
-	switch r.Op {
-	case OpIntroduce:
-		id, err := c.Introduce(r.Name, r.Other, r.Label, r.OtherLabel, r.Note)
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{ID: id}
-	case OpIntroList:
+	switch r := r.(type) {
+	case *IntroduceRequest:
+		return id(c.Introduce(r.A, r.B, r.LabelForA, r.LabelForB, r.Note))
+	case *IntroListRequest:
 		list, err := c.Introductions()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Introductions: list}
-	case OpIntroAnswer:
-		if err := c.AnswerIntroduction(r.ID, r.Accept); err != nil {
-			return fail(err)
-		}
-		return &Response{}
-	case OpConvey:
-		id, err := c.Convey(r.Name, r.Label, r.Text, receiptKind(r.Receipt))
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{ID: id}
-	case OpConveyReply:
-		id, err := c.ReplyConveyed(r.ID, r.Text, receiptKind(r.Receipt))
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{ID: id}
-	case OpConveyList:
+		return IntroductionsResponse{Introductions: list}, err
+	case *IntroAnswerRequest:
+		return Empty{}, c.AnswerIntroduction(r.ID, r.Accept)
+	case *ConveyRequest:
+		return id(c.Convey(r.Via, r.To, r.Text, receiptKind(r.Receipt)))
+	case *ConveyReplyRequest:
+		return id(c.ReplyConveyed(r.ID, r.Text, receiptKind(r.Receipt)))
+	case *ConveyListRequest:
 		list, err := c.Conveyances()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Conveyances: list}
-	case OpReceipt:
+		return ConveyancesResponse{Conveyances: list}, err
+	case *ReceiptRequest:
 		proof, err := c.Proof(r.ID)
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Proof: proof}
-	case OpDeskList:
+		return ProofResponse{Proof: proof}, err
+	case *DeskListRequest:
 		desk, err := c.Desk()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Desk: desk}
-	case OpDeskPass:
-		if err := c.PassOn(r.ID, r.Other, r.Label, r.Note); err != nil {
-			return fail(err)
-		}
-		return &Response{}
-	case OpDeskRefuse:
-		if err := c.Refuse(r.ID, r.Note); err != nil {
-			return fail(err)
-		}
-		return &Response{}
-	case OpCheckAsk:
-		id, err := c.Ask(r.Name, r.Text, answer(r.Answer), r.Within)
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{ID: id}
-	case OpCheckAnswer:
-		if err := c.AnswerCheck(r.ID, answer(r.Answer)); err != nil {
-			return fail(err)
-		}
-		return &Response{}
-	case OpCheckList:
+		return DeskResponse{Desk: desk}, err
+	case *DeskPassRequest:
+		return Empty{}, c.PassOn(r.ID, r.To, r.As, r.Note)
+	case *DeskRefuseRequest:
+		return Empty{}, c.Refuse(r.ID, r.Note)
+	case *CheckAskRequest:
+		return id(c.Ask(r.With, r.Question, answer(r.Answer), r.Within))
+	case *CheckAnswerRequest:
+		return Empty{}, c.AnswerCheck(r.ID, answer(r.Answer))
+	case *CheckListRequest:
 		list, err := c.Checks()
-		if err != nil {
-			return fail(err)
-		}
-		return &Response{Checks: list}
+		return ChecksResponse{Checks: list}, err
 	}
-	return fail(fmt.Errorf("unknown operation %q", r.Op))
+	return nil, fmt.Errorf("control: no handler for %q", r.Op())
 }
 
 // backup writes a backup file, created with mode 0600 and moved into place
 // only once complete.
-func (s *Server) backup(r *Request) *Response {
+func (s *Server) backup(r *BackupRequest) error {
 	if !filepath.IsAbs(r.Path) {
-		return &Response{Error: fmt.Sprintf("the backup path %q is not absolute", r.Path)}
+		return fmt.Errorf("the backup path %q is not absolute", r.Path)
 	}
 	f, err := renameio.NewPendingFile(r.Path, renameio.WithStaticPermissions(0o600), renameio.WithTempDir(filepath.Dir(r.Path)))
 	if err != nil {
-		return &Response{Error: fmt.Sprintf("writing the backup: %v", err)}
+		return fmt.Errorf("writing the backup: %w", err)
 	}
 	defer f.Cleanup()
 	err = s.Client.Backup(f, []byte(r.Passphrase), s.BackupParams)
@@ -295,9 +265,9 @@ func (s *Server) backup(r *Request) *Response {
 		err = f.CloseAtomicallyReplace()
 	}
 	if err != nil {
-		return &Response{Error: fmt.Sprintf("writing the backup: %v", err)}
+		return fmt.Errorf("writing the backup: %w", err)
 	}
-	return &Response{}
+	return nil
 }
 
 // ErrTimeout: a wait ran out.
@@ -305,7 +275,7 @@ var ErrTimeout = errors.New("timed out")
 
 // wait blocks until the condition holds, at every change the client
 // reports, or the timeout passes.
-func (s *Server) wait(ctx context.Context, r *Request) *Response {
+func (s *Server) wait(ctx context.Context, r *WaitRequest) (any, error) {
 	c := s.Client
 	deadline := time.NewTimer(r.Timeout)
 	defer deadline.Stop()
@@ -313,23 +283,22 @@ func (s *Server) wait(ctx context.Context, r *Request) *Response {
 		changed := c.Changed()
 		done, err := s.holds(r)
 		if err != nil {
-			return &Response{Error: err.Error()}
+			return nil, err
 		}
 		if done {
-			stats := c.Stats()
-			return &Response{Messages: c.Outbox(), Stats: &stats}
+			return s.status(), nil
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return &Response{Error: fmt.Sprintf("%v after %v waiting until %s", ErrTimeout, r.Timeout, r.Until)}
+			return nil, fmt.Errorf("%w after %v waiting until %s", ErrTimeout, r.Timeout, r.Until)
 		case <-ctx.Done():
-			return &Response{Error: "the daemon is stopping"}
+			return nil, errors.New("the daemon is stopping")
 		}
 	}
 }
 
-func (s *Server) holds(r *Request) (bool, error) {
+func (s *Server) holds(r *WaitRequest) (bool, error) {
 	c := s.Client
 	count := func(n int, err error) (bool, error) { return n >= r.Count, err }
 	switch r.Until {

@@ -121,22 +121,9 @@ func (s *Server) serveActivity(w http.ResponseWriter, r *http.Request, _ *contro
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// uiOps are the control operations the page may ask. Not backup (it
-// writes a file wherever its request says, on this computer) nor wait
-// (the page has live updates).
-var uiOps = map[string]bool{
-	control.OpCard: true, control.OpContactAdd: true, control.OpContactList: true,
-	control.OpContactVerify: true, control.OpContactExpire: true, control.OpSend: true,
-	control.OpInbox: true, control.OpRead: true, control.OpStatus: true,
-	control.OpIntroduce: true, control.OpIntroList: true, control.OpIntroAnswer: true,
-	control.OpConvey: true, control.OpConveyReply: true, control.OpConveyList: true,
-	control.OpReceipt: true, control.OpDeskList: true, control.OpDeskPass: true,
-	control.OpDeskRefuse: true, control.OpCheckAsk: true, control.OpCheckAnswer: true,
-	control.OpCheckList: true, control.OpWipe: true,
-}
-
 // serveOp answers a control request: the same strict decoding and the
-// same operations as the control socket.
+// same operations as the control socket, for those of control.Commands the
+// web interface may ask (UI).
 func (s *Server) serveOp(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	data, ok := readBody(w, r)
 	if !ok {
@@ -147,16 +134,15 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request, ctl *control.Se
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
-	if !uiOps[req.Op] {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("the web interface does not ask %q", req.Op)})
+	cmd, _ := control.Lookup(req.Op())
+	if !cmd.UI {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("the web interface does not ask %q", req.Op())})
 		return
 	}
-	if req.Op != control.OpStatus && req.Op != control.OpInbox && req.Op != control.OpContactList &&
-		req.Op != control.OpIntroList && req.Op != control.OpDeskList && req.Op != control.OpCheckList && req.Op != control.OpConveyList {
+	if !cmd.Reads {
 		s.touch()
 	}
-	resp := ctl.Handle(r.Context(), req)
-	resp.Version = control.Version
+	resp := control.Encode(ctl.Handle(r.Context(), req))
 	status := http.StatusOK
 	if resp.Error != "" {
 		status = http.StatusUnprocessableEntity
@@ -168,7 +154,12 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request, ctl *control.Se
 // side to scan and compare.
 func (s *Server) serveQR(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	name := r.URL.Query().Get("name")
-	for _, ct := range ctl.Client.Contacts() {
+	resp, err := ctl.Handle(r.Context(), &control.ContactListRequest{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for _, ct := range resp.(control.ContactsResponse).Contacts {
 		if ct.Name != name {
 			continue
 		}
@@ -198,36 +189,40 @@ func download(w http.ResponseWriter, name, contentType string, data []byte) {
 	w.Write(data)
 }
 
+// The downloads (GET) ask control operations as the page's requests do:
+// each endpoint one operation (see downloadOps).
+
 func (s *Server) serveCard(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
-	text, err := ctl.Client.Self().MarshalText()
+	resp, err := ctl.Handle(r.Context(), &control.CardRequest{})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	download(w, "backchannel-card.txt", "text/plain; charset=utf-8", text)
+	download(w, "backchannel-card.txt", "text/plain; charset=utf-8", []byte(resp.(control.CardResponse).Card))
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
-	content, err := ctl.Client.Received(r.URL.Query().Get("id"))
+	resp, err := ctl.Handle(r.Context(), &control.ReadRequest{ID: r.URL.Query().Get("id")})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	name := content.Name
-	if content.Kind != client.File {
-		name = "message.txt"
+	content := resp.(control.ReadResponse)
+	if content.File == nil {
+		download(w, "message.txt", "application/octet-stream", []byte(content.Text))
+		return
 	}
-	download(w, name, "application/octet-stream", content.Body)
+	download(w, content.File.Name, "application/octet-stream", content.File.Data)
 }
 
 func (s *Server) serveProof(w http.ResponseWriter, r *http.Request, ctl *control.Server) {
 	id := r.URL.Query().Get("id")
-	proof, err := ctl.Client.Proof(id)
+	resp, err := ctl.Handle(r.Context(), &control.ReceiptRequest{ID: id})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	data, err := json.MarshalIndent(proof, "", "  ")
+	data, err := json.MarshalIndent(resp.(control.ProofResponse).Proof, "", "  ")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -289,4 +284,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// downloadOps maps each download endpoint to the one operation it asks.
+var downloadOps = map[string]string{
+	"/api/card":  "card",
+	"/api/file":  "read",
+	"/api/proof": "receipt",
+	"/api/qr":    "contact-list",
 }

@@ -152,7 +152,7 @@ func (u *testUI) unlock(pass string) (*http.Response, string) {
 
 func (u *testUI) contacts() (*http.Response, string) {
 	u.t.Helper()
-	return u.request(http.MethodPost, "/api/op", `{"version":1,"op":"contact-list"}`, nil)
+	return u.request(http.MethodPost, "/api/op", `{"version":2,"op":"contact-list"}`, nil)
 }
 
 func TestListenOnLoopbackOnly(t *testing.T) {
@@ -214,7 +214,7 @@ func TestForeignHostRefused(t *testing.T) {
 			resp, body := u.request(http.MethodGet, path, "", func(r *http.Request) { r.Host = host })
 			u.expect(resp, body, http.StatusMisdirectedRequest, "Host "+host)
 		}
-		resp, body := u.request(http.MethodPost, "/api/op", `{"version":1,"op":"contact-list"}`, func(r *http.Request) { r.Host = host })
+		resp, body := u.request(http.MethodPost, "/api/op", `{"version":2,"op":"contact-list"}`, func(r *http.Request) { r.Host = host })
 		u.expect(resp, body, http.StatusMisdirectedRequest, "a POST with Host "+host)
 	}
 	resp, body := u.request(http.MethodGet, "/api/session", "", func(r *http.Request) { r.Host = "localhost:" + port })
@@ -238,7 +238,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 	}
 	for _, path := range []string{"/api/unlock", "/api/lock", "/api/op", "/api/activity"} {
 		for _, c := range cases {
-			resp, body := u.request(http.MethodPost, path, `{"version":1,"op":"contact-list"}`, c.edit)
+			resp, body := u.request(http.MethodPost, path, `{"version":2,"op":"contact-list"}`, c.edit)
 			u.expect(resp, body, c.status, path+" with "+c.what)
 		}
 	}
@@ -250,9 +250,9 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 	u.expect(resp, body, http.StatusOK, "unlocking")
 	resp, body = u.contacts()
 	u.expect(resp, body, http.StatusOK, "the contacts")
-	resp, body = u.request(http.MethodPost, "/api/op", `{"version":1,"op":"backup","path":"/tmp/x","passphrase":"p"}`, nil)
+	resp, body = u.request(http.MethodPost, "/api/op", `{"version":2,"op":"backup","args":{"path":"/tmp/x","passphrase":"p"}}`, nil)
 	u.expect(resp, body, http.StatusBadRequest, "a backup (it writes a file where the request says)")
-	resp, body = u.request(http.MethodPost, "/api/op", `{"version":1,"op":"contact-list","evil":1}`, nil)
+	resp, body = u.request(http.MethodPost, "/api/op", `{"version":2,"op":"contact-list","evil":1}`, nil)
 	u.expect(resp, body, http.StatusBadRequest, "an unknown field")
 }
 

@@ -35,9 +35,12 @@ export function plain(msg) {
   return String(msg).replace(/^(?:[a-z]+: )+/, "").replace(/^./, (c) => c.toUpperCase());
 }
 
-// op asks the daemon one control operation (see package control).
-export function op(name, fields = {}) {
-  return post("/api/op", { version: 1, op: name, ...fields });
+// op asks the daemon one control operation with its arguments (see
+// package control: each operation has its own request and response types)
+// and returns the operation's response.
+export async function op(name, args = {}) {
+  const r = await post("/api/op", { version: 2, op: name, args });
+  return r.result || {};
 }
 
 // unlock sends the passphrase, as base64 of its UTF-8 bytes.

@@ -28,7 +28,7 @@ export function conversation(ctx, name) {
   const qrBox = h("details", { className: "qr-box" }, h("summary", {}, "Show as a QR code"), qr);
   qrBox.addEventListener("toggle", () => { if (qrBox.open) qr.src = "/api/qr?name=" + encodeURIComponent(name) + "&t=" + Date.now(); });
   const expiry = h("select", { id: "expiry", "aria-label": "Disappearing messages" }, expiries.map(([v, l]) => h("option", { value: v }, l)));
-  expiry.addEventListener("change", () => ctx.act(expiry, () => api.op("contact-expire", { name, within: Number(expiry.value) }),
+  expiry.addEventListener("change", () => ctx.act(expiry, () => api.op("contact-expire", { name, after: Number(expiry.value) }),
     expiry.value === "0" ? "Messages no longer disappear" : `Messages now disappear ${expiry.selectedOptions[0].textContent} after they arrive`));
   const session = h("p", { className: "muted" });
   const notice = h("p", { className: "notice" });
@@ -46,14 +46,14 @@ export function conversation(ctx, name) {
     const data = new Uint8Array(await f.arrayBuffer());
     let s = "";
     for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode(...data.subarray(i, i + 0x8000));
-    await ctx.act(attach, () => api.op("send", { name, file: { name: f.name, data: btoa(s) } }), `${f.name} queued`);
+    await ctx.act(attach, () => api.op("send", { to: name, file: { name: f.name, data: btoa(s) } }), `${f.name} queued`);
   });
   const form = h("form", { className: "composer", id: "composer" }, text, h("div", { className: "row" }, attach, file, send));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const t = text.value.trim();
     if (!t) return;
-    const r = await ctx.act(send, () => api.op("send", { name, text: t }));
+    const r = await ctx.act(send, () => api.op("send", { to: name, text: t }));
     if (r) { text.value = ""; text.focus(); }
   });
   text.addEventListener("keydown", (e) => {

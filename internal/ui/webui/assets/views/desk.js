@@ -28,7 +28,7 @@ export function introductions(ctx) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (a.value === b.value) { ctx.act(null, async () => { throw new Error("Choose two different contacts"); }); return; }
-    const r = await ctx.act(go, () => api.op("introduce", { name: a.value, other: b.value, label: labelA.value, other_label: labelB.value, note: note.value }), "Introduction sent to both");
+    const r = await ctx.act(go, () => api.op("introduce", { a: a.value, b: b.value, label_for_a: labelA.value, label_for_b: labelB.value, note: note.value }), "Introduction sent to both");
     if (r) form.reset();
   });
   const el = h("section", {}, h("h1", {}, "Introductions"),
@@ -78,7 +78,7 @@ export function desk(ctx) {
     field("Message", text), field("Receipt", receipt), go);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const r = await ctx.act(go, () => api.op("convey", { name: via.value, label: to.value, text: text.value, receipt: receipt.value }), "Given to the intermediary");
+    const r = await ctx.act(go, () => api.op("convey", { via: via.value, to: to.value, text: text.value, receipt: receipt.value }), "Given to the intermediary");
     if (r) form.reset();
   });
   const el = h("section", {}, h("h1", {}, "Conveyed messages"),
@@ -100,7 +100,7 @@ export function desk(ctx) {
     const note = h("input", { placeholder: "your note (optional)", "aria-label": "Your note" });
     const pass = h("button", { type: "button", className: "primary" }, "Pass on");
     const refuse = h("button", { type: "button" }, "Refuse");
-    pass.onclick = () => ctx.act(pass, () => api.op("desk-pass", { id: d.ID, other: target.value, label: label.value, note: note.value }),
+    pass.onclick = () => ctx.act(pass, () => api.op("desk-pass", { id: d.ID, to: target.value, as: label.value, note: note.value }),
       "Passed on; the receipt goes back when it is delivered");
     refuse.onclick = () => ctx.act(refuse, () => api.op("desk-refuse", { id: d.ID, note: note.value }), "Refused; the sender is told");
     li.append(h("div", { className: "row" }, target, label, note, pass, refuse));
@@ -141,7 +141,7 @@ export function checks(ctx) {
     field("Question", question), field("Your own answer", answer), go);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const r = await ctx.act(go, () => api.op("check-ask", { name: who.value, text: question.value, answer: answer.value, within: Number(within.value) * Number(unit.value) * 1e9 }), "Asked");
+    const r = await ctx.act(go, () => api.op("check-ask", { with: who.value, question: question.value, answer: answer.value, within: Number(within.value) * Number(unit.value) * 1e9 }), "Asked");
     if (r) {
       form.reset();
       within.value = "1";
