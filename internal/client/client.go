@@ -1,17 +1,14 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,47 +108,6 @@ type Client struct {
 	dirty bool
 	// view is what reads load without c.mu (see view.go).
 	view atomic.Pointer[view]
-}
-
-// contact is a contact in memory.
-type contact struct {
-	key  string // identity key hex
-	rec  contactRecord
-	card *identity.Card
-	sess *session.Session
-	// The hello's schedule while the session is unconfirmed.
-	helloDue      time.Time
-	helloAttempts int
-	// safety is the safety number with the user, once computed.
-	safety string
-}
-
-// usable reports whether fragments may be sealed in the contact's session.
-func (ct *contact) usable() bool {
-	return ct.sess != nil && (!ct.rec.Session.Initiated || ct.rec.Session.Confirmed)
-}
-
-// outgoing is a message being sent.
-type outgoing struct {
-	rec      outRecord
-	to       *contact
-	frags    [][]byte
-	sent     []bool
-	due      []time.Time // when each unacknowledged fragment may go (again)
-	attempts []int
-	// text is a text message's text, for the user to see what they sent
-	// ("sent/<id hex>", kept until the message disappears or the state
-	// is wiped; the body goes once delivered).
-	text string
-}
-
-// transmission is a packet sent with a SURB, waiting for its ack.
-type transmission struct {
-	token  []byte
-	to     *contact
-	msg    *outgoing // nil for a hello
-	index  int
-	sentAt time.Time
 }
 
 // Stats are the client's counters since it started.
@@ -322,322 +278,11 @@ func open(cfg Config, st store) (*Client, error) {
 	return c, nil
 }
 
-// loadInbox reads the received messages' records into memory.
-func (c *Client) loadInbox() error {
-	recs, err := inRecords.all(c.store)
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		c.indexIn(rec)
-	}
-	return nil
-}
-
-func (c *Client) loadContacts() error {
-	keys, err := contactKeys(c.store)
-	if err != nil {
-		return err
-	}
-	for _, key := range keys {
-		ct := &contact{key: key}
-		if err := c.store.get(contactLabel(key), &ct.rec); err != nil {
-			return err
-		}
-		if ct.card, err = identity.ParseCard(ct.rec.Card); err != nil {
-			return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
-		}
-		if s := ct.rec.Session; s != nil {
-			r, err := session.UnmarshalRatchet(s.Ratchet, c.cfg.Rand)
-			if err != nil {
-				return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
-			}
-			r.SetClock(c.cfg.Clock)
-			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
-		}
-		c.contacts[ct.key] = ct
-	}
-	return nil
-}
-
-func (c *Client) loadOutbox() error {
-	recs, err := outRecords.all(c.store)
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		to := c.contacts[rec.To]
-		if to == nil {
-			return fmt.Errorf("%w: message %x is to an unknown contact", ErrMalformed, rec.ID)
-		}
-		m := &outgoing{rec: rec, to: to}
-		if rec.Kind == Text.String() {
-			// States from before sent texts were kept have none.
-			if text, err := sentTexts.get(c.store, rec.ID); err == nil {
-				m.text = string(text)
-			} else if !errors.Is(err, vault.ErrNotFound) {
-				return err
-			}
-		}
-		if rec.Status == Queued || rec.Status == Sent {
-			body, err := bodies.get(c.store, rec.ID)
-			if err != nil {
-				return err
-			}
-			if err := m.cut(body, c.fragmentCapacity()); err != nil {
-				return err
-			}
-			if len(m.frags) != len(rec.Acked) {
-				return fmt.Errorf("%w: message %x has %d fragments, its record %d", ErrMalformed, rec.ID, len(m.frags), len(rec.Acked))
-			}
-		}
-		c.out = append(c.out, m)
-		c.outByID[rec.ID] = m
-	}
-	sort.SliceStable(c.out, func(i, j int) bool { return c.out[i].rec.Created.Before(c.out[j].rec.Created) })
-	return nil
-}
-
-func (c *Client) loadFragments() error {
-	labels, err := c.store.dir.Labels(fragmentPrefix)
-	if err != nil {
-		return err
-	}
-	now := c.cfg.Clock.Now()
-	for _, label := range labels {
-		b, err := c.store.dir.Get(label)
-		if err != nil {
-			return err
-		}
-		if _, _, _, err := c.reasm.Add(b, now); err != nil {
-			return fmt.Errorf("client: stored fragment %s: %w", label, err)
-		}
-	}
-	return nil
-}
-
-// cut splits the encoded content into fragments and readies their
-// schedule: every unacknowledged fragment is due now.
-func (m *outgoing) cut(body []byte, capacity int) error {
-	frags, err := fragment.Split(fragment.ID(m.rec.ID), body, capacity)
-	if err != nil {
-		return err
-	}
-	m.frags = frags
-	m.sent = make([]bool, len(frags))
-	m.due = make([]time.Time, len(frags))
-	m.attempts = make([]int, len(frags))
-	return nil
-}
-
-// fragmentCapacity is the largest fragment a packet carries: a Sphinx
-// payload, less the envelope with its SURB, the session message's header
-// and overhead, and the record type byte.
-func (c *Client) fragmentCapacity() int {
-	g := sphinx.DefaultGeometry
-	if c.doc != nil {
-		g = c.doc.Parameters.Geometry
-	}
-	return fragmentCapacity(g)
-}
-
-func fragmentCapacity(g sphinx.Geometry) int {
-	return envelopeSessionRoom(g, 0) - session.EncryptedHeaderSize - session.SealOverhead - 1
-}
-
 // Self returns the user's own card.
 func (c *Client) Self() *identity.Card { return c.view.Load().self }
 
 // Account returns the user's account at the provider.
 func (c *Client) Account() Account { return c.view.Load().account }
-
-// ContactInfo is a contact as the user sees it.
-type ContactInfo struct {
-	Name         string
-	SafetyNumber string
-	Verified     bool
-	Session      string // "none", "setting up", "established"
-	Notice       string
-	// Expiry is how long the conversation's messages live (0: for ever).
-	Expiry time.Duration
-}
-
-// ErrNoContact: no contact has that name.
-var ErrNoContact = errors.New("client: no such contact")
-
-// AddContact adds the owner of card as a contact called name.
-func (c *Client) AddContact(name string, card *identity.Card) error {
-	if err := card.Verify(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.unlock()
-	return c.addContact(name, card)
-}
-
-// addContact adds a contact; c.mu is held and the card verified.
-func (c *Client) addContact(name string, card *identity.Card) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
-	}
-	key := hexKey(card.DHKey)
-	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
-		return errors.New("client: that card is your own")
-	}
-	if c.contacts[key] != nil {
-		return fmt.Errorf("client: that card is already your contact %q", c.contacts[key].rec.Name)
-	}
-	if c.byName(name) != nil {
-		return fmt.Errorf("client: you already have a contact called %q", name)
-	}
-	raw, err := card.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	ct := &contact{key: key, card: card, rec: contactRecord{Version: stateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
-	if err := c.saveContact(ct); err != nil {
-		return err
-	}
-	c.contacts[key] = ct
-	c.notify()
-	return nil
-}
-
-func (c *Client) byName(name string) *contact {
-	for _, ct := range c.contacts {
-		if ct.rec.Name == name {
-			return ct
-		}
-	}
-	return nil
-}
-
-// Contacts lists the contacts by name.
-func (c *Client) Contacts() []ContactInfo { return c.view.Load().contacts }
-
-// Verify marks a contact's safety number as compared out of band.
-func (c *Client) Verify(name string) error {
-	c.mu.Lock()
-	defer c.unlock()
-	ct := c.byName(name)
-	if ct == nil {
-		return fmt.Errorf("%w: %q", ErrNoContact, name)
-	}
-	ct.rec.Verified = true
-	c.notify()
-	return c.saveContact(ct)
-}
-
-// MessageInfo is a message as the user sees it.
-type MessageInfo struct {
-	ID       string
-	Contact  string
-	Incoming bool
-	Kind     string
-	Name     string
-	Size     int
-	Text     string // for a text
-	Status   Status // outgoing only
-	Reason   string // why it failed
-	Time     time.Time
-	// Acked and Fragments show an outgoing message's progress.
-	Acked, Fragments int
-	// Conveyed is set for a message an intermediary (Contact) passed on:
-	// Label is how it names the sender, Note its note.
-	Conveyed    bool
-	Label, Note string
-}
-
-// Send queues content for the contact called to and returns its ID.
-func (c *Client) Send(to string, content Content) (string, error) {
-	if content.Kind != Text && content.Kind != File {
-		return "", fmt.Errorf("client: only texts and files are sent this way, not %v", content.Kind)
-	}
-	c.mu.Lock()
-	defer c.unlock()
-	ct := c.byName(to)
-	if ct == nil {
-		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
-	}
-	m, err := c.queue(ct, content)
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(m.rec.ID[:]), nil
-}
-
-// queue queues content for the contact, with the conversation's time to
-// live; c.mu is held.
-func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
-	content.TTL = ct.rec.Expiry
-	body, err := content.marshal()
-	if err != nil {
-		return nil, err
-	}
-	var id [16]byte
-	if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
-		return nil, err
-	}
-	now := c.cfg.Clock.Now().UTC()
-	m := &outgoing{to: ct, rec: outRecord{
-		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
-		Size: len(content.Body), Created: now, Status: Queued,
-	}}
-	m.rec.TTL = content.TTL
-	if err := m.cut(body, c.fragmentCapacity()); err != nil {
-		return nil, err
-	}
-	m.rec.Acked = make([]bool, len(m.frags))
-	if err := bodies.put(c.store, id, body); err != nil {
-		return nil, err
-	}
-	if content.Kind == Text {
-		if err := sentTexts.put(c.store, id, content.Body); err != nil {
-			return nil, err
-		}
-		m.text = string(content.Body)
-	}
-	if err := outRecords.put(c.store, id, m.rec); err != nil {
-		return nil, err
-	}
-	c.out = append(c.out, m)
-	c.outByID[id] = m
-	c.notify()
-	return m, nil
-}
-
-// queueControl queues a message the client handles itself (an
-// introduction, a conveyed message, a check step); c.mu is held.
-func (c *Client) queueControl(ct *contact, kind ContentKind, body []byte) (*outgoing, error) {
-	return c.queue(ct, Content{Kind: kind, Body: body})
-}
-
-// Outbox lists the sent messages, oldest first.
-func (c *Client) Outbox() []MessageInfo { return c.view.Load().outbox }
-
-// Inbox lists the received messages, oldest first.
-func (c *Client) Inbox() ([]MessageInfo, error) { return c.view.Load().inbox, nil }
-
-// InboxSize returns how many messages the inbox holds.
-func (c *Client) InboxSize() (int, error) { return len(c.view.Load().inbox), nil }
-
-// Received returns a received message's content.
-func (c *Client) Received(id string) (Content, error) {
-	raw, err := hex.DecodeString(id)
-	if err != nil || len(raw) != 16 {
-		return Content{}, fmt.Errorf("client: %q is not a message ID", id)
-	}
-	// Read from the vault without c.mu: it is safe for concurrent use.
-	var rec inRecord
-	if err := inRecords.get(c.store, [16]byte(raw), &rec); err != nil {
-		return Content{}, err
-	}
-	kind := Text
-	if rec.Kind == File.String() {
-		kind = File
-	}
-	return Content{Kind: kind, Name: rec.Name, Body: rec.Body}, nil
-}
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats { return c.view.Load().stats }
@@ -645,31 +290,6 @@ func (c *Client) Stats() Stats { return c.view.Load().stats }
 // Changed returns a channel that is closed at the next change the user
 // would see (a message's status, a new message, a contact).
 func (c *Client) Changed() <-chan struct{} { return c.view.Load().changed }
-
-func (c *Client) saveContact(ct *contact) error {
-	if ct.sess != nil {
-		if ct.rec.Session == nil {
-			return errors.New("client: a session without its record")
-		}
-		r, err := ct.sess.Ratchet.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		ct.rec.Session.Ratchet = r
-		ct.rec.Session.AD = ct.sess.AD
-		if ct.sess.Peer != ct.card {
-			// A card update arrived in the session.
-			raw, err := ct.sess.Peer.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			ct.card, ct.rec.Card = ct.sess.Peer, raw
-		}
-	} else {
-		ct.rec.Session = nil
-	}
-	return c.store.put(contactLabel(ct.key), ct.rec)
-}
 
 func (c *Client) saveGuard() error {
 	b, err := c.guard.MarshalBinary()
@@ -699,9 +319,6 @@ func (c *Client) stopped() error {
 	}
 	return nil
 }
-
-// hexKey names a contact by its identity key.
-func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
 
 // Wipe makes the state unreadable at once, even to someone who knows the
 // passphrase: it overwrites the vault header (the wrapped key every entry

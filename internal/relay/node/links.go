@@ -28,7 +28,7 @@ type inbound struct {
 	box    mailbox.ID // the client's mailbox
 	acks   *hop.Receiver
 
-	// limit bounds a client's packet rate (see clientLimiter).
+	// limit bounds a client's packet rate (see provider.limiter).
 	limit *rate.Limiter
 }
 
@@ -98,8 +98,6 @@ func (n *Node) serveInbound(conn net.Conn) {
 	c.SetWriteTimeout(n.cfg.LinkWriteTimeout)
 	if !l.client {
 		c.UseLargeBuffers()
-	} else {
-		l.limit = n.clientLimiter(l.box)
 	}
 	if !n.addLink(l) {
 		c.Close()
@@ -146,38 +144,11 @@ func (n *Node) serveInbound(conn net.Conn) {
 				continue
 			}
 			n.jobs <- job{packet: append([]byte(nil), f.Body...), from: l, seq: f.Seq}
-		case f.Type == wire.FrameFetch && l.client:
-			if err := n.serveFetch(l, f.Body); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					n.writeFailed(l, err)
-				} else {
-					n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-					n.log.Info("closing a client link after a failed fetch")
-				}
-				return
-			}
-		case f.Type == wire.FrameRetention && l.client:
-			var r wire.Retention
-			if err := r.UnmarshalBinary(f.Body); err != nil {
-				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a client link after a malformed retention request")
-				return
-			}
-			if err := n.mailbox.SetRetention(l.box, time.Duration(r.Seconds)*time.Second); err != nil {
-				n.log.Error("mailbox retention failed", "err", err)
-			}
-		case f.Type == wire.FrameDocumentRequest && l.client:
-			next := len(f.Body) == 1 && f.Body[0] == wire.DocumentNext
-			if len(f.Body) > 0 && !next {
-				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
-				n.log.Info("closing a client link after a malformed document request")
-				return
-			}
-			if err := n.serveDocument(l, next); err != nil {
-				n.metrics.linkErrors.WithLabelValues("io").Inc()
-				return
-			}
 		case f.Type == wire.FrameNoOp:
+		case l.client:
+			if !n.provider.serveFrame(l, f) {
+				return
+			}
 		default:
 			n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
 			n.log.Info("closing a link that sent an unexpected frame", "link", l.kind(), "type", f.Type.String())
@@ -198,14 +169,9 @@ func (n *Node) authorize(l *inbound, peer [wire.KeySize]byte) error {
 			}
 		}
 	}
-	if n.cfg.Accounts != nil {
-		id, ok, err := n.cfg.Accounts.Lookup(peer)
-		if err != nil {
+	if n.provider != nil {
+		if ok, err := n.provider.admit(l, peer); ok || err != nil {
 			return err
-		}
-		if ok {
-			l.client, l.box = true, id
-			return nil
 		}
 	}
 	return fmt.Errorf("unknown link key")
@@ -237,64 +203,6 @@ func (n *Node) closeLinks() {
 		l.conn.Close()
 	}
 	n.links = nil
-}
-
-// serveFetch answers a client's fetch: it removes the packets the client
-// acknowledges, then sends exactly wire.FetchBatch reply frames.
-func (n *Node) serveFetch(l *inbound, body []byte) error {
-	var req wire.FetchRequest
-	if err := req.UnmarshalBinary(body); err != nil {
-		return err
-	}
-	if req.AckUpTo > 0 {
-		if err := n.mailbox.Ack(l.box, req.AckUpTo); err != nil {
-			n.log.Error("mailbox ack failed", "err", err)
-		}
-	}
-	msgs, err := n.mailbox.Fetch(l.box, wire.FetchBatch)
-	if err != nil {
-		n.log.Error("mailbox fetch failed", "err", err)
-		msgs = nil
-	}
-	total, err := n.mailbox.Count(l.box)
-	if err != nil {
-		total = len(msgs)
-	}
-	frames := make([]wire.Frame, 0, wire.FetchBatch)
-	for i := range wire.FetchBatch {
-		reply := wire.FetchReply{Index: uint8(i), Remaining: uint32(max(total-len(msgs), 0))}
-		if i < len(msgs) {
-			reply.Seq, reply.Packet = msgs[i].Seq, msgs[i].Packet
-		}
-		body, err := reply.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		frames = append(frames, wire.Frame{Type: wire.FrameFetchReply, Body: body})
-	}
-	// One write for the whole reply: a system call per frame was a large
-	// part of a provider's cost with many clients polling.
-	return l.conn.WriteFrames(frames)
-}
-
-// serveDocument sends a client the signed network document: the current
-// one, or the next one if asked for and held.
-func (n *Node) serveDocument(l *inbound, next bool) error {
-	es := n.epochs.Load()
-	signed := es.cur.signed
-	if next && es.nextSigned != nil {
-		signed = es.nextSigned
-	}
-	chunks, err := wire.DocumentChunks(signed, n.frame)
-	if err != nil {
-		return err
-	}
-	for _, c := range chunks {
-		if err := l.conn.WriteFrame(wire.Frame{Type: wire.FrameDocumentChunk, Body: c}); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // peer is the outgoing link to one next hop: the hop protocol's sending
@@ -412,29 +320,4 @@ func (n *Node) writeFailed(l *inbound, err error) {
 		n.log.Info("closing a link whose peer does not read", "link", l.kind(), "after", n.cfg.LinkWriteTimeout)
 	}
 	l.conn.Close()
-}
-
-// clientLimiter returns the packet rate limiter of the client with the
-// mailbox box, shared by all its links. The rate is the node's
-// ClientPacketRate, or else four times the packets per second the
-// document asks of a client (send slots, loops and drops) and at least 100;
-// the burst is ClientPacketBurst, or else ten seconds' worth and at least
-// 2,000 (a client catching up after a pause sends a burst).
-func (n *Node) clientLimiter(box mailbox.ID) *rate.Limiter {
-	n.limitsMu.Lock()
-	defer n.limitsMu.Unlock()
-	if l, ok := n.limits[box]; ok {
-		return l
-	}
-	r, burst := n.cfg.ClientPacketRate, n.cfg.ClientPacketBurst
-	if r <= 0 {
-		p := n.epochs.Load().cur.doc.Parameters
-		r = max(4*(p.SendRate+p.LoopRate+p.DropRate), 100)
-	}
-	if burst <= 0 {
-		burst = max(int(10*r), 2000)
-	}
-	l := rate.NewLimiter(rate.Limit(r), burst)
-	n.limits[box] = l
-	return l
 }

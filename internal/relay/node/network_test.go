@@ -317,10 +317,10 @@ func TestClientSetsRetention(t *testing.T) {
 	waitFor(t, "the packet in bob's mailbox", func() bool {
 		return counter(t, provider, "backchannel_packets_delivered_total", "") == 1
 	})
-	if removed, err := provider.mailbox.Expire(time.Now().Add(30 * time.Second)); err != nil || removed != 0 {
+	if removed, err := provider.provider.mailbox.Expire(time.Now().Add(30 * time.Second)); err != nil || removed != 0 {
 		t.Fatalf("expired %d within the minute (%v)", removed, err)
 	}
-	if removed, err := provider.mailbox.Expire(time.Now().Add(2 * time.Minute)); err != nil || removed != 1 {
+	if removed, err := provider.provider.mailbox.Expire(time.Now().Add(2 * time.Minute)); err != nil || removed != 1 {
 		t.Fatalf("expired %d after the minute, want 1 (%v)", removed, err)
 	}
 }

@@ -26,13 +26,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -107,7 +104,7 @@ type Node struct {
 	ready chan struct{}
 	// installMu serializes Install calls.
 	installMu sync.Mutex
-	mailbox   *mailbox.Store // providers only
+	provider  *provider // nil for a mix
 	delayQ    *delay.Queue[forward]
 	jobs      chan job
 	results   chan result
@@ -125,9 +122,6 @@ type Node struct {
 	linksWG sync.WaitGroup        // inbound link readers
 	// handshakes holds a token per connection in its handshake.
 	handshakes chan struct{}
-
-	limitsMu sync.Mutex
-	limits   map[mailbox.ID]*rate.Limiter // per client; guarded by limitsMu
 }
 
 type forward struct {
@@ -170,7 +164,6 @@ func New(cfg Config) (*Node, error) {
 		peers:      map[sphinx.NodeID]*peer{},
 		links:      map[*inbound]struct{}{},
 		handshakes: make(chan struct{}, maxHandshakes),
-		limits:     map[mailbox.ID]*rate.Limiter{},
 	}
 	if n.faults, err = faultsFromEnvironment(); err != nil {
 		return nil, err
@@ -191,17 +184,10 @@ func New(cfg Config) (*Node, error) {
 	n.epochs.Store(&epochs{cur: first})
 	n.metrics.epoch.Set(float64(cfg.Document.Epoch))
 	if self.Role == directory.RoleProvider {
-		n.mailbox, err = mailbox.Open(filepath.Join(cfg.DataDir, "mailboxes.db"), cfg.Mailbox)
-		if err != nil {
+		if n.provider, err = newProvider(n, cfg); err != nil {
 			first.replay.Close()
 			return nil, err
 		}
-		n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "backchannel_mailbox_packets", Help: "Packets waiting in mailboxes to be fetched (providers).",
-		}, func() float64 {
-			total, _ := n.mailbox.Total()
-			return float64(total)
-		}))
 	}
 	return n, nil
 }
@@ -270,8 +256,8 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { n.delayQ.Run(delayCtx); close(delayed) }()
 	acceptDone := make(chan struct{})
 	go func() { n.accept(ctx); close(acceptDone) }()
-	if n.mailbox != nil {
-		start(func() { n.expire(ctx) })
+	if n.provider != nil {
+		start(func() { n.provider.expire(ctx) })
 	}
 	if n.cfg.Follow != nil {
 		start(func() { newFollower(*n.cfg.Follow, n).run(ctx) })
@@ -303,8 +289,8 @@ func (n *Node) Run(ctx context.Context) error {
 			err = cerr
 		}
 	}
-	if n.mailbox != nil {
-		if merr := n.mailbox.Close(); err == nil {
+	if n.provider != nil {
+		if merr := n.provider.mailbox.Close(); err == nil {
 			err = merr
 		}
 	}
@@ -351,29 +337,6 @@ func (n *Node) peerLoad() (queued, unacked int) {
 		unacked += u
 	}
 	return queued, unacked
-}
-
-// expire removes old mailbox packets every ExpireEvery.
-func (n *Node) expire(ctx context.Context) {
-	every := n.cfg.ExpireEvery
-	if every <= 0 {
-		every = time.Minute
-	}
-	for {
-		timer := n.cfg.Clock.NewTimerAt(n.cfg.Clock.Now().Add(every))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C():
-		}
-		if removed, err := n.mailbox.Expire(n.cfg.Clock.Now()); err != nil {
-			n.log.Error("mailbox expiry failed", "err", err)
-		} else if removed > 0 {
-			n.metrics.expired.Add(float64(removed))
-			n.log.Info("expired old mailbox packets", "count", removed)
-		}
-	}
 }
 
 // route is the delay queue's delivery: a packet whose delay is over goes to

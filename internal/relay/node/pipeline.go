@@ -94,7 +94,7 @@ func (n *Node) process(j job) result {
 		return r
 	}
 	rcpt, ok := res.Commands.Recipient()
-	if n.mailbox == nil || !ok {
+	if n.provider == nil || !ok {
 		n.metrics.dropped.WithLabelValues(dropNextHop).Inc()
 		return r
 	}
@@ -104,7 +104,7 @@ func (n *Node) process(j job) result {
 		n.record(e, res.ReplayTag)
 		return r
 	}
-	if !n.cfg.Accounts.HasMailbox(id) {
+	if !n.provider.accounts.HasMailbox(id) {
 		n.metrics.dropped.WithLabelValues(dropNoMailbox).Inc()
 		return r
 	}
@@ -141,7 +141,7 @@ func (n *Node) storeBatch(batch []result) bool {
 	if len(deliveries) == 0 {
 		return true
 	}
-	errs, err := n.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
+	errs, err := n.provider.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
 	if err != nil {
 		reason := n.storageFailed("storing packets in the mailboxes", err)
 		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))

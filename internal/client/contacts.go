@@ -1,0 +1,161 @@
+package client
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+)
+
+// contact is a contact in memory.
+type contact struct {
+	key  string // identity key hex
+	rec  contactRecord
+	card *identity.Card
+	sess *session.Session
+	// The hello's schedule while the session is unconfirmed.
+	helloDue      time.Time
+	helloAttempts int
+	// safety is the safety number with the user, once computed.
+	safety string
+}
+
+// usable reports whether fragments may be sealed in the contact's session.
+func (ct *contact) usable() bool {
+	return ct.sess != nil && (!ct.rec.Session.Initiated || ct.rec.Session.Confirmed)
+}
+
+func (c *Client) loadContacts() error {
+	keys, err := contactKeys(c.store)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		ct := &contact{key: key}
+		if err := c.store.get(contactLabel(key), &ct.rec); err != nil {
+			return err
+		}
+		if ct.card, err = identity.ParseCard(ct.rec.Card); err != nil {
+			return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
+		}
+		if s := ct.rec.Session; s != nil {
+			r, err := session.UnmarshalRatchet(s.Ratchet, c.cfg.Rand)
+			if err != nil {
+				return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
+			}
+			r.SetClock(c.cfg.Clock)
+			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
+		}
+		c.contacts[ct.key] = ct
+	}
+	return nil
+}
+
+// ContactInfo is a contact as the user sees it.
+type ContactInfo struct {
+	Name         string
+	SafetyNumber string
+	Verified     bool
+	Session      string // "none", "setting up", "established"
+	Notice       string
+	// Expiry is how long the conversation's messages live (0: for ever).
+	Expiry time.Duration
+}
+
+// ErrNoContact: no contact has that name.
+var ErrNoContact = errors.New("client: no such contact")
+
+// AddContact adds the owner of card as a contact called name.
+func (c *Client) AddContact(name string, card *identity.Card) error {
+	if err := card.Verify(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.unlock()
+	return c.addContact(name, card)
+}
+
+// addContact adds a contact; c.mu is held and the card verified.
+func (c *Client) addContact(name string, card *identity.Card) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
+	}
+	key := hexKey(card.DHKey)
+	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
+		return errors.New("client: that card is your own")
+	}
+	if c.contacts[key] != nil {
+		return fmt.Errorf("client: that card is already your contact %q", c.contacts[key].rec.Name)
+	}
+	if c.byName(name) != nil {
+		return fmt.Errorf("client: you already have a contact called %q", name)
+	}
+	raw, err := card.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	ct := &contact{key: key, card: card, rec: contactRecord{Version: stateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
+	if err := c.saveContact(ct); err != nil {
+		return err
+	}
+	c.contacts[key] = ct
+	c.notify()
+	return nil
+}
+
+func (c *Client) byName(name string) *contact {
+	for _, ct := range c.contacts {
+		if ct.rec.Name == name {
+			return ct
+		}
+	}
+	return nil
+}
+
+// Contacts lists the contacts by name.
+func (c *Client) Contacts() []ContactInfo { return c.view.Load().contacts }
+
+// Verify marks a contact's safety number as compared out of band.
+func (c *Client) Verify(name string) error {
+	c.mu.Lock()
+	defer c.unlock()
+	ct := c.byName(name)
+	if ct == nil {
+		return fmt.Errorf("%w: %q", ErrNoContact, name)
+	}
+	ct.rec.Verified = true
+	c.notify()
+	return c.saveContact(ct)
+}
+
+func (c *Client) saveContact(ct *contact) error {
+	if ct.sess != nil {
+		if ct.rec.Session == nil {
+			return errors.New("client: a session without its record")
+		}
+		r, err := ct.sess.Ratchet.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		ct.rec.Session.Ratchet = r
+		ct.rec.Session.AD = ct.sess.AD
+		if ct.sess.Peer != ct.card {
+			// A card update arrived in the session.
+			raw, err := ct.sess.Peer.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			ct.card, ct.rec.Card = ct.sess.Peer, raw
+		}
+	} else {
+		ct.rec.Session = nil
+	}
+	return c.store.put(contactLabel(ct.key), ct.rec)
+}
+
+// hexKey names a contact by its identity key.
+func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
