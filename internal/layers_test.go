@@ -1,6 +1,7 @@
 package internal
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -77,5 +78,40 @@ func TestLayers(t *testing.T) {
 	}
 	if checked < 50 {
 		t.Fatalf("only %d imports checked: is the walk finding the packages?", checked)
+	}
+}
+
+// TestSizes keeps files and functions small enough to read whole: no
+// non-test file of the module over 500 lines, no function over 100.
+func TestSizes(t *testing.T) {
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		if lines := fset.File(f.Pos()).LineCount(); lines > 500 {
+			t.Errorf("%s has %d lines: split it by responsibility", path, lines)
+		}
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok && fn.Body != nil {
+				if n := fset.Position(fn.End()).Line - fset.Position(fn.Pos()).Line; n > 100 {
+					t.Errorf("%s: %s has %d lines", path, fn.Name.Name, n)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -179,9 +179,54 @@ func demo(o demoOptions, out io.Writer) error {
 }
 
 // story plays the scenario; each step waits for what it needs.
+// The demo's labels: how the mediator shows each party to the other.
+const labelForAlice, labelForBob = "a party in country Y", "a party in country X"
+
 func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) error {
-	const labelForAlice, labelForBob = "a party in country Y", "a party in country X"
 	tl.say("— 1. the mediator introduces them: alice will see bob only as %q, bob alice as %q", labelForAlice, labelForBob)
+	if err := introduce(tl, mediator, alice, bob); err != nil {
+		return err
+	}
+	tl.say("both accepted: each now holds the other's card; the mediator will see nothing of what follows")
+
+	tl.say("— 2. alice opens an end-to-end session with %q (PQXDH: X25519 and ML-KEM-768, then the Double Ratchet)", labelForAlice)
+	if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("Greetings. This channel is end to end.")}); err != nil {
+		return err
+	}
+	if err := alice.await("the greeting delivered", func() bool { return settled(alice.c) }); err != nil {
+		return err
+	}
+
+	question := "Are you open to talks on a ceasefire?"
+	tl.say("— 3. mutual interest check: alice asks %q; bob has %v to answer; nobody learns a lone yes", question, o.within)
+	match, err := checkInterest(o, tl, question, alice, bob)
+	if err != nil {
+		return err
+	}
+	if !match {
+		tl.say("no match: alice does not send her signal, and neither learns more than that")
+	} else {
+		tl.say("— 4. alice sends her signal; bob answers")
+		if err := sendSignal(alice, bob); err != nil {
+			return err
+		}
+	}
+
+	tl.say("— 5. alice conveys a message through the mediator, asking for a signed receipt")
+	if err := conveyWithReceipt(tl, mediator, alice); err != nil {
+		return err
+	}
+	for _, u := range []*demoUser{mediator, alice, bob} {
+		s := u.c.Stats()
+		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d loops came back",
+			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned)
+	}
+	tl.say("done: every step succeeded; the relays saw only fixed-size packets, at rates that did not change when anyone talked")
+	return nil
+}
+
+// introduce: the mediator introduces alice and bob, who both accept.
+func introduce(tl *demoTimeline, mediator, alice, bob *demoUser) error {
 	if _, err := mediator.c.Introduce("alice", "bob", labelForAlice, labelForBob, "You both asked for a discreet channel."); err != nil {
 		return err
 	}
@@ -208,16 +253,12 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 	}
 	tl.say("both accepted: each now holds the other's card; the mediator will see nothing of what follows")
 
-	tl.say("— 2. alice opens an end-to-end session with %q (PQXDH: X25519 and ML-KEM-768, then the Double Ratchet)", labelForAlice)
-	if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("Greetings. This channel is end to end.")}); err != nil {
-		return err
-	}
-	if err := alice.await("the greeting delivered", func() bool { return settled(alice.c) }); err != nil {
-		return err
-	}
+	return nil
+}
 
-	question := "Are you open to talks on a ceasefire?"
-	tl.say("— 3. mutual interest check: alice asks %q; bob has %v to answer; nobody learns a lone yes", question, o.within)
+// checkInterest runs the mutual interest check and reports whether both
+// said yes.
+func checkInterest(o demoOptions, tl *demoTimeline, question string, alice, bob *demoUser) (bool, error) {
 	answer := func(yes bool) interest.Answer {
 		if yes {
 			return interest.Yes
@@ -226,14 +267,14 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 	}
 	id, err := alice.c.Ask(labelForAlice, question, answer(o.aliceYes), o.within)
 	if err != nil {
-		return err
+		return false, err
 	}
 	tl.say("alice answers %v (asking is answering)", answer(o.aliceYes))
 	if err := bob.await("the question", func() bool { list, _ := bob.c.Checks(); return len(list) == 1 }); err != nil {
-		return err
+		return false, err
 	}
 	if err := bob.c.AnswerCheck(id, answer(o.bobYes)); err != nil {
-		return err
+		return false, err
 	}
 	tl.say("bob answers %v; his client sends its protocol message at the deadline whatever he chose", answer(o.bobYes))
 	want := interest.NoMatch.String()
@@ -247,37 +288,41 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 			result = list[0].Result
 			return result != interest.Pending.String()
 		}); err != nil {
-			return err
+			return false, err
 		}
 		tl.say("%s learns: %s", u.name, result)
 		if result != want {
-			return fmt.Errorf("%s learned %q, want %q", u.name, result, want)
+			return false, fmt.Errorf("%s learned %q, want %q", u.name, result, want)
 		}
 	}
-	if want != interest.Match.String() {
-		tl.say("no match: alice does not send her signal, and neither learns more than that")
-	} else {
-		tl.say("— 4. alice sends her signal; bob answers")
-		if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("We are prepared to meet in a neutral venue next month.")}); err != nil {
-			return err
-		}
-		if err := bob.await("the signal", func() bool { in, _ := bob.c.Inbox(); return len(in) == 2 }); err != nil {
-			return err
-		}
-		if _, err := bob.c.Send(labelForBob, client.Content{Kind: client.Text, Body: []byte("Agreed in principle. Propose a date.")}); err != nil {
-			return err
-		}
-		for _, u := range []*demoUser{alice, bob} {
-			if err := u.await("delivery confirmations", func() bool { return settled(u.c) }); err != nil {
-				return err
-			}
-		}
-		if err := alice.await("bob's answer", func() bool { in, _ := alice.c.Inbox(); return len(in) == 1 }); err != nil {
-			return err
-		}
-	}
+	return want == interest.Match.String(), nil
+}
 
-	tl.say("— 5. alice conveys a message through the mediator, asking for a signed receipt")
+// sendSignal: alice sends her signal, bob answers, both see them delivered.
+func sendSignal(alice, bob *demoUser) error {
+	if _, err := alice.c.Send(labelForAlice, client.Content{Kind: client.Text, Body: []byte("We are prepared to meet in a neutral venue next month.")}); err != nil {
+		return err
+	}
+	if err := bob.await("the signal", func() bool { in, _ := bob.c.Inbox(); return len(in) == 2 }); err != nil {
+		return err
+	}
+	if _, err := bob.c.Send(labelForBob, client.Content{Kind: client.Text, Body: []byte("Agreed in principle. Propose a date.")}); err != nil {
+		return err
+	}
+	for _, u := range []*demoUser{alice, bob} {
+		if err := u.await("delivery confirmations", func() bool { return settled(u.c) }); err != nil {
+			return err
+		}
+	}
+	if err := alice.await("bob's answer", func() bool { in, _ := alice.c.Inbox(); return len(in) == 1 }); err != nil {
+		return err
+	}
+	return nil
+}
+
+// conveyWithReceipt: alice writes through the mediator, who passes it on
+// to bob; alice checks the signed receipt.
+func conveyWithReceipt(tl *demoTimeline, mediator, alice *demoUser) error {
 	text := "Our delegation will be three people."
 	cid, err := alice.c.Convey("mediator", labelForAlice, text, convey.SignedReceipt)
 	if err != nil {
@@ -310,12 +355,6 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 	tl.say("alice holds a signed receipt: conveyed to %q at %s; anyone with the mediator's card can check it, given the message and its salt (the receipt alone names only a salted commitment %x…)",
 		proof.Receipt.To, proof.Receipt.Time.Local().Format(time.TimeOnly), proof.Receipt.Commitment[:6])
 
-	for _, u := range []*demoUser{mediator, alice, bob} {
-		s := u.c.Stats()
-		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d loops came back",
-			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned)
-	}
-	tl.say("done: every step succeeded; the relays saw only fixed-size packets, at rates that did not change when anyone talked")
 	return nil
 }
 

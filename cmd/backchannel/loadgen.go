@@ -201,66 +201,9 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 	if err != nil {
 		return err
 	}
-	after := lg.usages()
-	selfUsed := loadgen.SelfCPU() - self0
-	snap := stats.Snapshot()
-	lat := stats.Latencies()
-	r := loadReport{
-		Clients: o.clients, RatePerClient: o.rate, Poll: o.poll.String(), MeanDelay: o.meanDelay.String(), Duration: o.duration.String(),
-		Network: fmt.Sprintf("%d providers, %d layers of %d mixes, each a process on loopback", o.providers, o.layers, o.mixes),
-		Sent:    snap.Sent, Delivered: snap.Delivered, Lost: snap.Sent - snap.Delivered, Duplicates: snap.Duplicates,
-		SentPerSecond: float64(snap.Sent) / o.duration.Seconds(),
-		LatencyMs:     map[string]float64{},
-		LoadgenCPU:    selfUsed.Seconds(),
-		Processes:     map[string]processUsage{}, ProviderPerConn: map[string]float64{},
-		Machine:          fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel()),
-		BytesPerClientPS: float64(snap.SentBytes) / float64(o.clients) / o.duration.Seconds(),
-	}
-	for _, p := range []float64{50, 90, 99, 99.9, 100} {
-		r.LatencyMs[fmt.Sprintf("p%g", p)] = float64(loadgen.Percentile(lat, p)) / float64(time.Millisecond)
-	}
-	var nodeCPU time.Duration
-	for _, p := range lg.procs {
-		b, c, a := before[p.name], connected[p.name], after[p.name]
-		nodeCPU += a.CPU - c.CPU
-		r.Processes[p.name] = processUsage{CPUSeconds: (a.CPU - c.CPU).Seconds(), RSSStart: b.RSS, RSSEnd: a.RSS}
-		if n := perProvider[p.name]; n > 0 {
-			r.ProviderPerConn[p.name] = float64(c.RSS-b.RSS) / float64(n)
-		}
-	}
-	r.NodeCPUSeconds = nodeCPU.Seconds()
-	if snap.Delivered > 0 {
-		r.CPUPerPacketMs = nodeCPU.Seconds() * 1000 / float64(snap.Delivered)
-	}
-	curves := []loadgen.Curve{{Name: "measured", Sorted: lat}}
-	if o.meanDelay > 0 && len(lat) > 0 {
-		model := loadgen.WithPollWait(loadgen.ErlangCDF(o.layers+1, o.meanDelay), o.poll)
-		r.ModelKS, r.ModelHops = loadgen.KolmogorovSmirnov(lat, model), o.layers+1
-		curves = append(curves, loadgen.Curve{Name: fmt.Sprintf("model: %d × Exp(%v) + U(0, %v)", o.layers+1, o.meanDelay, o.poll), CDF: model})
-	}
+	r, curves := lg.report(o, stats, before, connected, perProvider, loadgen.SelfCPU()-self0)
 	lg.print(r, perProvider)
-	if o.svg != "" {
-		f, err := os.Create(o.svg)
-		if err != nil {
-			return err
-		}
-		title := fmt.Sprintf("backchannel end-to-end latency: %d clients, %g/s each, mean delay %v, poll %v", o.clients, o.rate, o.meanDelay, o.poll)
-		xMax := loadgen.Percentile(lat, 99.5)
-		if err := loadgen.WriteCDF(f, title, curves, xMax); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	if o.json != "" {
-		b, _ := json.MarshalIndent(r, "", "  ")
-		if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return lg.write(o, r, curves)
 }
 
 func (lg *loadRun) print(r loadReport, perProvider map[string]int) {
@@ -411,4 +354,72 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// report measures the run: deliveries, latency percentiles, each node's
+// CPU and memory, and the latency model's fit.
+func (lg *loadRun) report(o loadOptions, stats *loadgen.Stats, before, connected map[string]loadgen.ProcessUsage, perProvider map[string]int, selfUsed time.Duration) (loadReport, []loadgen.Curve) {
+	after := lg.usages()
+	snap := stats.Snapshot()
+	lat := stats.Latencies()
+	r := loadReport{
+		Clients: o.clients, RatePerClient: o.rate, Poll: o.poll.String(), MeanDelay: o.meanDelay.String(), Duration: o.duration.String(),
+		Network: fmt.Sprintf("%d providers, %d layers of %d mixes, each a process on loopback", o.providers, o.layers, o.mixes),
+		Sent:    snap.Sent, Delivered: snap.Delivered, Lost: snap.Sent - snap.Delivered, Duplicates: snap.Duplicates,
+		SentPerSecond: float64(snap.Sent) / o.duration.Seconds(),
+		LatencyMs:     map[string]float64{},
+		LoadgenCPU:    selfUsed.Seconds(),
+		Processes:     map[string]processUsage{}, ProviderPerConn: map[string]float64{},
+		Machine:          fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel()),
+		BytesPerClientPS: float64(snap.SentBytes) / float64(o.clients) / o.duration.Seconds(),
+	}
+	for _, p := range []float64{50, 90, 99, 99.9, 100} {
+		r.LatencyMs[fmt.Sprintf("p%g", p)] = float64(loadgen.Percentile(lat, p)) / float64(time.Millisecond)
+	}
+	var nodeCPU time.Duration
+	for _, p := range lg.procs {
+		b, c, a := before[p.name], connected[p.name], after[p.name]
+		nodeCPU += a.CPU - c.CPU
+		r.Processes[p.name] = processUsage{CPUSeconds: (a.CPU - c.CPU).Seconds(), RSSStart: b.RSS, RSSEnd: a.RSS}
+		if n := perProvider[p.name]; n > 0 {
+			r.ProviderPerConn[p.name] = float64(c.RSS-b.RSS) / float64(n)
+		}
+	}
+	r.NodeCPUSeconds = nodeCPU.Seconds()
+	if snap.Delivered > 0 {
+		r.CPUPerPacketMs = nodeCPU.Seconds() * 1000 / float64(snap.Delivered)
+	}
+	curves := []loadgen.Curve{{Name: "measured", Sorted: lat}}
+	if o.meanDelay > 0 && len(lat) > 0 {
+		model := loadgen.WithPollWait(loadgen.ErlangCDF(o.layers+1, o.meanDelay), o.poll)
+		r.ModelKS, r.ModelHops = loadgen.KolmogorovSmirnov(lat, model), o.layers+1
+		curves = append(curves, loadgen.Curve{Name: fmt.Sprintf("model: %d × Exp(%v) + U(0, %v)", o.layers+1, o.meanDelay, o.poll), CDF: model})
+	}
+	return r, curves
+}
+
+// write writes the latency CDF (-svg) and the report as JSON (-json).
+func (lg *loadRun) write(o loadOptions, r loadReport, curves []loadgen.Curve) error {
+	if o.svg != "" {
+		f, err := os.Create(o.svg)
+		if err != nil {
+			return err
+		}
+		title := fmt.Sprintf("backchannel end-to-end latency: %d clients, %g/s each, mean delay %v, poll %v", o.clients, o.rate, o.meanDelay, o.poll)
+		xMax := loadgen.Percentile(curves[0].Sorted, 99.5)
+		if err := loadgen.WriteCDF(f, title, curves, xMax); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if o.json != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

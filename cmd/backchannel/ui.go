@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
@@ -42,60 +43,13 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// The client, once the page has opened it.
-	var (
-		mu      sync.Mutex
-		opened  *client.Client
-		running sync.WaitGroup
-		runErr  error
-		wiped   bool
-		ui      *webui.Server
-	)
-	open := func(pass []byte) (*control.Server, error) {
-		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, MaxChecksPerDay: *checks, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		sock, err := control.Listen(socketPath(*dir))
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		ctl := &control.Server{Client: c, Logger: logger, Wiped: func() {
-			mu.Lock()
-			wiped = true
-			mu.Unlock()
-			ui.Wiped()
-			stop()
-		}}
-		mu.Lock()
-		opened = c
-		mu.Unlock()
-		running.Add(2)
-		go func() {
-			defer running.Done()
-			if err := ctl.Serve(ctx, sock); err != nil {
-				logger.Error("control socket", "err", err)
-			}
-		}()
-		go func() {
-			defer running.Done()
-			err := c.Run(ctx)
-			mu.Lock()
-			runErr = err
-			mu.Unlock()
-			stop()
-		}()
-		logger.Info("client running", "socket", socketPath(*dir))
-		return ctl, nil
-	}
-
+	d := &uiDaemon{dir: *dir, cfg: client.Config{Dir: *dir, Rand: rand.Reader, MaxAttempts: *attempts, MaxChecksPerDay: *checks, Logger: logger}, ctx: ctx, stop: stop, logger: logger}
 	ln, err := webui.Listen(*listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", err)
 		return 1
 	}
-	ui, err = webui.New(webui.Config{Open: open, LockAfter: *lockAfter, Logger: logger}, ln)
+	ui, err := webui.New(webui.Config{Open: d.open, LockAfter: *lockAfter, Logger: logger}, ln)
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", err)
@@ -103,14 +57,12 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("web interface listening", "address", ln.Addr().String())
 	fmt.Fprintf(stdout, "backchannel's interface is at (keep this address to yourself: it lets in whoever has it)\n  %s\n", ui.URL())
+	d.mu.Lock()
+	d.ui = ui
+	d.mu.Unlock()
 	serveErr := ui.Serve(ctx, ln)
 	stop()
-	running.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if opened != nil {
-		opened.Close()
-	}
+	wiped, runErr := d.close()
 	switch {
 	case serveErr != nil:
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", serveErr)
@@ -122,4 +74,77 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// uiDaemon is the client behind the web interface, once the page has
+// opened it with the passphrase.
+type uiDaemon struct {
+	dir    string
+	cfg    client.Config
+	ctx    context.Context
+	stop   context.CancelFunc
+	logger *slog.Logger
+
+	running sync.WaitGroup
+	mu      sync.Mutex
+	ui      *webui.Server  // guarded by mu
+	opened  *client.Client // guarded by mu
+	runErr  error          // guarded by mu
+	wiped   bool           // guarded by mu
+}
+
+// open opens the client with the passphrase and starts its daemon: the
+// schedule and the control socket.
+func (d *uiDaemon) open(pass []byte) (*control.Server, error) {
+	cfg := d.cfg
+	cfg.Passphrase = pass
+	c, err := client.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := control.Listen(socketPath(d.dir))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	ctl := &control.Server{Client: c, Logger: d.logger, Wiped: func() {
+		d.mu.Lock()
+		d.wiped = true
+		ui := d.ui
+		d.mu.Unlock()
+		ui.Wiped()
+		d.stop()
+	}}
+	d.mu.Lock()
+	d.opened = c
+	d.mu.Unlock()
+	d.running.Add(2)
+	go func() {
+		defer d.running.Done()
+		if err := ctl.Serve(d.ctx, sock); err != nil {
+			d.logger.Error("control socket", "err", err)
+		}
+	}()
+	go func() {
+		defer d.running.Done()
+		err := c.Run(d.ctx)
+		d.mu.Lock()
+		d.runErr = err
+		d.mu.Unlock()
+		d.stop()
+	}()
+	d.logger.Info("client running", "socket", socketPath(d.dir))
+	return ctl, nil
+}
+
+// close waits for the daemon's goroutines and closes the client; it says
+// whether the state was wiped and how the schedule ended.
+func (d *uiDaemon) close() (wiped bool, runErr error) {
+	d.running.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opened != nil {
+		d.opened.Close()
+	}
+	return d.wiped, d.runErr
 }

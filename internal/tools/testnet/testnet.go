@@ -12,13 +12,13 @@
 package testnet
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/config"
@@ -112,23 +112,47 @@ type Network struct {
 
 // Generate writes a network's files.
 func Generate(opts Options) (*Network, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	net := &Network{Dir: opts.Dir, Configs: map[string]string{}, Threshold: opts.Threshold}
+	authorities, err := writeAuthorityKeys(net, opts)
+	if err != nil {
+		return nil, err
+	}
+	doc := genesisDocument(opts)
+	for i, p := range plan(opts) {
+		node, err := writeNode(net, opts, i, p, doc.Epoch)
+		if err != nil {
+			return nil, err
+		}
+		doc.Nodes = append(doc.Nodes, node)
+	}
+	if err := writeDocument(net, opts, doc, authorities); err != nil {
+		return nil, err
+	}
+	net.Document = doc
+	return net, nil
+}
+
+// withDefaults checks the options and fills in what was left out.
+func (opts Options) withDefaults() (Options, error) {
 	if opts.Layers < 1 || opts.MixesPerLayer < 1 || opts.Providers < 1 {
-		return nil, fmt.Errorf("testnet: %d layers of %d mixes and %d providers: each must be at least 1", opts.Layers, opts.MixesPerLayer, opts.Providers)
+		return opts, fmt.Errorf("testnet: %d layers of %d mixes and %d providers: each must be at least 1", opts.Layers, opts.MixesPerLayer, opts.Providers)
 	}
 	if opts.Parameters.Layers == 0 {
 		opts.Parameters = DefaultParameters(opts.Layers)
 	}
 	if int(opts.Parameters.Layers) != opts.Layers {
-		return nil, fmt.Errorf("testnet: parameters say %d layers, options %d", opts.Parameters.Layers, opts.Layers)
+		return opts, fmt.Errorf("testnet: parameters say %d layers, options %d", opts.Parameters.Layers, opts.Layers)
 	}
 	if len(opts.Hosts) == 0 {
 		opts.Hosts = []string{"127.0.0.1"}
 	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("testnet: %w", err)
-	}
-	net := &Network{Dir: opts.Dir, Configs: map[string]string{}}
-
 	if opts.Authorities == 0 {
 		opts.Authorities = 1
 	}
@@ -136,7 +160,7 @@ func Generate(opts Options) (*Network, error) {
 		opts.Threshold = 1
 	}
 	if opts.Threshold > opts.Authorities {
-		return nil, fmt.Errorf("testnet: a threshold of %d with %d authorities", opts.Threshold, opts.Authorities)
+		return opts, fmt.Errorf("testnet: a threshold of %d with %d authorities", opts.Threshold, opts.Authorities)
 	}
 	if opts.AuthorityAddresses == nil {
 		for i := range opts.Authorities {
@@ -144,8 +168,31 @@ func Generate(opts Options) (*Network, error) {
 		}
 	}
 	if len(opts.AuthorityAddresses) != opts.Authorities {
-		return nil, fmt.Errorf("testnet: %d authority addresses for %d authorities", len(opts.AuthorityAddresses), opts.Authorities)
+		return opts, fmt.Errorf("testnet: %d authority addresses for %d authorities", len(opts.AuthorityAddresses), opts.Authorities)
 	}
+	if opts.Genesis.IsZero() {
+		opts.Genesis = opts.Now.UTC().Truncate(time.Second)
+	}
+	if opts.EpochLength == 0 {
+		opts.EpochLength = 10 * time.Minute
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = config.DefaultClockSkew
+	}
+	if opts.Follow && opts.Now.Before(opts.Genesis) {
+		return opts, fmt.Errorf("testnet: genesis %v is after now", opts.Genesis)
+	}
+	nodes := opts.Providers + opts.Layers*opts.MixesPerLayer
+	for what, list := range map[string][]string{"addresses": opts.Addresses, "listen addresses": opts.Listens, "metrics addresses": opts.MetricsAddresses} {
+		if list != nil && len(list) != nodes {
+			return opts, fmt.Errorf("testnet: %d %s for %d nodes", len(list), what, nodes)
+		}
+	}
+	return opts, nil
+}
+
+// writeAuthorityKeys makes each authority's key and directory.
+func writeAuthorityKeys(net *Network, opts Options) ([]ed25519.PrivateKey, error) {
 	var authorities []ed25519.PrivateKey
 	for i := range opts.Authorities {
 		seed := make([]byte, ed25519.SeedSize)
@@ -163,17 +210,13 @@ func Generate(opts Options) (*Network, error) {
 		authorities = append(authorities, key)
 		net.Authorities = append(net.Authorities, key.Public().(ed25519.PublicKey))
 	}
-	net.Threshold = opts.Threshold
+	return authorities, nil
+}
 
-	if opts.Genesis.IsZero() {
-		opts.Genesis = opts.Now.UTC().Truncate(time.Second)
-	}
-	if opts.EpochLength == 0 {
-		opts.EpochLength = 10 * time.Minute
-	}
-	if opts.ClockSkew == 0 {
-		opts.ClockSkew = config.DefaultClockSkew
-	}
+// genesisDocument is the document's frame: its epoch and validity, and
+// the parameters. With Follow it is the current epoch's of the
+// authorities' schedule; without, one static epoch valid for Validity.
+func genesisDocument(opts Options) *directory.Document {
 	doc := &directory.Document{
 		Epoch:      1,
 		ValidFrom:  opts.Now.Add(-time.Minute).Truncate(time.Second),
@@ -181,104 +224,104 @@ func Generate(opts Options) (*Network, error) {
 		Parameters: opts.Parameters,
 	}
 	if opts.Follow {
-		if opts.Now.Before(opts.Genesis) {
-			return nil, fmt.Errorf("testnet: genesis %v is after now", opts.Genesis)
-		}
 		doc.Epoch = uint64(opts.Now.Sub(opts.Genesis) / opts.EpochLength)
 		doc.ValidFrom = opts.Genesis.Add(time.Duration(doc.Epoch) * opts.EpochLength).UTC()
 		doc.ValidUntil = doc.ValidFrom.Add(opts.EpochLength)
 	}
-	type planned struct {
-		name  string
-		role  directory.Role
-		layer uint8
-	}
-	nodes := opts.Providers + opts.Layers*opts.MixesPerLayer
-	if opts.Addresses != nil && len(opts.Addresses) != nodes {
-		return nil, fmt.Errorf("testnet: %d addresses for %d nodes", len(opts.Addresses), nodes)
-	}
-	if opts.Listens != nil && len(opts.Listens) != nodes {
-		return nil, fmt.Errorf("testnet: %d listen addresses for %d nodes", len(opts.Listens), nodes)
-	}
-	if opts.MetricsAddresses != nil && len(opts.MetricsAddresses) != nodes {
-		return nil, fmt.Errorf("testnet: %d metrics addresses for %d nodes", len(opts.MetricsAddresses), nodes)
-	}
-	var plan []planned
+	return doc
+}
+
+// planned is a node to generate.
+type planned struct {
+	name  string
+	role  directory.Role
+	layer uint8
+}
+
+// plan names the nodes in document order: providers, then layer by layer.
+func plan(opts Options) []planned {
+	var out []planned
 	for i := range opts.Providers {
-		plan = append(plan, planned{fmt.Sprintf("provider-%c", 'a'+i), directory.RoleProvider, 0})
+		out = append(out, planned{fmt.Sprintf("provider-%c", 'a'+i), directory.RoleProvider, 0})
 	}
 	for layer := 1; layer <= opts.Layers; layer++ {
 		for i := range opts.MixesPerLayer {
-			plan = append(plan, planned{fmt.Sprintf("mix-%d-%c", layer, 'a'+i), directory.RoleMix, uint8(layer)})
+			out = append(out, planned{fmt.Sprintf("mix-%d-%c", layer, 'a'+i), directory.RoleMix, uint8(layer)})
 		}
 	}
-	for i, p := range plan {
-		dir := filepath.Join(opts.Dir, p.name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		seeds := make([]byte, 3*32)
-		if _, err := io.ReadFull(opts.Rand, seeds); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		identity := ed25519.NewKeyFromSeed(seeds[:32])
-		link, err := wire.GenerateKeypair(strings.NewReader(string(seeds[32:64])))
-		if err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		sphinxKey := (*[32]byte)(seeds[64:96])
-		node := directory.Node{
-			Name: p.name, Role: p.role, Layer: p.layer,
-			IdentityKey: identity.Public().(ed25519.PublicKey),
-			Address:     fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.BasePort+i),
-		}
-		if opts.Addresses != nil {
-			node.Address = opts.Addresses[i]
-		}
-		copy(node.LinkKey[:], link.Public)
-		if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		if err := os.MkdirAll(filepath.Join(dir, "sphinx-keys"), 0o700); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		for _, k := range []struct {
-			file   string
-			kind   keyfile.Kind
-			secret []byte
-		}{
-			{"identity.key", keyfile.Identity, seeds[:32]},
-			{"link.key", keyfile.Link, link.Private},
-			{filepath.Join("sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", doc.Epoch)), keyfile.Sphinx, sphinxKey[:]},
-		} {
-			if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
-				return nil, err
-			}
-		}
-		clear(seeds)
-		metrics := ""
-		if opts.MetricsBasePort != 0 {
-			metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
-		}
-		if opts.MetricsAddresses != nil {
-			metrics = opts.MetricsAddresses[i]
-		}
-		cfg := nodeConfig(opts, net, p.name, roleName(p.role), node.Address, metrics)
-		if opts.Listens != nil {
-			cfg.Node.Listen = opts.Listens[i]
-		}
-		path := filepath.Join(dir, "node.toml")
-		if err := config.Write(path, fmt.Sprintf("backchannel node %q (%s), written by backchannel testnet.", p.name, p.role), cfg); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
-		}
-		net.Configs[p.name] = path
-		net.Names = append(net.Names, p.name)
-		doc.Nodes = append(doc.Nodes, node)
-	}
+	return out
+}
 
+// writeNode writes the i-th node's keys and config, and returns its entry
+// in the document.
+func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (directory.Node, error) {
+	dir := filepath.Join(opts.Dir, p.name)
+	if err := os.MkdirAll(filepath.Join(dir, "sphinx-keys"), 0o700); err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	seeds := make([]byte, 3*32)
+	defer clear(seeds)
+	if _, err := io.ReadFull(opts.Rand, seeds); err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	identity := ed25519.NewKeyFromSeed(seeds[:32])
+	link, err := wire.GenerateKeypair(bytes.NewReader(seeds[32:64]))
+	if err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	sphinxKey := (*[32]byte)(seeds[64:96])
+	node := directory.Node{
+		Name: p.name, Role: p.role, Layer: p.layer,
+		IdentityKey: identity.Public().(ed25519.PublicKey),
+		Address:     fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.BasePort+i),
+	}
+	if opts.Addresses != nil {
+		node.Address = opts.Addresses[i]
+	}
+	copy(node.LinkKey[:], link.Public)
+	if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	for _, k := range []struct {
+		file   string
+		kind   keyfile.Kind
+		secret []byte
+	}{
+		{"identity.key", keyfile.Identity, seeds[:32]},
+		{"link.key", keyfile.Link, link.Private},
+		{filepath.Join("sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", epoch)), keyfile.Sphinx, sphinxKey[:]},
+	} {
+		if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
+			return directory.Node{}, err
+		}
+	}
+	metrics := ""
+	if opts.MetricsBasePort != 0 {
+		metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
+	}
+	if opts.MetricsAddresses != nil {
+		metrics = opts.MetricsAddresses[i]
+	}
+	cfg := nodeConfig(opts, net, p.name, roleName(p.role), node.Address, metrics)
+	if opts.Listens != nil {
+		cfg.Node.Listen = opts.Listens[i]
+	}
+	path := filepath.Join(dir, "node.toml")
+	if err := config.Write(path, fmt.Sprintf("backchannel node %q (%s), written by backchannel testnet.", p.name, p.role), cfg); err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	net.Configs[p.name] = path
+	net.Names = append(net.Names, p.name)
+	return node, nil
+}
+
+// writeDocument signs the document with every authority and writes it for
+// the record, for each node, and (with Follow) for the authorities to
+// serve; then the clients' bootstrap and the authorities' configs.
+func writeDocument(net *Network, opts Options, doc *directory.Document, authorities []ed25519.PrivateKey) error {
 	encoded, err := doc.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	signed := directory.Signed{Document: encoded}
 	for _, key := range authorities {
@@ -286,38 +329,38 @@ func Generate(opts Options) (*Network, error) {
 	}
 	data, err := signed.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// One copy for the record, one in each node's directory: a node that
 	// follows the authorities replaces its own at every epoch.
 	for _, dir := range append([]string{opts.Dir}, nodeDirs(opts.Dir, net.Names)...) {
 		if err := os.WriteFile(filepath.Join(dir, "network.doc"), data, 0o644); err != nil {
-			return nil, fmt.Errorf("testnet: %w", err)
+			return fmt.Errorf("testnet: %w", err)
 		}
 	}
 	if err := config.Write(filepath.Join(opts.Dir, "network.toml"),
 		"backchannel network bootstrap for clients, written by backchannel testnet.\n`backchannel init --network network.toml --provider NAME` reads it.",
 		clientBootstrap(net.Authorities, net.Threshold, opts.ClockSkew, doc)); err != nil {
-		return nil, fmt.Errorf("testnet: %w", err)
+		return fmt.Errorf("testnet: %w", err)
 	}
 	if err := writeAuthorityConfigs(net, opts, doc); err != nil {
-		return nil, err
+		return err
 	}
-	if opts.Follow {
-		// The authorities serve the genesis document as the current one,
-		// for nodes that join during the first epoch.
-		for i := range net.Authorities {
-			docs := filepath.Join(opts.Dir, authorityName(i), "documents")
-			if err := os.MkdirAll(docs, 0o700); err != nil {
-				return nil, fmt.Errorf("testnet: %w", err)
-			}
-			if err := os.WriteFile(filepath.Join(docs, fmt.Sprintf("epoch-%d.doc", doc.Epoch)), data, 0o600); err != nil {
-				return nil, fmt.Errorf("testnet: %w", err)
-			}
+	if !opts.Follow {
+		return nil
+	}
+	// The authorities serve the genesis document as the current one, for
+	// nodes that join during the first epoch.
+	for i := range net.Authorities {
+		docs := filepath.Join(opts.Dir, authorityName(i), "documents")
+		if err := os.MkdirAll(docs, 0o700); err != nil {
+			return fmt.Errorf("testnet: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(docs, fmt.Sprintf("epoch-%d.doc", doc.Epoch)), data, 0o600); err != nil {
+			return fmt.Errorf("testnet: %w", err)
 		}
 	}
-	net.Document = doc
-	return net, nil
+	return nil
 }
 
 func nodeDirs(dir string, names []string) []string {
