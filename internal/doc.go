@@ -7,8 +7,9 @@
 //	pki/       the network document and the directory authorities that vote it
 //	relay/     mix nodes and providers: replay filter, delays, mailboxes
 //	endtoend/  identities, sessions (PQXDH, Double Ratchet), envelopes, fragments
-//	features/  introductions, conveyance, interest checks and their protocols
 //	client/    the user's client and its state at rest
+//	features/  introductions, conveyance, interest checks, disappearing
+//	           messages: each a package behind client.Feature
 //	ui/        the client's interfaces: the control socket and the web page
 //	tools/     what builds, drives and measures networks: testnet, loadgen,
 //	           fault injection, readiness, test randomness

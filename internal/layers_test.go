@@ -15,8 +15,7 @@ const module = "github.com/backchannel/backchannel/internal/"
 
 // layers gives each group of internal/ its height: a package may import
 // from a lower height or from its own group. Groups at one height may not
-// import each other. (features sits below client while the client still
-// dispatches to the features' wire formats itself.)
+// import each other.
 var layers = map[string]int{
 	"base":     0,
 	"packet":   1,
@@ -24,8 +23,8 @@ var layers = map[string]int{
 	"pki":      3,
 	"relay":    4,
 	"endtoend": 4,
-	"features": 5,
-	"client":   6,
+	"client":   5,
+	"features": 6,
 	"ui":       7,
 	"tools":    8,
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/features"
+	"github.com/backchannel/backchannel/internal/features/interest"
 	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
@@ -148,7 +150,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	fs, dir := clientFlags("client run", stderr)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
-	checks := fs.Int("max-checks-per-day", client.DefaultMaxChecksPerDay, "how many mutual interest checks a contact may ask you in a day (the rest are answered no)")
+	checks := fs.Int("max-checks-per-day", interest.DefaultMaxPerDay, "how many mutual interest checks a contact may ask you in a day (the rest are answered no)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -158,12 +160,16 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, MaxChecksPerDay: *checks, Logger: logger})
+		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger})
 		clear(pass)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		feats, err := features.Register(c, features.Config{MaxChecksPerDay: *checks})
+		if err != nil {
+			return err
+		}
 		ln, err := control.Listen(socketPath(*dir))
 		if err != nil {
 			return err
@@ -171,7 +177,9 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		done := make(chan error, 1)
-		go func() { done <- (&control.Server{Client: c, Logger: logger, Wiped: stop}).Serve(ctx, ln) }()
+		go func() {
+			done <- (&control.Server{Client: c, Features: feats, Logger: logger, Wiped: stop}).Serve(ctx, ln)
+		}()
 		logger.Info("client running", "socket", socketPath(*dir))
 		fmt.Fprintln(stdout, "client running; stop it with Ctrl-C")
 		runErr := c.Run(ctx)

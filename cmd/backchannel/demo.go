@@ -15,8 +15,10 @@ import (
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/client/vault"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features"
 	"github.com/backchannel/backchannel/internal/features/convey"
 	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/features/intro"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/node"
 	"github.com/backchannel/backchannel/internal/tools/testnet"
@@ -72,6 +74,7 @@ func (d *demoTimeline) say(format string, a ...any) {
 type demoUser struct {
 	name string
 	c    *client.Client
+	f    *features.Set
 }
 
 // await waits until cond holds for the user's client, checked at each of
@@ -227,13 +230,13 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 
 // introduce: the mediator introduces alice and bob, who both accept.
 func introduce(tl *demoTimeline, mediator, alice, bob *demoUser) error {
-	if _, err := mediator.c.Introduce("alice", "bob", labelForAlice, labelForBob, "You both asked for a discreet channel."); err != nil {
+	if _, err := mediator.f.Intro.Introduce("alice", "bob", labelForAlice, labelForBob, "You both asked for a discreet channel."); err != nil {
 		return err
 	}
 	for _, u := range []*demoUser{alice, bob} {
-		var in client.IntroductionInfo
+		var in intro.Info
 		if err := u.await("the introduction", func() bool {
-			list, _ := u.c.Introductions()
+			list, _ := u.f.Intro.Introductions()
 			if len(list) == 1 {
 				in = list[0]
 			}
@@ -242,12 +245,12 @@ func introduce(tl *demoTimeline, mediator, alice, bob *demoUser) error {
 			return err
 		}
 		tl.say("%s is introduced by %s to %q (note: %q) and accepts", u.name, in.From, in.Label, in.Note)
-		if err := u.c.AnswerIntroduction(in.ID, true); err != nil {
+		if err := u.f.Intro.Answer(in.ID, true); err != nil {
 			return err
 		}
 	}
 	for _, u := range []*demoUser{alice, bob} {
-		if err := u.await("the introduction to complete", func() bool { list, _ := u.c.Introductions(); return list[0].State == "done" }); err != nil {
+		if err := u.await("the introduction to complete", func() bool { list, _ := u.f.Intro.Introductions(); return list[0].State == "done" }); err != nil {
 			return err
 		}
 	}
@@ -265,15 +268,15 @@ func checkInterest(o demoOptions, tl *demoTimeline, question string, alice, bob 
 		}
 		return interest.No
 	}
-	id, err := alice.c.Ask(labelForAlice, question, answer(o.aliceYes), o.within)
+	id, err := alice.f.Interest.Ask(labelForAlice, question, answer(o.aliceYes), o.within)
 	if err != nil {
 		return false, err
 	}
 	tl.say("alice answers %v (asking is answering)", answer(o.aliceYes))
-	if err := bob.await("the question", func() bool { list, _ := bob.c.Checks(); return len(list) == 1 }); err != nil {
+	if err := bob.await("the question", func() bool { list, _ := bob.f.Interest.Checks(); return len(list) == 1 }); err != nil {
 		return false, err
 	}
-	if err := bob.c.AnswerCheck(id, answer(o.bobYes)); err != nil {
+	if err := bob.f.Interest.AnswerCheck(id, answer(o.bobYes)); err != nil {
 		return false, err
 	}
 	tl.say("bob answers %v; his client sends its protocol message at the deadline whatever he chose", answer(o.bobYes))
@@ -284,7 +287,7 @@ func checkInterest(o demoOptions, tl *demoTimeline, question string, alice, bob 
 	for _, u := range []*demoUser{alice, bob} {
 		var result string
 		if err := u.await("the check's result", func() bool {
-			list, _ := u.c.Checks()
+			list, _ := u.f.Interest.Checks()
 			result = list[0].Result
 			return result != interest.Pending.String()
 		}); err != nil {
@@ -324,13 +327,13 @@ func sendSignal(alice, bob *demoUser) error {
 // to bob; alice checks the signed receipt.
 func conveyWithReceipt(tl *demoTimeline, mediator, alice *demoUser) error {
 	text := "Our delegation will be three people."
-	cid, err := alice.c.Convey("mediator", labelForAlice, text, convey.SignedReceipt)
+	cid, err := alice.f.Convey.Convey("mediator", labelForAlice, text, convey.SignedReceipt)
 	if err != nil {
 		return err
 	}
-	var entry client.DeskEntry
+	var entry convey.DeskEntry
 	if err := mediator.await("the message on the desk", func() bool {
-		desk, _ := mediator.c.Desk()
+		desk, _ := mediator.f.Convey.Desk()
 		if len(desk) == 1 {
 			entry = desk[0]
 		}
@@ -339,13 +342,13 @@ func conveyWithReceipt(tl *demoTimeline, mediator, alice *demoUser) error {
 		return err
 	}
 	tl.say("the mediator reads it on the desk (%q, for %q) and passes it on to bob, naming the sender %q", entry.Text, entry.To, labelForBob)
-	if err := mediator.c.PassOn(entry.ID, "bob", labelForBob, "Passed on unchanged."); err != nil {
+	if err := mediator.f.Convey.PassOn(entry.ID, "bob", labelForBob, "Passed on unchanged."); err != nil {
 		return err
 	}
-	if err := alice.await("the receipt", func() bool { list, _ := alice.c.Conveyances(); return list[0].State != "sent" }); err != nil {
+	if err := alice.await("the receipt", func() bool { list, _ := alice.f.Convey.Conveyances(); return list[0].State != "sent" }); err != nil {
 		return err
 	}
-	proof, err := alice.c.Proof(cid)
+	proof, err := alice.f.Convey.Proof(cid)
 	if err != nil {
 		return err
 	}
@@ -382,7 +385,11 @@ func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimelin
 		return nil, err
 	}
 	tl.say("%s created an identity (X25519, Ed25519, ML-KEM-768 prekeys) with a mailbox at %s", name, provider)
-	return &demoUser{name: name, c: c}, nil
+	f, err := features.Register(c, features.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return &demoUser{name: name, c: c, f: f}, nil
 }
 
 // settled reports whether every sent message is delivered or failed.

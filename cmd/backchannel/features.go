@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features/convey"
 	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
@@ -177,8 +177,8 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 // receiptFile is a receipt as a file to show others: the message, its salt,
 // the receipt and the intermediary's card.
 type receiptFile struct {
-	Version int                  `json:"version"`
-	Proof   *client.ReceiptProof `json:"proof"`
+	Version int           `json:"version"`
+	Proof   *convey.Proof `json:"proof"`
 }
 
 // runReceipt is `backchannel receipt verify FILE --card CARD`: a third

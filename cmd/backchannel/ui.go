@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/features"
+	"github.com/backchannel/backchannel/internal/features/interest"
 	"github.com/backchannel/backchannel/internal/ui/control"
 	"github.com/backchannel/backchannel/internal/ui/webui"
 )
@@ -27,7 +29,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	lockAfter := fs.Duration("lock-after", webui.DefaultLockAfter, "lock the interface after this long without use")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
-	checks := fs.Int("max-checks-per-day", client.DefaultMaxChecksPerDay, "how many mutual interest checks a contact may ask you in a day")
+	checks := fs.Int("max-checks-per-day", interest.DefaultMaxPerDay, "how many mutual interest checks a contact may ask you in a day")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,7 +45,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d := &uiDaemon{dir: *dir, cfg: client.Config{Dir: *dir, Rand: rand.Reader, MaxAttempts: *attempts, MaxChecksPerDay: *checks, Logger: logger}, ctx: ctx, stop: stop, logger: logger}
+	d := &uiDaemon{dir: *dir, cfg: client.Config{Dir: *dir, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger}, features: features.Config{MaxChecksPerDay: *checks}, ctx: ctx, stop: stop, logger: logger}
 	ln, err := webui.Listen(*listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", err)
@@ -79,11 +81,12 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 // uiDaemon is the client behind the web interface, once the page has
 // opened it with the passphrase.
 type uiDaemon struct {
-	dir    string
-	cfg    client.Config
-	ctx    context.Context
-	stop   context.CancelFunc
-	logger *slog.Logger
+	dir      string
+	cfg      client.Config
+	features features.Config
+	ctx      context.Context
+	stop     context.CancelFunc
+	logger   *slog.Logger
 
 	running sync.WaitGroup
 	mu      sync.Mutex
@@ -102,12 +105,17 @@ func (d *uiDaemon) open(pass []byte) (*control.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	feats, err := features.Register(c, d.features)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	sock, err := control.Listen(socketPath(d.dir))
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	ctl := &control.Server{Client: c, Logger: d.logger, Wiped: func() {
+	ctl := &control.Server{Client: c, Features: feats, Logger: d.logger, Wiped: func() {
 		d.mu.Lock()
 		d.wiped = true
 		ui := d.ui

@@ -123,7 +123,7 @@ func readBackup(data, passphrase []byte, rand io.Reader) (*backupRecord, error) 
 	if err := json.Unmarshal(plain, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBackup, err)
 	}
-	if rec.Version != backupVersion || rec.Profile.Version != stateVersion {
+	if rec.Version != backupVersion || rec.Profile.Version != StateVersion {
 		return nil, fmt.Errorf("%w: backup record version %d (profile %d), this program reads %d", ErrBackup, rec.Version, rec.Profile.Version, backupVersion)
 	}
 	if _, err := identity.ParseIdentity(rec.Profile.Identity); err != nil {
@@ -133,7 +133,7 @@ func readBackup(data, passphrase []byte, rand io.Reader) (*backupRecord, error) 
 		return nil, fmt.Errorf("%w: %v", ErrBackup, err)
 	}
 	for _, ct := range rec.Contacts {
-		if ct.Version != stateVersion {
+		if ct.Version != StateVersion {
 			return nil, fmt.Errorf("%w: contact record version %d", ErrBackup, ct.Version)
 		}
 		if _, err := identity.ParseCard(ct.Card); err != nil {

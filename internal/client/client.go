@@ -18,7 +18,6 @@ import (
 	"github.com/backchannel/backchannel/internal/endtoend/fragment"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
-	"github.com/backchannel/backchannel/internal/features/interest"
 	"github.com/backchannel/backchannel/internal/link/clientlink"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
@@ -54,9 +53,6 @@ type Config struct {
 	// MaxAttempts is how many times a fragment is sent before its message
 	// is marked failed; zero takes DefaultMaxAttempts.
 	MaxAttempts int
-	// MaxChecksPerDay limits the mutual interest checks a contact may ask
-	// in a day; zero takes DefaultMaxChecksPerDay.
-	MaxChecksPerDay int
 	// Dial opens the link to the provider; nil dials it over TCP.
 	Dial   func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
 	Logger *slog.Logger
@@ -89,8 +85,7 @@ type Client struct {
 	pending  map[[16]byte]*transmission // by SURB ID
 	acks     [][]byte                   // ack packets waiting for a send slot
 	loops    map[[16]byte]time.Time     // loop ID → sent
-	checks   map[[16]byte]*interest.Check
-	expiring map[expiryKey]time.Time // a disappearing message → when it goes
+	expiring map[expiryKey]time.Time    // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats
@@ -106,6 +101,8 @@ type Client struct {
 	inbox map[[16]byte]*inboxEntry
 	// dirty: the section of c.mu under way changed what the user sees.
 	dirty bool
+	// features handle the messages of their content kinds.
+	features map[ContentKind]Feature
 	// view is what reads load without c.mu (see view.go).
 	view atomic.Pointer[view]
 }
@@ -167,7 +164,7 @@ func Create(cfg Config, network Network) (*Client, Account, error) {
 	if err != nil {
 		return nil, Account{}, err
 	}
-	p := profileRecord{Version: stateVersion, Identity: idBytes, LinkKey: link.Private, Network: network, Created: cfg.Clock.Now().UTC()}
+	p := profileRecord{Version: StateVersion, Identity: idBytes, LinkKey: link.Private, Network: network, Created: cfg.Clock.Now().UTC()}
 	st := store{dir}
 	if err := st.put(profileLabel, p); err != nil {
 		return nil, Account{}, err
@@ -196,9 +193,6 @@ func withDefaults(cfg Config) Config {
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
-	if cfg.MaxChecksPerDay == 0 {
-		cfg.MaxChecksPerDay = DefaultMaxChecksPerDay
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -217,8 +211,8 @@ func open(cfg Config, st store) (*Client, error) {
 		cfg: cfg, store: st, log: cfg.Logger,
 		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
 		reasm:   &fragment.Reassembler{},
-		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, checks: map[[16]byte]*interest.Check{}, expiring: map[expiryKey]time.Time{},
-		inbox: map[[16]byte]*inboxEntry{},
+		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, expiring: map[expiryKey]time.Time{},
+		inbox: map[[16]byte]*inboxEntry{}, features: map[ContentKind]Feature{},
 	}
 	seed := cfg.ScheduleSeed
 	if seed == ([32]byte{}) {
@@ -256,14 +250,11 @@ func open(cfg Config, st store) (*Client, error) {
 	if err := c.loadOutbox(); err != nil {
 		return nil, err
 	}
-	c.received = receivedRecord{Version: stateVersion, IDs: map[string]time.Time{}}
+	c.received = receivedRecord{Version: StateVersion, IDs: map[string]time.Time{}}
 	if err := st.get(receivedLabel, &c.received); err != nil && !errors.Is(err, vault.ErrNotFound) {
 		return nil, err
 	}
 	if err := c.loadFragments(); err != nil {
-		return nil, err
-	}
-	if err := c.loadChecks(); err != nil {
 		return nil, err
 	}
 	if err := c.loadInbox(); err != nil {

@@ -98,7 +98,7 @@ func (c *Client) addContact(name string, card *identity.Card) error {
 	if err != nil {
 		return err
 	}
-	ct := &contact{key: key, card: card, rec: contactRecord{Version: stateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
+	ct := &contact{key: key, card: card, rec: contactRecord{Version: StateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
 	if err := c.saveContact(ct); err != nil {
 		return err
 	}
@@ -159,3 +159,23 @@ func (c *Client) saveContact(ct *contact) error {
 
 // hexKey names a contact by its identity key.
 func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
+
+func (c *Client) nameOf(key string) string {
+	if ct := c.contacts[key]; ct != nil {
+		return ct.rec.Name
+	}
+	return "(a former contact)"
+}
+
+// freeName returns name, or name with a number if a contact has it.
+func (c *Client) freeName(name string) string {
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	for i, n := 2, name; ; i++ {
+		if c.byName(n) == nil {
+			return n
+		}
+		n = fmt.Sprintf("%s (%d)", name, i)
+	}
+}

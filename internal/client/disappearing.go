@@ -2,58 +2,9 @@ package client
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 )
-
-// SetExpiry makes the conversation's messages disappear d after they are
-// delivered (at the sender) or received (at the recipient) — 0 turns it
-// off. The setting is sent to the contact, whose client adopts it unless it
-// holds a later one. The provider is asked to keep the user's unfetched
-// packets no longer than the shortest expiry of any conversation.
-func (c *Client) SetExpiry(name string, d time.Duration) error {
-	if d < 0 || d > MaxTTL || d%time.Second != 0 {
-		return fmt.Errorf("client: a disappearing time of %v, want whole seconds up to %v", d, MaxTTL)
-	}
-	c.mu.Lock()
-	defer c.unlock()
-	ct := c.byName(name)
-	if ct == nil {
-		return fmt.Errorf("%w: %q", ErrNoContact, name)
-	}
-	setAt := c.cfg.Clock.Now().UTC()
-	if !setAt.After(ct.rec.ExpirySetAt) {
-		setAt = ct.rec.ExpirySetAt.Add(time.Nanosecond)
-	}
-	ct.rec.Expiry, ct.rec.ExpirySetAt = d, setAt
-	if err := c.saveContact(ct); err != nil {
-		return err
-	}
-	c.notify()
-	_, err := c.queueControl(ct, ExpirySetting, expirySetting{TTL: d, SetAt: setAt}.marshal())
-	return err
-}
-
-// handleExpirySetting adopts a contact's setting unless the user's is
-// later; c.mu is held.
-func (c *Client) handleExpirySetting(ct *contact, body []byte) error {
-	e, err := parseExpirySetting(body)
-	if err != nil {
-		return err
-	}
-	if !e.SetAt.After(ct.rec.ExpirySetAt) {
-		return nil
-	}
-	ct.rec.Expiry, ct.rec.ExpirySetAt = e.TTL, e.SetAt
-	if e.TTL == 0 {
-		ct.rec.Notice = fmt.Sprintf("%s turned disappearing messages off", ct.rec.Name)
-	} else {
-		ct.rec.Notice = fmt.Sprintf("%s set messages to disappear %v after they are delivered or received", ct.rec.Name, e.TTL)
-	}
-	c.notify()
-	return c.saveContact(ct)
-}
 
 // desiredRetention is the mailbox retention to ask the provider for: the
 // shortest expiry of any conversation, or 0 for the provider's own.

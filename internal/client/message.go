@@ -19,9 +19,10 @@ const (
 	// File is a file, with its name.
 	File ContentKind = 2
 
-	// The kinds the client handles itself; they travel like texts
-	// (fragmented, acknowledged, delivered once) but are not shown in the
-	// inbox.
+	// The features' kinds (see Feature), from firstFeatureKind up: their
+	// messages travel like texts (fragmented, acknowledged, delivered
+	// once) but are not shown in the inbox. A new feature takes the next
+	// number here.
 
 	// Introduction carries a package intro message.
 	Introduction ContentKind = 16
@@ -29,10 +30,13 @@ const (
 	Conveyance ContentKind = 17
 	// InterestCheck carries a package interest message.
 	InterestCheck ContentKind = 18
-	// ExpirySetting carries a conversation's disappearing-messages setting
-	// (see expirySetting).
+	// ExpirySetting carries a package expiry message: a conversation's
+	// disappearing-messages setting.
 	ExpirySetting ContentKind = 19
 )
+
+// firstFeatureKind is the first content kind of the features.
+const firstFeatureKind = Introduction
 
 func (k ContentKind) String() string {
 	switch k {
@@ -197,33 +201,4 @@ func parseRecord(b []byte) (record, error) {
 		return record{typ: recordFragment, fragment: b[1:]}, nil
 	}
 	return record{}, fmt.Errorf("%w: session record type %d", ErrMalformed, b[0])
-}
-
-// expirySetting is a conversation's disappearing-messages setting as it
-// travels: the time to live and when it was set, so that of two settings
-// the later wins whatever order they arrive in (the network reorders).
-//
-//	u8 version | u32 seconds | u64 set at (Unix nanoseconds)
-type expirySetting struct {
-	TTL   time.Duration
-	SetAt time.Time
-}
-
-const expirySettingVersion = 1
-
-func (e expirySetting) marshal() []byte {
-	b := []byte{expirySettingVersion}
-	b = binary.BigEndian.AppendUint32(b, uint32(e.TTL/time.Second))
-	return binary.BigEndian.AppendUint64(b, uint64(e.SetAt.UnixNano()))
-}
-
-func parseExpirySetting(b []byte) (expirySetting, error) {
-	if len(b) != 13 || b[0] != expirySettingVersion {
-		return expirySetting{}, fmt.Errorf("%w: a disappearing-messages setting of %d bytes", ErrMalformed, len(b))
-	}
-	e := expirySetting{TTL: time.Duration(binary.BigEndian.Uint32(b[1:5])) * time.Second, SetAt: time.Unix(0, int64(binary.BigEndian.Uint64(b[5:]))).UTC()}
-	if e.TTL > MaxTTL {
-		return expirySetting{}, fmt.Errorf("%w: a time to live of %v", ErrMalformed, e.TTL)
-	}
-	return e, nil
 }

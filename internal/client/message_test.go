@@ -118,26 +118,3 @@ func FuzzReadBackup(f *testing.F) {
 		readBackup(b, []byte("passphrase"), bytes.NewReader(make([]byte, 64)))
 	})
 }
-
-func TestExpirySetting(t *testing.T) {
-	e := expirySetting{TTL: time.Hour, SetAt: time.Date(2026, 11, 1, 0, 0, 0, 5, time.UTC)}
-	got, err := parseExpirySetting(e.marshal())
-	if err != nil || got != e {
-		t.Fatalf("%+v came back as %+v (%v)", e, got, err)
-	}
-	for _, b := range [][]byte{{}, {2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, append(e.marshal(), 0), {1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0}} {
-		if _, err := parseExpirySetting(b); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%x: %v", b, err)
-		}
-	}
-}
-
-func FuzzParseExpirySetting(f *testing.F) {
-	f.Add(expirySetting{TTL: time.Minute, SetAt: time.Unix(1, 0)}.marshal())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := parseExpirySetting(b)
-		if err == nil && !bytes.Equal(e.marshal(), b) {
-			t.Fatal("does not encode back")
-		}
-	})
-}

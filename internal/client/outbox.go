@@ -135,7 +135,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	if ct == nil {
 		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
 	}
-	m, err := c.queue(ct, content)
+	m, err := c.queue(ct, content, [16]byte{})
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +144,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 
 // queue queues content for the contact, with the conversation's time to
 // live; c.mu is held.
-func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
+func (c *Client) queue(ct *contact, content Content, ref [16]byte) (*outgoing, error) {
 	content.TTL = ct.rec.Expiry
 	body, err := content.marshal()
 	if err != nil {
@@ -156,10 +156,10 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 	}
 	now := c.cfg.Clock.Now().UTC()
 	m := &outgoing{to: ct, rec: outRecord{
-		Version: stateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
+		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: now, Status: Queued,
 	}}
-	m.rec.TTL = content.TTL
+	m.rec.TTL, m.rec.Ref = content.TTL, ref
 	if err := m.cut(body, c.fragmentCapacity()); err != nil {
 		return nil, err
 	}
@@ -180,12 +180,6 @@ func (c *Client) queue(ct *contact, content Content) (*outgoing, error) {
 	c.outByID[id] = m
 	c.notify()
 	return m, nil
-}
-
-// queueControl queues a message the client handles itself (an
-// introduction, a conveyed message, a check step); c.mu is held.
-func (c *Client) queueControl(ct *contact, kind ContentKind, body []byte) (*outgoing, error) {
-	return c.queue(ct, Content{Kind: kind, Body: body})
 }
 
 // Outbox lists the sent messages, oldest first.

@@ -84,7 +84,7 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 		bodies.delete(c.store, m.rec.ID)
 		m.frags = nil
 		c.startExpiry(m, now)
-		c.delivered(m, now)
+		c.delivered(m)
 		c.notify()
 	}
 	if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
@@ -264,7 +264,7 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 	}
 	switch content.Kind {
 	case Text, File:
-		rec := inRecord{Version: stateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
+		rec := inRecord{Version: StateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
 		if content.TTL > 0 {
 			rec.Expires = now.UTC().Add(content.TTL)
 		}
@@ -279,7 +279,7 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		// A malformed control message is refused with an error in the
 		// log and the counters; it is still acknowledged (a retry would
 		// be just as malformed) and the session goes on.
-		if err := c.handleControl(ct, content, id, now); err != nil {
+		if err := c.dispatch(ct, content, id); err != nil {
 			c.stats.Refused++
 			c.log.Warn("a message was refused", "kind", content.Kind.String(), "err", err)
 		}

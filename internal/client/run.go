@@ -198,7 +198,7 @@ func (c *Client) housekeep(now time.Time) {
 			delete(c.pending, id)
 		}
 	}
-	c.dueChecks(now)
+	c.tick()
 	c.sweep(now)
 }
 

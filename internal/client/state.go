@@ -10,10 +10,10 @@ import (
 	"github.com/backchannel/backchannel/internal/client/vault"
 )
 
-// stateVersion is the version of every record the client keeps in its
+// StateVersion is the version of every record the client keeps in its
 // vault; a record of another version is refused with a clear error, so an
 // older program never misreads a newer state.
-const stateVersion = 1
+const StateVersion = 1
 
 // Network is how the client reaches and trusts the network: the directory
 // authorities that sign the network document, and the user's provider.
@@ -116,9 +116,10 @@ type outRecord struct {
 	Status    Status    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
 	Delivered time.Time `json:"delivered,omitzero"`
-	// Desk names the desk entry whose conveyed message this is: when it
-	// is delivered, the sender gets its receipt.
-	Desk [16]byte `json:"desk,omitzero"`
+	// Ref is the reference a feature queued the message with (a desk
+	// entry, for a conveyed message): the feature hears of its delivery.
+	// ("desk" on disk, its first use.)
+	Ref [16]byte `json:"desk,omitzero"`
 	// TTL is the message's time to live (disappearing messages); Expires,
 	// set once it is delivered or failed, is when it disappears from this
 	// client.
@@ -184,8 +185,8 @@ func decodeRecord(label string, b []byte, v any) error {
 	if err := json.Unmarshal(b, &head); err != nil {
 		return fmt.Errorf("%w: state record %s: %v", ErrMalformed, label, err)
 	}
-	if head.Version != stateVersion {
-		return fmt.Errorf("%w: state record %s has version %d, this program reads version %d", ErrMalformed, label, head.Version, stateVersion)
+	if head.Version != StateVersion {
+		return fmt.Errorf("%w: state record %s has version %d, this program reads version %d", ErrMalformed, label, head.Version, StateVersion)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: state record %s: %v", ErrMalformed, label, err)

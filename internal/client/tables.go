@@ -21,10 +21,13 @@ import (
 //	sent/<id hex>              a sent text, for the conversation view
 //	in/<id hex>                a received message (inRecord)
 //	frag/<sender>/<id>/<index> a fragment of a message being reassembled
-//	intro/<id hex>             an introduction (introRecord)
-//	desk/<id hex>              a message at the intermediary's desk (deskRecord)
-//	convey/<id hex>            a message conveyed through an intermediary (conveyRecord)
-//	check/<id hex>             a mutual interest check (checkRecord)
+//
+// and the features' tables (NewTable), each in its package:
+//
+//	intro/<id hex>             an introduction (features/intro)
+//	desk/<id hex>              a message at the intermediary's desk (features/convey)
+//	convey/<id hex>            a message conveyed through an intermediary (features/convey)
+//	check/<id hex>             a mutual interest check (features/interest)
 const (
 	profileLabel  = "profile"
 	guardLabel    = "guard"
@@ -35,12 +38,8 @@ const (
 type table[T any] struct{ prefix string }
 
 var (
-	outRecords    = table[outRecord]{"out/"}
-	inRecords     = table[inRecord]{"in/"}
-	introRecords  = table[introRecord]{"intro/"}
-	deskRecords   = table[deskRecord]{"desk/"}
-	conveyRecords = table[conveyRecord]{"convey/"}
-	checkRecords  = table[checkRecord]{"check/"}
+	outRecords = table[outRecord]{"out/"}
+	inRecords  = table[inRecord]{"in/"}
 )
 
 func (t table[T]) label(id [16]byte) string { return t.prefix + hex.EncodeToString(id[:]) }

@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/features/convey"
+	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/features/intro"
 )
 
 // The requests and responses of the operations, in the order of Commands.
@@ -122,7 +125,7 @@ type (
 	// IntroListRequest lists introductions, made and received.
 	IntroListRequest      struct{}
 	IntroductionsResponse struct {
-		Introductions []client.IntroductionInfo `json:"introductions"`
+		Introductions []intro.Info `json:"introductions"`
 	}
 	// IntroAnswerRequest accepts or declines an introduction.
 	IntroAnswerRequest struct {
@@ -149,20 +152,20 @@ type (
 	// ConveyListRequest lists what the user gave intermediaries.
 	ConveyListRequest   struct{}
 	ConveyancesResponse struct {
-		Conveyances []client.ConveyInfo `json:"conveyances"`
+		Conveyances []convey.Info `json:"conveyances"`
 	}
 	// ReceiptRequest gets the proof of conveyance of a conveyed message.
 	ReceiptRequest struct {
 		ID string `json:"id"`
 	}
 	ProofResponse struct {
-		Proof *client.ReceiptProof `json:"proof"`
+		Proof *convey.Proof `json:"proof"`
 	}
 
 	// DeskListRequest lists the messages given to the user to convey.
 	DeskListRequest struct{}
 	DeskResponse    struct {
-		Desk []client.DeskEntry `json:"desk"`
+		Desk []convey.DeskEntry `json:"desk"`
 	}
 	// DeskPassRequest passes a desk entry on to the contact To (empty:
 	// back to the sender of the message it answers), naming its sender
@@ -195,7 +198,7 @@ type (
 	// CheckListRequest lists the mutual interest checks.
 	CheckListRequest struct{}
 	ChecksResponse   struct {
-		Checks []client.CheckInfo `json:"checks"`
+		Checks []interest.Info `json:"checks"`
 	}
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/client/vault"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/features"
 	"github.com/backchannel/backchannel/internal/features/convey"
 	"github.com/backchannel/backchannel/internal/features/interest"
 )
@@ -48,6 +49,8 @@ func Listen(path string) (net.Listener, error) {
 // Server answers requests for one client.
 type Server struct {
 	Client *client.Client
+	// Features are the client's features (features.Register).
+	Features *features.Set
 	// BackupParams are the passphrase hashing parameters of backups.
 	BackupParams vault.Params
 	// Wiped is called after a wipe request has wiped the state: the
@@ -128,7 +131,7 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 	case *ContactVerifyRequest:
 		return s.contacts(c.Verify(r.Name))
 	case *ContactExpireRequest:
-		return s.contacts(c.SetExpiry(r.Name, r.After))
+		return s.contacts(s.Features.Expiry.Set(r.Name, r.After))
 	case *SendRequest:
 		content := client.Content{Kind: client.Text, Body: []byte(r.Text)}
 		if r.File != nil {
@@ -212,38 +215,41 @@ func answer(s string) interest.Answer {
 // handleFeature answers the requests of introductions, conveyance and
 // mutual interest checks.
 func (s *Server) handleFeature(r Request) (any, error) {
-	c := s.Client
+	f := s.Features
+	if f == nil {
+		return nil, fmt.Errorf("control: this daemon serves no features, not %q", r.Op())
+	}
 	switch r := r.(type) {
 	case *IntroduceRequest:
-		return id(c.Introduce(r.A, r.B, r.LabelForA, r.LabelForB, r.Note))
+		return id(f.Intro.Introduce(r.A, r.B, r.LabelForA, r.LabelForB, r.Note))
 	case *IntroListRequest:
-		list, err := c.Introductions()
+		list, err := f.Intro.Introductions()
 		return IntroductionsResponse{Introductions: list}, err
 	case *IntroAnswerRequest:
-		return Empty{}, c.AnswerIntroduction(r.ID, r.Accept)
+		return Empty{}, f.Intro.Answer(r.ID, r.Accept)
 	case *ConveyRequest:
-		return id(c.Convey(r.Via, r.To, r.Text, receiptKind(r.Receipt)))
+		return id(f.Convey.Convey(r.Via, r.To, r.Text, receiptKind(r.Receipt)))
 	case *ConveyReplyRequest:
-		return id(c.ReplyConveyed(r.ID, r.Text, receiptKind(r.Receipt)))
+		return id(f.Convey.Reply(r.ID, r.Text, receiptKind(r.Receipt)))
 	case *ConveyListRequest:
-		list, err := c.Conveyances()
+		list, err := f.Convey.Conveyances()
 		return ConveyancesResponse{Conveyances: list}, err
 	case *ReceiptRequest:
-		proof, err := c.Proof(r.ID)
+		proof, err := f.Convey.Proof(r.ID)
 		return ProofResponse{Proof: proof}, err
 	case *DeskListRequest:
-		desk, err := c.Desk()
+		desk, err := f.Convey.Desk()
 		return DeskResponse{Desk: desk}, err
 	case *DeskPassRequest:
-		return Empty{}, c.PassOn(r.ID, r.To, r.As, r.Note)
+		return Empty{}, f.Convey.PassOn(r.ID, r.To, r.As, r.Note)
 	case *DeskRefuseRequest:
-		return Empty{}, c.Refuse(r.ID, r.Note)
+		return Empty{}, f.Convey.Refuse(r.ID, r.Note)
 	case *CheckAskRequest:
-		return id(c.Ask(r.With, r.Question, answer(r.Answer), r.Within))
+		return id(f.Interest.Ask(r.With, r.Question, answer(r.Answer), r.Within))
 	case *CheckAnswerRequest:
-		return Empty{}, c.AnswerCheck(r.ID, answer(r.Answer))
+		return Empty{}, f.Interest.AnswerCheck(r.ID, answer(r.Answer))
 	case *CheckListRequest:
-		list, err := c.Checks()
+		list, err := f.Interest.Checks()
 		return ChecksResponse{Checks: list}, err
 	}
 	return nil, fmt.Errorf("control: no handler for %q", r.Op())
@@ -300,6 +306,9 @@ func (s *Server) wait(ctx context.Context, r *WaitRequest) (any, error) {
 
 func (s *Server) holds(r *WaitRequest) (bool, error) {
 	c := s.Client
+	if s.Features == nil && r.Until != "settled" && r.Until != "received" && r.Until != "inbox-at-most" && r.Until != "outbox-at-most" && r.Until != "loops-returned" {
+		return false, fmt.Errorf("control: this daemon serves no features to wait for (%s)", r.Until)
+	}
 	count := func(n int, err error) (bool, error) { return n >= r.Count, err }
 	switch r.Until {
 	case "received":
@@ -312,7 +321,7 @@ func (s *Server) holds(r *WaitRequest) (bool, error) {
 	case "loops-returned":
 		return count(int(c.Stats().LoopsReturned), nil)
 	case "introductions", "introductions-done":
-		list, err := c.Introductions()
+		list, err := s.Features.Intro.Introductions()
 		n := 0
 		for _, in := range list {
 			if r.Until == "introductions" || in.State == "done" {
@@ -321,10 +330,10 @@ func (s *Server) holds(r *WaitRequest) (bool, error) {
 		}
 		return count(n, err)
 	case "desk":
-		desk, err := c.Desk()
+		desk, err := s.Features.Convey.Desk()
 		return count(len(desk), err)
 	case "conveyed":
-		list, err := c.Conveyances()
+		list, err := s.Features.Convey.Conveyances()
 		n := 0
 		for _, cv := range list {
 			if cv.State != "sent" {
@@ -333,7 +342,7 @@ func (s *Server) holds(r *WaitRequest) (bool, error) {
 		}
 		return count(n, err)
 	case "checks", "checks-done":
-		list, err := c.Checks()
+		list, err := s.Features.Interest.Checks()
 		n := 0
 		for _, ch := range list {
 			if r.Until == "checks" || ch.Result != interest.Pending.String() {
