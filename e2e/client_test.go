@@ -37,7 +37,20 @@ var accountLine = regexp.MustCompile(`--link-key ([0-9a-f]{64}) --mailbox ([0-9a
 // add-user) and starts the daemon.
 func (nw *network) newClient(t *testing.T, name, provider string, daemonArgs ...string) *clientProc {
 	t.Helper()
-	return nw.newClientIn(t, name, provider, filepath.Join(nw.dir, "clients", name), daemonArgs...)
+	return nw.newClientIn(t, name, provider, nw.clientDir(name), daemonArgs...)
+}
+
+// clientDir is a new client's state directory: clients/NAME, or NAME-2 and
+// on when tests sharing the network make users of the same name. (Short:
+// the control socket's path must fit a Unix socket address.)
+func (nw *network) clientDir(name string) string {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	nw.users[name]++
+	if n := nw.users[name]; n > 1 {
+		name = fmt.Sprintf("%s-%d", name, n)
+	}
+	return filepath.Join(nw.dir, "clients", name)
 }
 
 // newClientIn is newClient with the state directory at dir.
@@ -68,7 +81,9 @@ func (nw *network) signUpWith(t *testing.T, bin, name, provider, dir string) *cl
 	if m == nil {
 		t.Fatalf("init printed no account:\n%s", out)
 	}
+	nw.mu.Lock() // one writer of the account table at a time
 	runBin(t, bin, "provider", "add-user", "-accounts", filepath.Join(nw.dir, provider, "accounts.txt"), "-link-key", m[1], "-mailbox", m[2])
+	nw.mu.Unlock()
 	return c
 }
 
@@ -154,6 +169,7 @@ func (c *clientProc) inboxTexts(dir string) map[string]int {
 // through 3 layers of 2 mixes (every node its own process), and alice a
 // 256 KiB file: every message is acknowledged and delivered exactly once.
 func TestClientsExchangeMessages(t *testing.T) {
+	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	nw := startNetworkWith(t, 2, nil, map[string][]string{"testnet": clientParameters})
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
@@ -222,6 +238,7 @@ func lastLines(s string, n int) string {
 // at random (a test build's fault switch); end-to-end retransmission still
 // delivers every message exactly once.
 func TestLossyMixStillDelivers(t *testing.T) {
+	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	nw := startNetworkWith(t, 1, nil, map[string][]string{
 		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=0.1", "BACKCHANNEL_FAULT_SEED=7"},
 	})
@@ -253,6 +270,7 @@ func TestLossyMixStillDelivers(t *testing.T) {
 // the sender marks the message failed after its attempts, says why, and
 // its status command exits non-zero, instead of waiting for ever.
 func TestDeadMixReportsFailure(t *testing.T) {
+	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	nw := startNetworkWith(t, 1, nil, map[string][]string{
 		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=1"},
 	})

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,11 @@ type network struct {
 	outputs map[string]*output
 	// bins names the binary that runs a node, where it is not binPath.
 	bins map[string]string
+
+	// mu serializes what tests sharing the network do to it: the account
+	// tables, the users' names.
+	mu    sync.Mutex
+	users map[string]int // users made, by name; guarded by mu
 }
 
 // freeAddresses reserves n loopback ports by listening on them, then frees
@@ -167,7 +173,8 @@ func loadNetwork(t testing.TB, dir string, metrics []string, env map[string][]st
 	t.Helper()
 	doc, trust := readDocument(t, dir)
 	nw := &network{
-		t: t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
+		users: map[string]int{},
+		t:     t, dir: dir, doc: doc, trust: trust, metrics: map[string]string{}, procs: map[string]*exec.Cmd{},
 		clients: map[string]wire.Keypair{}, boxes: map[string]mailbox.ID{}, logFiles: map[string]string{},
 		rng: rand.New(rand.NewChaCha8([32]byte{byte(len(doc.Nodes))})), env: env, outputs: map[string]*output{},
 	}

@@ -28,11 +28,30 @@ lines:
 	return ""
 }
 
-// mediatorNetwork starts a network and a mediator who knows each of the
-// given parties, all daemons driven by the command line.
-func mediatorNetwork(t *testing.T, parties ...string) (*clientProc, map[string]*clientProc) {
+// TestFeaturesAcrossProcesses runs the features between daemons driven by
+// the command line, each feature's test with daemons of its own on one
+// shared network, in parallel: they wait on the network far more than they
+// compute. Providers expire mailbox packets every 500 ms (the disappearing
+// messages' test needs it; the others' packets live for days).
+func TestFeaturesAcrossProcesses(t *testing.T) {
+	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": append([]string{"-expire-every", "500ms"}, clientParameters...)})
+	for name, test := range map[string]func(*testing.T, *network){
+		"introductions": introductionsAcrossProcesses,
+		"convey":        conveyAcrossProcesses,
+		"interest":      mutualInterestAcrossProcesses,
+		"disappearing":  disappearingAcrossProcesses,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, nw)
+		})
+	}
+}
+
+// mediatorOn makes a mediator who knows each of the given parties, all
+// daemons driven by the command line.
+func mediatorOn(t *testing.T, nw *network, parties ...string) (*clientProc, map[string]*clientProc) {
 	t.Helper()
-	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": clientParameters})
 	mediator := nw.newClient(t, "mediator", "provider-a")
 	others := map[string]*clientProc{}
 	for i, name := range parties {
@@ -42,12 +61,12 @@ func mediatorNetwork(t *testing.T, parties ...string) (*clientProc, map[string]*
 	return mediator, others
 }
 
-// TestIntroductionsAcrossProcesses: the mediator introduces alice to bob
+// introductionsAcrossProcesses: the mediator introduces alice to bob
 // (both accept: they become contacts under the labels and talk end to end)
 // and alice to carol (carol declines: no contact on either side, and alice
 // sees exactly what she would see had carol not answered).
-func TestIntroductionsAcrossProcesses(t *testing.T) {
-	mediator, p := mediatorNetwork(t, "alice", "bob", "carol")
+func introductionsAcrossProcesses(t *testing.T, nw *network) {
+	mediator, p := mediatorOn(t, nw, "alice", "bob", "carol")
 	alice, bob, carol := p["alice"], p["bob"], p["carol"]
 	mediator.cli("introduce", "--label-for-a", "a party in country X", "--label-for-b", "a party in country Y", "--note", "as discussed", "alice", "bob")
 	mediator.cli("introduce", "--label-for-a", "a party in country Z", "--label-for-b", "a party in country Y", "alice", "carol")
@@ -81,13 +100,13 @@ func TestIntroductionsAcrossProcesses(t *testing.T) {
 	}
 }
 
-// TestConveyAcrossProcesses: alice writes to bob through the mediator,
+// conveyAcrossProcesses: alice writes to bob through the mediator,
 // asking for a signed receipt, a deniable one, and for a message the
 // mediator refuses. A third party checks the signed receipt against the
 // mediator's card with the command line; the deniable one does not pass.
 // Bob answers through the mediator.
-func TestConveyAcrossProcesses(t *testing.T) {
-	mediator, p := mediatorNetwork(t, "alice", "bob")
+func conveyAcrossProcesses(t *testing.T, nw *network) {
+	mediator, p := mediatorOn(t, nw, "alice", "bob")
 	alice, bob := p["alice"], p["bob"]
 	signed := firstField(t, alice.cli("convey", "send", "--to", "the party in country Y", "--receipt", "signed", "mediator", "we accept the venue"))
 	deniable := firstField(t, alice.cli("convey", "send", "--to", "the party in country Y", "--receipt", "deniable", "mediator", "yes"))
@@ -130,10 +149,9 @@ func TestConveyAcrossProcesses(t *testing.T) {
 	}
 }
 
-// TestMutualInterestAcrossProcesses plays the four combinations of answers
+// mutualInterestAcrossProcesses plays the four combinations of answers
 // between two daemons.
-func TestMutualInterestAcrossProcesses(t *testing.T) {
-	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": clientParameters})
+func mutualInterestAcrossProcesses(t *testing.T, nw *network) {
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
@@ -176,12 +194,11 @@ func (c *clientProc) wait(until string, count int) {
 	}
 }
 
-// TestDisappearingAcrossProcesses: alice makes her conversation with bob
+// disappearingAcrossProcesses: alice makes her conversation with bob
 // disappear after 3 seconds. The messages go from both clients' state when
 // their time is up; and what reaches bob's provider while bob is offline is
 // removed there after 3 s (bob's client asked for the short retention).
-func TestDisappearingAcrossProcesses(t *testing.T) {
-	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": append([]string{"-expire-every", "500ms"}, clientParameters...)})
+func disappearingAcrossProcesses(t *testing.T, nw *network) {
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
