@@ -175,7 +175,6 @@ func (a *authorityProcs) document(i int, e uint64) []byte {
 // the two left still publish the following epoch's document, with their two
 // signatures, which verifies; one signature alone would not.
 func TestAuthoritiesTwoOfThree(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	dir := t.TempDir()
 	addrs := freeAddresses(t, 5+3)
 	run(t, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2", "-addresses", strings.Join(addrs[:5], ","),

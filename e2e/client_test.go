@@ -169,7 +169,11 @@ func (c *clientProc) inboxTexts(dir string) map[string]int {
 // through 3 layers of 2 mixes (every node its own process), and alice a
 // 256 KiB file: every message is acknowledged and delivered exactly once.
 func TestClientsExchangeMessages(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
+	// In parallel with other tests: it waits on the network (delays,
+	// retransmissions) far more than it computes, and no epoch changes
+	// during it. (Tests bound to epochs run alone: under a parallel test's
+	// load a daemon started late missed its epoch.)
+	t.Parallel()
 	nw := startNetworkWith(t, 2, nil, map[string][]string{"testnet": clientParameters})
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
@@ -238,7 +242,7 @@ func lastLines(s string, n int) string {
 // at random (a test build's fault switch); end-to-end retransmission still
 // delivers every message exactly once.
 func TestLossyMixStillDelivers(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
+	t.Parallel() // as TestClientsExchangeMessages
 	nw := startNetworkWith(t, 1, nil, map[string][]string{
 		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=0.1", "BACKCHANNEL_FAULT_SEED=7"},
 	})
@@ -270,7 +274,7 @@ func TestLossyMixStillDelivers(t *testing.T) {
 // the sender marks the message failed after its attempts, says why, and
 // its status command exits non-zero, instead of waiting for ever.
 func TestDeadMixReportsFailure(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
+	t.Parallel() // as TestClientsExchangeMessages
 	nw := startNetworkWith(t, 1, nil, map[string][]string{
 		"testnet": clientParameters, "mix-2-a": {"BACKCHANNEL_FAULT_DROP=1"},
 	})

@@ -20,7 +20,6 @@ import (
 // produce the documents. Then the other two are killed: nodes and clients
 // keep the current document until it ends, then say so.
 func TestEpochsWithAuthorities(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	const epoch = 12 * time.Second
 	nw, authorities := authorityNetwork(t, 2, 3, 2, epoch)
 	alice := nw.newClient(t, "alice", "provider-a")

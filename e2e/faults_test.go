@@ -54,7 +54,6 @@ func authorityNetwork(t *testing.T, mixesPerLayer, n, k int, epoch time.Duration
 // spent in less than the three epochs it stays listed. RELIABILITY.md
 // says what that means with the default parameters.
 func TestMixStaysDown(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	const epoch = 8 * time.Second
 	nw, authorities := authorityNetwork(t, 2, 1, 1, epoch)
 	alice := nw.newClient(t, "alice", "provider-a", "--max-attempts", "60")

@@ -22,7 +22,6 @@ import (
 // at a following epoch and serves; taken off the list again, it is left out
 // of a later document and says so.
 func TestAddAndRemoveNode(t *testing.T) {
-	t.Parallel() // it waits on the network (delays, epochs) far more than it computes
 	const epoch = 8 * time.Second
 	nodes := 2 + 3
 	addrs := freeAddresses(t, 2*nodes+2)
