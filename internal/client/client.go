@@ -62,6 +62,12 @@ type Config struct {
 const DefaultMaxAttempts = 10
 
 // Client is a user's client. Its methods may be called from any goroutine.
+//
+// c.mu guards the fields below it. Every unexported method of Client runs
+// with c.mu held, except the few that take it themselves and say so (the
+// loops of run.go, receive, useDocument, followDocuments, holdNext) and
+// the loaders open calls before the client is shared. Reads for the user
+// do not take it: they load the view (view.go).
 type Client struct {
 	cfg   Config
 	store store

@@ -41,7 +41,7 @@ func (c *Client) refreshDocument(ctx context.Context, link Link) error {
 	return c.useDocument(doc)
 }
 
-// useDocument makes doc the client's network document.
+// useDocument makes doc the client's network document. It takes c.mu.
 func (c *Client) useDocument(doc *directory.Document) error {
 	format, err := sphinx.New(doc.Parameters.Geometry)
 	if err != nil {
@@ -69,7 +69,7 @@ func (c *Client) useDocument(doc *directory.Document) error {
 
 // followDocuments does what is due at the local time: switch to the next
 // document, fetch it, or report the current one expired. Only a failed
-// link is returned: the rest is logged and shown in Stats.
+// link is returned: the rest is logged and shown in Stats. It takes c.mu.
 func (c *Client) followDocuments(ctx context.Context, link Link) error {
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
@@ -115,7 +115,7 @@ func (c *Client) followDocuments(ctx context.Context, link Link) error {
 }
 
 // holdNext keeps raw as the next document if it is one: signed by enough
-// authorities, of a later epoch than the current one and not already over.
+// authorities, of a later epoch than the current one and not already over. It takes c.mu.
 func (c *Client) holdNext(raw []byte, now time.Time) error {
 	doc, err := directory.VerifySignatures(raw, c.trust())
 	if err != nil {

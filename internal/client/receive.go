@@ -17,7 +17,7 @@ import (
 
 // receive handles fetched mailbox packets. Everything it keeps is stored
 // before it returns, and so before the next fetch acknowledges the packets
-// to the provider.
+// to the provider. It takes c.mu.
 func (c *Client) receive(batch []clientlink.Fetched, now time.Time) error {
 	c.mu.Lock()
 	defer c.unlock()

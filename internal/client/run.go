@@ -57,7 +57,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // runLink serves one link until it fails or ctx is done; up reports
 // whether the link was established (the handshake done and the document
-// checked).
+// checked). It takes c.mu.
 func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	c.mu.Lock()
 	g := sphinx.DefaultGeometry
@@ -91,7 +91,7 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	return true, err
 }
 
-// sendLoop keeps the sending schedule.
+// sendLoop keeps the sending schedule. It takes c.mu.
 func (c *Client) sendLoop(ctx context.Context, link Link) error {
 	c.mu.Lock()
 	sched := newSchedule(c.timing, c.doc.Parameters, c.cfg.Clock.Now())
@@ -116,7 +116,7 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 }
 
 // fire sends the packet of one schedule event. A packet that cannot be
-// built is logged and its slot passes; a link that fails ends the loop.
+// built is logged and its slot passes; a link that fails ends the loop. It takes c.mu.
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
 	if err := c.stopped(); err != nil {
@@ -137,7 +137,7 @@ func (c *Client) fire(ev event, link Link) error {
 }
 
 // pollLoop fetches the mailbox at the document's fixed interval, and does
-// the housekeeping: loops that did not return, document refresh.
+// the housekeeping: loops that did not return, document refresh. It takes c.mu.
 func (c *Client) pollLoop(ctx context.Context, link Link) error {
 	next := c.cfg.Clock.Now()
 	for {
@@ -179,7 +179,7 @@ func (c *Client) pollLoop(ctx context.Context, link Link) error {
 }
 
 // housekeep counts loops that did not come back in time and forgets
-// transmissions whose acks can no longer matter.
+// transmissions whose acks can no longer matter. It takes c.mu.
 func (c *Client) housekeep(now time.Time) {
 	c.mu.Lock()
 	defer c.unlock()
