@@ -116,7 +116,8 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 }
 
 // fire sends the packet of one schedule event. A packet that cannot be
-// built is logged and its slot passes; a link that fails ends the loop. It takes c.mu.
+// built is logged and its slot passes; a link that fails ends the loop.
+// It takes c.mu.
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
 	if err := c.stopped(); err != nil {
