@@ -78,7 +78,7 @@ func (a *authorityProcs) launch(i int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, "authority", "run", "--config", a.configPath(i))
+	cmd := dieWithTests(exec.Command(binPath, "authority", "run", "--config", a.configPath(i)))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func (c *clientProc) start(args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(c.bin, append([]string{"client", "run"}, args...)...)
+	c.cmd = dieWithTests(exec.Command(c.bin, append([]string{"client", "run"}, args...)...))
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.out = out

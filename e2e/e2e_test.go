@@ -235,7 +235,7 @@ func (nw *network) start(name string) {
 		t.Fatal(err)
 	}
 	defer ready.Close()
-	cmd := exec.Command(bin, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml"))
+	cmd := dieWithTests(exec.Command(bin, "node", "run", "--config", filepath.Join(nw.dir, name, "node.toml")))
 	cmd.Env = append(append(os.Environ(), nw.env[name]...), ready.Env())
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -480,4 +480,14 @@ func TestProviderKilledLosesNothing(t *testing.T) {
 	// Duplicates are possible (a packet stored but not yet acknowledged
 	// when the provider died is sent again); losses are not.
 	t.Logf("all %d packets arrived; %d stored twice across the crash", count, duplicates)
+}
+
+// dieWithTests makes a daemon the tests start end when the test process
+// does, even when it is killed (a timeout, a Ctrl-C): orphaned nodes and
+// clients would otherwise go on using the machine's cores under the next
+// run. (Linux's parent-death signal: tied to the thread that started the
+// daemon, which the Go runtime keeps while the process lives.)
+func dieWithTests(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }

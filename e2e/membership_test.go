@@ -64,7 +64,7 @@ func TestAddAndRemoveNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ready.Close()
-	node := exec.Command(binPath, "node", "run", "--config", filepath.Join(newDir, "node.toml"))
+	node := dieWithTests(exec.Command(binPath, "node", "run", "--config", filepath.Join(newDir, "node.toml")))
 	node.Env = append(os.Environ(), ready.Env())
 	node.Stdout, node.Stderr = newOut, newOut
 	if err := node.Start(); err != nil {

@@ -80,7 +80,7 @@ func (nw *network) newUIUser(t *testing.T, chromium, name, provider string) *uiU
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(binPath, "ui", "--listen", "127.0.0.1:0")
+	c.cmd = dieWithTests(exec.Command(binPath, "ui", "--listen", "127.0.0.1:0"))
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.out = out
