@@ -20,6 +20,7 @@ import (
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/tools/readiness"
 )
 
 // authorityProcs are directory authorities running as processes.
@@ -30,6 +31,7 @@ type authorityProcs struct {
 	procs   []*exec.Cmd
 	logs    []string
 	outputs []*output
+	ready   []*readiness.Socket // each process's readiness, per launch
 	epoch   time.Duration
 	cfg     *config.Authority
 }
@@ -46,6 +48,7 @@ func startAuthorities(t *testing.T, dir string, n int, addrs []string) *authorit
 			a.epoch = a.cfg.Authority.Epoch.Duration
 		}
 		a.procs, a.logs, a.urls, a.outputs = append(a.procs, nil), append(a.logs, ""), append(a.urls, "http://"+addrs[i]), append(a.outputs, nil)
+		a.ready = append(a.ready, nil)
 		a.launch(i)
 	}
 	t.Cleanup(func() {
@@ -78,17 +81,23 @@ func (a *authorityProcs) launch(i int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ready, err := readiness.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ready.Close() })
 	cmd := dieWithTests(exec.Command(binPath, "authority", "run", "--config", a.configPath(i)))
+	cmd.Env = append(os.Environ(), ready.Env())
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a.procs[i], a.logs[i], a.outputs[i] = cmd, logPath, out
+	a.procs[i], a.logs[i], a.outputs[i], a.ready[i] = cmd, logPath, out, ready
 }
 
 func (a *authorityProcs) waitRunning(i int) {
 	a.t.Helper()
-	if err := a.outputs[i].waitFor(0, 20*time.Second, "authority running"); err != nil {
+	if err := a.ready[i].Wait(20 * time.Second); err != nil {
 		a.t.Fatalf("authority-%d did not come up: %v", i+1, err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/tools/readiness"
 )
 
 // clientProc is a client daemon running as its own process, driven by the
@@ -114,14 +116,25 @@ func (c *clientProc) start(args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ready, err := readiness.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
 	c.cmd = dieWithTests(exec.Command(c.bin, append([]string{"client", "run"}, args...)...))
-	c.cmd.Env = c.env
+	c.cmd.Env = append(c.env, ready.Env())
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.out = out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := out.waitFor(0, 20*time.Second, "client running"); err != nil {
+	wait := func() error { return ready.Wait(20 * time.Second) }
+	if c.bin != binPath {
+		// An earlier release (TestPreviousRelease) may predate readiness
+		// notification: its log line is all it says.
+		wait = func() error { return out.waitFor(0, 20*time.Second, "client running") }
+	}
+	if err := wait(); err != nil {
 		log, _ := os.ReadFile(c.log)
 		t.Fatalf("%s's daemon did not come up: %v\n%s", c.name, err, log)
 	}

@@ -180,6 +180,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			done <- (&control.Server{Client: c, Features: feats, Logger: logger, Wiped: stop}).Serve(ctx, ln)
 		}()
+		notifyReady(logger)
 		logger.Info("client running", "socket", socketPath(*dir))
 		fmt.Fprintln(stdout, "client running; stop it with Ctrl-C")
 		runErr := c.Run(ctx)

@@ -55,8 +55,10 @@ func (c *Client) useDocument(doc *directory.Document) error {
 	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
 		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
 	}
-	if c.doc != nil && c.doc.Epoch != doc.Epoch {
-		c.log.Info("new network epoch", "epoch", doc.Epoch, "valid_until", doc.ValidUntil)
+	if c.doc == nil || c.doc.Epoch != doc.Epoch {
+		// The first document is logged too: a daemon started late in an
+		// epoch says which it is in.
+		c.log.Info("new network epoch", "epoch", doc.Epoch, "valid_until", doc.ValidUntil, "first", c.doc == nil)
 	}
 	c.doc, c.format = doc, format
 	if c.next != nil && c.next.Epoch <= doc.Epoch {
