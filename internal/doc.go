@@ -12,7 +12,8 @@
 //	           messages: each a package behind client.Feature
 //	ui/        the client's interfaces: the control socket and the web page
 //	tools/     what builds, drives and measures networks: testnet, loadgen,
-//	           fault injection, readiness, test randomness
+//	           fault injection, readiness, in-process client networks,
+//	           test randomness
 //
 // A package imports only from lower layers and from its own group
 // (layers_test.go checks it): relay and endtoend, at the same height, know
