@@ -83,10 +83,11 @@ type senderFixture struct {
 	links chan *pipe
 	dials chan error // what each dial returns (nil: the next pipe)
 	lost  chan time.Duration
+	acked chan int
 }
 
 func newSenderFixture(t *testing.T, queue int) *senderFixture {
-	x := &senderFixture{clock: clock.NewFake(time.Unix(1e9, 0)), links: make(chan *pipe, 8), dials: make(chan error, 8), lost: make(chan time.Duration, 8)}
+	x := &senderFixture{clock: clock.NewFake(time.Unix(1e9, 0)), links: make(chan *pipe, 8), dials: make(chan error, 8), lost: make(chan time.Duration, 8), acked: make(chan int, 2*MaxUnacked)}
 	x.s = NewSender(SenderConfig{
 		Queue: queue, Clock: x.clock,
 		Dial: func(ctx context.Context) (Conn, error) {
@@ -102,7 +103,8 @@ func newSenderFixture(t *testing.T, queue int) *senderFixture {
 			x.links <- p
 			return p, nil
 		},
-		Lost: func(err error, wait time.Duration) { x.lost <- wait },
+		Lost:  func(err error, wait time.Duration) { x.lost <- wait },
+		Acked: func(n int) { x.acked <- n },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -171,38 +173,29 @@ func TestSenderResendsWhatWasNotAcknowledged(t *testing.T) {
 		t.Fatalf("new frame %d %q after the resent ones", f.Seq, f.Body)
 	}
 	second.ack(4)
-	waitHeld(t, x.s, 0, 0)
+	x.waitAcked(t, 4)
+	held(t, x.s, 0, 0)
 }
 
-// waitUnacked waits until the sender has n packets in flight.
-func waitUnacked(t *testing.T, s *Sender, n int) {
+// held checks what the sender holds.
+func held(t *testing.T, s *Sender, queued, unacked int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, u := s.Held(); u == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			_, u := s.Held()
-			t.Fatalf("%d packets unacknowledged, want %d", u, n)
-		}
-		time.Sleep(time.Millisecond) // polling a counter: no event to wait on
+	if q, u := s.Held(); q != queued || u != unacked {
+		t.Fatalf("held %d queued and %d unacknowledged, want %d and %d", q, u, queued, unacked)
 	}
 }
 
-// waitHeld waits until the sender holds what it should.
-func waitHeld(t *testing.T, s *Sender, queued, unacked int) {
+// waitAcked waits until the sender has applied acknowledgements of n more
+// packets.
+func (x *senderFixture) waitAcked(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q, u := s.Held()
-		if q == queued && u == unacked {
-			return
+	for n > 0 {
+		select {
+		case k := <-x.acked:
+			n -= k
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d acknowledgements not applied", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held %d queued and %d unacknowledged, want %d and %d", q, u, queued, unacked)
-		}
-		time.Sleep(time.Millisecond) // polling a counter: no event to wait on
 	}
 }
 
@@ -218,10 +211,12 @@ func TestSenderWindow(t *testing.T) {
 	for range MaxUnacked {
 		p.next(t)
 	}
-	// The window is full; the other 10 wait, in the queue or in the batch
-	// being written (which Held does not count), depending on when the
-	// sender took them.
-	waitUnacked(t, x.s, MaxUnacked)
+	// The window is full (a packet is numbered before it is written): the
+	// other 10 wait, in the queue or in the batch being written, depending
+	// on when the sender took them.
+	if _, u := x.s.Held(); u != MaxUnacked {
+		t.Fatalf("%d packets in flight, want the window's %d", u, MaxUnacked)
+	}
 	select {
 	case f := <-p.written:
 		t.Fatalf("frame %d written with the window full", f.Seq)
@@ -235,7 +230,8 @@ func TestSenderWindow(t *testing.T) {
 		}
 	}
 	p.ack(MaxUnacked + 10)
-	waitHeld(t, x.s, 0, 0)
+	x.waitAcked(t, MaxUnacked+10)
+	held(t, x.s, 0, 0)
 }
 
 // TestSenderBackoff: the wait between dials doubles while dialling fails,

@@ -22,8 +22,10 @@ type SenderConfig struct {
 	// Lost, if set, is told of each link that failed, or could not be
 	// made, and how long the Sender waits before the next.
 	Lost func(err error, wait time.Duration)
-	// Wrote, if set, counts the packet frames written.
+	// Wrote, if set, counts the packet frames written; Acked those the
+	// next hop acknowledged (called from the link's ack reader).
 	Wrote func(frames int)
+	Acked func(frames int)
 }
 
 // Backoff between links: it doubles while dialling fails and starts again
@@ -177,14 +179,18 @@ func (s *Sender) readAcks(c Conn, acked chan<- struct{}) error {
 			c.Close()
 			return fmt.Errorf("hop: next hop sent a %s frame", f.Type)
 		}
+		n := 0
 		s.mu.Lock()
 		if f.Seq > s.acked && f.Seq <= s.sent {
-			n := int(f.Seq - s.acked)
+			n = int(f.Seq - s.acked)
 			clear(s.unacked[:n])
 			s.unacked = s.unacked[n:]
 			s.acked = f.Seq
 		}
 		s.mu.Unlock()
+		if n > 0 && s.cfg.Acked != nil {
+			s.cfg.Acked(n)
+		}
 		select {
 		case acked <- struct{}{}:
 		default:
