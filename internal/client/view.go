@@ -56,6 +56,9 @@ func (c *Client) notify() { c.dirty = true }
 // publish replaces the view; c.mu is held.
 func (c *Client) publish() {
 	old := c.view.Load()
+	if !c.dirty && old.stats == c.stats {
+		return // nothing the user sees changed: no copy
+	}
 	v := *old
 	v.stats = c.stats
 	if !c.dirty {
