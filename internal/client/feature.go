@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
@@ -42,6 +43,12 @@ type Ticker interface {
 
 // DeliveryWatcher is a feature that learns when a message it queued with
 // a reference (Tx.QueueRef) was acknowledged by its recipient.
+//
+// Delivered is called at least once for each such message, and may be
+// called again for it: Register calls it for every delivered message the
+// outbox still holds, since a crash may have come between the client
+// saving the delivery and the feature saving what it did about it. It
+// must do its work once (keep, under the reference, that it did).
 type DeliveryWatcher interface {
 	Delivered(tx *Tx, to Contact, ref [16]byte)
 }
@@ -62,6 +69,11 @@ func (c *Client) Register(f Feature) error {
 	}
 	for _, k := range f.Kinds() {
 		c.features[k] = f
+	}
+	for _, m := range c.out {
+		if m.rec.Status == Delivered && slices.ContainsFunc(f.Kinds(), func(k ContentKind) bool { return k.String() == m.rec.Kind }) {
+			c.delivered(m)
+		}
 	}
 	return nil
 }

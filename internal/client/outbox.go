@@ -58,6 +58,25 @@ func (c *Client) loadOutbox() error {
 		}
 		if rec.Status == Queued || rec.Status == Sent {
 			body, err := bodies.get(c.store, rec.ID)
+			if errors.Is(err, vault.ErrNotFound) {
+				// Earlier releases deleted a message's
+				// content before saving its last acknowledgement: a crash
+				// between the two left this. Content is deleted only once
+				// a message is settled, and only its delivery deleted it
+				// first, so the message was delivered.
+				c.log.Warn("a message's last acknowledgement was interrupted; it is marked delivered", "kind", rec.Kind)
+				m.rec.Status, m.rec.Delivered = Delivered, c.cfg.Clock.Now().UTC()
+				for i := range m.rec.Acked {
+					m.rec.Acked[i] = true
+				}
+				c.startExpiry(m, c.cfg.Clock.Now())
+				if err := outRecords.put(c.store, rec.ID, m.rec); err != nil {
+					return err
+				}
+				c.out = append(c.out, m)
+				c.outByID[rec.ID] = m
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -72,6 +91,35 @@ func (c *Client) loadOutbox() error {
 		c.outByID[rec.ID] = m
 	}
 	sort.SliceStable(c.out, func(i, j int) bool { return c.out[i].rec.Created.Before(c.out[j].rec.Created) })
+	return c.dropStaleContent()
+}
+
+// dropStaleContent deletes what a crash left behind: the content of a
+// settled message (saved settled, not yet deleted) and the content and
+// text of a message whose record was never saved (a crash while it was
+// queued: the user was not told it was queued). c.mu is held.
+func (c *Client) dropStaleContent() error {
+	ids, err := bodies.ids(c.store)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if m := c.outByID[id]; m == nil || !m.pending() {
+			if err := bodies.delete(c.store, id); err != nil {
+				return err
+			}
+		}
+	}
+	if ids, err = sentTexts.ids(c.store); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if c.outByID[id] == nil {
+			if err := sentTexts.delete(c.store, id); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

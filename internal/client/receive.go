@@ -79,16 +79,27 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 		return
 	}
 	m.rec.Acked[t.index] = true
-	if allTrue(m.rec.Acked) {
+	settled := allTrue(m.rec.Acked)
+	if settled {
 		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
-		bodies.delete(c.store, m.rec.ID)
-		m.frags = nil
 		c.startExpiry(m, now)
+	}
+	// The record is saved before the content is deleted: a crash between
+	// the two leaves a delivered message with its content still on disk
+	// (deleted on the next start), never a message on its way without it.
+	saved := outRecords.put(c.store, m.rec.ID, m.rec)
+	if saved != nil {
+		c.log.Error("saving an acknowledgement", "err", saved)
+	}
+	if settled {
+		if saved == nil {
+			if err := bodies.delete(c.store, m.rec.ID); err != nil {
+				c.log.Error("deleting a delivered message's content", "err", err)
+			}
+		}
+		m.frags = nil
 		c.delivered(m)
 		c.notify()
-	}
-	if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
-		c.log.Error("saving an acknowledgement", "err", err)
 	}
 }
 

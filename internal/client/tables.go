@@ -98,6 +98,24 @@ func (b blobs) put(s store, id [16]byte, v []byte) error { return s.dir.Put(b.la
 func (b blobs) get(s store, id [16]byte) ([]byte, error) { return s.dir.Get(b.label(id)) }
 func (b blobs) delete(s store, id [16]byte) error        { return s.dir.Delete(b.label(id)) }
 
+// ids lists the IDs of the entries of this kind (labels that do not parse
+// are left out).
+func (b blobs) ids(s store) ([][16]byte, error) {
+	labels, err := s.dir.Labels(b.prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out [][16]byte
+	for _, l := range labels {
+		raw, err := hex.DecodeString(strings.TrimPrefix(l, b.prefix))
+		if err != nil || len(raw) != 16 {
+			continue
+		}
+		out = append(out, [16]byte(raw))
+	}
+	return out, nil
+}
+
 // Contacts are keyed by their identity key in hex.
 const contactPrefix = "contact/"
 

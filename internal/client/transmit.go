@@ -154,10 +154,12 @@ func (c *Client) failExhausted(now time.Time) {
 		}
 		m.rec.Status, m.rec.Reason = Failed, reason
 		c.startExpiry(m, now)
+		// As for a delivered message: the record first, then the content.
 		if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
 			c.log.Error("saving a failed message", "err", err)
+		} else if err := bodies.delete(c.store, m.rec.ID); err != nil {
+			c.log.Error("deleting a failed message's content", "err", err)
 		}
-		bodies.delete(c.store, m.rec.ID)
 		m.frags = nil
 		c.notify()
 	}

@@ -2,19 +2,12 @@ package client
 
 import (
 	"io"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/base/clock"
-	"github.com/backchannel/backchannel/internal/client/vault"
-	"github.com/backchannel/backchannel/internal/tools/testnet"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
-
-// testVaultParams make vaults cheap to open in tests.
-var testVaultParams = vault.Params{Time: 1, MemoryKiB: 64, Threads: 1}
 
 // gatedRand is a source of randomness that, once armed, holds its next
 // reader until released: packet creation reads it, so a test can hold the
@@ -52,38 +45,9 @@ func (g *gatedRand) arm() {
 // checks that every read the command line and the web interface make
 // still answers: status, the inbox, the contacts, the features' lists.
 func TestReadsDoNotWaitForPackets(t *testing.T) {
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	clk := clock.NewFake(start)
-	tn, err := testnet.Generate(testnet.Options{
-		Dir: t.TempDir(), Layers: 3, MixesPerLayer: 1, Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(40, 1),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	network := func(i int) Network {
-		p := tn.Document.Providers()[i]
-		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
-			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
-	}
 	gate := &gatedRand{r: testrand.New(40, 2)}
-	alice, _, err := Create(Config{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("a"), VaultParams: testVaultParams,
-		Clock: clk, Rand: gate, ScheduleSeed: [32]byte{40}}, network(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	bob, _, err := Create(Config{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("b"), VaultParams: testVaultParams,
-		Clock: clk, Rand: testrand.New(40, 3)}, network(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.Close()
-	if err := alice.AddContact("bob", bob.Self()); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.useDocument(tn.Document); err != nil {
-		t.Fatal(err)
-	}
+	pair := newOfflinePair(t, 40, gate)
+	alice, clk := pair.alice, pair.clock
 	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("open to talks?")}); err != nil {
 		t.Fatal(err)
 	}
