@@ -267,7 +267,11 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 		}
 		held = append(held, set)
 	}
-	doc, err := Build(e, s.Start(e), s.cfg.EpochLength, s.cfg.Parameters, Tally(e, held, s.cfg.Threshold, s.cfg.Admission))
+	kept, dropped := Screen(Tally(e, held, s.cfg.Threshold, s.cfg.Admission), s.previous(e))
+	for _, d := range dropped {
+		s.log.Warn("a descriptor is left out of the document", "epoch", e, "node", d.Name, "key", fmt.Sprintf("%x", []byte(d.Key)), "reason", d.Reason)
+	}
+	doc, err := Build(e, s.Start(e), s.cfg.EpochLength, s.cfg.Parameters, kept)
 	if err != nil {
 		return err
 	}
@@ -285,6 +289,27 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 	s.mu.Unlock()
 	s.log.Info("voted", "epoch", e, "nodes", len(doc.Nodes), "bundles", len(held))
 	return nil
+}
+
+// previous is the published document of the epoch before e, or nil if
+// this authority does not hold it (its signatures were checked when it was
+// published or read back).
+func (s *Server) previous(e uint64) *directory.Document {
+	if e == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	data := s.documents[e-1]
+	s.mu.Unlock()
+	if data == nil {
+		return nil
+	}
+	doc, err := directory.VerifySignatures(data, directory.Trust{Authorities: s.authorities(), Threshold: s.cfg.Threshold})
+	if err != nil {
+		s.log.Error("the previous document does not verify", "epoch", e-1, "err", err)
+		return nil
+	}
+	return doc
 }
 
 // combine gathers the peers' votes for the document this authority voted
