@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/base/listen"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/authority"
 	"github.com/backchannel/backchannel/internal/pki/directory"
@@ -94,6 +95,11 @@ func authorityConfig(cfg *config.Authority) (authority.Config, error) {
 	return ac, nil
 }
 
+// authorityLimits bound the connections an authority holds: its peers
+// and the nodes (each uploads a descriptor and fetches documents once an
+// epoch) from a few addresses each.
+var authorityLimits = listen.Limits{Total: 1024, PerSource: 32}
+
 // serveAuthority runs the authority of configPath until ctx is done.
 func serveAuthority(ctx context.Context, configPath string, logOut io.Writer) error {
 	cfg, err := config.LoadAuthority(configPath)
@@ -113,8 +119,8 @@ func serveAuthority(ctx context.Context, configPath string, logOut io.Writer) er
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	srv := listen.NewHTTPServer(s.Handler(), authority.MaxUpload)
+	go srv.Serve(listen.Limit(ln, authorityLimits, nil))
 	notifyReady(ac.Logger)
 	ac.Logger.Info("authority running", "listen", ln.Addr().String(), "threshold", ac.Threshold, "peers", len(ac.Peers), "epoch", ac.EpochLength)
 	err = s.Run(ctx)

@@ -143,7 +143,9 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 	params := testnet.DefaultParameters(o.layers)
 	params.MeanDelay, params.PollInterval = o.meanDelay, o.poll
 	tn, err := testnet.Generate(testnet.Options{Dir: dir, Layers: o.layers, MixesPerLayer: o.mixes, Providers: o.providers,
-		Addresses: addrs[:nodes], MetricsAddresses: addrs[nodes:], Pprof: o.pprof, Parameters: params, Validity: 24 * time.Hour, Now: time.Now(), Rand: cryptoRand{}})
+		Addresses: addrs[:nodes], MetricsAddresses: addrs[nodes:], Pprof: o.pprof, Parameters: params, Validity: 24 * time.Hour, Now: time.Now(), Rand: cryptoRand{},
+		// Every simulated client connects from this host's loopback address.
+		LinksPerSource: o.clients + node.DefaultLinksPerSource})
 	if err != nil {
 		return err
 	}

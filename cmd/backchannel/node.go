@@ -14,12 +14,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/backchannel/backchannel/internal/base/config"
+	"github.com/backchannel/backchannel/internal/base/listen"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/backchannel/backchannel/internal/relay/node"
@@ -86,6 +86,10 @@ func runServer(kind string, args []string, stderr io.Writer, serve func(ctx cont
 	return 0
 }
 
+// metricsLimits bound the connections the metrics listener holds: a few
+// scrapers and an operator.
+var metricsLimits = listen.Limits{Total: 64, PerSource: 8}
+
 // serveNode runs the node of configPath, with its metrics listener, until
 // ctx is done.
 func serveNode(ctx context.Context, configPath string, listener net.Listener, logOut io.Writer) error {
@@ -107,12 +111,12 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		srv := &http.Server{Addr: cfg.Node.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := listen.NewHTTPServer(mux, 0)
 		ln, err := net.Listen("tcp", cfg.Node.Metrics)
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
-		go srv.Serve(ln)
+		go srv.Serve(listen.Limit(ln, metricsLimits, nil))
 		defer srv.Close()
 	}
 	go func() {

@@ -65,6 +65,10 @@ type NodeSection struct {
 	// DrainTimeout bounds a graceful shutdown: how long the node keeps
 	// forwarding what it holds before it exits (default 10s).
 	DrainTimeout Duration `toml:"drain_timeout,omitempty"`
+	// LinksPerSource bounds the connections one IPv4 address or IPv6 /64
+	// may hold open to the node (default 64): raise it for a provider
+	// whose users sit behind one NAT.
+	LinksPerSource int `toml:"links_per_source,omitzero"`
 }
 
 // Directory is the [directory] table: where the network document is and whom
@@ -203,6 +207,9 @@ func (c *Node) validate() error {
 	}
 	if c.Node.DrainTimeout.Duration < 0 {
 		errs = append(errs, errors.New("[node] drain_timeout must not be negative"))
+	}
+	if c.Node.LinksPerSource < 0 {
+		errs = append(errs, fmt.Errorf("[node] links_per_source = %d must not be negative", c.Node.LinksPerSource))
 	}
 	if c.Directory.ClockSkew.Duration < 0 {
 		errs = append(errs, errors.New("[directory] clock_skew must not be negative"))

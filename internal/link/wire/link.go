@@ -36,8 +36,14 @@ const KeySize = 32
 // another version fail the handshake instead of misreading frames.
 const prologue = "backchannel link v1"
 
-// handshakeTimeout bounds how long a peer may take to complete a handshake.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds how long a peer may take to complete a handshake,
+// and firstMessageTimeout how long the responder waits for the initiator's
+// first message (32 bytes, sent as soon as it connects): a connection that
+// sends nothing holds the responder's resources for no longer.
+const (
+	handshakeTimeout    = 10 * time.Second
+	firstMessageTimeout = 2 * time.Second
+)
 
 var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2b)
 
@@ -137,13 +143,15 @@ func Accept(conn net.Conn, key Keypair, authorize func(peer [KeySize]byte) error
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	started := time.Now()
+	conn.SetDeadline(started.Add(firstMessageTimeout))
 	defer conn.SetDeadline(time.Time{})
 
 	in := make([]byte, msg1Length)
 	if _, err := io.ReadFull(conn, in); err != nil {
 		return nil, fmt.Errorf("%w: reading the initiator's first message: %v", ErrHandshake, err)
 	}
+	conn.SetDeadline(started.Add(handshakeTimeout))
 	if _, _, _, err := hs.ReadMessage(nil, in); err != nil {
 		return nil, fmt.Errorf("%w: initiator's first message: %v", ErrHandshake, err)
 	}

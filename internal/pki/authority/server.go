@@ -12,11 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/pki/directory"
@@ -74,6 +75,9 @@ type Server struct {
 	frozen      map[uint64][]byte            // epoch → own signed bundle
 	votes       map[uint64][]byte            // epoch → own vote: an encoded directory.Signed
 	documents   map[uint64][]byte            // epoch → published document (threshold reached)
+
+	refusals *rate.Limiter // of refused uploads' log lines
+	unlogged atomic.Int64  // refused uploads not logged since the last logged
 }
 
 // NewServer makes an authority.
@@ -94,7 +98,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, descriptors: map[uint64]map[string][]byte{}, frozen: map[uint64][]byte{},
-		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}}
+		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}, refusals: rate.NewLimiter(1, 10)}
 	if err := s.loadDocuments(); err != nil {
 		return nil, err
 	}
@@ -408,60 +412,6 @@ func (s *Server) Document(e uint64) ([]byte, bool) {
 	defer s.mu.Unlock()
 	d, ok := s.documents[e]
 	return d, ok
-}
-
-// Handler is the authority's HTTP API:
-//
-//	POST /v1/descriptor          a node's signed descriptor for the next epoch
-//	GET  /v1/descriptors/{epoch} this authority's frozen bundle (for peers)
-//	GET  /v1/vote/{epoch}        this authority's signed document (for peers)
-//	GET  /v1/document/{epoch}    the published document of an epoch
-//	GET  /v1/document/current    the published document of the current epoch
-//	GET  /v1/document/next       the published document of the next epoch
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/descriptor", func(w http.ResponseWriter, r *http.Request) {
-		raw, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-		if err == nil {
-			err = s.Upload(raw)
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	serve := func(m func() map[uint64][]byte, what string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			var e uint64
-			switch v := r.PathValue("epoch"); {
-			case v == "current":
-				e = s.Epoch(s.cfg.Clock.Now())
-			case v == "next":
-				e = s.Epoch(s.cfg.Clock.Now()) + 1
-			default:
-				n, err := strconv.ParseUint(v, 10, 64)
-				if err != nil {
-					http.Error(w, fmt.Sprintf("%q is not an epoch", v), http.StatusBadRequest)
-					return
-				}
-				e = n
-			}
-			s.mu.Lock()
-			b, ok := m()[e]
-			s.mu.Unlock()
-			if !ok {
-				http.Error(w, fmt.Sprintf("no %s for epoch %d (yet)", what, e), http.StatusNotFound)
-				return
-			}
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Write(b)
-		}
-	}
-	mux.HandleFunc("GET /v1/descriptors/{epoch}", serve(func() map[uint64][]byte { return s.frozen }, "frozen descriptors"))
-	mux.HandleFunc("GET /v1/vote/{epoch}", serve(func() map[uint64][]byte { return s.votes }, "vote"))
-	mux.HandleFunc("GET /v1/document/{epoch}", serve(func() map[uint64][]byte { return s.documents }, "document"))
-	return mux
 }
 
 // Run does each step as time passes, every sixteenth of an epoch, until

@@ -3,13 +3,17 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/link/clientlink"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
@@ -134,12 +138,15 @@ func TestSlowReaderLosesOnlyItsLink(t *testing.T) {
 }
 
 // TestConnectionFlood: more connections than the provider lets into their
-// handshakes at once are opened and left silent. The excess is closed at
-// once and counted; links already up keep their service; once the silent
+// handshakes at once are opened and left silent (the cap per source is
+// raised, so that the handshake slots are what is tested; sources are
+// TestIdleFloodDoesNotLockOut's). The excess is closed at once and
+// counted; links already up keep their service; once the silent
 // connections go, a client connects again.
 func TestConnectionFlood(t *testing.T) {
 	rng := rand.New(rand.NewChaCha8([32]byte{23}))
 	tn := newTestNet(t, rng)
+	tn.restart(t, 1, func(c *Config) { c.LinksPerSource = 10 * maxHandshakes })
 	provider := tn.nodes[1]
 	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
 	var silent []net.Conn
@@ -165,4 +172,87 @@ func TestConnectionFlood(t *testing.T) {
 	if got := receive(t, again, 5, 30*time.Second); len(got) != 5 {
 		t.Fatalf("bob's new link received %d of 5 after the flood", len(got))
 	}
+}
+
+// TestIdleFloodDoesNotLockOut: one address (127.0.0.2) opens idle
+// connections to a provider, 200 a second, for the whole test, each held
+// until the provider closes it. Meanwhile a real client connects, and a
+// node (a mix, with its link key) connects, five times each from another
+// address: every handshake succeeds within 2 s, and packets still reach
+// their mailbox. Without the cap per source the flood holds every
+// handshake slot and the handshakes fail (checked by raising
+// LinksPerSource to 100,000: RELIABILITY.md).
+func TestIdleFloodDoesNotLockOut(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{24}))
+	tn := newTestNet(t, rng)
+	provider := tn.nodes[1]
+	addr := tn.node("provider-b").Address
+	stop := make(chan struct{})
+	var flood sync.WaitGroup
+	flood.Add(1)
+	go func() {
+		defer flood.Done()
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: time.Second}
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				continue
+			}
+			flood.Add(1)
+			go func() { // held, silent, until the provider (or the test's end) closes it
+				defer flood.Done()
+				go func() { <-stop; c.Close() }()
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() { close(stop); flood.Wait() })
+	waitFor(t, "the flooding address to reach its cap", func() bool {
+		return counter(t, provider, "backchannel_link_errors_total", "per_source") > 0
+	})
+
+	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
+	frame := wire.FrameSizeFor(f.Geometry().PacketLength())
+	p := tn.node("provider-b")
+	var mix *Config
+	for i := range tn.doc.Nodes {
+		if tn.doc.Nodes[i].Role == directory.RoleMix && tn.doc.Nodes[i].Layer == 3 {
+			mix = &tn.configs[i]
+		}
+	}
+	for round := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		l, err := clientlink.Dial(ctx, addr, tn.clients["bob"], p.LinkKey, frame)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: bob could not connect within 2 s during the flood: %v", round, err)
+		}
+		l.Close()
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: a mix could not connect: %v", round, err)
+		}
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		c, err := wire.Dial(conn, mix.LinkKey, p.LinkKey, frame)
+		if err != nil {
+			t.Fatalf("round %d: a mix's handshake failed within 2 s during the flood: %v", round, err)
+		}
+		c.Close()
+	}
+	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+	tn.sendNumbered(t, rng, alice, "bob", 0, 10)
+	if got := receive(t, bob, 10, 30*time.Second); len(got) != 10 {
+		t.Fatalf("bob received %d of 10 during the flood", len(got))
+	}
+	t.Logf("connections refused for their source: %.0f; for the handshake slots: %.0f",
+		counter(t, provider, "backchannel_link_errors_total", "per_source"),
+		counter(t, provider, "backchannel_link_errors_total", "handshake_limit"))
 }

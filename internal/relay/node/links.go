@@ -43,6 +43,9 @@ const (
 	// the node a bounded number of goroutines and buffers, and the links
 	// already up keep their service.
 	maxHandshakes = 256
+	// DefaultLinksPerSource is Config.LinksPerSource's default: a few
+	// dozen users behind one NAT, and a quarter of the handshake slots.
+	DefaultLinksPerSource = 64
 )
 
 // kind names the link for logs without naming the peer: logs never carry a

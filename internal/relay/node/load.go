@@ -99,6 +99,7 @@ func Load(ctx context.Context, configPath string, listener net.Listener, logger 
 		Listen: cfg.Node.Listen, Listener: listener, DataDir: cfg.Path(cfg.Node.DataDir),
 		Mailbox:           mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
 		ExpireEvery:       cfg.Provider.ExpireEvery.Duration,
+		LinksPerSource:    cfg.Node.LinksPerSource,
 		ClientPacketRate:  cfg.Provider.ClientPacketRate,
 		ClientPacketBurst: cfg.Provider.ClientPacketBurst,
 		PeerQueue:         cfg.Queues.Peer,

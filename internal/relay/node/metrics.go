@@ -107,7 +107,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
-	for _, k := range []string{"handshake", "handshake_limit", "malformed_frame", "slow_reader", "io"} {
+	for _, k := range []string{"handshake", "handshake_limit", "per_source", "malformed_frame", "slow_reader", "io"} {
 		m.linkErrors.WithLabelValues(k)
 	}
 	return m

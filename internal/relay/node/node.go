@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/base/listen"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
@@ -75,6 +76,12 @@ type Config struct {
 	// next hop, may block before the link is closed (a peer that does not
 	// read); zero means 30 seconds.
 	LinkWriteTimeout time.Duration
+	// LinksPerSource bounds the connections one source address (an IPv4
+	// address, an IPv6 /64) may hold open to the node, in their handshake
+	// or up: beyond it a new one is closed at once, so that a flood from
+	// one address cannot take the handshake slots from real peers. Zero
+	// means DefaultLinksPerSource.
+	LinksPerSource int
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// a provider takes from one client, and the burst above it; zero
 	// derives them from the document (see clientLimiter).
@@ -135,6 +142,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.LinkWriteTimeout <= 0 {
 		cfg.LinkWriteTimeout = defaultLinkWriteTimeout
 	}
+	if cfg.LinksPerSource <= 0 {
+		cfg.LinksPerSource = DefaultLinksPerSource
+	}
 	self := cfg.Document.Node(cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {
 		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", cfg.Document.Epoch)
@@ -155,7 +165,6 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		ready:      make(chan struct{}),
 		cfg:        cfg,
-		listener:   cfg.Listener,
 		format:     format,
 		frame:      wire.FrameSizeFor(format.Geometry().PacketLength()),
 		log:        cfg.Logger.With("node", self.Name),
@@ -164,6 +173,9 @@ func New(cfg Config) (*Node, error) {
 		peers:      map[sphinx.NodeID]*peer{},
 		links:      map[*inbound]struct{}{},
 		handshakes: make(chan struct{}, maxHandshakes),
+	}
+	if cfg.Listener != nil {
+		n.listener = n.limit(cfg.Listener)
 	}
 	if n.faults, err = faultsFromEnvironment(); err != nil {
 		return nil, err
@@ -213,8 +225,16 @@ func (n *Node) Listen() error {
 	if err != nil {
 		return fmt.Errorf("node: failed to listen: %w", err)
 	}
-	n.listener = ln
+	n.listener = n.limit(ln)
 	return nil
+}
+
+// limit bounds the connections ln holds from one source (see
+// Config.LinksPerSource).
+func (n *Node) limit(ln net.Listener) net.Listener {
+	return listen.Limit(ln, listen.Limits{PerSource: n.cfg.LinksPerSource}, func(reason string) {
+		n.metrics.linkErrors.WithLabelValues(reason).Inc()
+	})
 }
 
 // Ready returns a channel closed once Run accepts links and packets: the

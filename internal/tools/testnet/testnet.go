@@ -64,6 +64,10 @@ type Options struct {
 	// default is 10 s); Pprof serves Go's profiles on the metrics listener.
 	DrainTimeout time.Duration
 	Pprof        bool
+	// LinksPerSource, if set, is each node's cap on connections from one
+	// address (their default is 64): a load generator's clients all come
+	// from one loopback address.
+	LinksPerSource int
 	// Listens, if set, gives every node's listen address in order, where it
 	// differs from the published one (a proxy in front of each node).
 	Listens []string
@@ -397,6 +401,7 @@ func nodeConfig(opts Options, net *Network, name, role, address, metrics string)
 			Name: name, Role: role, Address: address,
 			DataDir: "data", IdentityKey: "identity.key", LinkKey: "link.key", SphinxKeys: "sphinx-keys",
 			Metrics: metrics, Pprof: opts.Pprof, DrainTimeout: config.Duration{Duration: opts.DrainTimeout},
+			LinksPerSource: opts.LinksPerSource,
 		},
 		Directory: config.Directory{
 			Document:    "network.doc",
