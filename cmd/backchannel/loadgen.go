@@ -142,6 +142,9 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 	}
 	params := testnet.DefaultParameters(o.layers)
 	params.MeanDelay, params.PollInterval = o.meanDelay, o.poll
+	// The document says what clients send, and providers' limits follow
+	// it: the simulated clients send loops at o.rate and nothing else.
+	params.SendRate, params.LoopRate, params.DropRate = o.rate, 0, 0
 	tn, err := testnet.Generate(testnet.Options{Dir: dir, Layers: o.layers, MixesPerLayer: o.mixes, Providers: o.providers,
 		Addresses: addrs[:nodes], MetricsAddresses: addrs[nodes:], Pprof: o.pprof, Parameters: params, Validity: 24 * time.Hour, Now: time.Now(), Rand: cryptoRand{},
 		// Every simulated client connects from this host's loopback address.

@@ -101,10 +101,14 @@ type Provider struct {
 	ExpireEvery Duration `toml:"expire_every,omitempty"`
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// one user may send, and the burst above it; 0 derives them from the
-	// document's cover-traffic rates (four times what a client sends, at
-	// least 100/s; ten seconds' worth, at least 2,000).
+	// document's client rates (twice what a client sends; ten seconds'
+	// worth, at least 20). Fetches and other requests have a limit of
+	// their own, from the poll interval.
 	ClientPacketRate  float64 `toml:"client_packet_rate,omitzero"`
 	ClientPacketBurst int     `toml:"client_packet_burst,omitzero"`
+	// LinksPerUser bounds the links one user may hold at once (default
+	// 4); a new one closes the oldest.
+	LinksPerUser int `toml:"links_per_user,omitzero"`
 }
 
 // Duration is a time.Duration written as in Go ("90s", "168h").
@@ -222,6 +226,9 @@ func (c *Node) validate() error {
 	}
 	if c.Provider.MailboxQuota < 1 || c.Provider.Retention.Duration <= 0 {
 		errs = append(errs, errors.New("[provider] mailbox_quota and retention must be positive"))
+	}
+	if c.Provider.LinksPerUser < 0 {
+		errs = append(errs, fmt.Errorf("[provider] links_per_user = %d must not be negative", c.Provider.LinksPerUser))
 	}
 	if c.Provider.ClientPacketRate < 0 || c.Provider.ClientPacketBurst < 0 {
 		errs = append(errs, errors.New("[provider] client_packet_rate and client_packet_burst must not be negative (0: from the document)"))

@@ -15,6 +15,15 @@ import (
 // FetchBatch is the number of reply frames to every fetch.
 const FetchBatch = 4
 
+// MaxFetchesPerPoll is how many fetches a client sends in one poll
+// interval at most: the scheduled one, then more at once while the reply
+// says packets remain, so that a backlog (after a time offline, or one a
+// flooder built) drains at up to MaxFetchesPerPoll × FetchBatch packets a
+// poll interval. Those extra fetches show a link observer that a backlog
+// exists, which whoever built it knows already; when none exists the
+// schedule is the fixed one. Providers size their limits on it.
+const MaxFetchesPerPoll = 8
+
 // fetch message versions.
 const fetchVersion = 1
 

@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/backchannel/backchannel/internal/link/hop"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
@@ -28,8 +26,9 @@ type inbound struct {
 	box    mailbox.ID // the client's mailbox
 	acks   *hop.Receiver
 
-	// limit bounds a client's packet rate (see provider.limiter).
-	limit *rate.Limiter
+	// user is a client's state at its provider: its rate limits and
+	// links (see provider.addLink); nil for a node's link.
+	user *user
 }
 
 // Link limits.
@@ -43,10 +42,21 @@ const (
 	// the node a bounded number of goroutines and buffers, and the links
 	// already up keep their service.
 	maxHandshakes = 256
+	// minClientIdle is the least time a client's link may go without a
+	// frame (see clientIdleTimeout).
+	minClientIdle = 30 * time.Second
 	// DefaultLinksPerSource is Config.LinksPerSource's default: a few
 	// dozen users behind one NAT, and a quarter of the handshake slots.
 	DefaultLinksPerSource = 64
 )
+
+// clientIdleTimeout is how long a client's link may go without a frame
+// (a whole one: a frame half sent counts as none) before the provider
+// closes it: four poll intervals, since a client fetches at every one, and
+// at least minClientIdle.
+func clientIdleTimeout(p directory.Parameters) time.Duration {
+	return max(4*p.PollInterval, minClientIdle)
+}
 
 // kind names the link for logs without naming the peer: logs never carry a
 // client's address, key or mailbox (as Tor's SafeLogging), and a node's
@@ -107,6 +117,18 @@ func (n *Node) serveInbound(conn net.Conn) {
 		return
 	}
 	defer n.removeLink(l)
+	var idle time.Duration
+	if l.client {
+		if old := n.provider.addLink(l); old != nil {
+			n.metrics.linkErrors.WithLabelValues("replaced").Inc()
+			old.conn.Close()
+		}
+		defer n.provider.removeLink(l)
+		idle = n.cfg.ClientIdleTimeout
+		if idle <= 0 {
+			idle = clientIdleTimeout(n.epochs.Load().cur.doc.Parameters)
+		}
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -116,9 +138,14 @@ func (n *Node) serveInbound(conn net.Conn) {
 	}()
 	limited := false
 	for {
+		if idle > 0 {
+			c.SetReadDeadline(time.Now().Add(idle))
+		}
 		f, err := c.ReadFrame()
 		if err != nil {
-			if errors.Is(err, wire.ErrMalformedFrame) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				n.metrics.linkErrors.WithLabelValues("idle").Inc()
+			} else if errors.Is(err, wire.ErrMalformedFrame) {
 				n.metrics.linkErrors.WithLabelValues("malformed_frame").Inc()
 				n.log.Info("closing a link that sent a malformed frame", "link", l.kind())
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -134,7 +161,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 				return
 			}
 			n.metrics.packetsIn.Inc()
-			if l.limit != nil && !l.limit.Allow() {
+			if l.user != nil && !l.user.packets.Allow() {
 				// Over its rate: dropped before any work, and
 				// acknowledged like any drop.
 				n.metrics.dropped.WithLabelValues(dropClientRate).Inc()

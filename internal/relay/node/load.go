@@ -100,6 +100,7 @@ func Load(ctx context.Context, configPath string, listener net.Listener, logger 
 		Mailbox:           mailbox.Options{Quota: cfg.Provider.MailboxQuota, Retention: cfg.Provider.Retention.Duration},
 		ExpireEvery:       cfg.Provider.ExpireEvery.Duration,
 		LinksPerSource:    cfg.Node.LinksPerSource,
+		LinksPerUser:      cfg.Provider.LinksPerUser,
 		ClientPacketRate:  cfg.Provider.ClientPacketRate,
 		ClientPacketBurst: cfg.Provider.ClientPacketBurst,
 		PeerQueue:         cfg.Queues.Peer,

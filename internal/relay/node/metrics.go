@@ -18,6 +18,7 @@ const (
 	dropQueueOverflow = "queue_overflow"
 	dropNoMailbox     = "unknown_recipient"
 	dropMailboxQuota  = "mailbox_quota"
+	dropMailboxRate   = "mailbox_rate"
 	dropInternal      = "internal_error"
 	dropDiskFull      = "disk_full"
 	dropClientRate    = "client_rate_limit"
@@ -104,10 +105,10 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 	}
 	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
-		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
+		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropMailboxRate, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
-	for _, k := range []string{"handshake", "handshake_limit", "per_source", "malformed_frame", "slow_reader", "io"} {
+	for _, k := range []string{"handshake", "handshake_limit", "per_source", "replaced", "idle", "request_rate", "malformed_frame", "slow_reader", "io"} {
 		m.linkErrors.WithLabelValues(k)
 	}
 	return m

@@ -48,7 +48,10 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 		doc: &directory.Document{
 			Epoch: 1, ValidFrom: time.Now().Add(-time.Hour), ValidUntil: time.Now().Add(time.Hour),
 			Parameters: directory.Parameters{
-				Layers: 3, MeanDelay: time.Millisecond, PollInterval: time.Second,
+				// Clients here send and fetch in bursts, as fast as a test
+				// can: the rates give providers' limits room for that
+				// (userLimits).
+				Layers: 3, MeanDelay: time.Millisecond, PollInterval: 10 * time.Millisecond, SendRate: 100,
 				Geometry: sphinx.Geometry{MaxHops: 5, UserPayloadLength: testGeometryPayload},
 			},
 		},

@@ -82,9 +82,16 @@ type Config struct {
 	// one address cannot take the handshake slots from real peers. Zero
 	// means DefaultLinksPerSource.
 	LinksPerSource int
+	// LinksPerUser bounds the links one user may hold to its provider at
+	// once; a new one closes the oldest. Zero means DefaultLinksPerUser.
+	LinksPerUser int
+	// ClientIdleTimeout is how long a client's link may go without a
+	// whole frame before it is closed; zero derives it from the document
+	// (see clientIdleTimeout).
+	ClientIdleTimeout time.Duration
 	// ClientPacketRate and ClientPacketBurst bound the packets per second
 	// a provider takes from one client, and the burst above it; zero
-	// derives them from the document (see clientLimiter).
+	// derives them from the document (see userLimits).
 	ClientPacketRate  float64
 	ClientPacketBurst int
 	// ReplayExpected is the number of packets the epoch's replay filter is
@@ -144,6 +151,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.LinksPerSource <= 0 {
 		cfg.LinksPerSource = DefaultLinksPerSource
+	}
+	if cfg.LinksPerUser <= 0 {
+		cfg.LinksPerUser = DefaultLinksPerUser
 	}
 	self := cfg.Document.Node(cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {

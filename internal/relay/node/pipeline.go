@@ -134,6 +134,10 @@ func (n *Node) storeBatch(batch []result) bool {
 	var stored []*result
 	for i := range batch {
 		if batch[i].store != nil {
+			if !n.provider.takeInto(batch[i].store.Mailbox) {
+				n.metrics.dropped.WithLabelValues(dropMailboxRate).Inc()
+				continue
+			}
 			deliveries = append(deliveries, *batch[i].store)
 			stored = append(stored, &batch[i])
 		}

@@ -8,10 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/link/wire"
-	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
 // provider is what a provider does beyond a mix: it admits its users (the
@@ -23,8 +24,9 @@ type provider struct {
 	accounts *Accounts
 	mailbox  *mailbox.Store
 
-	limitsMu sync.Mutex
-	limits   map[mailbox.ID]*rate.Limiter // per user; guarded by limitsMu
+	usersMu sync.Mutex
+	users   map[mailbox.ID]*user         // by mailbox; guarded by usersMu
+	inflow  map[mailbox.ID]*rate.Limiter // what each mailbox takes in; guarded by usersMu
 }
 
 // newProvider opens the provider's mailboxes.
@@ -33,7 +35,7 @@ func newProvider(n *Node, cfg Config) (*provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &provider{n: n, accounts: cfg.Accounts, mailbox: box, limits: map[mailbox.ID]*rate.Limiter{}}
+	p := &provider{n: n, accounts: cfg.Accounts, mailbox: box, users: map[mailbox.ID]*user{}, inflow: map[mailbox.ID]*rate.Limiter{}}
 	n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "backchannel_mailbox_packets", Help: "Packets waiting in mailboxes to be fetched (providers).",
 	}, func() float64 {
@@ -53,7 +55,6 @@ func (p *provider) admit(l *inbound, peer [wire.KeySize]byte) (bool, error) {
 		return false, err
 	}
 	l.client, l.box = true, id
-	l.limit = p.limiter(id)
 	return true, nil
 }
 
@@ -61,6 +62,13 @@ func (p *provider) admit(l *inbound, peer [wire.KeySize]byte) (bool, error) {
 // when the link must close.
 func (p *provider) serveFrame(l *inbound, f wire.Frame) bool {
 	n := p.n
+	if !l.user.requests.Allow() {
+		// A client that keeps to the document never gets here (see
+		// userLimits): the link is closed before any work.
+		n.metrics.linkErrors.WithLabelValues("request_rate").Inc()
+		n.log.Info("closing a client link that makes more requests than its rate allows", "type", f.Type.String())
+		return false
+	}
 	switch f.Type {
 	case wire.FrameFetch:
 		if err := p.serveFetch(l, f.Body); err != nil {
@@ -159,32 +167,6 @@ func (p *provider) serveDocument(l *inbound, next bool) error {
 		}
 	}
 	return nil
-}
-
-// limiter returns the packet rate limiter of the client with the
-// mailbox box, shared by all its links. The rate is the node's
-// ClientPacketRate, or else four times the packets per second the
-// document asks of a client (send slots, loops and drops) and at least 100;
-// the burst is ClientPacketBurst, or else ten seconds' worth and at least
-// 2,000 (a client catching up after a pause sends a burst).
-func (p *provider) limiter(box mailbox.ID) *rate.Limiter {
-	n := p.n
-	p.limitsMu.Lock()
-	defer p.limitsMu.Unlock()
-	if l, ok := p.limits[box]; ok {
-		return l
-	}
-	r, burst := n.cfg.ClientPacketRate, n.cfg.ClientPacketBurst
-	if r <= 0 {
-		p := n.epochs.Load().cur.doc.Parameters
-		r = max(4*(p.SendRate+p.LoopRate+p.DropRate), 100)
-	}
-	if burst <= 0 {
-		burst = max(int(10*r), 2000)
-	}
-	l := rate.NewLimiter(rate.Limit(r), burst)
-	p.limits[box] = l
-	return l
 }
 
 // expire removes old mailbox packets every ExpireEvery.
