@@ -22,7 +22,7 @@ const FetchBatch = 4
 // poll interval. Those extra fetches show a link observer that a backlog
 // exists, which whoever built it knows already; when none exists the
 // schedule is the fixed one. Providers size their limits on it.
-const MaxFetchesPerPoll = 8
+const MaxFetchesPerPoll = 16
 
 // fetch message versions.
 const fetchVersion = 1

@@ -107,33 +107,44 @@ func TestPacketFloodFromOneClient(t *testing.T) {
 	}
 }
 
-// TestSlowReaderLosesOnlyItsLink: a link of bob's asks for its mailbox
-// again and again and never reads the replies. The provider's writes to it
-// time out and it closes that link, counted as a slow reader; alice's
-// packets to bob are stored and fetched over his ordinary link all along.
+// TestSlowReaderLosesOnlyItsLink: a link of bob's asks for its mailbox (or
+// for the network document) again and again and never reads the replies.
+// The provider's writes to it time out and it closes that link, counted as
+// a slow reader; alice's packets to bob are stored and fetched over his
+// ordinary link all along.
 func TestSlowReaderLosesOnlyItsLink(t *testing.T) {
-	rng := rand.New(rand.NewChaCha8([32]byte{22}))
-	tn := newTestNet(t, rng)
-	tn.restart(t, 1, func(c *Config) { c.LinkWriteTimeout = 300 * time.Millisecond })
-	provider := tn.nodes[1]
-	slow := tn.rawLink(t, "bob", "provider-b", 4096)
 	fetch, _ := wire.FetchRequest{}.MarshalBinary()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			if err := slow.WriteFrame(wire.Frame{Type: wire.FrameFetch, Body: fetch}); err != nil {
-				return
+	for i, req := range []wire.Frame{
+		{Type: wire.FrameFetch, Body: fetch},
+		{Type: wire.FrameDocumentRequest},
+	} {
+		t.Run(req.Type.String(), func(t *testing.T) {
+			rng := rand.New(rand.NewChaCha8([32]byte{22, byte(i)}))
+			tn := newTestNet(t, rng)
+			tn.restart(t, 1, func(c *Config) {
+				c.LinkWriteTimeout = 300 * time.Millisecond
+				c.SignedDocument = make([]byte, 64<<10) // what the provider hands out (tests have none)
+			})
+			provider := tn.nodes[1]
+			slow := tn.rawLink(t, "bob", "provider-b", 4096)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				for ctx.Err() == nil {
+					if err := slow.WriteFrame(req); err != nil {
+						return
+					}
+				}
+			}()
+			waitFor(t, "the slow reader's link to be closed", func() bool {
+				return counter(t, provider, "backchannel_link_errors_total", "slow_reader") >= 1
+			})
+			alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
+			tn.sendNumbered(t, rng, alice, "bob", 0, 20)
+			if got := receive(t, bob, 20, 30*time.Second); len(got) != 20 {
+				t.Fatalf("bob received %d of 20 beside his slow link", len(got))
 			}
-		}
-	}()
-	waitFor(t, "the slow reader's link to be closed", func() bool {
-		return counter(t, provider, "backchannel_link_errors_total", "slow_reader") >= 1
-	})
-	alice, bob := tn.dial(t, "alice", "provider-a"), tn.dial(t, "bob", "provider-b")
-	tn.sendNumbered(t, rng, alice, "bob", 0, 20)
-	if got := receive(t, bob, 20, 30*time.Second); len(got) != 20 {
-		t.Fatalf("bob received %d of 20 beside his slow link", len(got))
+		})
 	}
 }
 

@@ -98,7 +98,11 @@ func (p *provider) serveFrame(l *inbound, f wire.Frame) bool {
 			return false
 		}
 		if err := p.serveDocument(l, next); err != nil {
-			n.metrics.linkErrors.WithLabelValues("io").Inc()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				n.writeFailed(l, err) // a client that stopped reading the reply
+			} else {
+				n.metrics.linkErrors.WithLabelValues("io").Inc()
+			}
 			return false
 		}
 	default:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
@@ -169,7 +171,7 @@ func TestLimitsFollowTheDocument(t *testing.T) {
 	if l.packetRate != 6 || l.packetBurst != 60 {
 		t.Errorf("packets: %v/s, burst %d; want twice a client's 3/s, ten seconds' burst", l.packetRate, l.packetBurst)
 	}
-	if l.requestRate != 17 {
+	if l.requestRate != rate.Limit(2*wire.MaxFetchesPerPoll+1) {
 		t.Errorf("requests: %v/s, want twice %d fetches a second and one", l.requestRate, wire.MaxFetchesPerPoll)
 	}
 	if drain := wire.FetchBatch * wire.MaxFetchesPerPoll; float64(l.mailboxRate) != float64(drain)/2 {

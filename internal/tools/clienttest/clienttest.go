@@ -14,7 +14,9 @@ import (
 
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/pki/directory"
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/backchannel/backchannel/internal/relay/node"
 	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
@@ -69,16 +71,61 @@ func StartNetwork(t *testing.T, params directory.Parameters) *Network {
 		}
 	})
 	for i, name := range tn.Names {
-		built, _, err := node.Load(t.Context(), tn.Configs[name], listeners[i], nil, rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); built.Run(ctx) }()
-		n.stops[name] = sync.OnceFunc(func() { cancel(); <-done })
+		n.start(t, name, listeners[i])
 	}
 	return n
+}
+
+// start loads and runs the named node on ln.
+func (n *Network) start(t *testing.T, name string, ln net.Listener) {
+	t.Helper()
+	built, _, err := node.Load(t.Context(), n.TN.Configs[name], ln, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); built.Run(ctx) }()
+	n.stops[name] = sync.OnceFunc(func() { cancel(); <-done })
+}
+
+// Restart starts a stopped node again, on its address.
+func (n *Network) Restart(t *testing.T, name string) {
+	t.Helper()
+	for _, nd := range n.TN.Document.Nodes {
+		if nd.Name == name {
+			ln, err := net.Listen("tcp", nd.Address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.start(t, name, ln)
+			return
+		}
+	}
+	t.Fatalf("no node %q", name)
+}
+
+// DataDir is the named node's data directory (its mailboxes, for a
+// provider); stop the node before opening its stores.
+func (n *Network) DataDir(name string) string {
+	return filepath.Join(filepath.Dir(n.TN.Configs[name]), "data")
+}
+
+// AddAccount makes an account at the provider with a link key of its own,
+// for a test that speaks the link protocol itself.
+func (n *Network) AddAccount(t *testing.T, provider string) (wire.Keypair, mailbox.ID) {
+	t.Helper()
+	key, err := wire.GenerateKeypair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var box mailbox.ID
+	rand.Read(box[:])
+	accounts := filepath.Join(filepath.Dir(n.TN.Configs[provider]), "accounts.txt")
+	if err := node.AddAccount(accounts, [32]byte(key.Public), box); err != nil {
+		t.Fatal(err)
+	}
+	return key, box
 }
 
 // Bootstrap returns the bootstrap of a client of the named provider.
