@@ -1,7 +1,7 @@
 // Package internal holds backchannel's packages, grouped by layer, from the
 // bottom up:
 //
-//	base/      clock and configuration files: what every layer may use
+//	base/      clock, configuration files, listeners: what every layer may use
 //	packet/    the packet format: Sphinx, LIONESS, the X25519 ladder
 //	link/      authenticated links between nodes, and from a client to its provider
 //	pki/       the network document and the directory authorities that vote it
