@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,4 +257,45 @@ func TestDocumentsKept(t *testing.T) {
 	if _, err := NewServer(cfg); err == nil || !strings.Contains(err.Error(), "epoch-2.doc") {
 		t.Fatalf("started with another authority's document: %v", err)
 	}
+}
+
+// TestRefusedUploadsLogged: a refused upload is logged with its reason, at
+// most ten at once and one a second after that, the next logged line
+// saying how many went unlogged.
+func TestRefusedUploadsLogged(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 1, 0)
+	var logs bytes.Buffer
+	servers, _, _ := authorities(t, 1, 1, Admission{}, clk, func(i int, c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	})
+	ns[0].d.Epoch = 2
+	raw := signed(t, ns)[0]
+	h := servers[0].Handler()
+	for range 50 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/descriptor", bytes.NewReader(raw)))
+		if w.Code != http.StatusBadRequest {
+			t.Fatalf("an upload from a node on no admission list: %d", w.Code)
+		}
+	}
+	lines := strings.Count(logs.String(), "a descriptor upload was refused")
+	if lines < 1 || lines > 11 {
+		t.Fatalf("%d log lines for 50 refused uploads, want 1 to 11:\n%s", lines, logs.String())
+	}
+	if !strings.Contains(logs.String(), "not on the admission list") {
+		t.Fatalf("the log does not say why:\n%s", logs.String())
+	}
+}
+
+// syncWriter serializes writes to a buffer the test reads afterwards.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
