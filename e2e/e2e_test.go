@@ -162,7 +162,11 @@ func generateNetwork(t *testing.T, gen string, mixesPerLayer int, env map[string
 	dir := t.TempDir()
 	args := []string{"testnet", "-static", "-dir", dir, "-mixes", strconv.Itoa(mixesPerLayer), "-layers", "3", "-providers", "2",
 		"-addresses", strings.Join(addrs[:nodes], ","), "-metrics-addresses", strings.Join(addrs[nodes:], ","),
-		"-mean-delay", "1ms"}
+		"-mean-delay", "1ms",
+		// The tests' own links send and fetch as fast as they can: the
+		// document's client rates, which providers' limits follow, say so
+		// (a test's flags after these override them).
+		"-poll-interval", "10ms", "-send-rate", "300"}
 	runBin(t, gen, append(args, env["testnet"]...)...)
 	return loadNetwork(t, dir, addrs[nodes:], env)
 }

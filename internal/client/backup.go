@@ -55,7 +55,9 @@ func (c *Client) Backup(w io.Writer, passphrase []byte, params vault.Params) err
 	}
 	rec.Guard = guard
 	for _, ct := range c.contacts {
+		ct.mu.Lock()
 		r := ct.rec
+		ct.mu.Unlock()
 		r.Session, r.Notice = nil, ""
 		rec.Contacts = append(rec.Contacts, r)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/client/vault"
-	"github.com/backchannel/backchannel/internal/endtoend/fragment"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 	"github.com/backchannel/backchannel/internal/link/clientlink"
@@ -44,7 +43,10 @@ type Config struct {
 	VaultParams vault.Params
 	// Clock defaults to the real clock.
 	Clock clock.Clock
-	// Rand is the source of secret randomness: keys, SURBs, packets.
+	// Rand is the source of secret randomness: keys, SURBs, packets. It
+	// is read from several goroutines at once (a packet is built while a
+	// received one is opened): it must be safe for that, as
+	// crypto/rand.Reader is.
 	Rand io.Reader
 	// ScheduleSeed seeds the schedule's randomness (Poisson gaps, routes,
 	// per-hop delays, retransmission jitter); zero draws it from Rand.
@@ -65,13 +67,22 @@ const DefaultMaxAttempts = 10
 //
 // c.mu guards the fields below it. Every unexported method of Client runs
 // with c.mu held, except the few that take it themselves and say so (the
-// loops of run.go, receive, useDocument, followDocuments, holdNext) and
-// the loaders open calls before the client is shared. Reads for the user
-// do not take it: they load the view (view.go).
+// loops of run.go, receive, useDocument, followDocuments, holdNext), the
+// builds that plan returns (they take a contact's lock, see transmit.go)
+// and the loaders open calls before the client is shared. The outbox, the
+// inbox and each contact's session have locks of their own; the lock
+// order is c.mu, a contact's, then the outbox's or the inbox's. Reads for
+// the user take none: they load the view (view.go).
 type Client struct {
 	cfg   Config
 	store store
 	log   *slog.Logger
+
+	// The outbox and the inbox own the messages, each under a lock of its
+	// own that is a leaf (see outbox and inbox); each contact's session
+	// has the contact's lock.
+	outbox *outbox
+	inbox  *inbox
 
 	mu       sync.Mutex
 	profile  profileRecord
@@ -79,19 +90,14 @@ type Client struct {
 	linkKey  wire.Keypair
 	guard    *session.Guard
 	contacts map[string]*contact // by identity key hex
-	out      []*outgoing         // in creation order
-	outByID  map[[16]byte]*outgoing
-	received receivedRecord
-	reasm    *fragment.Reassembler
 	doc      *directory.Document
 	next     *directory.Document // the next epoch's, once the provider has it
 	format   *sphinx.Format
-	rng      *rand.Rand                 // routes, delays, retransmission jitter
-	timing   *rand.Rand                 // the sending schedule alone: what is sent never moves when
-	pending  map[[16]byte]*transmission // by SURB ID
-	acks     [][]byte                   // ack packets waiting for a send slot
-	loops    map[[16]byte]time.Time     // loop ID → sent
-	expiring map[expiryKey]time.Time    // a disappearing message → when it goes
+	rng      *rand.Rand              // routes, delays, retransmission jitter
+	timing   *rand.Rand              // the sending schedule alone: what is sent never moves when
+	acks     [][]byte                // ack packets waiting for a send slot
+	loops    map[[16]byte]time.Time  // loop ID → sent
+	expiring map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats
@@ -99,12 +105,12 @@ type Client struct {
 	rttvar    time.Duration
 	wiped     bool // the state is gone: nothing more is written
 	closed    bool // Close was called: nothing more is read or written
+	// inflight counts work begun under c.mu that goes on without it
+	// (begin).
+	inflight sync.WaitGroup
 
 	// self is the user's card, made once (it signs its prekeys).
 	self *identity.Card
-	// inbox holds the received messages' records, by ID (files' bodies
-	// stay on disk).
-	inbox map[[16]byte]*inboxEntry
 	// dirty: the section of c.mu under way changed what the user sees.
 	dirty bool
 	// features handle the messages of their content kinds.
@@ -215,10 +221,9 @@ func dialProvider(ctx context.Context, n Network, key wire.Keypair, frameSize in
 func open(cfg Config, st store) (*Client, error) {
 	c := &Client{
 		cfg: cfg, store: st, log: cfg.Logger,
-		contacts: map[string]*contact{}, outByID: map[[16]byte]*outgoing{},
-		reasm:   &fragment.Reassembler{},
-		pending: map[[16]byte]*transmission{}, loops: map[[16]byte]time.Time{}, expiring: map[expiryKey]time.Time{},
-		inbox: map[[16]byte]*inboxEntry{}, features: map[ContentKind]Feature{},
+		outbox: newOutbox(st, cfg.Logger), inbox: newInbox(st),
+		contacts: map[string]*contact{}, loops: map[[16]byte]time.Time{}, expiring: map[expiryKey]time.Time{},
+		features: map[ContentKind]Feature{},
 	}
 	seed := cfg.ScheduleSeed
 	if seed == ([32]byte{}) {
@@ -253,21 +258,20 @@ func open(cfg Config, st store) (*Client, error) {
 	if err := c.loadContacts(); err != nil {
 		return nil, err
 	}
-	if err := c.loadOutbox(); err != nil {
+	now := c.cfg.Clock.Now()
+	sent, err := c.outbox.load(c.contacts, c.fragmentCapacity(), now)
+	if err != nil {
 		return nil, err
 	}
-	c.received = receivedRecord{Version: StateVersion, IDs: map[string]time.Time{}}
-	if err := st.get(receivedLabel, &c.received); err != nil && !errors.Is(err, vault.ErrNotFound) {
+	received, err := c.inbox.load(now)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.loadFragments(); err != nil {
-		return nil, err
+	for id, at := range sent {
+		c.expiring[expiryKey{out: true, id: id}] = at
 	}
-	if err := c.loadInbox(); err != nil {
-		return nil, err
-	}
-	if err := c.loadExpiries(); err != nil {
-		return nil, err
+	for id, at := range received {
+		c.expiring[expiryKey{id: id}] = at
 	}
 	c.view.Store(&view{self: c.self, account: Account{LinkKey: [32]byte(c.linkKey.Public), Mailbox: c.id.Mailbox}, changed: make(chan struct{})})
 	c.dirty = true
@@ -300,8 +304,9 @@ func (c *Client) saveGuard() error {
 // step.
 func (c *Client) Close() {
 	c.mu.Lock()
-	defer c.unlock()
 	c.closed = true
+	c.unlock()
+	c.inflight.Wait()
 	c.store.dir.Close()
 }
 
@@ -317,13 +322,26 @@ func (c *Client) stopped() error {
 	return nil
 }
 
+// begin starts work that goes on after c.mu is released (a packet's
+// build, a message's storing), unless the client stopped; the work ends
+// with c.inflight.Done. Close and Wipe wait for it before they close the
+// vault. c.mu is held.
+func (c *Client) begin() error {
+	if err := c.stopped(); err != nil {
+		return err
+	}
+	c.inflight.Add(1)
+	return nil
+}
+
 // Wipe makes the state unreadable at once, even to someone who knows the
 // passphrase: it overwrites the vault header (the wrapped key every entry
 // is sealed under) and forgets the key, then overwrites and removes every
 // entry. The client must not be used afterwards.
 func (c *Client) Wipe() error {
 	c.mu.Lock()
-	defer c.unlock()
 	c.wiped = true
+	c.unlock()
+	c.inflight.Wait()
 	return c.store.dir.Wipe()
 }

@@ -5,14 +5,23 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 )
 
-// contact is a contact in memory.
+// contact is a contact in memory. The contacts map is c.mu's; a contact's
+// own lock, mu, guards its session — sess, rec.Session, the hello's
+// schedule, and card (a card update arrives in the session) — so that a
+// packet is sealed in one session while c.mu is free. Its other fields are
+// written holding both c.mu and mu, so either one lets them be read.
+// saveContact writes the whole record: mu is held. Lock order: c.mu, then
+// a contact's mu, then the outbox's or the inbox's.
 type contact struct {
+	mu   sync.Mutex
 	key  string // identity key hex
 	rec  contactRecord
 	card *identity.Card
@@ -20,11 +29,40 @@ type contact struct {
 	// The hello's schedule while the session is unconfirmed.
 	helloDue      time.Time
 	helloAttempts int
-	// safety is the safety number with the user, once computed.
+	// safety is the safety number with the user, once computed; c.mu's.
 	safety string
+	// shown is the session as the user and the features see it, replaced
+	// whole (under mu) each time the session's state is saved, and read
+	// without mu: publishing the view never waits for a packet sealed in
+	// this session.
+	shown atomic.Pointer[shownSession]
 }
 
-// usable reports whether fragments may be sealed in the contact's session.
+// shownSession is a contact's session as readers see it.
+type shownSession struct {
+	state string         // "none", "setting up", "established"
+	card  *identity.Card // the contact's card (a card update arrives in the session)
+	id    []byte         // the session's ID once it is usable
+}
+
+// show publishes the session's state for readers; ct.mu is held (or the
+// contact is not shared yet).
+func (ct *contact) show() {
+	s := &shownSession{state: "none", card: ct.card}
+	switch {
+	case ct.usable():
+		s.state = "established"
+		if ct.rec.Session != nil {
+			s.id = ct.rec.Session.ID
+		}
+	case ct.sess != nil:
+		s.state = "setting up"
+	}
+	ct.shown.Store(s)
+}
+
+// usable reports whether fragments may be sealed in the contact's
+// session; ct.mu is held.
 func (ct *contact) usable() bool {
 	return ct.sess != nil && (!ct.rec.Session.Initiated || ct.rec.Session.Confirmed)
 }
@@ -50,6 +88,7 @@ func (c *Client) loadContacts() error {
 			r.SetClock(c.cfg.Clock)
 			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
 		}
+		ct.show()
 		c.contacts[ct.key] = ct
 	}
 	return nil
@@ -99,7 +138,10 @@ func (c *Client) addContact(name string, card *identity.Card) error {
 		return err
 	}
 	ct := &contact{key: key, card: card, rec: contactRecord{Version: StateVersion, Name: name, Card: raw, Added: c.cfg.Clock.Now().UTC()}}
-	if err := c.saveContact(ct); err != nil {
+	ct.mu.Lock()
+	err = c.saveContact(ct)
+	ct.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	c.contacts[key] = ct
@@ -127,11 +169,15 @@ func (c *Client) Verify(name string) error {
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, name)
 	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
 	ct.rec.Verified = true
 	c.notify()
 	return c.saveContact(ct)
 }
 
+// saveContact saves the contact's record with its session's state; ct.mu
+// is held.
 func (c *Client) saveContact(ct *contact) error {
 	if ct.sess != nil {
 		if ct.rec.Session == nil {
@@ -154,6 +200,7 @@ func (c *Client) saveContact(ct *contact) error {
 	} else {
 		ct.rec.Session = nil
 	}
+	ct.show()
 	return c.store.put(contactLabel(ct.key), ct.rec)
 }
 

@@ -177,10 +177,10 @@ func TestDocumentFollowing(t *testing.T) {
 		t.Fatalf("problem %q", p)
 	}
 	x.c.mu.Lock()
-	packet, err := x.c.nextPacket(evLoop, x.clk.Now())
+	b, err := x.c.plan(evLoop, x.clk.Now())
 	x.c.mu.Unlock()
-	if packet != nil || err != nil {
-		t.Fatalf("built a packet with an ended document (%v)", err)
+	if b != nil || err != nil {
+		t.Fatalf("planned a packet with an ended document (%v)", err)
 	}
 	// A newer document clears the problem (once its grace period is half
 	// over, as for any change).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
@@ -70,10 +69,12 @@ func (c *Client) Register(f Feature) error {
 	for _, k := range f.Kinds() {
 		c.features[k] = f
 	}
-	for _, m := range c.out {
-		if m.rec.Status == Delivered && slices.ContainsFunc(f.Kinds(), func(k ContentKind) bool { return k.String() == m.rec.Kind }) {
-			c.delivered(m)
-		}
+	kinds := map[string]bool{}
+	for _, k := range f.Kinds() {
+		kinds[k.String()] = true
+	}
+	for _, m := range c.outbox.delivered(kinds) {
+		c.delivered(m)
 	}
 	return nil
 }
@@ -145,11 +146,14 @@ type Contact struct {
 	ExpirySetAt time.Time
 }
 
-// public is the contact as features see it; c.mu is held.
+// public is the contact as features see it; c.mu is held. The session's
+// part comes from its shown state, so that a feature never waits for a
+// packet being sealed.
 func (ct *contact) public() Contact {
-	p := Contact{Key: ct.key, Name: ct.rec.Name, Card: ct.card, Expiry: ct.rec.Expiry, ExpirySetAt: ct.rec.ExpirySetAt}
-	if ct.usable() && ct.rec.Session != nil && len(ct.rec.Session.ID) > 0 {
-		p.Session = ct.rec.Session.ID
+	shown := ct.shown.Load()
+	p := Contact{Key: ct.key, Name: ct.rec.Name, Card: shown.card, Expiry: ct.rec.Expiry, ExpirySetAt: ct.rec.ExpirySetAt}
+	if len(shown.id) > 0 {
+		p.Session = shown.id
 	}
 	return p
 }
@@ -235,6 +239,8 @@ func (tx *Tx) SetExpiry(to Contact, d time.Duration, setAt time.Time, notice str
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, to.Name)
 	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
 	ct.rec.Expiry, ct.rec.ExpirySetAt = d, setAt
 	if notice != "" {
 		ct.rec.Notice = notice
@@ -271,10 +277,9 @@ type Conveyed struct {
 func (tx *Tx) DeliverConveyed(from Contact, id [16]byte, text string, cv Conveyed) error {
 	rec := inRecord{Version: StateVersion, ID: id, From: from.Key, Kind: Text.String(), Body: []byte(text), Received: tx.now.UTC(),
 		Conveyed: true, Label: cv.Label, Note: cv.Note, Convey: cv.ID}
-	if err := inRecords.put(tx.c.store, id, rec); err != nil {
+	if err := tx.c.inbox.add(rec); err != nil {
 		return err
 	}
-	tx.c.indexIn(rec)
 	tx.c.notify()
 	return nil
 }

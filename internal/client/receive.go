@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/endtoend/envelope"
-	"github.com/backchannel/backchannel/internal/endtoend/fragment"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 	"github.com/backchannel/backchannel/internal/link/clientlink"
 	"github.com/backchannel/backchannel/internal/link/wire"
@@ -42,7 +41,7 @@ func (c *Client) receive(batch []clientlink.Fetched, now time.Time) error {
 
 // receiveAck handles a SURB reply: the ack of one transmission.
 func (c *Client) receiveAck(id [16]byte, payload []byte, now time.Time) {
-	t := c.pending[id]
+	t := c.outbox.transmission(id)
 	if t == nil {
 		// A SURB of an earlier run (its key was not kept) or a repeat:
 		// the fragment is sent again and acknowledged again.
@@ -58,7 +57,7 @@ func (c *Client) receiveAck(id [16]byte, payload []byte, now time.Time) {
 		c.stats.Undecryptable++
 		return
 	}
-	delete(c.pending, id)
+	c.outbox.answered(id)
 	c.acknowledged(t, now)
 }
 
@@ -69,41 +68,21 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 	ct := t.to
 	if t.msg == nil {
 		// The hello arrived: the peer holds the session.
+		ct.mu.Lock()
 		if ct.rec.Session != nil && ct.rec.Session.Initiated && !ct.rec.Session.Confirmed && ct.sess != nil {
 			c.confirm(ct)
 		}
+		ct.mu.Unlock()
 		return
 	}
-	m := t.msg
-	if !m.pending() || m.rec.Acked[t.index] {
-		return
-	}
-	m.rec.Acked[t.index] = true
-	settled := allTrue(m.rec.Acked)
-	if settled {
-		m.rec.Status, m.rec.Delivered = Delivered, now.UTC()
-		c.startExpiry(m, now)
-	}
-	// The record is saved before the content is deleted: a crash between
-	// the two leaves a delivered message with its content still on disk
-	// (deleted on the next start), never a message on its way without it.
-	saved := outRecords.put(c.store, m.rec.ID, m.rec)
-	if saved != nil {
-		c.log.Error("saving an acknowledgement", "err", saved)
-	}
-	if settled {
-		if saved == nil {
-			if err := bodies.delete(c.store, m.rec.ID); err != nil {
-				c.log.Error("deleting a delivered message's content", "err", err)
-			}
-		}
-		m.frags = nil
-		c.delivered(m)
+	if c.outbox.acknowledge(t.msg, t.index, now) {
+		c.expireLater(t.msg)
+		c.delivered(t.msg)
 		c.notify()
 	}
 }
 
-// confirm marks an initiated session as held by the peer.
+// confirm marks an initiated session as held by the peer; ct.mu is held.
 func (c *Client) confirm(ct *contact) {
 	ct.rec.Session.Confirmed = true
 	ct.rec.Session.Initial = nil
@@ -146,76 +125,10 @@ func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
 		c.stats.FromStrangers++
 		return errors.New("a message from someone who is not a contact")
 	}
-	msg := session.Message{Header: m.Header, Ciphertext: m.Ciphertext}
-	var body []byte
-	if m.Initial != nil {
-		var init session.Initial
-		if err := init.UnmarshalBinary(m.Initial); err != nil {
-			c.stats.Undecryptable++
-			return err
-		}
-		s, _, b, err := session.Accept(c.cfg.Rand, c.id, c.guard, ct.card, &init, msg)
-		switch {
-		case errors.Is(err, session.ErrReplay):
-			// A hello sent again: fine if it set up the session we hold
-			// (our ack was lost); otherwise a stale one.
-			if ct.rec.Session == nil || !bytes.Equal(ct.rec.Session.PeerEphemeral, init.EphemeralKey[:]) {
-				c.stats.Duplicates++
-				return err
-			}
-		case err != nil:
-			c.stats.Undecryptable++
-			return err
-		default:
-			if err := c.saveGuard(); err != nil {
-				return err
-			}
-			rec, err := parseRecord(b)
-			if err != nil || rec.typ != recordHello {
-				c.stats.Undecryptable++
-				return fmt.Errorf("a session set up without a hello: %v", err)
-			}
-			if !c.adopt(ct, rec.reason) {
-				// Not acknowledged: the peer adopts our session when our
-				// hello reaches it, and stops sending this one.
-				c.stats.Duplicates++
-				return nil
-			}
-			s.Ratchet.SetClock(c.cfg.Clock)
-			ct.sess = s
-			sid := sha256.Sum256(m.Initial)
-			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC(), ID: sid[:]}
-			if err := c.saveContact(ct); err != nil {
-				return err
-			}
-			c.notify()
-			return c.queueAck(m.SURB)
-		}
-	}
-	if ct.sess == nil {
-		c.stats.Undecryptable++
-		return errors.New("a session message with no session")
-	}
-	kind, b, err := ct.sess.Open(msg)
-	if err != nil {
-		c.stats.Undecryptable++
-		return err
-	}
-	body = b
-	if s := ct.rec.Session; s.Initiated && !s.Confirmed {
-		// Only a peer that accepted our Initial can seal in this session.
-		s.Confirmed, s.Initial = true, nil
-		ct.rec.Restored = false
-		c.notify()
-	}
-	if err := c.saveContact(ct); err != nil {
-		return err
-	}
-	if kind == session.KindCardUpdate {
-		return c.queueAck(m.SURB)
-	}
-	rec, err := parseRecord(body)
-	if err != nil {
+	ct.mu.Lock()
+	rec, ack, err := c.openSession(ct, m, now)
+	ct.mu.Unlock()
+	if err != nil || !ack {
 		return err
 	}
 	if rec.typ == recordFragment {
@@ -224,6 +137,81 @@ func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
 		}
 	}
 	return c.queueAck(m.SURB)
+}
+
+// openSession sets up or opens the contact's session for a message and
+// saves the session; ack reports whether the message is to be
+// acknowledged, and rec is its record if it carries one to keep (a
+// fragment). ct.mu is held.
+func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (rec record, ack bool, err error) {
+	msg := session.Message{Header: m.Header, Ciphertext: m.Ciphertext}
+	if m.Initial != nil {
+		var init session.Initial
+		if err := init.UnmarshalBinary(m.Initial); err != nil {
+			c.stats.Undecryptable++
+			return rec, false, err
+		}
+		s, _, b, err := session.Accept(c.cfg.Rand, c.id, c.guard, ct.card, &init, msg)
+		switch {
+		case errors.Is(err, session.ErrReplay):
+			// A hello sent again: fine if it set up the session we hold
+			// (our ack was lost); otherwise a stale one.
+			if ct.rec.Session == nil || !bytes.Equal(ct.rec.Session.PeerEphemeral, init.EphemeralKey[:]) {
+				c.stats.Duplicates++
+				return rec, false, err
+			}
+		case err != nil:
+			c.stats.Undecryptable++
+			return rec, false, err
+		default:
+			if err := c.saveGuard(); err != nil {
+				return rec, false, err
+			}
+			hello, err := parseRecord(b)
+			if err != nil || hello.typ != recordHello {
+				c.stats.Undecryptable++
+				return rec, false, fmt.Errorf("a session set up without a hello: %v", err)
+			}
+			if !c.adopt(ct, hello.reason) {
+				// Not acknowledged: the peer adopts our session when our
+				// hello reaches it, and stops sending this one.
+				c.stats.Duplicates++
+				return rec, false, nil
+			}
+			s.Ratchet.SetClock(c.cfg.Clock)
+			ct.sess = s
+			sid := sha256.Sum256(m.Initial)
+			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC(), ID: sid[:]}
+			if err := c.saveContact(ct); err != nil {
+				return rec, false, err
+			}
+			c.notify()
+			return rec, true, nil
+		}
+	}
+	if ct.sess == nil {
+		c.stats.Undecryptable++
+		return rec, false, errors.New("a session message with no session")
+	}
+	kind, body, err := ct.sess.Open(msg)
+	if err != nil {
+		c.stats.Undecryptable++
+		return rec, false, err
+	}
+	if s := ct.rec.Session; s.Initiated && !s.Confirmed {
+		// Only a peer that accepted our Initial can seal in this session.
+		s.Confirmed, s.Initial = true, nil
+		ct.rec.Restored = false
+		c.notify()
+	}
+	if err := c.saveContact(ct); err != nil {
+		return rec, false, err
+	}
+	if kind == session.KindCardUpdate {
+		return rec, true, nil
+	}
+	rec, err = parseRecord(body)
+	return rec, err == nil, err
 }
 
 // adopt decides whether a new session the peer set up replaces the one the
@@ -250,23 +238,15 @@ func (c *Client) adopt(ct *contact, reason uint8) bool {
 	return false
 }
 
-// keepFragment stores a received fragment and, when it completes its
-// message, delivers the message to the inbox, once.
+// keepFragment keeps a received fragment and, when it completes its
+// message, delivers the message — to the inbox, or to its feature — once.
 func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
-	f, err := fragment.Parse(raw)
-	if err != nil {
-		return err
-	}
-	seenKey := ct.key + "/" + hex.EncodeToString(f.ID[:])
-	if _, done := c.received.IDs[seenKey]; done {
+	id, whole, duplicate, err := c.inbox.keep(ct.key, raw, now)
+	if duplicate {
 		c.stats.Duplicates++
 		return nil // acknowledged again, not delivered again
 	}
-	if err := c.store.dir.Put(fragmentLabel(ct.key, f.ID, int(f.Index)), raw); err != nil {
-		return err
-	}
-	id, whole, complete, err := c.reasm.Add(raw, now)
-	if err != nil || !complete {
+	if err != nil || whole == nil {
 		return err
 	}
 	content, err := parseContent(whole)
@@ -279,10 +259,9 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		if content.TTL > 0 {
 			rec.Expires = now.UTC().Add(content.TTL)
 		}
-		if err := inRecords.put(c.store, id, rec); err != nil {
+		if err := c.inbox.add(rec); err != nil {
 			return err
 		}
-		c.indexIn(rec)
 		if content.TTL > 0 {
 			c.expiring[expiryKey{id: id}] = rec.Expires
 		}
@@ -295,18 +274,8 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 			c.log.Warn("a message was refused", "kind", content.Kind.String(), "err", err)
 		}
 	}
-	c.received.IDs[seenKey] = now.UTC()
-	for k, t := range c.received.IDs {
-		if now.Sub(t) > receivedMemory {
-			delete(c.received.IDs, k)
-		}
-	}
-	if err := c.store.put(receivedLabel, c.received); err != nil {
+	if err := c.inbox.settle(ct.key, id, now); err != nil {
 		return err
-	}
-	labels, _ := c.store.dir.Labels(fragmentsOf(ct.key, id))
-	for _, l := range labels {
-		c.store.dir.Delete(l)
 	}
 	c.stats.MessagesReceived++
 	c.notify()

@@ -115,17 +115,28 @@ func (c *Client) sendLoop(ctx context.Context, link Link) error {
 	}
 }
 
-// fire sends the packet of one schedule event. A packet that cannot be
-// built is logged and its slot passes; a link that fails ends the loop.
-// It takes c.mu.
+// fire sends the packet of one schedule event: planned with c.mu held,
+// built without it (see plan). A packet that cannot be built is logged and
+// its slot passes; a link that fails ends the loop. It takes c.mu.
 func (c *Client) fire(ev event, link Link) error {
 	c.mu.Lock()
-	if err := c.stopped(); err != nil {
+	if err := c.begin(); err != nil {
 		c.unlock()
 		return err
 	}
-	packet, err := c.nextPacket(ev, c.cfg.Clock.Now())
+	b, err := c.plan(ev, c.cfg.Clock.Now())
 	c.unlock()
+	var packet []byte
+	if b != nil && err == nil {
+		var changed bool
+		packet, changed, err = b()
+		if changed {
+			c.mu.Lock()
+			c.notify()
+			c.unlock()
+		}
+	}
+	c.inflight.Done()
 	if err != nil {
 		c.log.Error("building a packet", "event", ev.String(), "err", err)
 		return nil
@@ -215,11 +226,7 @@ func (c *Client) housekeep(now time.Time) {
 			c.stats.LoopsLost++
 		}
 	}
-	for id, t := range c.pending {
-		if now.Sub(t.sentAt) > timeout && (t.msg == nil || !t.msg.pending()) {
-			delete(c.pending, id)
-		}
-	}
+	c.outbox.forgetTransmissions(now, timeout)
 	c.tick()
 	c.sweep(now)
 }

@@ -90,10 +90,12 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 	// The session is taken as set up (bob's hello ack is not simulated):
 	// what is measured is the sending schedule.
 	ct := alice.byName("bob")
+	ct.mu.Lock()
 	if err := alice.startSession(ct, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	ct.rec.Session.Confirmed = true
+	ct.mu.Unlock()
 
 	link := &recordingLink{clock: clk}
 	sched := newSchedule(alice.timing, tn.Document.Parameters, clk.Now())
@@ -110,12 +112,16 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 				}
 				if control {
 					alice.mu.Lock()
-					p, err := alice.nextSessionPacket(clk.Now())
+					b, err := alice.planSession(clk.Now())
 					alice.mu.Unlock()
 					if err != nil {
 						t.Fatal(err)
 					}
-					if p != nil {
+					if b != nil {
+						p, _, err := b()
+						if err != nil {
+							t.Fatal(err)
+						}
 						link.Send(p)
 					}
 				}
@@ -125,11 +131,17 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 		// Bob acknowledges every transmission a few seconds after it
 		// left, as a network at the default rates would.
 		alice.mu.Lock()
-		for id, tr := range alice.pending {
+		alice.outbox.mu.Lock()
+		var due []*transmission
+		for id, tr := range alice.outbox.pending {
 			if clk.Now().Sub(tr.sentAt) > 4*time.Second {
-				delete(alice.pending, id)
-				alice.acknowledged(tr, clk.Now())
+				delete(alice.outbox.pending, id)
+				due = append(due, tr)
 			}
+		}
+		alice.outbox.mu.Unlock()
+		for _, tr := range due {
+			alice.acknowledged(tr, clk.Now())
 		}
 		alice.mu.Unlock()
 		if err := alice.fire(ev, link); err != nil {

@@ -31,146 +31,166 @@ func envelopeSessionRoom(g sphinx.Geometry, initialLength int) int {
 	return envelope.SessionRoom(g.UserPayloadLength, g.SURBLength(), initialLength)
 }
 
-// nextPacket builds the packet for a send event at now; c.mu is held. It
-// returns nil if the client cannot send (no network document, or one
-// that has ended).
-func (c *Client) nextPacket(ev event, now time.Time) ([]byte, error) {
+// build makes a planned packet, outside c.mu (see plan). changed reports
+// a change the user sees (a message now sent whole).
+type build func() (packet []byte, changed bool, err error)
+
+// plan decides what a send event at now sends: the schedule's part — what
+// goes, its attempt, its route, the counters — is done here, with c.mu
+// held, and is cheap; the returned build does the cryptography (the
+// session's ratchet, PQXDH for a new session, HPKE, Sphinx) and the
+// session's fsync under the contact's lock alone, so that neither the
+// user's writes nor the received packets wait for it. A nil build: no
+// packet (no usable document).
+func (c *Client) plan(ev event, now time.Time) (build, error) {
 	if !c.documentUsable(now) {
 		return nil, nil
 	}
 	switch ev {
 	case evLoop:
 		c.stats.LoopsSent++
-		return c.loopPacket(now)
+		return c.planLoop(now)
 	case evDrop:
 		c.stats.DropsSent++
-		return c.dropPacket()
+		return c.planDrop()
 	}
 	c.stats.SendSlots++
 	if len(c.acks) > 0 {
 		p := c.acks[0]
 		c.acks = c.acks[1:]
 		c.stats.AcksSent++
-		return p, nil
+		return func() ([]byte, bool, error) { return p, false, nil }, nil
 	}
-	if p, err := c.nextSessionPacket(now); p != nil || err != nil {
-		return p, err
+	if b, err := c.planSession(now); b != nil || err != nil {
+		return b, err
 	}
 	c.stats.DropsSent++
-	return c.dropPacket()
+	return c.planDrop()
 }
 
-// nextSessionPacket returns the next hello or fragment that is due, or nil.
-func (c *Client) nextSessionPacket(now time.Time) ([]byte, error) {
-	c.failExhausted(now)
-	// Hellos first: nothing else moves for a contact until its session
-	// is confirmed.
-	for _, m := range c.out {
-		ct := m.to
-		if !m.pending() || ct.usable() {
-			continue
-		}
-		if ct.sess == nil {
-			if err := c.startSession(ct, now); err != nil {
-				return nil, err
+// planSession plans the next hello or fragment that is due, or returns
+// nil. Hellos go first: nothing else moves for a contact until its
+// session is confirmed.
+func (c *Client) planSession(now time.Time) (build, error) {
+	waiting := c.outbox.contactsWaiting()
+	c.failExhausted(now, waiting)
+	usable := make(map[*contact]bool, len(waiting))
+	for _, ct := range waiting {
+		ct.mu.Lock()
+		ok := ct.usable()
+		hello := !ok && !ct.helloDue.After(now)
+		if hello {
+			if ct.sess == nil {
+				ct.helloAttempts = 0 // a new session: build starts it
 			}
+			ct.helloAttempts++
+			ct.helloDue = now.Add(c.retryDelay(ct.helloAttempts))
 		}
-		if ct.helloDue.After(now) {
-			continue
+		ct.mu.Unlock()
+		if hello {
+			c.stats.HellosSent++
+			return c.planSessionPacket(ct, nil, nil, 0, now)
 		}
-		ct.helloAttempts++
-		ct.helloDue = now.Add(c.retryDelay(ct.helloAttempts))
-		c.stats.HellosSent++
-		return c.sessionPacket(ct, []byte{recordHello, ct.rec.Session.Reason}, ct.rec.Session.Initial, nil, 0, now)
+		usable[ct] = ok
 	}
-	inFlight := 0
-	for _, t := range c.pending {
-		if t.msg != nil && !t.msg.rec.Acked[t.index] && t.msg.due[t.index].After(now) {
-			inFlight++
-		}
+	p, ok := c.outbox.nextFragment(now, usable, c.retryDelay)
+	if !ok {
+		return nil, nil
 	}
-	for _, m := range c.out {
-		if !m.pending() || !m.to.usable() {
-			continue
-		}
-		for i := range m.frags {
-			if m.rec.Acked[i] || m.due[i].After(now) {
-				continue
-			}
-			if !m.sent[i] && inFlight >= maxInFlight {
-				return nil, nil
-			}
-			m.attempts[i]++
-			if m.sent[i] {
-				c.stats.Retransmissions++
-			}
-			m.sent[i] = true
-			m.due[i] = now.Add(c.retryDelay(m.attempts[i]))
-			c.stats.FragmentsSent++
-			rec := append([]byte{recordFragment}, m.frags[i]...)
-			p, err := c.sessionPacket(m.to, rec, nil, m, i, now)
-			if err == nil && m.rec.Status == Queued && allTrue(m.sent) {
-				m.rec.Status = Sent
-				err = outRecords.put(c.store, m.rec.ID, m.rec)
-				c.notify()
-			}
-			return p, err
-		}
+	c.stats.FragmentsSent++
+	if p.again {
+		c.stats.Retransmissions++
 	}
-	return nil, nil
-}
-
-// pending reports whether the message still has fragments to deliver.
-func (m *outgoing) pending() bool { return m.rec.Status == Queued || m.rec.Status == Sent }
-
-func allTrue(v []bool) bool {
-	for _, b := range v {
-		if !b {
-			return false
-		}
-	}
-	return true
+	return c.planSessionPacket(p.m.to, p.record, p.m, p.index, now)
 }
 
 // failExhausted marks failed the messages with a fragment (or a hello) that
 // used every attempt and whose last wait ran out.
-func (c *Client) failExhausted(now time.Time) {
-	for _, m := range c.out {
-		if !m.pending() {
-			continue
-		}
-		reason := ""
-		if !m.to.usable() && m.to.helloAttempts >= c.cfg.MaxAttempts && !m.to.helloDue.After(now) {
-			reason = fmt.Sprintf("the session with %s could not be set up: no answer to %d attempts", m.to.rec.Name, m.to.helloAttempts)
-		}
-		for i := range m.frags {
-			if !m.rec.Acked[i] && m.attempts[i] >= c.cfg.MaxAttempts && !m.due[i].After(now) {
-				reason = fmt.Sprintf("fragment %d of %d was not acknowledged after %d attempts", i+1, len(m.frags), m.attempts[i])
-				break
-			}
-		}
-		if reason == "" {
-			continue
-		}
-		m.rec.Status, m.rec.Reason = Failed, reason
-		c.startExpiry(m, now)
-		// As for a delivered message: the record first, then the content.
-		if err := outRecords.put(c.store, m.rec.ID, m.rec); err != nil {
-			c.log.Error("saving a failed message", "err", err)
-		} else if err := bodies.delete(c.store, m.rec.ID); err != nil {
-			c.log.Error("deleting a failed message's content", "err", err)
-		}
-		m.frags = nil
-		c.notify()
-	}
-	for _, ct := range c.contacts {
-		if ct.helloAttempts >= c.cfg.MaxAttempts && !ct.helloDue.After(now) {
+func (c *Client) failExhausted(now time.Time, waiting []*contact) {
+	helloFailed := map[*contact]string{}
+	for _, ct := range waiting {
+		ct.mu.Lock()
+		if !ct.usable() && ct.helloAttempts >= c.cfg.MaxAttempts && !ct.helloDue.After(now) {
+			helloFailed[ct] = fmt.Sprintf("the session with %s could not be set up: no answer to %d attempts", ct.rec.Name, ct.helloAttempts)
 			ct.helloAttempts = 0 // a later message tries again
 		}
+		ct.mu.Unlock()
+	}
+	for _, m := range c.outbox.failExhausted(now, c.cfg.MaxAttempts, helloFailed) {
+		c.expireLater(m)
+		c.notify()
 	}
 }
 
-// startSession begins a session with the contact (PQXDH as initiator).
+// planSessionPacket plans a session record for the contact — a hello if
+// record is nil, else a fragment of m — with a SURB for its ack: its
+// routes are drawn here; the returned build seals and makes the packet.
+func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, index int, now time.Time) (build, error) {
+	card := ct.shown.Load().card
+	mine, theirs := c.ownProvider(), c.doc.Node(ed25519.PublicKey(card.Provider[:]))
+	if mine == nil || theirs == nil {
+		return nil, fmt.Errorf("client: %s's provider or yours is not in the network document", ct.rec.Name)
+	}
+	out := c.route(mine, theirs, sphinx.Recipient{ID: card.Mailbox})
+	back := c.route(theirs, mine, sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{}) // its ID is drawn in the build
+	format := c.format
+	return func() ([]byte, bool, error) {
+		header, ciphertext, initial, err := c.seal(ct, record, now)
+		if err != nil {
+			return nil, false, err
+		}
+		var surbID [sphinx.SURBIDLength]byte
+		if _, err := io.ReadFull(c.cfg.Rand, surbID[:]); err != nil {
+			return nil, false, err
+		}
+		back[len(back)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{ID: surbID}}
+		surb, token, err := format.NewSURB(c.cfg.Rand, back)
+		if err != nil {
+			return nil, false, err
+		}
+		contents := envelope.Contents{Kind: envelope.KindSession, SURB: surb, Initial: initial, Header: header, Ciphertext: ciphertext}
+		copy(contents.Sender[:], c.id.DH.PublicKey().Bytes())
+		payload, err := envelope.Seal(card.DHKey, &contents, format.Geometry().UserPayloadLength)
+		if err != nil {
+			return nil, false, err
+		}
+		packet, err := format.NewPacket(c.cfg.Rand, out, payload)
+		if err != nil {
+			return nil, false, err
+		}
+		c.outbox.sentWith(surbID, &transmission{token: token, to: ct, msg: m, index: index, sentAt: now})
+		return packet, m != nil && c.outbox.sentOnce(m), nil
+	}, nil
+}
+
+// seal seals a session record for the contact under its lock — a hello
+// (record nil), which starts the session if there is none, or a fragment
+// — and saves the ratchet before the packet exists, so that a crash can
+// never make the client reuse a message key. initial is the session's
+// Initial while the peer has not confirmed it.
+func (c *Client) seal(ct *contact, record []byte, now time.Time) (header, ciphertext, initial []byte, err error) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if record == nil {
+		if ct.sess == nil {
+			if err := c.startSession(ct, now); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		record, initial = []byte{recordHello, ct.rec.Session.Reason}, ct.rec.Session.Initial
+	}
+	sealed, err := ct.sess.Seal(session.KindData, record)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := c.saveContact(ct); err != nil {
+		return nil, nil, nil, err
+	}
+	return sealed.Header, sealed.Ciphertext, initial, nil
+}
+
+// startSession begins a session with the contact (PQXDH as initiator);
+// ct.mu is held.
 func (c *Client) startSession(ct *contact, now time.Time) error {
 	s, init, err := session.Start(c.cfg.Rand, c.id, ct.card)
 	if err != nil {
@@ -188,51 +208,12 @@ func (c *Client) startSession(ct *contact, now time.Time) error {
 	ct.sess = s
 	sid := sha256.Sum256(raw)
 	ct.rec.Session = &sessionRecord{Initiated: true, Initial: raw, Reason: reason, Established: now.UTC(), ID: sid[:]}
-	ct.helloDue, ct.helloAttempts = time.Time{}, 0
 	return c.saveContact(ct)
 }
 
-// sessionPacket seals a session record for the contact, with a SURB for
-// its ack, and builds its packet. The ratchet state is saved before the
-// packet exists, so that a crash can never make the client reuse a message
-// key.
-func (c *Client) sessionPacket(ct *contact, rec, initial []byte, m *outgoing, index int, now time.Time) ([]byte, error) {
-	mine, theirs := c.ownProvider(), c.doc.Node(ed25519.PublicKey(ct.card.Provider[:]))
-	if mine == nil || theirs == nil {
-		return nil, fmt.Errorf("client: %s's provider or yours is not in the network document", ct.rec.Name)
-	}
-	var surbID [sphinx.SURBIDLength]byte
-	if _, err := io.ReadFull(c.cfg.Rand, surbID[:]); err != nil {
-		return nil, err
-	}
-	surb, token, err := c.format.NewSURB(c.cfg.Rand, c.route(theirs, mine, sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{ID: surbID}))
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := ct.sess.Seal(session.KindData, rec)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.saveContact(ct); err != nil {
-		return nil, err
-	}
-	contents := envelope.Contents{Kind: envelope.KindSession, SURB: surb, Initial: initial, Header: sealed.Header, Ciphertext: sealed.Ciphertext}
-	copy(contents.Sender[:], c.id.DH.PublicKey().Bytes())
-	payload, err := envelope.Seal(ct.card.DHKey, &contents, c.format.Geometry().UserPayloadLength)
-	if err != nil {
-		return nil, err
-	}
-	packet, err := c.format.NewPacket(c.cfg.Rand, c.route(mine, theirs, sphinx.Recipient{ID: ct.card.Mailbox}), payload)
-	if err != nil {
-		return nil, err
-	}
-	c.pending[surbID] = &transmission{token: token, to: ct, msg: m, index: index, sentAt: now}
-	return packet, nil
-}
-
-// loopPacket builds a loop packet: through the whole network back to the
+// planLoop plans a loop packet: through the whole network back to the
 // user's own mailbox, sealed to the user like any message.
-func (c *Client) loopPacket(now time.Time) ([]byte, error) {
+func (c *Client) planLoop(now time.Time) (build, error) {
 	mine := c.ownProvider()
 	if mine == nil {
 		return nil, fmt.Errorf("client: your provider is not in the network document")
@@ -241,34 +222,38 @@ func (c *Client) loopPacket(now time.Time) ([]byte, error) {
 	if _, err := io.ReadFull(c.cfg.Rand, contents.LoopID[:]); err != nil {
 		return nil, err
 	}
-	payload, err := envelope.Seal([32]byte(c.id.DH.PublicKey().Bytes()), &contents, c.format.Geometry().UserPayloadLength)
-	if err != nil {
-		return nil, err
-	}
-	packet, err := c.format.NewPacket(c.cfg.Rand, c.route(mine, mine, sphinx.Recipient{ID: c.id.Mailbox}), payload)
-	if err != nil {
-		return nil, err
-	}
 	c.loops[contents.LoopID] = now
-	return packet, nil
+	path, format := c.route(mine, mine, sphinx.Recipient{ID: c.id.Mailbox}), c.format
+	return func() ([]byte, bool, error) {
+		payload, err := envelope.Seal([32]byte(c.id.DH.PublicKey().Bytes()), &contents, format.Geometry().UserPayloadLength)
+		if err != nil {
+			return nil, false, err
+		}
+		packet, err := format.NewPacket(c.cfg.Rand, path, payload)
+		return packet, false, err
+	}, nil
 }
 
-// dropPacket builds a drop packet: through the whole network to a random
+// planDrop plans a drop packet: through the whole network to a random
 // provider, which discards it. Its payload is random bytes after the
 // envelope's version, as a sealed payload looks.
-func (c *Client) dropPacket() ([]byte, error) {
+func (c *Client) planDrop() (build, error) {
 	mine := c.ownProvider()
 	providers := c.doc.Providers()
 	if mine == nil || len(providers) == 0 {
 		return nil, fmt.Errorf("client: your provider is not in the network document")
 	}
 	to := providers[c.rng.IntN(len(providers))]
-	payload := make([]byte, c.format.Geometry().UserPayloadLength)
-	payload[0] = envelope.Version
-	if _, err := io.ReadFull(c.cfg.Rand, payload[1:]); err != nil {
-		return nil, err
-	}
-	return c.format.NewPacket(c.cfg.Rand, c.route(mine, to, sphinx.Recipient{ID: directory.DropRecipient}), payload)
+	path, format := c.route(mine, to, sphinx.Recipient{ID: directory.DropRecipient}), c.format
+	return func() ([]byte, bool, error) {
+		payload := make([]byte, format.Geometry().UserPayloadLength)
+		payload[0] = envelope.Version
+		if _, err := io.ReadFull(c.cfg.Rand, payload[1:]); err != nil {
+			return nil, false, err
+		}
+		packet, err := format.NewPacket(c.cfg.Rand, path, payload)
+		return packet, false, err
+	}, nil
 }
 
 func (c *Client) ownProvider() *directory.Node {

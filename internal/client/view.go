@@ -1,7 +1,6 @@
 package client
 
 import (
-	"encoding/hex"
 	"sort"
 
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
@@ -67,93 +66,31 @@ func (c *Client) publish() {
 	}
 	c.dirty = false
 	v.contacts, v.known = c.contactInfos()
-	v.outbox = c.outboxInfos()
-	v.inbox = c.inboxInfos(v.known)
+	v.outbox = c.outbox.infos(func(ct *contact) string { return ct.rec.Name })
+	v.inbox = c.inbox.infos(func(key string) (string, bool) {
+		k, ok := v.known[key]
+		return k.name, ok
+	})
 	v.network = c.networkInfo()
 	v.changed = make(chan struct{})
 	c.view.Store(&v)
 	close(old.changed)
 }
 
-// contactInfos lists the contacts by name; c.mu is held. A contact's
-// safety number (5,200 SHA-512 rounds a side) is computed once.
+// contactInfos lists the contacts by name; c.mu is held. It reads each
+// session's shown state, never a contact's lock. A contact's safety number
+// (5,200 SHA-512 rounds a side) is computed once.
 func (c *Client) contactInfos() ([]ContactInfo, map[string]knownContact) {
 	out := make([]ContactInfo, 0, len(c.contacts))
 	known := make(map[string]knownContact, len(c.contacts))
 	for _, ct := range c.contacts {
-		state := "none"
-		switch {
-		case ct.usable():
-			state = "established"
-		case ct.sess != nil:
-			state = "setting up"
-		}
+		shown := ct.shown.Load()
 		if ct.safety == "" {
-			ct.safety = identity.SafetyNumber(c.self, ct.card)
+			ct.safety = identity.SafetyNumber(c.self, shown.card)
 		}
-		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: ct.safety, Verified: ct.rec.Verified, Session: state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry})
-		known[ct.key] = knownContact{name: ct.rec.Name, card: ct.card}
+		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: ct.safety, Verified: ct.rec.Verified, Session: shown.state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry})
+		known[ct.key] = knownContact{name: ct.rec.Name, card: shown.card}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, known
-}
-
-// outboxInfos lists the sent messages, oldest first; c.mu is held.
-func (c *Client) outboxInfos() []MessageInfo {
-	out := make([]MessageInfo, 0, len(c.out))
-	for _, m := range c.out {
-		acked := 0
-		for _, a := range m.rec.Acked {
-			if a {
-				acked++
-			}
-		}
-		out = append(out, MessageInfo{
-			ID: hex.EncodeToString(m.rec.ID[:]), Contact: m.to.rec.Name, Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
-			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Acked: acked, Fragments: len(m.rec.Acked),
-			Text: m.text,
-		})
-	}
-	return out
-}
-
-// inboxInfos lists the received messages, oldest first; c.mu is held.
-func (c *Client) inboxInfos(known map[string]knownContact) []MessageInfo {
-	out := make([]MessageInfo, 0, len(c.inbox))
-	for _, rec := range c.inbox {
-		from := "(unknown)"
-		if k, ok := known[rec.From]; ok {
-			from = k.name
-		}
-		info := MessageInfo{ID: hex.EncodeToString(rec.ID[:]), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: rec.size, Time: rec.Received,
-			Conveyed: rec.Conveyed, Label: rec.Label, Note: rec.Note}
-		if rec.Kind == Text.String() {
-			info.Text = string(rec.Body)
-		}
-		out = append(out, info)
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out
-}
-
-// inboxEntry is a received message as the client keeps it in memory: its
-// record, with a file's body left on disk.
-type inboxEntry struct {
-	inRecord
-	size int
-}
-
-// indexIn keeps a received message's record in the inbox's memory; c.mu
-// is held.
-func (c *Client) indexIn(rec inRecord) {
-	e := &inboxEntry{inRecord: rec, size: len(rec.Body)}
-	if rec.Kind != Text.String() {
-		e.Body = nil
-	}
-	c.inbox[rec.ID] = e
 }

@@ -41,9 +41,10 @@ func (g *gatedRand) arm() {
 }
 
 // TestReadsDoNotWaitForPackets holds the client in the middle of building
-// a packet (its schedule's lock taken, the session's ratchet stepped) and
-// checks that every read the command line and the web interface make
-// still answers: status, the inbox, the contacts, the features' lists.
+// a packet (a session being set up with PQXDH, under the contact's lock)
+// and checks that the client's lock is free, that every read the command
+// line and the web interface make still answers — status, the inbox, the
+// contacts, the features' lists — and that the user can queue a message.
 func TestReadsDoNotWaitForPackets(t *testing.T) {
 	gate := &gatedRand{r: testrand.New(40, 2)}
 	pair := newOfflinePair(t, 40, gate)
@@ -60,11 +61,21 @@ func TestReadsDoNotWaitForPackets(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the send slot built no packet")
 	}
-	// The packet is being built: fire holds the client's lock.
-	if alice.mu.TryLock() {
-		t.Fatal("the client's lock is free while a packet is built: the test holds nothing")
+	// The packet is being built (its session started and sealed under the
+	// contact's lock): the client's lock is free meanwhile.
+	if !alice.mu.TryLock() {
+		t.Fatal("the client's lock is held while a packet is built")
+	}
+	alice.mu.Unlock()
+	if alice.byName("bob").mu.TryLock() {
+		t.Fatal("bob's lock is free while a packet to him is built: the test holds nothing")
 	}
 	reads := map[string]func() error{
+		// A write that needs no session: the user queues another message.
+		"send": func() error {
+			_, err := alice.Send("bob", Content{Kind: Text, Body: []byte("still there?")})
+			return err
+		},
 		"status":   func() error { alice.Stats(); alice.Outbox(); _, _ = alice.NetworkInfo(); return nil },
 		"inbox":    func() error { _, err := alice.Inbox(); return err },
 		"contacts": func() error { alice.Contacts(); alice.Self(); alice.Account(); return nil },
@@ -86,7 +97,7 @@ func TestReadsDoNotWaitForPackets(t *testing.T) {
 			t.Fatalf("%s waited for the packet being built", name)
 		}
 	}
-	if out := alice.Outbox(); len(out) != 1 || out[0].Text != "open to talks?" {
+	if out := alice.Outbox(); len(out) != 2 || out[0].Text != "open to talks?" || out[1].Text != "still there?" {
 		t.Fatalf("outbox while the packet is built: %+v", out)
 	}
 	close(gate.release)

@@ -1,0 +1,122 @@
+package client
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+)
+
+// fragmentCapacity is the largest fragment a packet carries: a Sphinx
+// payload, less the envelope with its SURB, the session message's header
+// and overhead, and the record type byte. c.mu is held.
+func (c *Client) fragmentCapacity() int {
+	g := sphinx.DefaultGeometry
+	if c.doc != nil {
+		g = c.doc.Parameters.Geometry
+	}
+	return fragmentCapacity(g)
+}
+
+func fragmentCapacity(g sphinx.Geometry) int {
+	return envelopeSessionRoom(g, 0) - session.EncryptedHeaderSize - session.SealOverhead - 1
+}
+
+// MessageInfo is a message as the user sees it.
+type MessageInfo struct {
+	ID       string
+	Contact  string
+	Incoming bool
+	Kind     string
+	Name     string
+	Size     int
+	Text     string // for a text
+	Status   Status // outgoing only
+	Reason   string // why it failed
+	Time     time.Time
+	// Acked and Fragments show an outgoing message's progress.
+	Acked, Fragments int
+	// Conveyed is set for a message an intermediary (Contact) passed on:
+	// Label is how it names the sender, Note its note.
+	Conveyed    bool
+	Label, Note string
+}
+
+func hexID(id [16]byte) string { return hex.EncodeToString(id[:]) }
+
+// Send queues content for the contact called to and returns its ID. The
+// message is stored under the outbox's lock alone: the schedule goes on
+// meanwhile, and the schedule's packets do not hold the message up.
+func (c *Client) Send(to string, content Content) (string, error) {
+	if content.Kind != Text && content.Kind != File {
+		return "", fmt.Errorf("client: only texts and files are sent this way, not %v", content.Kind)
+	}
+	c.mu.Lock()
+	ct := c.byName(to)
+	if ct == nil {
+		c.unlock()
+		return "", fmt.Errorf("%w: %q", ErrNoContact, to)
+	}
+	if err := c.begin(); err != nil {
+		c.unlock()
+		return "", err
+	}
+	content.TTL = ct.rec.Expiry
+	capacity := c.fragmentCapacity()
+	c.unlock()
+	m, err := c.enqueue(ct, content, [16]byte{}, capacity)
+	c.inflight.Done()
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.notify()
+	c.unlock()
+	return hexID(m.rec.ID), nil
+}
+
+// queue queues content for the contact, with the conversation's time to
+// live; c.mu is held (a feature's Tx).
+func (c *Client) queue(ct *contact, content Content, ref [16]byte) (*outgoing, error) {
+	content.TTL = ct.rec.Expiry
+	m, err := c.enqueue(ct, content, ref, c.fragmentCapacity())
+	if err != nil {
+		return nil, err
+	}
+	c.notify()
+	return m, nil
+}
+
+// enqueue makes the message of content, cut to capacity, and stores it in
+// the outbox.
+func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, capacity int) (*outgoing, error) {
+	body, err := content.marshal()
+	if err != nil {
+		return nil, err
+	}
+	var id [16]byte
+	if _, err := io.ReadFull(c.cfg.Rand, id[:]); err != nil {
+		return nil, err
+	}
+	m := &outgoing{to: ct, rec: outRecord{
+		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
+		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued, TTL: content.TTL, Ref: ref,
+	}}
+	if err := m.cut(body, capacity); err != nil {
+		return nil, err
+	}
+	m.rec.Acked = make([]bool, len(m.frags))
+	if content.Kind == Text {
+		m.text = string(content.Body)
+	}
+	if err := c.outbox.add(m, body); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Outbox lists the sent messages, oldest first.
+func (c *Client) Outbox() []MessageInfo { return c.view.Load().outbox }
