@@ -1,12 +1,16 @@
-// Package x25519 is the X25519 function of RFC 7748 written as a Montgomery
-// ladder over filippo.io/edwards25519/field, for the Sphinx hot path.
+// Package x25519 is the X25519 function of RFC 7748 for the Sphinx hot path:
+// CIRCL's assembly ladder for clamped scalars, and a Montgomery ladder over
+// CIRCL's assembly field arithmetic (github.com/cloudflare/circl/math/fp25519)
+// for unclamped ones.
 //
 // It exists for speed, not new functionality. In Go 1.26 crypto/ecdh computes
 // a public key whenever a private key is built, and
 // golang.org/x/crypto/curve25519.X25519 builds one on every call, so a
-// scalar multiplication by a fresh scalar costs two ladders. Sphinx multiplies
-// by a fresh blinding scalar at every hop; this package does that with one
-// ladder and no allocations.
+// scalar multiplication by a fresh scalar costs two ladders; and Go's field
+// arithmetic is portable code, where CIRCL's uses the BMI2 and ADX
+// instructions of amd64 (with a portable fallback elsewhere). Sphinx
+// multiplies by a fresh blinding scalar at every hop; this package does that
+// with one ladder and no allocations.
 //
 // It offers the clamped function of RFC 7748 section 5 ([ScalarMult]), the
 // same ladder with the scalar taken as an unclamped 256-bit integer
@@ -26,7 +30,8 @@ import (
 	"errors"
 
 	"filippo.io/edwards25519"
-	"filippo.io/edwards25519/field"
+	circl "github.com/cloudflare/circl/dh/x25519"
+	fp "github.com/cloudflare/circl/math/fp25519"
 )
 
 // Size is the length of scalars and of u-coordinates, in bytes.
@@ -37,21 +42,19 @@ const Size = 32
 // point's order), and the result must not be used as a shared secret.
 var ErrLowOrder = errors.New("x25519: low-order point (all-zero result)")
 
-// a24 is (A - 2) / 4 for Curve25519's A = 486662, as RFC 7748 section 5 uses it
-// in z_2 = E * (AA + a24 * E).
-const a24 = 121665
+// a24plus1 is (A - 2) / 4 + 1 for Curve25519's A = 486662, as a field
+// element: RFC 7748 section 5's z_2 = E * (AA + a24 * E) is computed as
+// E * (BB + (a24 + 1) * E).
+var a24plus1 = fp.Elt{0x42, 0xdb, 0x01} // 121666, little-endian
 
 // ScalarMult sets dst to X25519(scalar, point) as RFC 7748 section 5 defines
-// it: the scalar is clamped, the high bit of the point is masked.
+// it: the scalar is clamped, the high bit of the point is masked. It is
+// CIRCL's X25519 (its ladder and field in assembly); a low-order point,
+// which CIRCL reports, is refused as an all-zero result is.
 func ScalarMult(dst, scalar, point *[Size]byte) error {
-	var k [Size]byte
-	copy(k[:], scalar[:])
-	k[0] &= 248
-	k[31] &= 127
-	k[31] |= 64
-	// Bit 255 of a clamped scalar is zero, so the ladder starts at bit 254.
-	ladder(dst, &k, point, 254)
-	clear(k[:])
+	if !circl.Shared((*circl.Key)(dst), (*circl.Key)(scalar), (*circl.Key)(point)) {
+		return ErrLowOrder
+	}
 	return checkNonZero(dst)
 }
 
@@ -95,55 +98,55 @@ func checkNonZero(u *[Size]byte) error {
 	return nil
 }
 
-// ladder is the Montgomery ladder of RFC 7748 section 5, processing scalar
-// bits topBit down to 0 in constant time.
+// ladder is the Montgomery ladder of RFC 7748 section 5 over CIRCL's field
+// arithmetic, processing scalar bits topBit down to 0 in constant time.
 //
 // The step computes RFC 7748's values in an order that needs only two
 // temporaries; with AA - BB = E, its z_2 = E * (AA + a24 * E) is written
-// E * (BB + (a24 + 1) * E).
+// E * (BB + (a24 + 1) * E). CIRCL's elements are 32-byte little-endian
+// integers reduced lazily, so the u-coordinate is taken as it comes (bit
+// 255 masked, a value at or above p accepted, as RFC 7748 requires).
 func ladder(dst, scalar, point *[Size]byte, topBit int) {
-	var x1, x2, z2, x3, z3, t0, t1 field.Element
+	var x1, x2, z2, x3, z3, t0, t1 fp.Elt
+	x1 = fp.Elt(*point)
+	x1[31] &= 127
+	fp.SetOne(&x2)
+	x3 = x1
+	fp.SetOne(&z3)
 
-	// SetBytes masks bit 255 and accepts non-canonical values, as RFC 7748
-	// requires for u-coordinates. It fails only on a length other than 32.
-	if _, err := x1.SetBytes(point[:]); err != nil {
-		panic("x25519: internal error: " + err.Error())
-	}
-	x2.One()
-	x3.Set(&x1)
-	z3.One()
-
-	swap := 0
+	swap := uint(0)
 	for t := uint(topBit) + 1; t > 0; t-- {
-		bit := int(scalar[(t-1)>>3]>>((t-1)&7)) & 1
+		bit := uint(scalar[(t-1)>>3]>>((t-1)&7)) & 1
 		swap ^= bit
-		x2.Swap(&x3, swap)
-		z2.Swap(&z3, swap)
+		fp.Cswap(&x2, &x3, swap)
+		fp.Cswap(&z2, &z3, swap)
 		swap = bit
 
-		t0.Subtract(&x3, &z3) // D
-		t1.Subtract(&x2, &z2) // B
-		x2.Add(&x2, &z2)      // A
-		z2.Add(&x3, &z3)      // C
-		z3.Multiply(&t0, &x2) // DA
-		z2.Multiply(&z2, &t1) // CB
-		t0.Square(&t1)        // BB
-		t1.Square(&x2)        // AA
-		x3.Add(&z3, &z2)      // DA + CB
-		z2.Subtract(&z3, &z2) // DA - CB
-		x2.Multiply(&t1, &t0) // x_2 = AA * BB
-		t1.Subtract(&t1, &t0) // E = AA - BB
-		z2.Square(&z2)        // (DA - CB)^2
-		z3.Mult32(&t1, a24+1) // (a24 + 1) * E
-		x3.Square(&x3)        // x_3 = (DA + CB)^2
-		t0.Add(&t0, &z3)      // BB + (a24 + 1) * E = AA + a24 * E
-		z3.Multiply(&x1, &z2) // z_3 = x_1 * (DA - CB)^2
-		z2.Multiply(&t1, &t0) // z_2 = E * (AA + a24 * E)
+		fp.Sub(&t0, &x3, &z3)       // D
+		fp.Sub(&t1, &x2, &z2)       // B
+		fp.Add(&x2, &x2, &z2)       // A
+		fp.Add(&z2, &x3, &z3)       // C
+		fp.Mul(&z3, &t0, &x2)       // DA
+		fp.Mul(&z2, &z2, &t1)       // CB
+		fp.Sqr(&t0, &t1)            // BB
+		fp.Sqr(&t1, &x2)            // AA
+		fp.Add(&x3, &z3, &z2)       // DA + CB
+		fp.Sub(&z2, &z3, &z2)       // DA - CB
+		fp.Mul(&x2, &t1, &t0)       // x_2 = AA * BB
+		fp.Sub(&t1, &t1, &t0)       // E = AA - BB
+		fp.Sqr(&z2, &z2)            // (DA - CB)^2
+		fp.Mul(&z3, &t1, &a24plus1) // (a24 + 1) * E
+		fp.Sqr(&x3, &x3)            // x_3 = (DA + CB)^2
+		fp.Add(&t0, &t0, &z3)       // BB + (a24 + 1) * E = AA + a24 * E
+		fp.Mul(&z3, &x1, &z2)       // z_3 = x_1 * (DA - CB)^2
+		fp.Mul(&z2, &t1, &t0)       // z_2 = E * (AA + a24 * E)
 	}
-	x2.Swap(&x3, swap)
-	z2.Swap(&z3, swap)
+	fp.Cswap(&x2, &x3, swap)
+	fp.Cswap(&z2, &z3, swap)
 
-	z2.Invert(&z2)
-	x2.Multiply(&x2, &z2)
-	copy(dst[:], x2.Bytes())
+	fp.Inv(&z2, &z2)
+	fp.Mul(&x2, &x2, &z2)
+	if err := fp.ToBytes(dst[:], &x2); err != nil {
+		panic("x25519: internal error: " + err.Error()) // dst has the element's size
+	}
 }

@@ -205,6 +205,20 @@ func BenchmarkLadder(b *testing.B) {
 	}
 }
 
+// BenchmarkLadderUnclamped is the ladder over all 256 bits of an
+// unclamped scalar (Sphinx's blinding and creation), over CIRCL's field.
+func BenchmarkLadderUnclamped(b *testing.B) {
+	scalar := fromHex(b, "a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+	point := fromHex(b, "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+	var out [Size]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ScalarMultUnclamped(&out, scalar, point); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkECDH(b *testing.B) {
 	priv, err := ecdh.X25519().NewPrivateKey(fromHex(b, "a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")[:])
 	if err != nil {
