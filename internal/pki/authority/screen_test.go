@@ -97,7 +97,7 @@ func TestHostileDescriptorCannotStopDocuments(t *testing.T) {
 		{4, func(d *directory.Descriptor) { d.Address = victim.d.Address }, servers},
 		{5, func(d *directory.Descriptor) { d.Name, d.Address = victim.d.Name, victim.d.Address }, servers[:1]},
 	} {
-		clk.Advance(servers[0].Start(step.e - 1).Add(time.Second).Sub(clk.Now()))
+		toFreeze(servers, step.e)
 		h := hostile
 		h.d.Epoch = step.e
 		step.attack(&h.d)

@@ -75,6 +75,10 @@ type Server struct {
 	frozen      map[uint64][]byte            // epoch → own signed bundle
 	votes       map[uint64][]byte            // epoch → own vote: an encoded directory.Signed
 	documents   map[uint64][]byte            // epoch → published document (threshold reached)
+	// seen is when each node (by identity key) last uploaded a descriptor
+	// this authority takes: a node not heard from within liveness of a
+	// freeze is left out of the frozen set.
+	seen map[string]time.Time
 
 	refusals *rate.Limiter // of refused uploads' log lines
 	unlogged atomic.Int64  // refused uploads not logged since the last logged
@@ -98,7 +102,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, descriptors: map[uint64]map[string][]byte{}, frozen: map[uint64][]byte{},
-		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}, refusals: rate.NewLimiter(1, 10)}
+		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}, seen: map[string]time.Time{}, refusals: rate.NewLimiter(1, 10)}
 	if err := s.loadDocuments(); err != nil {
 		return nil, err
 	}
@@ -196,6 +200,7 @@ func (s *Server) Upload(raw []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen[string(d.IdentityKey)] = now
 	if s.frozen[d.Epoch] != nil {
 		return fmt.Errorf("authority: the descriptors for epoch %d are frozen", d.Epoch)
 	}
@@ -226,14 +231,34 @@ func (s *Server) Step(ctx context.Context, now time.Time) {
 	s.forget(e)
 }
 
+// liveness is how recently a node must have uploaded a descriptor for it
+// to be frozen into the next document: three of its upload intervals
+// (nodes upload every sixteenth of an epoch), so that one or two lost
+// uploads do not drop it, and at least minLiveness, for the short epochs of
+// test networks on busy machines. A node that died is left out of every
+// document frozen more than that after its death (the next one, or the
+// one after), where the descriptors it uploaded ahead would have kept it
+// listed up to three epochs.
+func (s *Server) liveness() time.Duration { return max(s.cfg.EpochLength*3/16, minLiveness) }
+
+// minLiveness is liveness's least value.
+const minLiveness = 10 * time.Second
+
+// freeze fixes this authority's descriptors for epoch e: those of nodes
+// heard from within liveness.
 func (s *Server) freeze(e uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.frozen[e] != nil {
 		return
 	}
+	now := s.cfg.Clock.Now()
 	var set [][]byte
-	for _, raw := range s.descriptors[e] {
+	for key, raw := range s.descriptors[e] {
+		if last := s.seen[key]; now.Sub(last) > s.liveness() {
+			s.log.Warn("a node is left out: no descriptor from it lately", "epoch", e, "key", fmt.Sprintf("%x", key), "last", last.UTC().Format(time.RFC3339))
+			continue
+		}
 		set = append(set, raw)
 	}
 	sort.Slice(set, func(i, j int) bool { return bytes.Compare(set[i], set[j]) < 0 })

@@ -70,10 +70,13 @@ func authorities(t *testing.T, n, k int, admission Admission, clk *clock.Fake, t
 	return servers, pubs, stops
 }
 
-// upload sends each node's descriptor for epoch e to every running authority
-// over HTTP.
+// upload sends each node's descriptor for epoch e to every running
+// authority, just before they freeze the descriptors of e (as nodes
+// upload every sixteenth of an epoch, and only nodes heard from lately are
+// frozen in).
 func upload(t *testing.T, servers []*Server, ns []node, e uint64) {
 	t.Helper()
+	toFreeze(servers, e)
 	for i := range ns {
 		ns[i].d.Epoch = e
 	}
@@ -81,6 +84,15 @@ func upload(t *testing.T, servers []*Server, ns []node, e uint64) {
 		for _, s := range servers {
 			s.Upload(raw)
 		}
+	}
+}
+
+// toFreeze moves the authorities' clock to a second before they freeze
+// the descriptors of epoch e, if it is earlier.
+func toFreeze(servers []*Server, e uint64) {
+	clk := servers[0].cfg.Clock.(*clock.Fake)
+	if at := servers[0].phase(e, 4).Add(-time.Second); clk.Now().Before(at) {
+		clk.Advance(at.Sub(clk.Now()))
 	}
 }
 
@@ -298,4 +310,50 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestSilentNodeLeftOut: nodes upload their descriptors two epochs ahead;
+// one then goes silent (it died). The next freeze leaves it out, though
+// its descriptor for that epoch was uploaded, and the node is listed again
+// once it uploads again before a freeze.
+func TestSilentNodeLeftOut(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 4)
+	servers, pubs, _ := authorities(t, 1, 1, admitAll(ns), clk, nil)
+	silent := ns[5]
+	for _, e := range []uint64{2, 3} { // uploaded ahead, at the start of epoch 1
+		for i := range ns {
+			ns[i].d.Epoch = e
+		}
+		for _, raw := range signed(t, ns) {
+			if err := servers[0].Upload(raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	listed := func(e uint64) bool {
+		t.Helper()
+		data, ok := servers[0].Document(e)
+		if !ok {
+			t.Fatalf("no document for epoch %d", e)
+		}
+		doc, err := verify(t, data, pubs, 1, servers[0].Start(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Nodes) < len(ns)-1 {
+			t.Fatalf("epoch %d lists %d nodes: the live ones were left out too", e, len(doc.Nodes))
+		}
+		return doc.Node(silent.d.IdentityKey) != nil
+	}
+	upload(t, servers, ns[:5], 2) // the others go on uploading
+	stepAll(servers, clk, nil)
+	if listed(2) {
+		t.Fatal("a node silent for half an epoch is in the next document")
+	}
+	upload(t, servers, ns, 3) // it is back before the next freeze
+	stepAll(servers, clk, nil)
+	if !listed(3) {
+		t.Fatal("a node that uploads again is not listed at the next freeze")
+	}
 }
