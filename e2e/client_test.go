@@ -210,7 +210,7 @@ func TestClientsExchangeMessages(t *testing.T) {
 		t.Logf("%s: %s", c.name, lastLines(out, 4))
 	}
 	bob.cli("inbox", "--wait", fmt.Sprint(each+1), "--timeout", "1m")
-	saved := t.TempDir()
+	saved := filepath.Join(t.TempDir(), "received") // not there yet: inbox --save makes it
 	bob.eachOnce(saved, "alice to bob", each)
 	alice.eachOnce(saved, "bob to alice", each)
 	files, _ := filepath.Glob(filepath.Join(saved, "*-dossier.bin"))

@@ -202,7 +202,9 @@ func disappearingAcrossProcesses(t *testing.T, nw *network) {
 	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
-	alice.cli("contact", "expire", "bob", "3s")
+	if out := alice.cli("contact", "expire", "bob", "3s"); !strings.Contains(out, "messages with bob now disappear 3s") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("contact expire does not confirm the setting in a line:\n%s", out)
+	}
 	alice.cli("send", "bob", "this will disappear")
 	bob.cli("inbox", "--wait", "1")
 	if out := bob.cli("contact", "list"); !strings.Contains(out, "disappear 3s") {

@@ -41,7 +41,7 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 			def = filepath.Join(home, ".backchannel")
 		}
 	}
-	dir := fs.String("dir", def, "the client's state directory (default $BACKCHANNEL_DIR or ~/.backchannel)")
+	dir := fs.String("dir", def, "the client's state directory ($BACKCHANNEL_DIR, if set, is the default)")
 	if c, ok := control.ByCLI(name); ok {
 		fs.Usage = func() {
 			fmt.Fprintf(stderr, "usage: %s\n%s\n\nflags:\n", c.Usage(), c.Summary)
@@ -156,12 +156,18 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, *logLevel)
 	err := func() error {
+		if !client.HasState(*dir) {
+			return noState(*dir) // before asking a passphrase for nothing
+		}
 		pass, err := passphrase("BACKCHANNEL_PASSPHRASE", "passphrase", false, stderr)
 		if err != nil {
 			return err
 		}
 		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger})
 		clear(pass)
+		if errors.Is(err, client.ErrNoState) {
+			return noState(*dir)
+		}
 		if err != nil {
 			return err
 		}
@@ -205,11 +211,20 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 // backchannel way.
 func call[T any](dir string, r control.Request, stderr io.Writer) (T, bool) {
 	var resp T
+	if !client.HasState(dir) {
+		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), noState(dir))
+		return resp, false
+	}
 	if err := control.Call(socketPath(dir), r, &resp); err != nil {
 		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), err)
 		return resp, false
 	}
 	return resp, true
+}
+
+// noState says what to do where there is no client state.
+func noState(dir string) error {
+	return fmt.Errorf("no client state at %s: make one with `backchannel init --dir %s`, or give the --dir of yours", dir, dir)
 }
 
 // runCard is `backchannel card`: the user's own card, as text.
@@ -265,6 +280,15 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	if args[0] != "list" {
+		// A change: say what it did to that contact, not the whole list.
+		for _, ct := range resp.Contacts {
+			if ct.Name == fs.Arg(0) {
+				fmt.Fprintln(stdout, contactChanged(args[0], ct))
+			}
+		}
+		return 0
+	}
 	for _, ct := range resp.Contacts {
 		verified := "not verified"
 		if ct.Verified {
@@ -279,6 +303,23 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// contactChanged confirms a change to a contact: an addition, a
+// verification or a disappearing-messages setting.
+func contactChanged(change string, ct client.ContactInfo) string {
+	switch change {
+	case "add":
+		return fmt.Sprintf("added %s; safety number %s: compare it with theirs, then `backchannel contact verify %q`", ct.Name, ct.SafetyNumber, ct.Name)
+	case "verify":
+		return fmt.Sprintf("%s is verified", ct.Name)
+	case "expire":
+		if ct.Expiry == 0 {
+			return fmt.Sprintf("messages with %s no longer disappear; %s's client is told", ct.Name, ct.Name)
+		}
+		return fmt.Sprintf("messages with %s now disappear %v after they are delivered or received, at both ends; %s's client is told", ct.Name, ct.Expiry, ct.Name)
+	}
+	return ct.Name
 }
 
 // readInput reads a file, or standard input for "-".
@@ -353,6 +394,10 @@ func runInbox(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s  %s  from %s: file %q, %d bytes\n", m.ID, when, m.Contact, m.Name, m.Size)
 		if *save != "" {
+			if err := os.MkdirAll(*save, 0o700); err != nil {
+				fmt.Fprintf(stderr, "backchannel: inbox: %v\n", err)
+				return 1
+			}
 			f, ok := call[control.ReadResponse](*dir, &control.ReadRequest{ID: m.ID}, stderr)
 			if !ok {
 				return 1

@@ -272,7 +272,7 @@ func runDesk(args []string, stdout, stderr io.Writer) int {
 		if _, ok := call[control.Empty](*dir, &control.DeskPassRequest{ID: fs.Arg(0), To: *to, As: *as, Note: *note}, stderr); !ok {
 			return 1
 		}
-		fmt.Fprintln(stdout, "passed on; the sender gets its receipt when the recipient's client acknowledges it")
+		fmt.Fprintln(stdout, "passed on; the sender is told once the recipient's client acknowledges it (with your signed receipt, if one was asked)")
 		return 0
 	case sub == "refuse" && fs.NArg() == 1:
 		if _, ok := call[control.Empty](*dir, &control.DeskRefuseRequest{ID: fs.Arg(0), Note: *note}, stderr); !ok {

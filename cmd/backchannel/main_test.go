@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +27,9 @@ func (l *lastWrite) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// nowhere is a directory with no client state.
+var nowhere = filepath.Join(os.TempDir(), "backchannel-test-no-state")
+
 func TestRun(t *testing.T) {
 	for _, tc := range []struct {
 		args       []string
@@ -36,6 +41,11 @@ func TestRun(t *testing.T) {
 		{args: []string{"version"}, code: 0, stdout: "backchannel "},
 		{args: []string{"help"}, code: 0, stdout: "Usage: backchannel"},
 		{args: []string{"frobnicate"}, code: 2, stderrPart: `unknown command "frobnicate"`},
+		// A command on a directory with no client state says to make one,
+		// not to start a daemon that could not start.
+		{args: []string{"status", "--dir", nowhere}, code: 1, stderrPart: "make one with `backchannel init --dir " + nowhere},
+		{args: []string{"inbox", "--dir", nowhere}, code: 1, stderrPart: "no client state at " + nowhere},
+		{args: []string{"client", "run", "--dir", nowhere}, code: 1, stderrPart: "make one with `backchannel init --dir " + nowhere},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)

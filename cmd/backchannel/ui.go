@@ -38,8 +38,8 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(stderr, *logLevel)
-	if _, err := os.Stat(*dir); err != nil {
-		fmt.Fprintf(stderr, "backchannel: ui: no client state at %s (make one with `backchannel init`)\n", *dir)
+	if !client.HasState(*dir) {
+		fmt.Fprintf(stderr, "backchannel: ui: %v\n", noState(*dir))
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -188,6 +188,12 @@ func Create(cfg Config, network Network) (*Client, Account, error) {
 	return c, Account{LinkKey: [32]byte(link.Public), Mailbox: mailbox}, nil
 }
 
+// ErrNoState: the directory holds no client state (make one with Create).
+var ErrNoState = vault.ErrNoVault
+
+// HasState reports whether the directory holds a client state.
+func HasState(dir string) bool { return vault.Exists(dir) }
+
 // Open unlocks the client state in cfg.Dir.
 func Open(cfg Config) (*Client, error) {
 	cfg = withDefaults(cfg)

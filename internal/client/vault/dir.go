@@ -44,9 +44,21 @@ func CreateDir(path string, rand io.Reader, passphrase []byte, params Params) (*
 	return d, nil
 }
 
+// ErrNoVault: the directory holds no vault (no header).
+var ErrNoVault = errors.New("vault: no vault here")
+
+// Exists reports whether the directory path holds a vault.
+func Exists(path string) bool {
+	_, err := os.Stat(filepath.Join(path, headerFile))
+	return err == nil
+}
+
 // OpenDir unlocks the vault in the directory path.
 func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
 	data, err := os.ReadFile(filepath.Join(path, headerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoVault, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
