@@ -103,7 +103,7 @@ func newSenderFixture(t *testing.T, queue int) *senderFixture {
 			x.links <- p
 			return p, nil
 		},
-		Lost:  func(err error, wait time.Duration) { x.lost <- wait },
+		Lost:  func(err error, wait time.Duration, _ bool) { x.lost <- wait },
 		Acked: func(n int) { x.acked <- n },
 	})
 	ctx, cancel := context.WithCancel(context.Background())

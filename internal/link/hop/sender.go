@@ -19,9 +19,11 @@ type SenderConfig struct {
 	Dial func(ctx context.Context) (Conn, error)
 	// Clock times the reconnection backoff; nil is the real clock.
 	Clock clock.Clock
-	// Lost, if set, is told of each link that failed, or could not be
-	// made, and how long the Sender waits before the next.
-	Lost func(err error, wait time.Duration)
+	// Lost, if set, is told of each link that failed (wasUp) or could
+	// not be made, and how long the Sender waits before the next.
+	Lost func(err error, wait time.Duration, wasUp bool)
+	// Up, if set, is told of each link made.
+	Up func()
 	// Wrote, if set, counts the packet frames written; Acked those the
 	// next hop acknowledged (called from the link's ack reader).
 	Wrote func(frames int)
@@ -90,7 +92,7 @@ func (s *Sender) Run(ctx context.Context) {
 		wait := backoff + rand.N(backoff/2+1)
 		timer := s.cfg.Clock.NewTimerAt(s.cfg.Clock.Now().Add(wait))
 		if s.cfg.Lost != nil {
-			s.cfg.Lost(err, wait)
+			s.cfg.Lost(err, wait, up)
 		}
 		select {
 		case <-ctx.Done():
@@ -110,6 +112,9 @@ func (s *Sender) link(ctx context.Context) (up bool, err error) {
 		return false, err
 	}
 	defer c.Close()
+	if s.cfg.Up != nil {
+		s.cfg.Up()
+	}
 	return true, s.serve(ctx, c)
 }
 

@@ -241,6 +241,7 @@ func (n *Node) closeLinks() {
 type peer struct {
 	node   *directory.Node
 	hop    *hop.Sender
+	reach  *reach
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -265,14 +266,13 @@ func (n *Node) peer(id sphinx.NodeID) *peer {
 // startPeer starts the link to a next hop; cancel stops it.
 func (n *Node) startPeer(dn *directory.Node) *peer {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &peer{node: dn, cancel: cancel, done: make(chan struct{})}
+	p := &peer{node: dn, cancel: cancel, done: make(chan struct{}), reach: &reach{n: n, name: dn.Name}}
 	p.hop = hop.NewSender(hop.SenderConfig{
 		Queue: n.cfg.PeerQueue,
 		Clock: n.cfg.Clock,
 		Dial:  func(ctx context.Context) (hop.Conn, error) { return n.dialPeer(ctx, dn) },
-		Lost: func(err error, wait time.Duration) {
-			n.log.Info("link to next hop lost; reconnecting", "peer", dn.Name, "err", err, "backoff", wait)
-		},
+		Lost:  p.reach.lost,
+		Up:    p.reach.up,
 		Wrote: func(frames int) { n.metrics.packetsOut.Add(float64(frames)) },
 	})
 	go func() {
@@ -303,6 +303,7 @@ func (n *Node) retirePeers() {
 	for _, p := range gone {
 		p.cancel()
 		<-p.done
+		p.reach.retired()
 		queued, unacked := p.hop.Held()
 		held := queued + unacked
 		n.metrics.dropped.WithLabelValues(dropNextHopLeft).Add(float64(held))

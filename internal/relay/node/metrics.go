@@ -44,7 +44,10 @@ type metrics struct {
 	// successor.
 	documentExpired prometheus.Gauge
 	// diskFull is 1 while the data directory's file system is full.
-	diskFull      prometheus.Gauge
+	diskFull prometheus.Gauge
+	// unreachable counts the next hops the node cannot connect to (see
+	// reach.go).
+	unreachable   prometheus.Gauge
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
@@ -73,6 +76,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		}),
 		diskFull: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "backchannel_disk_full", Help: "1 while the node's data directory has no space left: packets to store are refused.",
+		}),
+		unreachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "backchannel_next_hops_unreachable", Help: "Next hops this node has failed to connect to three times in a row or more, and not since.",
 		}),
 		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "backchannel_epoch", Help: "The epoch of the node's current network document.",
@@ -103,7 +109,7 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.unreachable, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropMailboxRate, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
