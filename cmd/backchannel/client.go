@@ -462,7 +462,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sent: %d fragments (%d retransmissions), %d acks, %d drop and %d loop cover packets\n", s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent)
 		fmt.Fprintf(stdout, "loops: %d returned, %d lost", s.LoopsReturned, s.LoopsLost)
 		if s.LoopsLost > 0 {
-			fmt.Fprint(stdout, " (lost loops can mean an active attack on the network)")
+			fmt.Fprint(stdout, " (a loop is lost when a relay on its way is down — the network drops it from its next documents — or when someone drops packets on purpose; if the count keeps growing while `status` shows the network's epochs moving on, tell your provider's operator)")
 		}
 		fmt.Fprintf(stdout, "\nreceived: %d messages, %d acks; %d packets not for you or damaged, %d repeats\n", s.MessagesReceived, s.AcksReceived, s.Undecryptable, s.Duplicates)
 	}

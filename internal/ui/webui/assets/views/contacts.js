@@ -68,7 +68,7 @@ export function conversation(ctx, name) {
 
   function bubble(m) {
     const body = m.Kind === "file"
-      ? h("a", { href: "/api/file?id=" + m.ID, download: m.Name, className: "file" }, `📎 ${m.Name} (${bytes(m.Size)})`)
+      ? h("a", { href: "/api/file?id=" + m.ID, download: m.Name, className: "file" }, `file: ${m.Name} (${bytes(m.Size)})`)
       : h("p", { className: "text" }, m.Text);
     const meta = [h("time", {}, when(m.Time))];
     if (!m.Incoming) {

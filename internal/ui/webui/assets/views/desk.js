@@ -135,7 +135,7 @@ export function checks(ctx) {
   const go = h("button", { type: "submit", className: "primary", id: "check-ask" }, "Ask");
   const form = h("form", { className: "card" },
     h("h2", {}, "Ask a mutual interest question"),
-    h("p", { className: "muted" }, "Both of you answer in secret. You learn only whether both said yes: a no is never shown to the other side, and neither of you can prove afterwards what the other answered. "
+    h("p", { className: "muted" }, "Both of you answer in secret, and you both learn only whether both said yes. But whoever answers yes learns the other's answer: \"no match\" then means the other said no (or did not answer). Whoever answers no learns nothing. Neither of you can prove afterwards what the other answered. "
       + "Both of you see the result when the time to answer is up, whenever the answer came, so that its timing tells nothing."),
     h("div", { className: "grid" }, field("Contact", who), h("div", { className: "field" }, h("span", {}, "Answer within"), h("div", { className: "row tight" }, within, unit))),
     field("Question", question), field("Your own answer", answer), go);
