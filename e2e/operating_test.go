@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -238,5 +239,60 @@ func TestSystemdUnits(t *testing.T) {
 	out, err := exec.Command(analyze, append([]string{"verify", "--man=no"}, units...)...).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdUnitsMayWrite checks the guide's units against what each
+// service writes: a node writes its data, Sphinx keys and document in its
+// directory; an authority writes its published documents in the
+// "documents" directory its example config names. Each such path must be
+// writable under the unit's sandbox (ProtectSystem=strict makes all else
+// read-only; the most specific ReadWritePaths or ReadOnlyPaths entry
+// decides). systemd-analyze verify does not check this: the authority's
+// unit once made its documents read-only.
+func TestSystemdUnitsMayWrite(t *testing.T) {
+	text, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^documents = "([^"]+)"`).FindSubmatch(text)
+	if m == nil {
+		t.Fatal("the guide's authority config names no documents directory")
+	}
+	writes := map[string][]string{
+		"backchannel-node@.service":      {"data", "sphinx-keys", "network.doc"},
+		"backchannel-authority@.service": {string(m[1]) + "/epoch-1.doc"},
+	}
+	checked := 0
+	for _, b := range guideBlocks(t) {
+		paths, ok := writes[b.attrs["file"]]
+		if b.lang != "ini" || !ok {
+			continue
+		}
+		unit := map[string][]string{}
+		for _, line := range strings.Split(b.body, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+				unit[k] = append(unit[k], strings.Fields(v)...)
+			}
+		}
+		if len(unit["WorkingDirectory"]) != 1 {
+			t.Fatalf("%s: no WorkingDirectory", b.attrs["file"])
+		}
+		for _, p := range paths {
+			full := filepath.Join(unit["WorkingDirectory"][0], p)
+			writable, longest := false, -1
+			for _, entry := range append(unit["ReadWritePaths"], unit["ReadOnlyPaths"]...) {
+				if (full == entry || strings.HasPrefix(full, entry+"/")) && len(entry) > longest {
+					longest, writable = len(entry), slices.Contains(unit["ReadWritePaths"], entry)
+				}
+			}
+			if !writable {
+				t.Errorf("%s: the service writes %s, which its sandbox keeps read-only", b.attrs["file"], full)
+			}
+			checked++
+		}
+	}
+	if checked != 4 {
+		t.Fatalf("checked %d paths, want 4: are both units in the guide?", checked)
 	}
 }
