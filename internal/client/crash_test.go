@@ -16,7 +16,7 @@ import (
 // content is what an end-to-end test met: earlier releases deleted first,
 // and the client would then not open.)
 func TestStateLeftByACrashOpens(t *testing.T) {
-	pair := newOfflinePair(t, 41, testrand.New(41, 2))
+	pair := newOfflinePair(t, offline{seed: 41, aliceRand: testrand.New(41, 2)})
 	alice := pair.alice
 	send := func(text string) [16]byte {
 		t.Helper()

@@ -23,16 +23,26 @@ type offlinePair struct {
 	alice    *Client
 	aliceCfg Config
 	clock    *clock.Fake
-	bob      Config
+	start    time.Time
 	doc      *directory.Document
 }
 
-func newOfflinePair(t *testing.T, seed byte, aliceRand io.Reader) offlinePair {
+// offline says how to make an offlinePair: the seed of the network's keys,
+// the randomness of each client, the schedule's seed (zero: {seed}) and
+// the mixes per layer (zero: one).
+type offline struct {
+	seed               byte
+	aliceRand, bobRand io.Reader
+	scheduleSeed       [32]byte
+	mixesPerLayer      int
+}
+
+func newOfflinePair(t *testing.T, o offline) offlinePair {
 	t.Helper()
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	tn, err := testnet.Generate(testnet.Options{
-		Dir: t.TempDir(), Layers: 3, MixesPerLayer: 1, Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(seed, 1),
+		Dir: t.TempDir(), Layers: 3, MixesPerLayer: max(o.mixesPerLayer, 1), Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(o.seed, 1),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +52,21 @@ func newOfflinePair(t *testing.T, seed byte, aliceRand io.Reader) offlinePair {
 		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
 			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
 	}
+	if o.scheduleSeed == ([32]byte{}) {
+		o.scheduleSeed = [32]byte{o.seed}
+	}
+	if o.bobRand == nil {
+		o.bobRand = testrand.New(o.seed, 3)
+	}
 	aliceCfg := Config{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("a"), VaultParams: testVaultParams,
-		Clock: clk, Rand: aliceRand, ScheduleSeed: [32]byte{seed}}
+		Clock: clk, Rand: o.aliceRand, ScheduleSeed: o.scheduleSeed}
 	alice, _, err := Create(aliceCfg, network(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(alice.Close)
 	bobCfg := Config{Dir: filepath.Join(t.TempDir(), "bob"), Passphrase: []byte("b"), VaultParams: testVaultParams,
-		Clock: clk, Rand: testrand.New(seed, 3)}
+		Clock: clk, Rand: o.bobRand}
 	bob, _, err := Create(bobCfg, network(1))
 	if err != nil {
 		t.Fatal(err)
@@ -62,5 +78,5 @@ func newOfflinePair(t *testing.T, seed byte, aliceRand io.Reader) offlinePair {
 	if err := alice.useDocument(tn.Document); err != nil {
 		t.Fatal(err)
 	}
-	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, bob: bobCfg, doc: tn.Document}
+	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, start: start, doc: tn.Document}
 }

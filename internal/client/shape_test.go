@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/link/clientlink"
-	"github.com/backchannel/backchannel/internal/tools/testnet"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
@@ -54,39 +52,9 @@ func (r shapeRun) gaps() []float64 {
 // cover traffic, as a naive scheduler would.
 func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perBurst int, control bool) shapeRun {
 	t.Helper()
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	clk := clock.NewFake(start)
-	tn, err := testnet.Generate(testnet.Options{
-		Dir: t.TempDir(), Layers: 3, MixesPerLayer: 2, Providers: 2, Validity: 24 * time.Hour, Now: start, Rand: testrand.New(seed, 1),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	network := func(i int) Network {
-		p := tn.Document.Providers()[i]
-		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
-			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
-	}
-	cfg := func(name string) Config {
-		return Config{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("x"), VaultParams: testVaultParams,
-			Clock: clk, Rand: testrand.New(seed, 2, name[0]), ScheduleSeed: [32]byte{seed, 3}}
-	}
-	alice, _, err := Create(cfg("alice"), network(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	bob, _, err := Create(cfg("bob"), network(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.Close()
-	if err := alice.AddContact("bob", bob.Self()); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.useDocument(tn.Document); err != nil {
-		t.Fatal(err)
-	}
+	pair := newOfflinePair(t, offline{seed: seed, mixesPerLayer: 2, scheduleSeed: [32]byte{seed, 3},
+		aliceRand: testrand.New(seed, 2, 'a'), bobRand: testrand.New(seed, 2, 'b')})
+	alice, clk, start, doc := pair.alice, pair.clock, pair.start, pair.doc
 	// The session is taken as set up (bob's hello ack is not simulated):
 	// what is measured is the sending schedule.
 	ct := alice.byName("bob")
@@ -98,7 +66,7 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 	ct.mu.Unlock()
 
 	link := &recordingLink{clock: clk}
-	sched := newSchedule(alice.timing, tn.Document.Parameters, clk.Now())
+	sched := newSchedule(alice.timing, doc.Parameters, clk.Now())
 	queued := 0
 	for len(link.times) < packets {
 		ev, at, _ := sched.pop()

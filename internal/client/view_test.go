@@ -47,7 +47,7 @@ func (g *gatedRand) arm() {
 // contacts, the features' lists — and that the user can queue a message.
 func TestReadsDoNotWaitForPackets(t *testing.T) {
 	gate := &gatedRand{r: testrand.New(40, 2)}
-	pair := newOfflinePair(t, 40, gate)
+	pair := newOfflinePair(t, offline{seed: 40, aliceRand: gate})
 	alice, clk := pair.alice, pair.clock
 	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("open to talks?")}); err != nil {
 		t.Fatal(err)
