@@ -42,13 +42,29 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 		}
 	}
 	dir := fs.String("dir", def, "the client's state directory ($BACKCHANNEL_DIR, if set, is the default)")
+	usage, summary := "", ""
 	if c, ok := control.ByCLI(name); ok {
+		usage, summary = c.Usage(), c.Summary
+	} else if l, ok := localCommands[name]; ok {
+		usage, summary = l[0], l[1]
+	}
+	if usage != "" {
 		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: %s\n%s\n\nflags:\n", c.Usage(), c.Summary)
+			fmt.Fprintf(stderr, "usage: %s\n%s\n\nflags:\n", usage, summary)
 			fs.PrintDefaults()
 		}
 	}
 	return fs, dir
+}
+
+// localCommands are the client's commands that run without a daemon, and
+// so are not operations of the control protocol (whose table writes the
+// others' usage): their usage and summary, for -h.
+var localCommands = map[string][2]string{
+	"init":       {"backchannel init --network FILE --provider NAME [--dir DIR]", "make a new identity at a provider"},
+	"client run": {"backchannel client run [--dir DIR]", "run the client daemon (keeps the schedule; the other commands talk to it)"},
+	"ui":         {"backchannel ui [--dir DIR] [--listen 127.0.0.1:PORT] [--lock-after 5m]", "run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)"},
+	"restore":    {"backchannel restore [--dir DIR] FILE", "make a new state directory from a backup"},
 }
 
 func socketPath(dir string) string { return filepath.Join(dir, "control.sock") }

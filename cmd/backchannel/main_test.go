@@ -46,6 +46,11 @@ func TestRun(t *testing.T) {
 		{args: []string{"status", "--dir", nowhere}, code: 1, stderrPart: "make one with `backchannel init --dir " + nowhere},
 		{args: []string{"inbox", "--dir", nowhere}, code: 1, stderrPart: "no client state at " + nowhere},
 		{args: []string{"client", "run", "--dir", nowhere}, code: 1, stderrPart: "make one with `backchannel init --dir " + nowhere},
+		// The commands that run without a daemon have a usage of their own.
+		{args: []string{"restore", "-h"}, code: 2, stderrPart: "usage: backchannel restore [--dir DIR] FILE"},
+		{args: []string{"init", "-h"}, code: 2, stderrPart: "usage: backchannel init --network FILE --provider NAME"},
+		{args: []string{"client", "run", "-h"}, code: 2, stderrPart: "usage: backchannel client run"},
+		{args: []string{"ui", "-h"}, code: 2, stderrPart: "usage: backchannel ui"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
