@@ -82,21 +82,36 @@ type network struct {
 	users map[string]int // users made, by name; guarded by mu
 }
 
-// freeAddresses reserves n loopback ports by listening on them, then frees
-// them for the nodes to take.
+// testPorts hands out the loopback ports of the tests' processes. They
+// come from below the kernel's ephemeral range (32768 and up by default),
+// which outgoing connections take their source ports from and listeners on
+// port 0 (every other package's tests) take theirs from: a port found free
+// by listening on port 0 and closing could be taken by either before the
+// node bound it ("address already in use", seen in CI). Each is handed out
+// once per test binary, and checked free by listening on it.
+var testPorts = struct {
+	sync.Mutex
+	next int
+}{next: 20000}
+
+// freeAddresses returns n loopback addresses for the tests' processes to
+// listen on.
 func freeAddresses(t testing.TB, n int) []string {
+	testPorts.Lock()
+	defer testPorts.Unlock()
 	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for len(out) < n {
+		if testPorts.next >= 32768 {
+			t.Fatal("the tests ran out of loopback ports below the ephemeral range")
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
+		addr := fmt.Sprintf("127.0.0.1:%d", testPorts.next)
+		testPorts.next++
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // in use by something else: the next
+		}
 		ln.Close()
+		out = append(out, addr)
 	}
 	return out
 }
