@@ -34,6 +34,14 @@ func (tn *testNet) restart(t *testing.T, i int, edit func(*Config)) {
 // misbehave on; rcvbuf, if not zero, shrinks the socket's receive buffer.
 func (tn *testNet) rawLink(t *testing.T, client, provider string, rcvbuf int) *wire.Conn {
 	t.Helper()
+	_, c := tn.rawConn(t, client, provider, rcvbuf)
+	return c
+}
+
+// rawConn is rawLink with its socket, for a test that writes bytes no
+// frame would.
+func (tn *testNet) rawConn(t *testing.T, client, provider string, rcvbuf int) (net.Conn, *wire.Conn) {
+	t.Helper()
 	p := tn.node(provider)
 	conn, err := net.Dial("tcp", p.Address)
 	if err != nil {
@@ -48,7 +56,7 @@ func (tn *testNet) rawLink(t *testing.T, client, provider string, rcvbuf int) *w
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c
+	return conn, c
 }
 
 // sendNumbered sends count packets from a client's link to a recipient,

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -61,18 +60,7 @@ func TestIdleClientLinkClosed(t *testing.T) {
 	rng := rand.New(rand.NewChaCha8([32]byte{26}))
 	tn := newTestNet(t, rng)
 	tn.restart(t, 1, func(c *Config) { c.ClientIdleTimeout = 300 * time.Millisecond })
-	p := tn.node("provider-b")
-	conn, err := net.Dial("tcp", p.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
-	frame := wire.FrameSizeFor(f.Geometry().PacketLength())
-	c, err := wire.Dial(conn, tn.clients["bob"], p.LinkKey, frame)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, c := tn.rawConn(t, "bob", "provider-b", 0)
 	conn.Write(make([]byte, 10)) // the start of a frame, never finished
 	if !closedByPeer(t, c) {
 		t.Fatal("a link with a half-sent frame stayed open past the idle timeout")
