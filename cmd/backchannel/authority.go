@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,15 +34,13 @@ func runAuthority(args []string, stdout, stderr io.Writer) int {
 // authority's key (authority.key, mode 0600), and its public half, which
 // nodes, clients and the other authorities are configured with.
 func authorityKeys(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("authority keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("authority keys", stderr)
 	dir := fs.String("dir", "", "the new authority's directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *dir == "" {
-		fmt.Fprintln(stderr, "usage: backchannel authority keys --dir DIR")
-		return 2
+		return usageOf("authority keys", stderr)
 	}
 	path := filepath.Join(*dir, "authority.key")
 	err := os.MkdirAll(*dir, 0o700)

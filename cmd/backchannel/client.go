@@ -31,10 +31,10 @@ import (
 // control socket in the state directory, except init and restore, which
 // make a state directory, and run without a daemon.
 
-// clientFlags are the flags every client command takes.
+// clientFlags are the flags every client command takes: its own flag set
+// from the table of commands, and the state directory.
 func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(name, stderr)
 	def := os.Getenv("BACKCHANNEL_DIR")
 	if def == "" {
 		if home, err := os.UserHomeDir(); err == nil {
@@ -42,29 +42,7 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 		}
 	}
 	dir := fs.String("dir", def, "the client's state directory ($BACKCHANNEL_DIR, if set, is the default)")
-	usage, summary := "", ""
-	if c, ok := control.ByCLI(name); ok {
-		usage, summary = c.Usage(), c.Summary
-	} else if l, ok := localCommands[name]; ok {
-		usage, summary = l[0], l[1]
-	}
-	if usage != "" {
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: %s\n%s\n\nflags:\n", usage, summary)
-			fs.PrintDefaults()
-		}
-	}
 	return fs, dir
-}
-
-// localCommands are the client's commands that run without a daemon, and
-// so are not operations of the control protocol (whose table writes the
-// others' usage): their usage and summary, for -h.
-var localCommands = map[string][2]string{
-	"init":       {"backchannel init --network FILE --provider NAME [--dir DIR]", "make a new identity at a provider"},
-	"client run": {"backchannel client run [--dir DIR]", "run the client daemon (keeps the schedule; the other commands talk to it)"},
-	"ui":         {"backchannel ui [--dir DIR] [--listen 127.0.0.1:PORT] [--lock-after 5m]", "run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)"},
-	"restore":    {"backchannel restore [--dir DIR] FILE", "make a new state directory from a backup"},
 }
 
 func socketPath(dir string) string { return filepath.Join(dir, "control.sock") }
@@ -160,8 +138,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 // runClient is `backchannel client run`: the daemon.
 func runClient(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "run" {
-		fmt.Fprintln(stderr, "usage: backchannel client run [--dir DIR]")
-		return 2
+		return usageOf("client", stderr)
 	}
 	fs, dir := clientFlags("client run", stderr)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -257,12 +234,10 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// runContact is `backchannel contact add|list|verify`.
+// runContact is `backchannel contact add|list|verify|rename|expire`.
 func runContact(args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: backchannel contact add NAME CARD-FILE | contact list | contact verify NAME | contact expire NAME DURATION"
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		return usageOf("contact", stderr)
 	}
 	fs, dir := clientFlags("contact "+args[0], stderr)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -281,6 +256,8 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		req = &control.ContactListRequest{}
 	case args[0] == "verify" && fs.NArg() == 1:
 		req = &control.ContactVerifyRequest{Name: fs.Arg(0)}
+	case args[0] == "rename" && fs.NArg() == 2:
+		req = &control.ContactRenameRequest{Name: fs.Arg(0), NewName: fs.Arg(1)}
 	case args[0] == "expire" && fs.NArg() == 2:
 		d, err := time.ParseDuration(fs.Arg(1))
 		if err != nil {
@@ -289,8 +266,7 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		}
 		req = &control.ContactExpireRequest{Name: fs.Arg(0), After: d}
 	default:
-		fmt.Fprintln(stderr, usage)
-		return 2
+		return usageOf("contact "+args[0], stderr)
 	}
 	resp, ok := call[control.ContactsResponse](*dir, req, stderr)
 	if !ok {
@@ -299,7 +275,7 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 	if args[0] != "list" {
 		// A change: say what it did to that contact, not the whole list.
 		for _, ct := range resp.Contacts {
-			if ct.Name == fs.Arg(0) {
+			if ct.Name == fs.Arg(0) || args[0] == "rename" && ct.Name == fs.Arg(1) {
 				fmt.Fprintln(stdout, contactChanged(args[0], ct))
 			}
 		}
@@ -329,6 +305,8 @@ func contactChanged(change string, ct client.ContactInfo) string {
 		return fmt.Sprintf("added %s; safety number %s: compare it with theirs, then `backchannel contact verify %q`", ct.Name, ct.SafetyNumber, ct.Name)
 	case "verify":
 		return fmt.Sprintf("%s is verified", ct.Name)
+	case "rename":
+		return fmt.Sprintf("renamed to %s (the name is yours alone: they are not told)", ct.Name)
 	case "expire":
 		if ct.Expiry == 0 {
 			return fmt.Sprintf("messages with %s no longer disappear; %s's client is told", ct.Name, ct.Name)
@@ -365,8 +343,7 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	case *file == "" && fs.NArg() >= 2:
 		req.Text = strings.Join(fs.Args()[1:], " ")
 	default:
-		fmt.Fprintln(stderr, "usage: backchannel send NAME TEXT... | send --file PATH NAME")
-		return 2
+		return usageOf("send", stderr)
 	}
 	resp, ok := call[control.IDResponse](*dir, &req, stderr)
 	if !ok {

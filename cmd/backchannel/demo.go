@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -33,8 +32,7 @@ import (
 // receipt. It prints a timeline and exits 0 only if every step did what it
 // should.
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("demo", stderr)
 	o := demoOptions{}
 	fs.DurationVar(&o.meanDelay, "mean-delay", 20*time.Millisecond, "mean delay per hop (Loopix); short for the demo")
 	fs.DurationVar(&o.within, "within", 5*time.Second, "how long the mutual interest check gives the other side to answer")

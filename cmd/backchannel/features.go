@@ -18,9 +18,9 @@ import (
 // daemon like the other client commands.
 
 // subcommand parses "NAME [flags] args" for a command with subcommands.
-func subcommand(cmd string, args []string, stderr io.Writer, usage string) (sub string, fs *flag.FlagSet, dir *string, ok bool) {
+func subcommand(cmd string, args []string, stderr io.Writer) (sub string, fs *flag.FlagSet, dir *string, ok bool) {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		usageOf(cmd, stderr)
 		return "", nil, nil, false
 	}
 	fs, dir = clientFlags(cmd+" "+args[0], stderr)
@@ -37,8 +37,7 @@ func runIntroduce(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 2 || *labelA == "" || *labelB == "" {
-		fmt.Fprintln(stderr, "usage: backchannel introduce --label-for-a LABEL --label-for-b LABEL [--note TEXT] A B")
-		return 2
+		return usageOf("introduce", stderr)
 	}
 	resp, ok := call[control.IDResponse](*dir, &control.IntroduceRequest{A: fs.Arg(0), B: fs.Arg(1), LabelForA: *labelA, LabelForB: *labelB, Note: *note}, stderr)
 	if !ok {
@@ -50,8 +49,7 @@ func runIntroduce(args []string, stdout, stderr io.Writer) int {
 
 // runIntro is `backchannel intro list|accept ID|decline ID`.
 func runIntro(args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: backchannel intro list | intro accept ID | intro decline ID"
-	sub, fs, dir, ok := subcommand("intro", args, stderr, usage)
+	sub, fs, dir, ok := subcommand("intro", args, stderr)
 	if !ok {
 		return 2
 	}
@@ -88,8 +86,7 @@ func runIntro(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "answered (%s); the other side learns nothing unless you both accept\n", sub)
 		return 0
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	return usageOf("intro "+sub, stderr)
 }
 
 // waitFor waits on the daemon until the condition holds count times (0:
@@ -104,11 +101,7 @@ func waitFor(dir, until string, count int, timeout time.Duration, stderr io.Writ
 
 // runConvey is `backchannel convey …`: write through an intermediary.
 func runConvey(args []string, stdout, stderr io.Writer) int {
-	const usage = `usage: backchannel convey send [--to LABEL] [--receipt none|deniable|signed] VIA TEXT
-       backchannel convey reply [--receipt …] MESSAGE-ID TEXT
-       backchannel convey list
-       backchannel convey receipt ID > FILE`
-	sub, fs, dir, ok := subcommand("convey", args, stderr, usage)
+	sub, fs, dir, ok := subcommand("convey", args, stderr)
 	if !ok {
 		return 2
 	}
@@ -170,8 +163,7 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	return usageOf("convey "+sub, stderr)
 }
 
 // receiptFile is a receipt as a file to show others: the message, its salt,
@@ -186,18 +178,15 @@ type receiptFile struct {
 // checker trusts (not the one in the file). It needs no daemon or state.
 func runReceipt(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: backchannel receipt verify --card INTERMEDIARY-CARD FILE")
-		return 2
+		return usageOf("receipt", stderr)
 	}
-	fs := flag.NewFlagSet("receipt verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("receipt verify", stderr)
 	cardPath := fs.String("card", "", "the intermediary's contact card, as you obtained it yourself")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || *cardPath == "" {
-		fmt.Fprintln(stderr, "usage: backchannel receipt verify --card INTERMEDIARY-CARD FILE")
-		return 2
+		return usageOf("receipt verify", stderr)
 	}
 	err := func() error {
 		data, err := os.ReadFile(fs.Arg(0))
@@ -232,10 +221,7 @@ func runReceipt(args []string, stdout, stderr io.Writer) int {
 
 // runDesk is `backchannel desk …`: the intermediary's desk.
 func runDesk(args []string, stdout, stderr io.Writer) int {
-	const usage = `usage: backchannel desk list
-       backchannel desk pass [--to CONTACT] [--as LABEL] [--note TEXT] ID
-       backchannel desk refuse [--note TEXT] ID`
-	sub, fs, dir, ok := subcommand("desk", args, stderr, usage)
+	sub, fs, dir, ok := subcommand("desk", args, stderr)
 	if !ok {
 		return 2
 	}
@@ -281,16 +267,12 @@ func runDesk(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "refused; the sender is told, with your note")
 		return 0
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	return usageOf("desk "+sub, stderr)
 }
 
 // runCheck is `backchannel check …`: mutual interest checks.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	const usage = `usage: backchannel check ask --answer yes|no [--within DURATION] CONTACT QUESTION
-       backchannel check answer ID yes|no
-       backchannel check list`
-	sub, fs, dir, ok := subcommand("check", args, stderr, usage)
+	sub, fs, dir, ok := subcommand("check", args, stderr)
 	if !ok {
 		return 2
 	}
@@ -337,6 +319,5 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	return usageOf("check "+sub, stderr)
 }

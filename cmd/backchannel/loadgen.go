@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,8 +29,7 @@ import (
 // with simulated clients and reports throughput, latency, losses and the
 // processes' CPU and memory.
 func runLoadgen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("loadgen", stderr)
 	clients := fs.Int("clients", 100, "simulated clients")
 	rate := fs.Float64("rate", 1, "loop packets per second per client (Poisson)")
 	poll := fs.Duration("poll", time.Second, "how often each client fetches its mailbox")

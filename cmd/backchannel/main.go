@@ -12,38 +12,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-
-	"github.com/backchannel/backchannel/internal/ui/control"
+	"strings"
 )
-
-// usage is the top-level help; the commands that talk to the client
-// daemon come from control.Commands, as their own help does.
-var usage = `Usage: backchannel <command> [arguments]
-
-Commands:
-    demo                  run a whole network on loopback and send messages through it
-    testnet               write keys, configs and a signed document for a network
-    loadgen               run a local network of processes under simulated clients and measure it
-    authority run         run a directory authority: --config FILE
-    authority keys        make a new authority's key: --dir DIR (prints its public key)
-    node run              run a mix node or provider: --config FILE
-    node keys             make a new node's keys: --dir DIR (prints its identity key)
-    provider add-user     add a user to a provider's account table
-
-Client:
-    init                  make a new identity at a provider: --network FILE --provider NAME
-    client run            run the client daemon (keeps the schedule; the commands below talk to it)
-    ui                    run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)
-    restore FILE          make a new state directory from a backup
-    receipt verify        check a signed conveyance receipt against the intermediary's card
-
-Commands to the client daemon:
-` + control.UsageLines() + `
-Other:
-    version               print the version of this build
-
-Run "backchannel <command> -h" for a command's flags.
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -52,8 +22,11 @@ func main() {
 // run executes the command line args and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, topUsage())
 		return 2
+	}
+	if code, done := checkSubcommand(args, stderr); done {
+		return code
 	}
 	switch args[0] {
 	case "node":
@@ -103,15 +76,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "version":
+		if err := newFlags("version", stderr).Parse(args[1:]); err != nil {
+			return 2
+		}
 		fmt.Fprintln(stdout, "backchannel", version())
 		return 0
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, topUsage())
 		return 0
 	default:
-		fmt.Fprintf(stderr, "backchannel: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "backchannel: unknown command %q\n\n%s", args[0], topUsage())
 		return 2
 	}
+}
+
+// checkSubcommand answers a command line that names a command with
+// subcommands ("contact") but none of them, or one it does not have: with
+// the subcommands' usage lines.
+func checkSubcommand(args []string, stderr io.Writer) (code int, done bool) {
+	if _, ok := lookupCommand(args[0]); ok || len(commandsUnder(args[0])) == 0 {
+		return 0, false
+	}
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		if _, ok := lookupCommand(args[0] + " " + args[1]); ok {
+			return 0, false
+		}
+		fmt.Fprintf(stderr, "backchannel: %s has no command %q\n", args[0], args[1])
+	}
+	return usageOf(args[0], stderr), true
 }
 
 // buildVersion may be set at link time with -ldflags "-X main.buildVersion=v1.2.3".

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // lastWrite is a writer that remembers when it was last written to.
@@ -86,29 +84,41 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestCommandsFromTheTable: every command line of control.Commands is a
-// command of this binary whose help is the table's usage line, and the
-// top-level usage lists it.
-func TestCommandsFromTheTable(t *testing.T) {
-	var stdout bytes.Buffer
-	run([]string{"help"}, &stdout, io.Discard)
-	for _, c := range control.Commands {
-		if c.CLI == "" {
-			continue
-		}
-		if !strings.Contains(stdout.String(), strings.TrimSpace(c.CLI+" "+c.Args)) {
-			t.Errorf("the usage does not list %q", c.CLI)
-		}
-		args := strings.Fields(c.CLI)
-		if head, alts, ok := strings.Cut(c.CLI, " "); ok && strings.Contains(alts, "|") {
-			args = []string{head, strings.Split(alts, "|")[0]}
+// TestEveryCommandsHelp: every command line of the table (the control
+// protocol's included) is a command of this binary, listed by the
+// top-level usage, whose -h prints its usage line with the arguments it
+// takes, and every flag it has is described.
+func TestEveryCommandsHelp(t *testing.T) {
+	var top bytes.Buffer
+	run([]string{"help"}, &top, io.Discard)
+	for _, c := range commands() {
+		if !strings.Contains(top.String(), strings.TrimSpace(c.cli+" "+c.args)) {
+			t.Errorf("the top-level usage does not list %q", c.cli)
 		}
 		var stderr bytes.Buffer
-		if code := run(append(args, "-h"), io.Discard, &stderr); code != 2 {
-			t.Errorf("%q -h exited %d", c.CLI, code)
+		if code := run(append(strings.Fields(c.cli), "-h"), io.Discard, &stderr); code != 2 {
+			t.Errorf("%q -h exited %d", c.cli, code)
 		}
-		if !strings.Contains(stderr.String(), "usage: "+c.Usage()+"\n"+c.Summary) {
-			t.Errorf("%q -h says\n%s\nwant the table's usage %q", c.CLI, stderr.String(), c.Usage())
+		help := stderr.String()
+		if !strings.HasPrefix(help, "usage: "+c.usageLine()+"\n"+c.summary+"\n") {
+			t.Errorf("%q -h says\n%s\nwant the table's usage %q", c.cli, help, c.usageLine())
+		}
+		if strings.Contains(help, "not in the table") {
+			t.Errorf("%q -h: its flag set is made under another name:\n%s", c.cli, help)
+		}
+		// Every flag the usage line names is one the command has.
+		for _, word := range strings.Fields(c.args) {
+			name, ok := strings.CutPrefix(strings.Trim(word, "[]"), "--")
+			if ok && !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
+				t.Errorf("%q names --%s, which its -h does not describe:\n%s", c.cli, name, help)
+			}
+		}
+	}
+	// A command with subcommands, given none or one it lacks, lists them.
+	for _, args := range [][]string{{"contact"}, {"contact", "-h"}, {"contact", "frobnicate"}} {
+		var stderr bytes.Buffer
+		if code := run(args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "backchannel contact verify NAME") {
+			t.Errorf("run(%q) = %d, %q", args, code, stderr.String())
 		}
 	}
 }

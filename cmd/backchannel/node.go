@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,15 +39,13 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 // link keys (its Sphinx keys are made per epoch when it runs), and the
 // identity key the authorities' operators add to their admission lists.
 func nodeKeys(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("node keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("node keys", stderr)
 	dir := fs.String("dir", "", "the new node's directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *dir == "" {
-		fmt.Fprintln(stderr, "usage: backchannel node keys --dir DIR")
-		return 2
+		return usageOf("node keys", stderr)
 	}
 	identity, err := node.MakeKeys(*dir, cryptoRand{})
 	if err != nil {
@@ -62,20 +59,16 @@ func nodeKeys(args []string, stdout, stderr io.Writer) int {
 // runServer is `backchannel KIND run --config FILE` for a server: it parses
 // the flags and serves until SIGINT or SIGTERM.
 func runServer(kind string, args []string, stderr io.Writer, serve func(ctx context.Context, path string, logOut io.Writer) error) int {
-	usage := fmt.Sprintf("usage: backchannel %s run --config FILE", kind)
 	if len(args) == 0 || args[0] != "run" {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		return usageOf(kind, stderr)
 	}
-	fs := flag.NewFlagSet(kind+" run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(kind+" run", stderr)
 	configPath := fs.String("config", "", "the "+kind+"'s configuration file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if *configPath == "" {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		return usageOf(kind+" run", stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -149,11 +142,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // runProvider is `backchannel provider add-user`.
 func runProvider(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "add-user" {
-		fmt.Fprintln(stderr, "usage: backchannel provider add-user --accounts FILE --link-key HEX --mailbox HEX")
-		return 2
+		return usageOf("provider", stderr)
 	}
-	fs := flag.NewFlagSet("provider add-user", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("provider add-user", stderr)
 	accounts := fs.String("accounts", "", "the provider's account table")
 	linkKey := fs.String("link-key", "", "the user's public link key, hex")
 	box := fs.String("mailbox", "", "the user's mailbox id, hex (32 bytes)")

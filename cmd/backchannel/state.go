@@ -22,8 +22,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: backchannel backup FILE")
-		return 2
+		return usageOf("backup", stderr)
 	}
 	path, err := filepath.Abs(fs.Arg(0))
 	if err == nil {
@@ -48,8 +47,7 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: backchannel restore [--dir DIR] FILE")
-		return 2
+		return usageOf("restore", stderr)
 	}
 	err := func() error {
 		data, err := os.ReadFile(fs.Arg(0))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,8 +11,7 @@ import (
 
 // runTestnet is `backchannel testnet`: it writes the files of a whole network.
 func runTestnet(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("testnet", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("testnet", stderr)
 	dir := fs.String("dir", "testnet", "where to write the network's files")
 	layers := fs.Int("layers", 3, "mix layers")
 	mixes := fs.Int("mixes", 2, "mixes per layer")

@@ -34,8 +34,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: backchannel ui [--dir DIR] [--listen 127.0.0.1:PORT] [--lock-after 5m]")
-		return 2
+		return usageOf("ui", stderr)
 	}
 	logger := newLogger(stderr, *logLevel)
 	if !client.HasState(*dir) {

@@ -118,10 +118,22 @@ func (c *Client) AddContact(name string, card *identity.Card) error {
 	return c.addContact(name, card)
 }
 
-// addContact adds a contact; c.mu is held and the card verified.
-func (c *Client) addContact(name string, card *identity.Card) error {
+// checkName checks a new contact name: 1 to 64 bytes, not another
+// contact's.
+func (c *Client) checkName(name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("client: a contact name must be 1 to 64 bytes, not %q", name)
+	}
+	if c.byName(name) != nil {
+		return fmt.Errorf("client: you already have a contact called %q", name)
+	}
+	return nil
+}
+
+// addContact adds a contact; c.mu is held and the card verified.
+func (c *Client) addContact(name string, card *identity.Card) error {
+	if err := c.checkName(name); err != nil {
+		return err
 	}
 	key := hexKey(card.DHKey)
 	if bytes.Equal(card.DHKey[:], c.id.DH.PublicKey().Bytes()) {
@@ -129,9 +141,6 @@ func (c *Client) addContact(name string, card *identity.Card) error {
 	}
 	if c.contacts[key] != nil {
 		return fmt.Errorf("client: that card is already your contact %q", c.contacts[key].rec.Name)
-	}
-	if c.byName(name) != nil {
-		return fmt.Errorf("client: you already have a contact called %q", name)
 	}
 	raw, err := card.MarshalBinary()
 	if err != nil {
@@ -174,6 +183,34 @@ func (c *Client) Verify(name string) error {
 	ct.rec.Verified = true
 	c.notify()
 	return c.saveContact(ct)
+}
+
+// Rename gives a contact a new name. The name is the user's alone: the
+// contact is not told, and the messages, introductions, checks and
+// conveyed messages with them follow (they refer to the contact's key).
+func (c *Client) Rename(name, newName string) error {
+	c.mu.Lock()
+	defer c.unlock()
+	ct := c.byName(name)
+	if ct == nil {
+		return fmt.Errorf("%w: %q", ErrNoContact, name)
+	}
+	if newName == name {
+		return nil
+	}
+	if err := c.checkName(newName); err != nil {
+		return err
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	old := ct.rec.Name
+	ct.rec.Name = newName
+	if err := c.saveContact(ct); err != nil {
+		ct.rec.Name = old
+		return err
+	}
+	c.notify()
+	return nil
 }
 
 // saveContact saves the contact's record with its session's state; ct.mu

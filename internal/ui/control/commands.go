@@ -1,7 +1,6 @@
 package control
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -35,25 +34,26 @@ var Commands = []Command{
 	{New: func() Request { return &ContactAddRequest{} }, CLI: "contact add", Args: "NAME CARD-FILE", Summary: "add a contact from their card (- reads it from standard input)", UI: true},
 	{New: func() Request { return &ContactListRequest{} }, CLI: "contact list", Summary: "list contacts with their safety numbers", UI: true, Reads: true},
 	{New: func() Request { return &ContactVerifyRequest{} }, CLI: "contact verify", Args: "NAME", Summary: "mark a contact's safety number as compared", UI: true},
+	{New: func() Request { return &ContactRenameRequest{} }, CLI: "contact rename", Args: "NAME NEW-NAME", Summary: "call a contact by another name (yours alone: they are not told)", UI: true},
 	{New: func() Request { return &ContactExpireRequest{} }, CLI: "contact expire", Args: "NAME DURATION", Summary: "make a conversation's messages disappear (0: never)", UI: true},
 	{New: func() Request { return &SendRequest{} }, CLI: "send", Args: "NAME TEXT... | --file PATH NAME", Summary: "send a text or a file", UI: true},
-	{New: func() Request { return &InboxRequest{} }, CLI: "inbox", Summary: "list received messages (--save DIR writes files)", UI: true, Reads: true},
+	{New: func() Request { return &InboxRequest{} }, CLI: "inbox", Args: "[--save DIR]", Summary: "list received messages (--save DIR writes their files there)", UI: true, Reads: true},
 	{New: func() Request { return &ReadRequest{} }, Summary: "a received message's content", UI: true, Reads: true},
 	{New: func() Request { return &StatusRequest{} }, CLI: "status", Summary: "sent messages and their status, and the client's counters", UI: true, Reads: true},
 	{New: func() Request { return &BackupRequest{} }, CLI: "backup", Args: "FILE", Summary: "write an encrypted backup of identity, contacts and settings"},
 	{New: func() Request { return &WaitRequest{} }, Summary: "wait until a condition holds (the --wait flags)", Reads: true},
-	{New: func() Request { return &WipeRequest{} }, CLI: "wipe", Summary: "make the local state unreadable at once (--yes)", UI: true},
-	{New: func() Request { return &IntroduceRequest{} }, CLI: "introduce", Args: "A B", Summary: "introduce two contacts to each other, under labels you choose", UI: true},
+	{New: func() Request { return &WipeRequest{} }, CLI: "wipe", Args: "--yes", Summary: "make the local state unreadable at once", UI: true},
+	{New: func() Request { return &IntroduceRequest{} }, CLI: "introduce", Args: "--label-for-a LABEL --label-for-b LABEL [--note TEXT] A B", Summary: "introduce two contacts to each other, under labels you choose", UI: true},
 	{New: func() Request { return &IntroListRequest{} }, CLI: "intro list", Summary: "introductions made to you and by you", UI: true, Reads: true},
 	{New: func() Request { return &IntroAnswerRequest{} }, CLI: "intro accept|decline", Args: "ID", Summary: "answer an introduction made to you", UI: true},
-	{New: func() Request { return &ConveyRequest{} }, CLI: "convey send", Args: "INTERMEDIARY TEXT", Summary: "write through an intermediary", UI: true},
-	{New: func() Request { return &ConveyReplyRequest{} }, CLI: "convey reply", Args: "ID TEXT", Summary: "answer a conveyed message through its intermediary", UI: true},
+	{New: func() Request { return &ConveyRequest{} }, CLI: "convey send", Args: "[--to LABEL] [--receipt none|deniable|signed] INTERMEDIARY TEXT", Summary: "write through an intermediary", UI: true},
+	{New: func() Request { return &ConveyReplyRequest{} }, CLI: "convey reply", Args: "[--receipt none|deniable|signed] ID TEXT", Summary: "answer a conveyed message through its intermediary", UI: true},
 	{New: func() Request { return &ConveyListRequest{} }, CLI: "convey list", Summary: "what you gave intermediaries, and their receipts", UI: true, Reads: true},
-	{New: func() Request { return &ReceiptRequest{} }, CLI: "convey receipt", Args: "ID", Summary: "write the proof of conveyance of a message", UI: true, Reads: true},
+	{New: func() Request { return &ReceiptRequest{} }, CLI: "convey receipt", Args: "ID > FILE", Summary: "write the proof of conveyance of a message", UI: true, Reads: true},
 	{New: func() Request { return &DeskListRequest{} }, CLI: "desk list", Summary: "the messages given to you to convey", UI: true, Reads: true},
-	{New: func() Request { return &DeskPassRequest{} }, CLI: "desk pass", Args: "ID", Summary: "pass a message on", UI: true},
-	{New: func() Request { return &DeskRefuseRequest{} }, CLI: "desk refuse", Args: "ID", Summary: "refuse to pass a message on", UI: true},
-	{New: func() Request { return &CheckAskRequest{} }, CLI: "check ask", Args: "NAME QUESTION", Summary: "ask a mutual interest check: both learn \"both said yes\" only if both did", UI: true},
+	{New: func() Request { return &DeskPassRequest{} }, CLI: "desk pass", Args: "[--to CONTACT] [--as LABEL] [--note TEXT] ID", Summary: "pass a message on", UI: true},
+	{New: func() Request { return &DeskRefuseRequest{} }, CLI: "desk refuse", Args: "[--note TEXT] ID", Summary: "refuse to pass a message on", UI: true},
+	{New: func() Request { return &CheckAskRequest{} }, CLI: "check ask", Args: "--answer yes|no [--within DURATION] NAME QUESTION", Summary: "ask a mutual interest check: both learn \"both said yes\" only if both did", UI: true},
 	{New: func() Request { return &CheckAnswerRequest{} }, CLI: "check answer", Args: "ID yes|no", Summary: "answer a check asked of you", UI: true},
 	{New: func() Request { return &CheckListRequest{} }, CLI: "check list", Summary: "mutual interest checks and their results", UI: true, Reads: true},
 }
@@ -86,27 +86,4 @@ func ByCLI(cli string) (Command, bool) {
 		}
 	}
 	return Command{}, false
-}
-
-// Usage is the command line's usage line of a command.
-func (c Command) Usage() string {
-	return strings.TrimSpace("backchannel " + c.CLI + " " + c.Args)
-}
-
-// UsageLines writes the table's commands for the command line's usage, as
-// "    card                  print your contact card".
-func UsageLines() string {
-	var b strings.Builder
-	for _, c := range Commands {
-		if c.CLI == "" {
-			continue
-		}
-		line := strings.TrimSpace(c.CLI + " " + c.Args)
-		if len(line) > 21 {
-			fmt.Fprintf(&b, "    %s\n    %-21s %s\n", line, "", c.Summary)
-			continue
-		}
-		fmt.Fprintf(&b, "    %-21s %s\n", line, c.Summary)
-	}
-	return b.String()
 }

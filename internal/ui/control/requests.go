@@ -54,6 +54,11 @@ type (
 	ContactVerifyRequest struct {
 		Name string `json:"name"`
 	}
+	// ContactRenameRequest gives the contact Name the name NewName.
+	ContactRenameRequest struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+	}
 	// ContactExpireRequest makes the messages with Name disappear After
 	// they are delivered or received (0: never).
 	ContactExpireRequest struct {
@@ -207,6 +212,7 @@ func (ContactAddRequest) Op() string    { return "contact-add" }
 func (ContactListRequest) Op() string   { return "contact-list" }
 func (ContactVerifyRequest) Op() string { return "contact-verify" }
 func (ContactExpireRequest) Op() string { return "contact-expire" }
+func (ContactRenameRequest) Op() string { return "contact-rename" }
 func (SendRequest) Op() string          { return "send" }
 func (InboxRequest) Op() string         { return "inbox" }
 func (ReadRequest) Op() string          { return "read" }
@@ -241,6 +247,9 @@ func (r ContactAddRequest) Check() error {
 	return need(r.Name != "" && r.Card != "", "a name and a card")
 }
 func (r ContactVerifyRequest) Check() error { return need(r.Name != "", "a name") }
+func (r ContactRenameRequest) Check() error {
+	return need(r.Name != "" && r.NewName != "", "a name and a new name")
+}
 func (r ContactExpireRequest) Check() error {
 	return need(r.Name != "" && r.After >= 0, "a name and a duration (0: off)")
 }

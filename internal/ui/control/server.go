@@ -130,6 +130,8 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 		return s.contacts(nil)
 	case *ContactVerifyRequest:
 		return s.contacts(c.Verify(r.Name))
+	case *ContactRenameRequest:
+		return s.contacts(c.Rename(r.Name, r.NewName))
 	case *ContactExpireRequest:
 		return s.contacts(s.Features.Expiry.Set(r.Name, r.After))
 	case *SendRequest:

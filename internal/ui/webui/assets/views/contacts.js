@@ -30,6 +30,17 @@ export function conversation(ctx, name) {
   const expiry = h("select", { id: "expiry", "aria-label": "Disappearing messages" }, expiries.map(([v, l]) => h("option", { value: v }, l)));
   expiry.addEventListener("change", () => ctx.act(expiry, () => api.op("contact-expire", { name, after: Number(expiry.value) }),
     expiry.value === "0" ? "Messages no longer disappear" : `Messages now disappear ${expiry.selectedOptions[0].textContent} after they arrive`));
+  const newName = h("input", { id: "rename-to", maxLength: 64, value: name, "aria-label": "New name" });
+  const renameBtn = h("button", { type: "submit", id: "rename" }, "Rename");
+  const renameForm = h("form", { className: "row" }, newName, renameBtn);
+  renameForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const n = newName.value.trim();
+    if (!n || n === name) return;
+    const r = await ctx.act(renameBtn, () => api.op("contact-rename", { name, newName: n }), `${name} is now called ${n} (only here: they are not told)`);
+    if (r) ctx.go("#/c/" + encodeURIComponent(n));
+  });
+  const renameBox = h("details", { className: "rename-box" }, h("summary", {}, "Rename"), renameForm);
   const session = h("p", { className: "muted" });
   const notice = h("p", { className: "notice" });
 
@@ -62,7 +73,7 @@ export function conversation(ctx, name) {
 
   const header = h("header", { className: "conversation-head" }, title, verified,
     h("div", { className: "safety-row" }, h("span", { className: "muted" }, "Safety number "), number), session, notice,
-    h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry)));
+    h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry), renameBox));
   const el = h("section", { className: "conversation" }, header, list, form);
   let lastCount = -1;
 
