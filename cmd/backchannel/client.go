@@ -149,8 +149,12 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, *logLevel)
 	err := func() error {
+		// Before asking a passphrase for nothing:
 		if !client.HasState(*dir) {
-			return noState(*dir) // before asking a passphrase for nothing
+			return noState(*dir)
+		}
+		if err := client.CheckFree(*dir); err != nil {
+			return err
 		}
 		pass, err := passphrase("BACKCHANNEL_PASSPHRASE", "passphrase", false, stderr)
 		if err != nil {

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
 // lastWrite is a writer that remembers when it was last written to.
@@ -120,5 +123,26 @@ func TestEveryCommandsHelp(t *testing.T) {
 		if code := run(args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "backchannel contact verify NAME") {
 			t.Errorf("run(%q) = %d, %q", args, code, stderr.String())
 		}
+	}
+}
+
+// TestStateInUseSaidFirst: on a state another process has open (a daemon),
+// `client run` and `ui` say so before asking a passphrase or printing an
+// address, and `wipe` without a daemon answering does not wipe under it.
+func TestStateInUseSaidFirst(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	v, err := vault.CreateDir(dir, testrand.New(7), []byte("p"), vault.Params{Time: 1, MemoryKiB: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for _, args := range [][]string{{"client", "run", "--dir", dir}, {"ui", "--dir", dir}, {"wipe", "--yes", "--dir", dir}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "in use by another process") {
+			t.Errorf("run(%q) = %d\nstdout %q\nstderr %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	if !vault.Exists(dir) {
+		t.Fatal("wipe wiped a state another process has open")
 	}
 }

@@ -41,6 +41,11 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", noState(*dir))
 		return 1
 	}
+	// Before printing an address whose page could only fail to unlock.
+	if err := client.CheckFree(*dir); err != nil {
+		fmt.Fprintf(stderr, "backchannel: ui: %v\n", err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -194,6 +194,14 @@ var ErrNoState = vault.ErrNoVault
 // HasState reports whether the directory holds a client state.
 func HasState(dir string) bool { return vault.Exists(dir) }
 
+// ErrInUse: another process (a daemon) has the state open; one state is
+// opened by one process at a time.
+var ErrInUse = vault.ErrInUse
+
+// CheckFree reports ErrInUse if another process has the state in dir
+// open: for saying so before asking a passphrase for nothing.
+func CheckFree(dir string) error { return vault.CheckFree(dir) }
+
 // Open unlocks the client state in cfg.Dir.
 func Open(cfg Config) (*Client, error) {
 	cfg = withDefaults(cfg)

@@ -69,13 +69,9 @@ var ErrWrongPassphrase = errors.New("client: that passphrase does not open this 
 // a screen lock asks: it unwraps the state key from the header on disk
 // (the whole passphrase hash) and forgets it again.
 func (c *Client) CheckPassphrase(passphrase []byte) error {
-	d, err := vault.OpenDir(c.cfg.Dir, c.cfg.Rand, passphrase)
+	err := c.store.dir.CheckPassphrase(c.cfg.Rand, passphrase)
 	if errors.Is(err, vault.ErrPassphrase) {
 		return ErrWrongPassphrase
 	}
-	if err != nil {
-		return err
-	}
-	d.Close()
-	return nil
+	return err
 }

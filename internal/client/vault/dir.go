@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/google/renameio/v2"
 )
@@ -17,12 +18,53 @@ import (
 // file of its own, so that a damaged entry loses nothing else. Every file is
 // written atomically (a temporary file, fsync, rename). Deleting the header
 // (Wipe) makes every entry unreadable.
+//
+// A Dir holds an exclusive lock (flock) on the directory's lock file from
+// open to Close: two processes writing one vault would undo each other's
+// writes, and a client cleans up at open what a crash left behind, which
+// would be another process's work in progress.
 type Dir struct {
 	path  string
 	vault *Vault
+	lock  *os.File
 }
 
-const headerFile = "vault.header"
+const (
+	headerFile = "vault.header"
+	lockFile   = "vault.lock"
+)
+
+// ErrInUse: another process has the vault open.
+var ErrInUse = errors.New("vault: in use by another process")
+
+// lockDir takes the directory's lock, without waiting.
+func lockDir(path string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(path, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (a client daemon, or `backchannel ui`, runs on it)", ErrInUse, path)
+		}
+		return nil, fmt.Errorf("vault: locking %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// CheckFree reports ErrInUse if another process has the vault in the
+// directory path open: for saying so before asking a passphrase.
+func CheckFree(path string) error {
+	if !Exists(path) {
+		return nil
+	}
+	f, err := lockDir(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
 // CreateDir makes a new vault in the directory path, which must not hold one
 // already.
@@ -33,12 +75,18 @@ func CreateDir(path string, rand io.Reader, passphrase []byte, params Params) (*
 	if _, err := os.Stat(filepath.Join(path, headerFile)); err == nil {
 		return nil, fmt.Errorf("vault: %s already holds a vault", path)
 	}
-	v, h, err := Create(rand, passphrase, params)
+	lock, err := lockDir(path)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dir{path: path, vault: v}
+	v, h, err := Create(rand, passphrase, params)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	d := &Dir{path: path, vault: v, lock: lock}
 	if err := d.writeHeader(h); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
@@ -55,6 +103,24 @@ func Exists(path string) bool {
 
 // OpenDir unlocks the vault in the directory path.
 func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
+	if !Exists(path) {
+		return nil, fmt.Errorf("%w: %s", ErrNoVault, path)
+	}
+	lock, err := lockDir(path)
+	if err != nil {
+		return nil, err
+	}
+	v, err := openLocked(path, rand, passphrase)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Dir{path: path, vault: v, lock: lock}, nil
+}
+
+// openLocked reads the header and unlocks the vault; the caller holds
+// the directory's lock.
+func openLocked(path string, rand io.Reader, passphrase []byte) (*Vault, error) {
 	data, err := os.ReadFile(filepath.Join(path, headerFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoVault, path)
@@ -66,11 +132,21 @@ func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := Unlock(rand, h, passphrase)
+	return Unlock(rand, h, passphrase)
+}
+
+// CheckPassphrase reports whether passphrase opens this vault
+// (ErrPassphrase if not), without a second opening of the directory.
+func (d *Dir) CheckPassphrase(rand io.Reader, passphrase []byte) error {
+	v, err := openLocked(d.path, rand, passphrase)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Dir{path: path, vault: v}, nil
+	defer v.Wipe()
+	if !v.Equal(d.vault) {
+		return ErrPassphrase // another vault's header: not this state's passphrase
+	}
+	return nil
 }
 
 func (d *Dir) writeHeader(h *Header) error {
@@ -193,18 +269,35 @@ func (d *Dir) ChangePassphrase(passphrase []byte, params Params) error {
 // someone who knows the passphrase), forgets the state key, then
 // overwrites and removes every entry.
 func (d *Dir) Wipe() error {
+	defer d.Close()
 	err := shred(filepath.Join(d.path, headerFile))
 	d.vault.Wipe()
 	if err != nil {
 		return err
 	}
-	return WipeFiles(d.path)
+	if err := wipeFiles(d.path); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(d.path, lockFile))
 }
 
 // WipeFiles overwrites and removes the vault files in the directory path
 // (header first), without unlocking it: for wiping a state whose passphrase
-// is not at hand. Other files are left alone.
+// is not at hand. Other files are left alone. A vault another process has
+// open is not wiped under it (ErrInUse): that process wipes it.
 func WipeFiles(path string) error {
+	lock, err := lockDir(path)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := wipeFiles(path); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(path, lockFile))
+}
+
+func wipeFiles(path string) error {
 	if err := shred(filepath.Join(path, headerFile)); err != nil {
 		return err
 	}
@@ -232,8 +325,14 @@ func isVaultFile(name string) bool {
 	return strings.HasPrefix(name, ".") && (strings.Contains(name, ".entry") || strings.HasPrefix(name, "."+headerFile))
 }
 
-// Close forgets the state key.
-func (d *Dir) Close() { d.vault.Wipe() }
+// Close forgets the state key and lets other processes open the vault.
+func (d *Dir) Close() {
+	d.vault.Wipe()
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
+}
 
 // writeAtomic writes a file through a temporary file in the same
 // directory, synced and renamed into place. The directory is named so that

@@ -65,6 +65,20 @@ func TestDir(t *testing.T) {
 	if _, err := d.Get("contact/carol"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing entry: %v", err)
 	}
+	// While it is open, no other opening (another process's) gets in.
+	if _, err := OpenDir(path, testrand.New(4), []byte("new pass")); !errors.Is(err, ErrInUse) {
+		t.Fatalf("a second opening: %v", err)
+	}
+	if err := CheckFree(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("CheckFree while open: %v", err)
+	}
+	if err := WipeFiles(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("WipeFiles under an open vault: %v", err)
+	}
+	d.Close()
+	if err := CheckFree(path); err != nil {
+		t.Fatalf("CheckFree after Close: %v", err)
+	}
 	// A damaged header is a clear error.
 	hp := filepath.Join(path, headerFile)
 	header, _ := os.ReadFile(hp)
@@ -73,6 +87,9 @@ func TestDir(t *testing.T) {
 		t.Fatalf("damaged header: %v", err)
 	}
 	os.WriteFile(hp, header, 0o600)
+	if d, err = OpenDir(path, testrand.New(4), []byte("new pass")); err != nil {
+		t.Fatal(err)
+	}
 	// Wipe: nothing opens any more.
 	if err := d.Wipe(); err != nil {
 		t.Fatal(err)
