@@ -185,9 +185,10 @@ func (a *authorityProcs) document(i int, e uint64) []byte {
 // signatures, which verifies; one signature alone would not.
 func TestAuthoritiesTwoOfThree(t *testing.T) {
 	dir := t.TempDir()
-	addrs := freeAddresses(t, 5+3)
+	addrs := freeAddresses(t, 5+3+3)
 	run(t, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2", "-addresses", strings.Join(addrs[:5], ","),
-		"-metrics-base-port", "0", "-authorities", "3", "-threshold", "2", "-authority-addresses", strings.Join(addrs[5:], ","), "-epoch", "8s")
+		"-metrics-base-port", "0", "-authorities", "3", "-threshold", "2", "-authority-addresses", strings.Join(addrs[5:8], ","), "-epoch", "8s",
+		"-authority-metrics-addresses", strings.Join(addrs[8:], ","))
 	doc, _ := readDocument(t, dir)
 	n, err := config.LoadNetwork(filepath.Join(dir, "network.toml"))
 	if err != nil {
@@ -201,7 +202,7 @@ func TestAuthoritiesTwoOfThree(t *testing.T) {
 		}
 		trust.Authorities = append(trust.Authorities, b)
 	}
-	a := startAuthorities(t, dir, 3, addrs[5:])
+	a := startAuthorities(t, dir, 3, addrs[5:8])
 
 	e := a.uploadableEpoch()
 	a.upload(doc, e, []int{0, 1, 2})
@@ -225,6 +226,7 @@ func TestAuthoritiesTwoOfThree(t *testing.T) {
 		t.Logf("epoch %d: %d nodes, %d signatures", e, len(got.Nodes), len(s.Signatures))
 	}
 	check(a.document(0, e), e, 2) // normally 3; 2 if a loaded machine stalled one
+	checkAuthorityMetrics(t, addrs[8], e)
 
 	a.procs[2].Process.Signal(syscall.SIGKILL)
 	a.procs[2].Wait()
@@ -241,4 +243,39 @@ func TestAuthoritiesTwoOfThree(t *testing.T) {
 func hexKey(s string) (ed25519.PublicKey, error) {
 	b, err := hex.DecodeString(s)
 	return ed25519.PublicKey(b), err
+}
+
+// checkAuthorityMetrics reads a running authority's metrics listener: it
+// counts the uploads it took and names the epoch it published, and its
+// health answers (200 while it holds the current epoch's document, 503
+// with the reason before).
+func checkAuthorityMetrics(t *testing.T, address string, published uint64) {
+	t.Helper()
+	resp, err := http.Get("http://" + address + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(raw)
+	for _, want := range []string{
+		fmt.Sprintf("backchannel_authority_published_epoch %d\n", published),
+		`backchannel_authority_uploads_total{result="taken"} `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("the authority's metrics lack %q:\n%s", want, body)
+		}
+	}
+	resp, err = http.Get("http://" + address + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	health, _ := io.ReadAll(resp.Body)
+	healthy := strings.Contains(body, "backchannel_authority_healthy 1")
+	if resp.StatusCode == http.StatusOK && string(health) != "ok\n" ||
+		resp.StatusCode == http.StatusServiceUnavailable && !strings.Contains(string(health), "no published document for the current epoch") ||
+		resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz: %s %q (metrics say healthy: %v)", resp.Status, health, healthy)
+	}
 }

@@ -116,11 +116,22 @@ func serveAuthority(ctx context.Context, configPath string, logOut io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cfg.Authority.Metrics != "" {
+		closeMetrics, err := serveMetrics(cfg.Authority.Metrics, s.Registry(), s.Health, false)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer closeMetrics()
+	}
 	srv := listen.NewHTTPServer(s.Handler(), authority.MaxUpload)
 	go srv.Serve(listen.Limit(ln, authorityLimits, nil))
 	notifyReady(ac.Logger)
-	ac.Logger.Info("authority running", "listen", ln.Addr().String(), "threshold", ac.Threshold, "peers", len(ac.Peers), "epoch", ac.EpochLength)
+	ac.Logger.Info("authority running", "listen", ln.Addr().String(), "metrics", cfg.Authority.Metrics, "threshold", ac.Threshold, "peers", len(ac.Peers), "epoch", ac.EpochLength)
 	err = s.Run(ctx)
+	if ctx.Err() != nil {
+		ac.Logger.Info("authority stopping")
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if serr := srv.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/backchannel/backchannel/internal/base/config"
@@ -96,21 +97,11 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 		return err
 	}
 	if cfg.Node.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-		if cfg.Node.Pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		}
-		srv := listen.NewHTTPServer(mux, 0)
-		ln, err := net.Listen("tcp", cfg.Node.Metrics)
+		closeMetrics, err := serveMetrics(cfg.Node.Metrics, n.Registry(), func() error { return nil }, cfg.Node.Pprof)
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return err
 		}
-		go srv.Serve(listen.Limit(ln, metricsLimits, nil))
-		defer srv.Close()
+		defer closeMetrics()
 	}
 	go func() {
 		select {
@@ -120,6 +111,33 @@ func serveNode(ctx context.Context, configPath string, listener net.Listener, lo
 		}
 	}()
 	return n.Run(ctx)
+}
+
+// serveMetrics serves a server's metrics and health (and, if pprof, Go's
+// profiles) on address: /healthz answers 200 "ok" while health is nil, 503
+// with the reason otherwise. It returns how to stop serving.
+func serveMetrics(address string, registry *prometheus.Registry, health func() error, pprofToo bool) (stop func() error, err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := health(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if pprofToo {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	srv := listen.NewHTTPServer(mux, 0)
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	go srv.Serve(listen.Limit(ln, metricsLimits, nil))
+	return srv.Close, nil
 }
 
 // notifyReady tells the service manager that the process serves (systemd's

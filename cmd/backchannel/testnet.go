@@ -35,6 +35,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	static := fs.Bool("static", false, "nodes run on one document valid for -validity, without authorities (default: they follow the authorities, epoch after epoch)")
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
+	authorityMetrics := fs.String("authority-metrics-addresses", "", "comma-separated metrics host:port of every authority (default, with the default authority addresses and -metrics-base-port: 127.0.0.1:32100+i)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,7 +54,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
 		Addresses: split(*addresses), MetricsAddresses: split(*metricsAddresses),
 		Parameters: params, Validity: *validity, Follow: !*static, ClockSkew: *clockSkew, ExpireEvery: *expireEvery,
-		Authorities: *authorities, Threshold: *threshold, AuthorityAddresses: split(*authorityAddresses), EpochLength: *epoch,
+		Authorities: *authorities, Threshold: *threshold, AuthorityAddresses: split(*authorityAddresses), AuthorityMetricsAddresses: split(*authorityMetrics), EpochLength: *epoch,
 		Now: time.Now(), Rand: cryptoRand{},
 	})
 	if err != nil {
@@ -61,11 +62,19 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "wrote a network of %d nodes to %s\n", len(net.Names), net.Dir)
-	for _, c := range net.AuthorityConfigs {
-		fmt.Fprintf(stdout, "  authority              backchannel authority run --config %s\n", c)
+	fmt.Fprintln(stdout, "(metrics and /healthz listen on loopback unless given addresses: keep them off public interfaces)")
+	for i, c := range net.AuthorityConfigs {
+		fmt.Fprintf(stdout, "  authority-%d  http://%s  metrics %s\n      backchannel authority run --config %s\n", i+1, net.AuthorityAddresses[i], orNone(net.AuthorityMetrics[i]), c)
 	}
 	for _, n := range net.Document.Nodes {
-		fmt.Fprintf(stdout, "  %-12s %-8s %s  backchannel node run --config %s\n", n.Name, n.Role, n.Address, net.Configs[n.Name])
+		fmt.Fprintf(stdout, "  %-12s %-8s %s  metrics %s\n      backchannel node run --config %s\n", n.Name, n.Role, n.Address, orNone(net.Metrics[n.Name]), net.Configs[n.Name])
 	}
 	return 0
+}
+
+func orNone(address string) string {
+	if address == "" {
+		return "none"
+	}
+	return address
 }

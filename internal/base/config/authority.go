@@ -23,7 +23,10 @@ type Authority struct {
 type AuthoritySection struct {
 	IdentityKey string `toml:"identity_key,omitempty"`
 	Listen      string `toml:"listen"`
-	Threshold   int    `toml:"threshold"`
+	// Metrics is the address of the metrics and health listener
+	// (/metrics, /healthz); empty for none. Put it on a private interface.
+	Metrics   string `toml:"metrics,omitempty"`
+	Threshold int    `toml:"threshold"`
 	// Genesis is when epoch 0 starts and Epoch the length of every epoch:
 	// alike at every authority.
 	Genesis  time.Time `toml:"genesis"`

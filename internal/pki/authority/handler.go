@@ -37,6 +37,8 @@ func (s *Server) Handler() http.Handler {
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxUpload))
 		if err == nil {
 			err = s.Upload(raw)
+		} else {
+			s.metrics.uploads.WithLabelValues("refused").Inc() // Upload counts the others
 		}
 		if err != nil {
 			s.refusedUpload(err)

@@ -82,6 +82,8 @@ type Server struct {
 
 	refusals *rate.Limiter // of refused uploads' log lines
 	unlogged atomic.Int64  // refused uploads not logged since the last logged
+
+	metrics *metrics
 }
 
 // NewServer makes an authority.
@@ -103,6 +105,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, descriptors: map[uint64]map[string][]byte{}, frozen: map[uint64][]byte{},
 		votes: map[uint64][]byte{}, documents: map[uint64][]byte{}, seen: map[string]time.Time{}, refusals: rate.NewLimiter(1, 10)}
+	s.metrics = newMetrics(s)
 	if err := s.loadDocuments(); err != nil {
 		return nil, err
 	}
@@ -185,6 +188,16 @@ func (s *Server) phase(e uint64, eighths int) time.Time {
 // Upload takes a node's signed descriptor for the next epoch (until its
 // descriptors are frozen, half-way through this one) or the one after.
 func (s *Server) Upload(raw []byte) error {
+	err := s.upload(raw)
+	result := "taken"
+	if err != nil {
+		result = "refused"
+	}
+	s.metrics.uploads.WithLabelValues(result).Inc()
+	return err
+}
+
+func (s *Server) upload(raw []byte) error {
 	d, err := directory.ParseDescriptor(raw)
 	if err != nil {
 		return err
@@ -199,15 +212,22 @@ func (s *Server) Upload(raw []byte) error {
 			d.Epoch, next, s.phase(next, 4).Format(time.RFC3339), next+1)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.seen[string(d.IdentityKey)] = now
 	if s.frozen[d.Epoch] != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("authority: the descriptors for epoch %d are frozen", d.Epoch)
 	}
 	if s.descriptors[d.Epoch] == nil {
 		s.descriptors[d.Epoch] = map[string][]byte{}
 	}
+	first := s.descriptors[d.Epoch][string(d.IdentityKey)] == nil
 	s.descriptors[d.Epoch][string(d.IdentityKey)] = raw
+	s.mu.Unlock()
+	if first {
+		// Nodes upload every sixteenth of an epoch: the first of each
+		// epoch is news, the repeats are not.
+		s.log.Info("descriptor taken", "epoch", d.Epoch, "node", d.Name, "role", d.Role, "address", d.Address)
+	}
 	return nil
 }
 
@@ -257,6 +277,7 @@ func (s *Server) freeze(e uint64) {
 	for key, raw := range s.descriptors[e] {
 		if last := s.seen[key]; now.Sub(last) > s.liveness() {
 			s.log.Warn("a node is left out: no descriptor from it lately", "epoch", e, "key", fmt.Sprintf("%x", key), "last", last.UTC().Format(time.RFC3339))
+			s.metrics.leftOut.WithLabelValues(leftOutSilent).Inc()
 			continue
 		}
 		set = append(set, raw)
@@ -268,6 +289,8 @@ func (s *Server) freeze(e uint64) {
 		return
 	}
 	s.frozen[e] = b
+	s.metrics.frozen.Set(float64(len(set)))
+	s.log.Info("froze the descriptors", "epoch", e, "descriptors", len(set), "left_out", len(s.descriptors[e])-len(set))
 }
 
 // vote tallies the frozen bundles it can get and signs the document.
@@ -287,11 +310,13 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 		raw, err := s.get(ctx, p, fmt.Sprintf("/v1/descriptors/%d", e))
 		if err != nil {
 			s.log.Warn("a peer's descriptors are missing", "peer", p.URL, "err", err)
+			s.metrics.peerErrors.WithLabelValues(p.URL).Inc()
 			continue
 		}
 		set, err := ParseBundle(raw, e, p.Key)
 		if err != nil {
 			s.log.Warn("a peer's descriptors do not verify", "peer", p.URL, "err", err)
+			s.metrics.peerErrors.WithLabelValues(p.URL).Inc()
 			continue
 		}
 		held = append(held, set)
@@ -299,6 +324,7 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 	kept, dropped := Screen(Tally(e, held, s.cfg.Threshold, s.cfg.Admission), s.previous(e))
 	for _, d := range dropped {
 		s.log.Warn("a descriptor is left out of the document", "epoch", e, "node", d.Name, "key", fmt.Sprintf("%x", []byte(d.Key)), "reason", d.Reason)
+		s.metrics.leftOut.WithLabelValues(leftOutScreened).Inc()
 	}
 	doc, err := Build(e, s.Start(e), s.cfg.EpochLength, s.cfg.Parameters, kept)
 	if err != nil {
@@ -316,6 +342,7 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 	s.mu.Lock()
 	s.votes[e] = vote
 	s.mu.Unlock()
+	s.metrics.voted.Set(float64(e))
 	s.log.Info("voted", "epoch", e, "nodes", len(doc.Nodes), "bundles", len(held))
 	return nil
 }
@@ -358,6 +385,8 @@ func (s *Server) combine(ctx context.Context, e uint64) error {
 	for _, p := range s.cfg.Peers {
 		raw, err := s.get(ctx, p, fmt.Sprintf("/v1/vote/%d", e))
 		if err != nil {
+			s.log.Debug("a peer's vote is missing", "peer", p.URL, "epoch", e, "err", err)
+			s.metrics.peerErrors.WithLabelValues(p.URL).Inc()
 			continue
 		}
 		var v directory.Signed
@@ -380,6 +409,8 @@ func (s *Server) combine(ctx context.Context, e uint64) error {
 	s.mu.Lock()
 	s.documents[e] = data
 	s.mu.Unlock()
+	s.metrics.published.Set(float64(e))
+	s.metrics.signatures.Set(float64(len(combined.Signatures)))
 	s.log.Info("published", "epoch", e, "signatures", len(combined.Signatures))
 	return nil
 }

@@ -357,3 +357,82 @@ func TestSilentNodeLeftOut(t *testing.T) {
 		t.Fatal("a node that uploads again is not listed at the next freeze")
 	}
 }
+
+// TestAuthorityTellsItsOperator: an authority logs each step — the first
+// descriptor of each node for an epoch (not its repeats), the freeze, its
+// vote, the publication — counts them in its metrics, and is healthy once
+// it holds the current epoch's document.
+func TestAuthorityTellsItsOperator(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 4)
+	var logs bytes.Buffer
+	servers, _, _ := authorities(t, 1, 1, admitAll(ns[:5]), clk, func(i int, c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	})
+	s := servers[0]
+	if err := s.Health(); err == nil || !strings.Contains(err.Error(), "epoch 1") {
+		t.Fatalf("healthy with no document: %v", err)
+	}
+	upload(t, servers, ns, 2)
+	for _, raw := range signed(t, ns) { // the repeats of the next sixteenth
+		s.Upload(raw)
+	}
+	stepAll(servers, clk, nil)
+	for want, count := range map[string]int{"descriptor taken": 5, "froze the descriptors": 1, "voted": 1, "published": 1} {
+		if got := strings.Count(logs.String(), "msg=\""+want) + strings.Count(logs.String(), "msg="+want+" "); got != count {
+			t.Errorf("%d log lines %q, want %d:\n%s", got, want, count, logs.String())
+		}
+	}
+	clk.Advance(s.Start(2).Sub(clk.Now()))
+	if err := s.Health(); err != nil {
+		t.Fatalf("unhealthy holding the current document: %v", err)
+	}
+	for metric, want := range map[string]float64{
+		`backchannel_authority_uploads_total{result="taken"}`:   10,
+		`backchannel_authority_uploads_total{result="refused"}`: 2, // the node on no admission list, twice
+		`backchannel_authority_frozen_descriptors`:              5,
+		`backchannel_authority_voted_epoch`:                     2,
+		`backchannel_authority_published_epoch`:                 2,
+		`backchannel_authority_published_signatures`:            1,
+		`backchannel_authority_epoch`:                           2,
+		`backchannel_authority_healthy`:                         1,
+	} {
+		if got := metricValue(t, s, metric); got != want {
+			t.Errorf("%s = %v, want %v", metric, got, want)
+		}
+	}
+}
+
+// metricValue reads one sample of the authority's registry, named as the
+// text exposition names it.
+func metricValue(t *testing.T, s *Server, name string) float64 {
+	t.Helper()
+	families, err := s.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			full := f.GetName()
+			if len(m.GetLabel()) > 0 {
+				full += "{"
+				for i, l := range m.GetLabel() {
+					if i > 0 {
+						full += ","
+					}
+					full += l.GetName() + `="` + l.GetValue() + `"`
+				}
+				full += "}"
+			}
+			if full != name {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

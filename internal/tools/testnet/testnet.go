@@ -40,7 +40,9 @@ type Options struct {
 	// 127.0.0.1 for every node.
 	Hosts []string
 	// BasePort is the first node's link port; node i listens on BasePort+i
-	// and serves metrics on MetricsBasePort+i (0: no metrics listener).
+	// and serves metrics on 127.0.0.1:MetricsBasePort+i (0: no metrics
+	// listener): loopback, as docs/operating.md says metrics belong on a
+	// private interface, whatever the node's public host.
 	BasePort, MetricsBasePort int
 	// Addresses and MetricsAddresses, if set, give every node's addresses
 	// in order (providers, then layer by layer), instead of Hosts and the
@@ -76,12 +78,16 @@ type Options struct {
 	// AuthorityAddresses gives each one's HTTP listen address (default
 	// 127.0.0.1:32000+i). Genesis and EpochLength set the epochs of their
 	// configs (defaults: Now to the second, 10 minutes).
-	Authorities, Threshold int
-	AuthorityAddresses     []string
-	Genesis                time.Time
-	EpochLength            time.Duration
-	Now                    time.Time
-	Rand                   io.Reader
+	// AuthorityMetricsAddresses gives each one's metrics and health
+	// listener; by default 127.0.0.1:32100+i where the authority addresses
+	// are the default ones and MetricsBasePort is set, else none.
+	Authorities, Threshold    int
+	AuthorityAddresses        []string
+	AuthorityMetricsAddresses []string
+	Genesis                   time.Time
+	EpochLength               time.Duration
+	Now                       time.Time
+	Rand                      io.Reader
 }
 
 // DefaultParameters are the parameters of a generated network: Loopix-like
@@ -105,11 +111,17 @@ type Network struct {
 	// Authorities are the authorities' keys; Threshold how many must sign.
 	Authorities []ed25519.PublicKey
 	Threshold   int
-	// AuthorityConfigs are the authorities' config files.
-	AuthorityConfigs []string
-	Document         *directory.Document
-	// Configs maps node names to their config files.
+	// AuthorityConfigs are the authorities' config files, AuthorityAddresses
+	// their HTTP addresses and AuthorityMetrics their metrics listeners
+	// ("" for none).
+	AuthorityConfigs   []string
+	AuthorityAddresses []string
+	AuthorityMetrics   []string
+	Document           *directory.Document
+	// Configs maps node names to their config files, Metrics to their
+	// metrics listeners ("" for none).
 	Configs map[string]string
+	Metrics map[string]string
 	// Names lists the nodes in document order.
 	Names []string
 }
@@ -123,7 +135,7 @@ func Generate(opts Options) (*Network, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
-	net := &Network{Dir: opts.Dir, Configs: map[string]string{}, Threshold: opts.Threshold}
+	net := &Network{Dir: opts.Dir, Configs: map[string]string{}, Metrics: map[string]string{}, Threshold: opts.Threshold}
 	authorities, err := writeAuthorityKeys(net, opts)
 	if err != nil {
 		return nil, err
@@ -167,9 +179,16 @@ func (opts Options) withDefaults() (Options, error) {
 		return opts, fmt.Errorf("testnet: a threshold of %d with %d authorities", opts.Threshold, opts.Authorities)
 	}
 	if opts.AuthorityAddresses == nil {
+		metrics := opts.AuthorityMetricsAddresses == nil && opts.MetricsBasePort != 0 && opts.MetricsAddresses == nil
 		for i := range opts.Authorities {
 			opts.AuthorityAddresses = append(opts.AuthorityAddresses, fmt.Sprintf("127.0.0.1:%d", 32000+i))
+			if metrics {
+				opts.AuthorityMetricsAddresses = append(opts.AuthorityMetricsAddresses, fmt.Sprintf("127.0.0.1:%d", 32100+i))
+			}
 		}
+	}
+	if opts.AuthorityMetricsAddresses != nil && len(opts.AuthorityMetricsAddresses) != opts.Authorities {
+		return opts, fmt.Errorf("testnet: %d authority metrics addresses for %d authorities", len(opts.AuthorityMetricsAddresses), opts.Authorities)
 	}
 	if len(opts.AuthorityAddresses) != opts.Authorities {
 		return opts, fmt.Errorf("testnet: %d authority addresses for %d authorities", len(opts.AuthorityAddresses), opts.Authorities)
@@ -301,7 +320,7 @@ func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (dire
 	}
 	metrics := ""
 	if opts.MetricsBasePort != 0 {
-		metrics = fmt.Sprintf("%s:%d", opts.Hosts[i%len(opts.Hosts)], opts.MetricsBasePort+i)
+		metrics = fmt.Sprintf("127.0.0.1:%d", opts.MetricsBasePort+i)
 	}
 	if opts.MetricsAddresses != nil {
 		metrics = opts.MetricsAddresses[i]
@@ -315,6 +334,7 @@ func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (dire
 		return directory.Node{}, fmt.Errorf("testnet: %w", err)
 	}
 	net.Configs[p.name] = path
+	net.Metrics[p.name] = metrics
 	net.Names = append(net.Names, p.name)
 	return node, nil
 }
@@ -442,6 +462,9 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 				MaxHops:      p.Geometry.MaxHops, Payload: p.Geometry.UserPayloadLength,
 			},
 		}
+		if opts.AuthorityMetricsAddresses != nil {
+			cfg.Authority.Metrics = opts.AuthorityMetricsAddresses[i]
+		}
 		for j, k := range net.Authorities {
 			if j != i {
 				cfg.Peers = append(cfg.Peers, config.AuthorityPeer{Key: hex.EncodeToString(k), URL: "http://" + opts.AuthorityAddresses[j]})
@@ -453,6 +476,8 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 			return fmt.Errorf("testnet: %w", err)
 		}
 		net.AuthorityConfigs = append(net.AuthorityConfigs, path)
+		net.AuthorityAddresses = append(net.AuthorityAddresses, opts.AuthorityAddresses[i])
+		net.AuthorityMetrics = append(net.AuthorityMetrics, cfg.Authority.Metrics)
 	}
 	return nil
 }
