@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -155,22 +154,15 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return 1
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(receiptFile{Version: 1, Proof: resp.Proof}); err != nil {
+		file, err := convey.MarshalReceiptFile(resp.Proof)
+		if err != nil {
 			fmt.Fprintf(stderr, "backchannel: %v\n", err)
 			return 1
 		}
+		stdout.Write(file)
 		return 0
 	}
 	return usageOf("convey "+sub, stderr)
-}
-
-// receiptFile is a receipt as a file to show others: the message, its salt,
-// the receipt and the intermediary's card.
-type receiptFile struct {
-	Version int           `json:"version"`
-	Proof   *convey.Proof `json:"proof"`
 }
 
 // runReceipt is `backchannel receipt verify FILE --card CARD`: a third
@@ -193,9 +185,9 @@ func runReceipt(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		var f receiptFile
-		if err := json.Unmarshal(data, &f); err != nil || f.Version != 1 || f.Proof == nil || f.Proof.Receipt == nil {
-			return fmt.Errorf("%s is not a receipt file (%v)", fs.Arg(0), err)
+		proof, err := convey.ParseReceiptFile(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fs.Arg(0), err)
 		}
 		cardText, err := os.ReadFile(*cardPath)
 		if err != nil {
@@ -205,11 +197,11 @@ func runReceipt(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		r := f.Proof.Receipt
-		if err := r.Verify(f.Proof.Text, f.Proof.Salt, card.SigningKey); err != nil {
+		r := proof.Receipt
+		if err := r.Verify(proof.Text, proof.Salt, card.SigningKey); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "valid: the intermediary signed that the message %q was conveyed to %q at %s\n", f.Proof.Text, r.To, r.Time.Local().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "valid: the intermediary signed that the message %q was conveyed to %q at %s\n", proof.Text, r.To, r.Time.Local().Format(time.RFC3339))
 		return nil
 	}()
 	if err != nil {
