@@ -308,7 +308,7 @@ func deliveredEachWay(t *testing.T, a, b *clientProc, n int, timeout string) {
 	t.Helper()
 	for _, c := range []*clientProc{a, b} {
 		out := c.cli("status", "--wait", "--timeout", timeout)
-		if got := strings.Count(out, " delivered ("); got != n {
+		if got := deliveredCount(out); got != n {
 			t.Fatalf("%s: %d messages delivered of %d:\n%s", c.name, got, n, out)
 		}
 		t.Logf("%s: %s", c.name, lastLines(out, 4))

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 )
@@ -204,14 +207,16 @@ func (tx *Tx) ContactByKey(key string) (Contact, bool) {
 // NameOf names a contact by identity key.
 func (tx *Tx) NameOf(key string) string { return tx.c.nameOf(key) }
 
-// Queue sends a message of the feature's kind to a contact.
-func (tx *Tx) Queue(to Contact, kind ContentKind, body []byte) error {
-	return tx.QueueRef(to, kind, body, [16]byte{})
+// Queue sends a message of the feature's kind to a contact. about says
+// what it is, for the user's list of sent messages ("interest check:
+// …"); it is kept in the local state only, never sent.
+func (tx *Tx) Queue(to Contact, kind ContentKind, body []byte, about string) error {
+	return tx.QueueRef(to, kind, body, [16]byte{}, about)
 }
 
 // QueueRef sends a message of the feature's kind with a reference the
 // feature's Delivered hears of once the recipient acknowledged it.
-func (tx *Tx) QueueRef(to Contact, kind ContentKind, body []byte, ref [16]byte) error {
+func (tx *Tx) QueueRef(to Contact, kind ContentKind, body []byte, ref [16]byte, about string) error {
 	if kind < firstFeatureKind {
 		return fmt.Errorf("client: a feature queued a message of kind %v", kind)
 	}
@@ -219,8 +224,23 @@ func (tx *Tx) QueueRef(to Contact, kind ContentKind, body []byte, ref [16]byte) 
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, to.Name)
 	}
-	_, err := tx.c.queue(ct, Content{Kind: kind, Body: body}, ref)
+	_, err := tx.c.queue(ct, Content{Kind: kind, Body: body}, ref, about)
 	return err
+}
+
+// Excerpt is the first words of a text, quoted, for saying what a message
+// is: at most about 40 characters, cut at a word, on one line.
+func Excerpt(text string) string {
+	const most = 40
+	text = strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(text) <= most {
+		return strconv.Quote(text)
+	}
+	runes := []rune(text)[:most]
+	if i := strings.LastIndexByte(string(runes), ' '); i > most/2 {
+		return strconv.Quote(string(runes)[:i] + "…")
+	}
+	return strconv.Quote(string(runes) + "…")
 }
 
 // AddContact adds the owner of a verified card as a contact called name,

@@ -431,17 +431,24 @@ func (o *outbox) infos(name func(*contact) string) []MessageInfo {
 	defer o.mu.Unlock()
 	out := make([]MessageInfo, 0, len(o.msgs))
 	for _, m := range o.msgs {
-		acked := 0
-		for _, a := range m.rec.Acked {
+		info := MessageInfo{
+			ID: hexID(m.rec.ID), Contact: name(m.to), Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
+			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Fragments: len(m.rec.Acked),
+			Text: m.text, About: m.rec.About,
+		}
+		for i, a := range m.rec.Acked {
 			if a {
-				acked++
+				info.Acked++
+				continue
+			}
+			if i < len(m.attempts) && m.attempts[i] > 0 {
+				info.Attempts = max(info.Attempts, m.attempts[i])
+				if info.NextAttempt.IsZero() || m.due[i].Before(info.NextAttempt) {
+					info.NextAttempt = m.due[i]
+				}
 			}
 		}
-		out = append(out, MessageInfo{
-			ID: hexID(m.rec.ID), Contact: name(m.to), Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
-			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Acked: acked, Fragments: len(m.rec.Acked),
-			Text: m.text,
-		})
+		out = append(out, info)
 	}
 	return out
 }

@@ -34,11 +34,18 @@ type MessageInfo struct {
 	Name     string
 	Size     int
 	Text     string // for a text
-	Status   Status // outgoing only
-	Reason   string // why it failed
-	Time     time.Time
-	// Acked and Fragments show an outgoing message's progress.
-	Acked, Fragments int
+	// About says what a feature's outgoing message is ("interest check:
+	// …"), as the feature that queued it put it.
+	About  string
+	Status Status // outgoing only
+	Reason string // why it failed
+	Time   time.Time
+	// Acked and Fragments show an outgoing message's progress; Attempts
+	// is the most times one of its unacknowledged fragments was sent
+	// (since the client started), and NextAttempt when one goes again if
+	// still unacknowledged (zero: not scheduled, or in the next send slots).
+	Acked, Fragments, Attempts int
+	NextAttempt                time.Time
 	// Conveyed is set for a message an intermediary (Contact) passed on:
 	// Label is how it names the sender, Note its note.
 	Conveyed    bool
@@ -67,7 +74,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	content.TTL = ct.rec.Expiry
 	capacity := c.fragmentCapacity()
 	c.unlock()
-	m, err := c.enqueue(ct, content, [16]byte{}, capacity)
+	m, err := c.enqueue(ct, content, [16]byte{}, "", capacity)
 	c.inflight.Done()
 	if err != nil {
 		return "", err
@@ -78,11 +85,11 @@ func (c *Client) Send(to string, content Content) (string, error) {
 	return hexID(m.rec.ID), nil
 }
 
-// queue queues content for the contact, with the conversation's time to
-// live; c.mu is held (a feature's Tx).
-func (c *Client) queue(ct *contact, content Content, ref [16]byte) (*outgoing, error) {
+// queue queues a feature's content for the contact, with the
+// conversation's time to live; c.mu is held (a feature's Tx).
+func (c *Client) queue(ct *contact, content Content, ref [16]byte, about string) (*outgoing, error) {
 	content.TTL = ct.rec.Expiry
-	m, err := c.enqueue(ct, content, ref, c.fragmentCapacity())
+	m, err := c.enqueue(ct, content, ref, about, c.fragmentCapacity())
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +98,8 @@ func (c *Client) queue(ct *contact, content Content, ref [16]byte) (*outgoing, e
 }
 
 // enqueue makes the message of content, cut to capacity, and stores it in
-// the outbox.
-func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, capacity int) (*outgoing, error) {
+// the outbox; about is what a feature's message is, for the user.
+func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, about string, capacity int) (*outgoing, error) {
 	body, err := content.marshal()
 	if err != nil {
 		return nil, err
@@ -103,7 +110,7 @@ func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, capacity in
 	}
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
-		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued, TTL: content.TTL, Ref: ref,
+		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued, TTL: content.TTL, Ref: ref, About: about,
 	}}
 	if err := m.cut(body, capacity); err != nil {
 		return nil, err

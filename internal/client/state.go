@@ -125,6 +125,9 @@ type outRecord struct {
 	// client.
 	TTL     time.Duration `json:"ttl,omitempty"`
 	Expires time.Time     `json:"expires,omitzero"`
+	// About is what a feature's message is, for the user (MessageInfo);
+	// absent from records of the first releases.
+	About string `json:"about,omitempty"`
 }
 
 // inRecord is a received message ("in/<id hex>").

@@ -100,6 +100,27 @@ func waitIntroduced(t *testing.T, p *party) intro.Info {
 	return introductionState(t, p)
 }
 
+// saysWhatItIs checks that every message of a feature in p's outbox says
+// what it is (for `status`), and that each of wants is said of one.
+func saysWhatItIs(t *testing.T, p *party, wants ...string) {
+	t.Helper()
+	var abouts []string
+	for _, m := range p.c.Outbox() {
+		if m.Kind == client.Text.String() || m.Kind == client.File.String() {
+			continue
+		}
+		if m.About == "" {
+			t.Errorf("a %s message does not say what it is: %+v", m.Kind, m)
+		}
+		abouts = append(abouts, m.About)
+	}
+	for _, w := range wants {
+		if !strings.Contains(strings.Join(abouts, "\n"), w) {
+			t.Errorf("no message says %q; they say:\n%s", w, strings.Join(abouts, "\n"))
+		}
+	}
+}
+
 func TestIntroduction(t *testing.T) {
 	i, a, b := trio(t)
 	if _, err := i.f.Intro.Introduce("alice", "bob", "a party in country X", "a party in country Y", "you asked to be put in touch"); err != nil {
@@ -135,6 +156,8 @@ func TestIntroduction(t *testing.T) {
 	if s := i.c.Stats(); s.MessagesReceived != 2 {
 		t.Fatalf("the intermediary received %d messages, want its 2 answers", s.MessagesReceived)
 	}
+	saysWhatItIs(t, i, `introduction to "a party in country X"`, "introduction complete: both accepted")
+	saysWhatItIs(t, a, `introduction accepted: "a party in country X"`)
 }
 
 // TestIntroductionDeclined: bob declines. No contact is formed, and alice's
@@ -265,6 +288,8 @@ func TestConveyedMessagesAndReceipts(t *testing.T) {
 	if in[0].Text != "agreed" || in[0].Label != "the party in country Y" {
 		t.Fatalf("alice's inbox: %+v", in)
 	}
+	saysWhatItIs(t, a, `to convey to "the party in country Y": "we accept the venue"`)
+	saysWhatItIs(t, i, "conveyed message, passed on from", "conveyance receipt for")
 }
 
 // TestMutualInterestCheck plays the four combinations of answers through
@@ -297,6 +322,7 @@ func TestMutualInterestCheck(t *testing.T) {
 		}
 		ids[id] = k
 	}
+	saysWhatItIs(t, a, `interest check asked: "question 0: open to talks?"`)
 	clienttest.WaitUntil(t, b.c, time.Minute, "the questions at bob", func() bool { l, _ := b.f.Interest.Checks(); return len(l) == len(cases) })
 	for id, k := range ids {
 		if cases[k].asked != interest.Undecided {
@@ -323,6 +349,7 @@ func TestMutualInterestCheck(t *testing.T) {
 			}
 		}
 	}
+	saysWhatItIs(t, b, "interest check, a step of the protocol: ")
 }
 
 // TestDisappearingMessages: alice makes her conversation with bob
@@ -338,6 +365,7 @@ func TestDisappearingMessages(t *testing.T) {
 	if err := a.f.Expiry.Set("bob", 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	saysWhatItIs(t, a, "disappearing messages: after 2s")
 	if _, err := a.c.Send("bob", client.Content{Kind: client.Text, Body: []byte("gone soon")}); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +419,7 @@ func TestMalformedControlMessageIsRefused(t *testing.T) {
 			return err
 		}
 		for _, k := range kinds {
-			if err := tx.Queue(bob, k, []byte{9, 9, 9}); err != nil {
+			if err := tx.Queue(bob, k, []byte{9, 9, 9}, "a malformed message"); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
@@ -113,7 +114,7 @@ func (f *Feature) PassOn(id, to, fromLabel, note string) error {
 			return err
 		}
 		// The reference brings the delivery back to Delivered.
-		if err := tx.QueueRef(target, client.Conveyance, raw, r.ID); err != nil {
+		if err := tx.QueueRef(target, client.Conveyance, raw, r.ID, "conveyed message, passed on from "+strconv.Quote(fromLabel)+": "+client.Excerpt(r.Text)); err != nil {
 			return err
 		}
 		r.State, r.PassedTo, r.Note = "passed", target.Key, note
@@ -169,7 +170,7 @@ func (f *Feature) Refuse(id, note string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Queue(from, client.Conveyance, raw); err != nil {
+		if err := tx.Queue(from, client.Conveyance, raw, "refusal to convey "+client.Excerpt(r.Text)); err != nil {
 			return err
 		}
 		r.State, r.Note = "refused", note
@@ -200,7 +201,7 @@ func (f *Feature) Delivered(tx *client.Tx, _ client.Contact, ref [16]byte) {
 	}
 	raw, err := Marshal(out)
 	if err == nil {
-		err = tx.Queue(from, client.Conveyance, raw)
+		err = tx.Queue(from, client.Conveyance, raw, "conveyance receipt for "+client.Excerpt(r.Text))
 	}
 	if err != nil {
 		tx.Log().Error("sending a conveyance receipt", "err", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
@@ -101,7 +102,11 @@ func (f *Feature) send(tx *client.Tx, via client.Contact, to, text string, recei
 	if err := sent.Put(tx.Store(), req.ID, rec); err != nil {
 		return req.ID, err
 	}
-	return req.ID, tx.Queue(via, client.Conveyance, raw)
+	about := "to convey: " + client.Excerpt(text)
+	if to != "" {
+		about = "to convey to " + strconv.Quote(to) + ": " + client.Excerpt(text)
+	}
+	return req.ID, tx.Queue(via, client.Conveyance, raw, about)
 }
 
 // Receive handles a conveyance message from a contact: a request to the

@@ -87,7 +87,11 @@ func (f *Feature) Set(name string, d time.Duration) error {
 		if err := tx.SetExpiry(ct, d, setAt, ""); err != nil {
 			return err
 		}
-		return tx.Queue(ct, client.ExpirySetting, Setting{TTL: d, SetAt: setAt}.Marshal())
+		about := fmt.Sprintf("disappearing messages: after %v", d)
+		if d == 0 {
+			about = "disappearing messages: off"
+		}
+		return tx.Queue(ct, client.ExpirySetting, Setting{TTL: d, SetAt: setAt}.Marshal(), about)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
@@ -96,7 +97,7 @@ func (f *Feature) Introduce(a, b, labelForA, labelForB, note string) (string, er
 			return err
 		}
 		for i, ct := range []client.Contact{ca, cb} {
-			if err := tx.Queue(ct, client.Introduction, msgs[i]); err != nil {
+			if err := tx.Queue(ct, client.Introduction, msgs[i], "introduction to "+strconv.Quote([]string{labelForA, labelForB}[i])); err != nil {
 				return err
 			}
 		}
@@ -155,7 +156,7 @@ func (f *Feature) Answer(id string, accept bool) error {
 			return err
 		}
 		tx.Changed()
-		return tx.Queue(from, client.Introduction, msg)
+		return tx.Queue(from, client.Introduction, msg, "introduction "+r.State+": "+strconv.Quote(r.Label))
 	})
 }
 
@@ -229,7 +230,7 @@ func (f *Feature) answered(tx *client.Tx, from client.Contact, m *Answer) error 
 	}
 	for _, key := range r.Sides {
 		if side, ok := tx.ContactByKey(key); ok {
-			if err := tx.Queue(side, client.Introduction, done); err != nil {
+			if err := tx.Queue(side, client.Introduction, done, "introduction complete: both accepted"); err != nil {
 				return err
 			}
 		}
