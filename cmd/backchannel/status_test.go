@@ -38,7 +38,7 @@ func TestStatusLines(t *testing.T) {
 		msg("07", "conveyance", client.Sent, func(m *client.MessageInfo) { m.About = `to convey to "the other side": "we accept"` }),
 		msg("08", "interest check", client.Queued, func(m *client.MessageInfo) { m.About = `interest check asked: "Are you open to talks?"` }),
 		msg("09", "disappearing-messages setting", client.Delivered, func(m *client.MessageInfo) { m.About = "disappearing messages: after 24h0m0s" }),
-		msg("10", "interest check", client.Delivered, nil), // a record of the first releases
+		msg("10", "interest check", client.Delivered, nil),                               // a record of the first releases
 		msg("11", "text", client.Delivered, func(m *client.MessageInfo) { m.Size = 22 }), // its text disappeared
 	}, Stats: &client.Stats{Connected: true, Epoch: 7, AcksSent: 2, AcksReceived: 3}}
 	var out bytes.Buffer
