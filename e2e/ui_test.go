@@ -71,8 +71,8 @@ type uiUser struct {
 }
 
 // newUIUser signs a user up at the provider, starts `backchannel ui` and
-// opens a browser of its own.
-func (nw *network) newUIUser(t *testing.T, chromium, name, provider string) *uiUser {
+// opens a browser of its own; args are more flags of `ui`.
+func (nw *network) newUIUser(t *testing.T, chromium, name, provider string, args ...string) *uiUser {
 	t.Helper()
 	c := nw.signUp(t, name, provider, filepath.Join(nw.dir, "clients", name))
 	c.log = filepath.Join(t.TempDir(), name+".log")
@@ -80,7 +80,7 @@ func (nw *network) newUIUser(t *testing.T, chromium, name, provider string) *uiU
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = dieWithTests(exec.Command(binPath, "ui", "--listen", "127.0.0.1:0"))
+	c.cmd = dieWithTests(exec.Command(binPath, append([]string{"ui", "--listen", "127.0.0.1:0"}, args...)...))
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.out = out

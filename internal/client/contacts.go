@@ -103,6 +103,9 @@ type ContactInfo struct {
 	Notice       string
 	// Expiry is how long the conversation's messages live (0: for ever).
 	Expiry time.Duration
+	// Reads is the latest message format (content version) the contact's
+	// software said it reads; 0 until it says (capabilities.go).
+	Reads int
 }
 
 // ErrNoContact: no contact has that name.

@@ -166,7 +166,7 @@ func (in *inbox) infos(name func(key string) (string, bool)) []MessageInfo {
 		if !ok {
 			from = "(unknown)"
 		}
-		info := MessageInfo{ID: hexID(rec.ID), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: rec.size, Time: rec.Received,
+		info := MessageInfo{ID: hexID(rec.ID), Contact: from, Incoming: true, Kind: rec.Kind, Name: rec.Name, Size: rec.size, Time: rec.Received, Sent: rec.Sent,
 			Conveyed: rec.Conveyed, Label: rec.Label, Note: rec.Note}
 		if rec.Kind == Text.String() {
 			info.Text = string(rec.Body)

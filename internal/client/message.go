@@ -18,6 +18,9 @@ const (
 	Text ContentKind = 1
 	// File is a file, with its name.
 	File ContentKind = 2
+	// capabilities is the client's own: what the sender's software reads
+	// (see announce), never shown.
+	capabilities ContentKind = 3
 
 	// The features' kinds (see Feature), from firstFeatureKind up: their
 	// messages travel like texts (fragmented, acknowledged, delivered
@@ -44,6 +47,8 @@ func (k ContentKind) String() string {
 		return "text"
 	case File:
 		return "file"
+	case capabilities:
+		return "capabilities"
 	case Introduction:
 		return "introduction"
 	case Conveyance:
@@ -65,7 +70,14 @@ type Content struct {
 	// TTL, if not zero, is how long the message lives at each end after
 	// it is sent or received (disappearing messages), in whole seconds.
 	TTL time.Duration
+	// Sent is when the sender queued it, by the sender's clock (content
+	// version 3; zero from older software).
+	Sent time.Time
 }
+
+// maxSentMillis bounds a sending time, to keep it a valid time.Time (the
+// year 9999).
+var maxSentMillis = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // MaxTTL bounds a message's time to live.
 const MaxTTL = 365 * 24 * time.Hour
@@ -76,25 +88,41 @@ const MaxNameLength = 255
 // MaxFileSize bounds what one message carries, in bytes.
 const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 
-// contentVersion is the first byte of an encoded Content; version 1 (no
-// time to live) is still read.
-const contentVersion = 2
+// contentVersion is the first byte of an encoded Content, as this
+// release writes it to contacts that said they read it (capabilities);
+// others get oldContentVersion. Versions 1 (no time to live) and 2 (no
+// sending time) are still read.
+const (
+	contentVersion    = 3
+	oldContentVersion = 2
+)
 
 // ErrMalformed is wrapped by every decoding error of this package.
 var ErrMalformed = errors.New("client: malformed")
 
-// marshal encodes the content, which is what fragments carry:
+// marshal encodes the content, which is what fragments carry, in version
+// 3 (or 2, for a contact whose software reads no later):
 //
+//	u8 version (3) | u8 kind | u32 time to live, seconds | u64 sent, Unix milliseconds (0: unknown) | u8 name length | name | body
 //	u8 version (2) | u8 kind | u32 time to live, seconds | u8 name length | name | body
 //
-// (version 1 had no time to live).
-func (c *Content) marshal() ([]byte, error) {
+// (version 1 had no time to live). The sending time is the sender's clock
+// when the message was queued: the recipient shows the sender's order by
+// it, whatever order the network delivers in.
+func (c *Content) marshal(version int) ([]byte, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 7+len(c.Name)+len(c.Body))
-	b = append(b, contentVersion, byte(c.Kind))
+	b := make([]byte, 0, 15+len(c.Name)+len(c.Body))
+	b = append(b, byte(version), byte(c.Kind))
 	b = binary.BigEndian.AppendUint32(b, uint32(c.TTL/time.Second))
+	if version >= 3 {
+		var ms int64 // 0: not known
+		if !c.Sent.IsZero() {
+			ms = max(c.Sent.UnixMilli(), 1)
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	}
 	b = append(b, byte(len(c.Name)))
 	b = append(b, c.Name...)
 	return append(b, c.Body...), nil
@@ -119,6 +147,10 @@ func (c *Content) validate() error {
 		if c.Name == "" || len(c.Name) > MaxNameLength || !utf8.ValidString(c.Name) {
 			return fmt.Errorf("client: a file name must be 1 to %d bytes of UTF-8, not %q", MaxNameLength, c.Name)
 		}
+	case capabilities:
+		if c.Name != "" || len(c.Body) != 2 || c.Body[0] != capabilitiesVersion {
+			return fmt.Errorf("client: a capabilities message of %d bytes", len(c.Body))
+		}
 	case Introduction, Conveyance, InterestCheck, ExpirySetting:
 		if c.Name != "" {
 			return fmt.Errorf("client: a %v message has a name (%q)", c.Kind, c.Name)
@@ -141,13 +173,25 @@ func parseContent(b []byte) (Content, error) {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
 		c.Kind, b = ContentKind(b[1]), b[2:]
-	case contentVersion:
+	case 2:
 		if len(b) < 7 {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
 		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[6:]
+	case 3:
+		if len(b) < 15 {
+			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
+		}
+		ms := binary.BigEndian.Uint64(b[6:14])
+		if ms > uint64(maxSentMillis) {
+			return Content{}, fmt.Errorf("%w: sent at %d ms after 1970", ErrMalformed, ms)
+		}
+		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[14:]
+		if ms != 0 {
+			c.Sent = time.UnixMilli(int64(ms)).UTC()
+		}
 	default:
-		return Content{}, fmt.Errorf("%w: message version %d, this program reads versions 1 and %d", ErrMalformed, b[0], contentVersion)
+		return Content{}, fmt.Errorf("%w: message version %d, this program reads versions 1 to %d", ErrMalformed, b[0], contentVersion)
 	}
 	n := int(b[0])
 	if len(b) < 1+n {

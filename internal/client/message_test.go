@@ -13,14 +13,22 @@ func TestContentRoundTrip(t *testing.T) {
 		{Kind: Text},
 		{Kind: File, Name: "terms.pdf", Body: bytes.Repeat([]byte{0xff}, 5000)},
 		{Kind: Text, Body: []byte("this disappears"), TTL: time.Hour},
+		{Kind: Text, Body: []byte("sent at noon"), Sent: time.Date(2026, 12, 5, 12, 0, 0, 1e6, time.UTC)},
+		{Kind: capabilities, Body: []byte{capabilitiesVersion, contentVersion}},
 	} {
-		b, err := c.marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := parseContent(b)
-		if err != nil || got.Kind != c.Kind || got.Name != c.Name || !bytes.Equal(got.Body, c.Body) || got.TTL != c.TTL {
-			t.Fatalf("%+v came back as %+v (%v)", c, got, err)
+		for _, version := range []int{oldContentVersion, contentVersion} {
+			b, err := c.marshal(version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := parseContent(b)
+			if err != nil || got.Kind != c.Kind || got.Name != c.Name || !bytes.Equal(got.Body, c.Body) || got.TTL != c.TTL {
+				t.Fatalf("%+v came back as %+v (%v)", c, got, err)
+			}
+			// Version 2 carries no sending time.
+			if want := map[int]time.Time{oldContentVersion: {}, contentVersion: c.Sent}[version]; !got.Sent.Equal(want) {
+				t.Fatalf("version %d: sent %v came back as %v", version, c.Sent, got.Sent)
+			}
 		}
 	}
 }
@@ -32,8 +40,9 @@ func TestContentRefused(t *testing.T) {
 		"file with no name": {Kind: File, Body: []byte("data")},
 		"long file name":    {Kind: File, Name: string(bytes.Repeat([]byte("a"), MaxNameLength+1))},
 		"unknown kind":      {Kind: 9},
+		"capabilities":      {Kind: capabilities, Body: []byte{capabilitiesVersion}},
 	} {
-		if _, err := c.marshal(); err == nil {
+		if _, err := c.marshal(contentVersion); err == nil {
 			t.Errorf("%s: encoded", name)
 		}
 	}
@@ -43,7 +52,9 @@ func TestContentRefused(t *testing.T) {
 	}
 	for name, b := range map[string][]byte{
 		"short":          {1, 1},
-		"version":        {3, 1, 0},
+		"version":        {4, 1, 0},
+		"short v3":       {3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"sent too late":  {3, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0},
 		"truncated name": {1, 2, 5, 'a'},
 		"kind":           {1, 7, 0},
 		"short v2":       {2, 1, 0, 0, 0},
@@ -71,19 +82,21 @@ func TestRecords(t *testing.T) {
 
 func FuzzParseContent(f *testing.F) {
 	for _, c := range []Content{{Kind: Text, Body: []byte("hi")}, {Kind: File, Name: "a.txt", Body: []byte("data")}} {
-		b, _ := c.marshal()
-		f.Add(b)
+		for _, version := range []int{oldContentVersion, contentVersion} {
+			b, _ := c.marshal(version)
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := parseContent(b)
 		if err != nil {
 			return
 		}
-		again, err := c.marshal()
+		again, err := c.marshal(contentVersion)
 		if err != nil {
 			t.Fatalf("decoded content does not encode: %v", err)
 		}
-		if d, err := parseContent(again); err != nil || d.Kind != c.Kind || d.Name != c.Name || d.TTL != c.TTL || !bytes.Equal(d.Body, c.Body) {
+		if d, err := parseContent(again); err != nil || d.Kind != c.Kind || d.Name != c.Name || d.TTL != c.TTL || !bytes.Equal(d.Body, c.Body) || !d.Sent.Equal(c.Sent) {
 			t.Fatalf("content changed in a round trip: %v", err)
 		}
 	})

@@ -44,6 +44,25 @@ func TestTwoClientsExchangeMessages(t *testing.T) {
 	t.Logf("bob: %+v", bob.Stats())
 	checkInbox(t, bob, "alice to bob", each, file)
 	checkInbox(t, alice, "bob to alice", each, nil)
+
+	// By now each has told the other what its software reads (content
+	// version 3): what they send carries its sending time, the sender's
+	// order.
+	clienttest.WaitUntil(t, alice, time.Minute, "bob's word on what he reads", func() bool { return alice.Contacts()[0].Reads == 3 })
+	before := time.Now().Add(-time.Second)
+	if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte("with its time")}); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.WaitUntil(t, bob, time.Minute, "the timed message", func() bool { in, _ := bob.Inbox(); return len(in) == each+2 })
+	in, _ := bob.Inbox()
+	for _, m := range in {
+		if m.Text == "with its time" && (m.Sent.Before(before) || m.Sent.After(m.Time.Add(time.Second))) {
+			t.Fatalf("sent %v, arrived %v", m.Sent, m.Time)
+		}
+	}
+	if s := bob.Stats(); s.MessagesReceived != each+2 || s.Refused != 0 {
+		t.Fatalf("bob counts %d messages received (%d refused), want the %d alice sent", s.MessagesReceived, s.Refused, each+2)
+	}
 }
 
 // checkInbox checks that every numbered text arrived exactly once, and the

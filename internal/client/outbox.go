@@ -431,6 +431,9 @@ func (o *outbox) infos(name func(*contact) string) []MessageInfo {
 	defer o.mu.Unlock()
 	out := make([]MessageInfo, 0, len(o.msgs))
 	for _, m := range o.msgs {
+		if m.rec.Kind == capabilities.String() {
+			continue // the client's own, not the user's
+		}
 		info := MessageInfo{
 			ID: hexID(m.rec.ID), Contact: name(m.to), Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
 			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Fragments: len(m.rec.Acked),

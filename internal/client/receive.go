@@ -255,7 +255,7 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 	}
 	switch content.Kind {
 	case Text, File:
-		rec := inRecord{Version: StateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC()}
+		rec := inRecord{Version: StateVersion, ID: id, From: ct.key, Kind: content.Kind.String(), Name: content.Name, Body: content.Body, Received: now.UTC(), Sent: content.Sent}
 		if content.TTL > 0 {
 			rec.Expires = now.UTC().Add(content.TTL)
 		}
@@ -264,6 +264,11 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		}
 		if content.TTL > 0 {
 			c.expiring[expiryKey{id: id}] = rec.Expires
+		}
+	case capabilities:
+		if err := c.readCapabilities(ct, content); err != nil {
+			c.stats.Refused++
+			c.log.Warn("a message was refused", "kind", content.Kind.String(), "err", err)
 		}
 	default:
 		// A malformed control message is refused with an error in the
@@ -277,7 +282,9 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 	if err := c.inbox.settle(ct.key, id, now); err != nil {
 		return err
 	}
-	c.stats.MessagesReceived++
+	if content.Kind != capabilities {
+		c.stats.MessagesReceived++
+	}
 	c.notify()
 	return nil
 }

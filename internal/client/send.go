@@ -39,7 +39,10 @@ type MessageInfo struct {
 	About  string
 	Status Status // outgoing only
 	Reason string // why it failed
-	Time   time.Time
+	// Time is when an outgoing message was queued, or an incoming one
+	// arrived; Sent, for an incoming one, when its sender queued it, by
+	// the sender's clock (zero from older software): the sender's order.
+	Time, Sent time.Time
 	// Acked and Fragments show an outgoing message's progress; Attempts
 	// is the most times one of its unacknowledged fragments was sent
 	// (since the client started), and NextAttempt when one goes again if
@@ -72,9 +75,14 @@ func (c *Client) Send(to string, content Content) (string, error) {
 		return "", err
 	}
 	content.TTL = ct.rec.Expiry
-	capacity := c.fragmentCapacity()
+	q := queuing{capacity: c.fragmentCapacity(), version: writeVersion(ct)}
+	err := c.announce(ct)
 	c.unlock()
-	m, err := c.enqueue(ct, content, [16]byte{}, "", capacity)
+	if err != nil {
+		c.inflight.Done()
+		return "", err
+	}
+	m, err := c.enqueue(ct, content, q)
 	c.inflight.Done()
 	if err != nil {
 		return "", err
@@ -89,7 +97,10 @@ func (c *Client) Send(to string, content Content) (string, error) {
 // conversation's time to live; c.mu is held (a feature's Tx).
 func (c *Client) queue(ct *contact, content Content, ref [16]byte, about string) (*outgoing, error) {
 	content.TTL = ct.rec.Expiry
-	m, err := c.enqueue(ct, content, ref, about, c.fragmentCapacity())
+	if err := c.announce(ct); err != nil {
+		return nil, err
+	}
+	m, err := c.enqueue(ct, content, queuing{ref: ref, about: about, capacity: c.fragmentCapacity(), version: writeVersion(ct)})
 	if err != nil {
 		return nil, err
 	}
@@ -97,10 +108,22 @@ func (c *Client) queue(ct *contact, content Content, ref [16]byte, about string)
 	return m, nil
 }
 
+// queuing says how a message is queued: the feature's reference and what
+// its message is (for the user), the fragments' capacity and the content
+// version the contact reads.
+type queuing struct {
+	ref      [16]byte
+	about    string
+	capacity int
+	version  int
+}
+
 // enqueue makes the message of content, cut to capacity, and stores it in
-// the outbox; about is what a feature's message is, for the user.
-func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, about string, capacity int) (*outgoing, error) {
-	body, err := content.marshal()
+// the outbox.
+func (c *Client) enqueue(ct *contact, content Content, q queuing) (*outgoing, error) {
+	now := c.cfg.Clock.Now()
+	content.Sent = sentAt(now)
+	body, err := content.marshal(q.version)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +133,9 @@ func (c *Client) enqueue(ct *contact, content Content, ref [16]byte, about strin
 	}
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
-		Size: len(content.Body), Created: c.cfg.Clock.Now().UTC(), Status: Queued, TTL: content.TTL, Ref: ref, About: about,
+		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.ref, About: q.about,
 	}}
-	if err := m.cut(body, capacity); err != nil {
+	if err := m.cut(body, q.capacity); err != nil {
 		return nil, err
 	}
 	m.rec.Acked = make([]bool, len(m.frags))

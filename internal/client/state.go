@@ -64,6 +64,11 @@ type contactRecord struct {
 	// sessions; the next session says so in its hello, so that the
 	// contact replaces the one it holds.
 	Restored bool `json:"restored,omitempty"`
+	// Reads is the latest content version the contact's software said it
+	// reads (0: it has not said; it reads version 2), and Announced the
+	// one this side told it (see announce).
+	Reads     int `json:"reads,omitempty"`
+	Announced int `json:"announced,omitempty"`
 }
 
 // sessionRecord is a session's state.
@@ -139,6 +144,9 @@ type inRecord struct {
 	Name     string    `json:"name,omitempty"`
 	Body     []byte    `json:"body"`
 	Received time.Time `json:"received"`
+	// Sent is when the sender queued it, by its clock (zero from software
+	// before content version 3).
+	Sent time.Time `json:"sent,omitzero"`
 	// Conveyed messages: From is the intermediary, Label how the
 	// intermediary names the sender, Note its note, Convey the ID to
 	// answer to.

@@ -12,6 +12,31 @@ const expiries = [
   [String(86400e9), "1 day"], [String(7 * 86400e9), "1 week"],
 ];
 
+// known is a time the client reported, or null for Go's zero time (an
+// unknown sending time: the sender's software is older).
+function known(t) {
+  const d = new Date(t);
+  return isNaN(d) || d.getFullYear() < 2000 ? null : d;
+}
+
+// order is where a message goes in the conversation: a received one at its
+// sender's time (the sender's order, whatever order the network delivered
+// in), when known; otherwise at its arrival; a sent one when it was sent.
+function order(m) {
+  return (m.Incoming && known(m.Sent)) || new Date(m.Time);
+}
+
+// times shows a message's time: for a received one whose sending and
+// arrival read differently, both.
+function times(m) {
+  const sent = m.Incoming && known(m.Sent);
+  if (!sent) return [h("time", { dateTime: m.Time }, when(m.Time))];
+  const both = `sent ${sent.toLocaleString()}, arrived ${new Date(m.Time).toLocaleString()}`;
+  if (when(m.Sent) === when(m.Time)) return [h("time", { dateTime: m.Sent, title: both }, when(m.Sent))];
+  return [h("time", { dateTime: m.Sent, title: both }, "sent " + when(m.Sent)),
+    h("time", { dateTime: m.Time, className: "arrived", title: both }, "arrived " + when(m.Time))];
+}
+
 // groups writes a safety number in groups of five digits.
 function groups(n) {
   return (n.replace(/\s+/g, "").match(/.{1,5}/g) || []).join(" ");
@@ -81,7 +106,7 @@ export function conversation(ctx, name) {
     const body = m.Kind === "file"
       ? h("a", { href: "/api/file?id=" + m.ID, download: m.Name, className: "file" }, `file: ${m.Name} (${bytes(m.Size)})`)
       : h("p", { className: "text" }, m.Text);
-    const meta = [h("time", {}, when(m.Time))];
+    const meta = times(m);
     if (!m.Incoming) {
       const words = statusWords[m.Status] || m.Status;
       const progress = m.Status === "sent" && m.Fragments > 1 ? ` ${m.Acked}/${m.Fragments}` : "";
@@ -89,7 +114,8 @@ export function conversation(ctx, name) {
       if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
     }
     if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
-    return h("li", { className: "msg " + (m.Incoming ? "in" : "out"), "data-id": m.ID, "data-status": m.Incoming ? "received" : m.Status }, body, h("div", { className: "meta" }, meta));
+    return h("li", { className: "msg " + (m.Incoming ? "in" : "out"), "data-id": m.ID, "data-status": m.Incoming ? "received" : m.Status, "data-arrived": m.Time },
+      body, h("div", { className: "meta" }, meta));
   }
 
   return {
@@ -113,7 +139,7 @@ export function conversation(ctx, name) {
         expiry.value = String(c.Expiry);
       }
       const msgs = [...state.inbox.filter((m) => m.Contact === name), ...state.outbox.filter((m) => m.Contact === name && (m.Kind === "text" || m.Kind === "file"))]
-        .sort((a, b) => new Date(a.Time) - new Date(b.Time));
+        .sort((a, b) => order(a) - order(b));
       const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
       replaceIfChanged(list, JSON.stringify(msgs), () => msgs.length ? msgs.map(bubble) : h("li", { className: "empty" }, "No messages yet."));
       if (atBottom || msgs.length !== lastCount) list.scrollTop = list.scrollHeight;
