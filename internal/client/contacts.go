@@ -31,6 +31,14 @@ type contact struct {
 	helloAttempts int
 	// safety is the safety number with the user, once computed; c.mu's.
 	safety string
+	// reestablish: the state was restored from a backup (which keeps no
+	// sessions) and no new session is confirmed yet, so the client sets
+	// one up at once, without waiting for the user to write — the
+	// contact's messages, sealed in the session the backup lost, are
+	// unreadable until then, and the contact cannot tell who sent them.
+	// Cleared when the session is confirmed, or when its hello used every
+	// attempt (until the next start, or a message to the contact); c.mu's.
+	reestablish bool
 	// shown is the session as the user and the features see it, replaced
 	// whole (under mu) each time the session's state is saved, and read
 	// without mu: publishing the view never waits for a packet sealed in
@@ -88,6 +96,7 @@ func (c *Client) loadContacts() error {
 			r.SetClock(c.cfg.Clock)
 			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
 		}
+		ct.reestablish = ct.rec.Restored
 		ct.show()
 		c.contacts[ct.key] = ct
 	}

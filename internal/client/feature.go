@@ -207,16 +207,24 @@ func (tx *Tx) ContactByKey(key string) (Contact, bool) {
 // NameOf names a contact by identity key.
 func (tx *Tx) NameOf(key string) string { return tx.c.nameOf(key) }
 
-// Queue sends a message of the feature's kind to a contact. about says
-// what it is, for the user's list of sent messages ("interest check:
-// …"); it is kept in the local state only, never sent.
-func (tx *Tx) Queue(to Contact, kind ContentKind, body []byte, about string) error {
-	return tx.QueueRef(to, kind, body, [16]byte{}, about)
+// Queuing says how a feature's message is queued.
+type Queuing struct {
+	// About says what the message is, for the user's list of sent messages
+	// ("interest check: …"); it is kept in the local state only, never
+	// sent.
+	About string
+	// Ref, if set, is a reference the feature's Delivered hears of once
+	// the recipient acknowledged the message.
+	Ref [16]byte
+	// Urgent: the message has a deadline (an interest check's step, a
+	// receipt) and its fragments go out ahead of other messages', so that
+	// a large file being sent does not make it late. Urgent messages are
+	// small; they are not held back by the window of fragments in flight.
+	Urgent bool
 }
 
-// QueueRef sends a message of the feature's kind with a reference the
-// feature's Delivered hears of once the recipient acknowledged it.
-func (tx *Tx) QueueRef(to Contact, kind ContentKind, body []byte, ref [16]byte, about string) error {
+// Queue sends a message of the feature's kind to a contact.
+func (tx *Tx) Queue(to Contact, kind ContentKind, body []byte, q Queuing) error {
 	if kind < firstFeatureKind {
 		return fmt.Errorf("client: a feature queued a message of kind %v", kind)
 	}
@@ -224,7 +232,7 @@ func (tx *Tx) QueueRef(to Contact, kind ContentKind, body []byte, ref [16]byte, 
 	if ct == nil {
 		return fmt.Errorf("%w: %q", ErrNoContact, to.Name)
 	}
-	_, err := tx.c.queue(ct, Content{Kind: kind, Body: body}, ref, about)
+	_, err := tx.c.queue(ct, Content{Kind: kind, Body: body}, q)
 	return err
 }
 

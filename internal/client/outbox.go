@@ -247,11 +247,12 @@ type fragmentPick struct {
 }
 
 // nextFragment picks the next fragment that is due to a contact whose
-// session is usable, in message order, and takes its attempt: it counts
-// as sent from now, and is due again after retry(attempt). A fragment not
-// sent before waits while maxInFlight are in flight. ok is false when
-// nothing is due.
-func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry func(attempt int) time.Duration) (p fragmentPick, ok bool) {
+// session is usable — an urgent message's first, then in message order —
+// and takes its attempt: it counts as sent from now, and is due again
+// after retry(attempt). A fragment of a message that is not urgent, not
+// sent before, waits while maxInFlight are in flight. ok is false when
+// nothing is due (or, if urgentOnly, no urgent message's fragment).
+func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry func(attempt int) time.Duration, urgentOnly bool) (p fragmentPick, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inFlight := 0
@@ -260,22 +261,30 @@ func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry fun
 			inFlight++
 		}
 	}
-	for _, m := range o.msgs {
-		if !m.pending() || !usable[m.to] {
-			continue
-		}
-		for i := range m.frags {
-			if m.rec.Acked[i] || m.due[i].After(now) {
+	// Urgent messages first (their deadlines do not wait for a file's
+	// fragments), and past the window: they are small.
+	passes := []bool{true, false}
+	if urgentOnly {
+		passes = passes[:1]
+	}
+	for _, urgent := range passes {
+		for _, m := range o.msgs {
+			if m.rec.Urgent != urgent || !m.pending() || !usable[m.to] {
 				continue
 			}
-			if !m.sent[i] && inFlight >= maxInFlight {
-				return fragmentPick{}, false
+			for i := range m.frags {
+				if m.rec.Acked[i] || m.due[i].After(now) {
+					continue
+				}
+				if !m.sent[i] && inFlight >= maxInFlight && !urgent {
+					return fragmentPick{}, false
+				}
+				m.attempts[i]++
+				again := m.sent[i]
+				m.sent[i] = true
+				m.due[i] = now.Add(retry(m.attempts[i]))
+				return fragmentPick{m: m, index: i, record: append([]byte{recordFragment}, m.frags[i]...), again: again}, true
 			}
-			m.attempts[i]++
-			again := m.sent[i]
-			m.sent[i] = true
-			m.due[i] = now.Add(retry(m.attempts[i]))
-			return fragmentPick{m: m, index: i, record: append([]byte{recordFragment}, m.frags[i]...), again: again}, true
 		}
 	}
 	return fragmentPick{}, false

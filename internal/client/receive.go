@@ -87,6 +87,7 @@ func (c *Client) confirm(ct *contact) {
 	ct.rec.Session.Confirmed = true
 	ct.rec.Session.Initial = nil
 	ct.rec.Restored = false
+	ct.reestablish = false
 	if err := c.saveContact(ct); err != nil {
 		c.log.Error("saving a session", "err", err)
 	}
@@ -202,6 +203,7 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 		// Only a peer that accepted our Initial can seal in this session.
 		s.Confirmed, s.Initial = true, nil
 		ct.rec.Restored = false
+		ct.reestablish = false
 		c.notify()
 	}
 	if err := c.saveContact(ct); err != nil {

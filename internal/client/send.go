@@ -95,12 +95,12 @@ func (c *Client) Send(to string, content Content) (string, error) {
 
 // queue queues a feature's content for the contact, with the
 // conversation's time to live; c.mu is held (a feature's Tx).
-func (c *Client) queue(ct *contact, content Content, ref [16]byte, about string) (*outgoing, error) {
+func (c *Client) queue(ct *contact, content Content, fq Queuing) (*outgoing, error) {
 	content.TTL = ct.rec.Expiry
 	if err := c.announce(ct); err != nil {
 		return nil, err
 	}
-	m, err := c.enqueue(ct, content, queuing{ref: ref, about: about, capacity: c.fragmentCapacity(), version: writeVersion(ct)})
+	m, err := c.enqueue(ct, content, queuing{Queuing: fq, capacity: c.fragmentCapacity(), version: writeVersion(ct)})
 	if err != nil {
 		return nil, err
 	}
@@ -108,12 +108,10 @@ func (c *Client) queue(ct *contact, content Content, ref [16]byte, about string)
 	return m, nil
 }
 
-// queuing says how a message is queued: the feature's reference and what
-// its message is (for the user), the fragments' capacity and the content
-// version the contact reads.
+// queuing says how a message is queued: as its feature asked, cut to the
+// fragments' capacity, in the content version the contact reads.
 type queuing struct {
-	ref      [16]byte
-	about    string
+	Queuing
 	capacity int
 	version  int
 }
@@ -133,7 +131,7 @@ func (c *Client) enqueue(ct *contact, content Content, q queuing) (*outgoing, er
 	}
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
-		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.ref, About: q.about,
+		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.Ref, About: q.About, Urgent: q.Urgent,
 	}}
 	if err := m.cut(body, q.capacity); err != nil {
 		return nil, err

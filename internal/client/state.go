@@ -133,6 +133,8 @@ type outRecord struct {
 	// About is what a feature's message is, for the user (MessageInfo);
 	// absent from records of the first releases.
 	About string `json:"about,omitempty"`
+	// Urgent: its fragments go ahead of other messages' (Queuing.Urgent).
+	Urgent bool `json:"urgent,omitempty"`
 }
 
 // inRecord is a received message ("in/<id hex>").

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/endtoend/envelope"
@@ -55,6 +57,12 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 		return c.planDrop()
 	}
 	c.stats.SendSlots++
+	// An urgent message's fragment goes even before the acks waiting (a
+	// receiver of a large file has one to send for every fragment): acks
+	// wait a slot, a deadline does not.
+	if b, err := c.planFragment(now, c.usableSessions(c.outbox.contactsWaiting()), true); b != nil || err != nil {
+		return b, err
+	}
 	if len(c.acks) > 0 {
 		p := c.acks[0]
 		c.acks = c.acks[1:]
@@ -72,7 +80,7 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 // nil. Hellos go first: nothing else moves for a contact until its
 // session is confirmed.
 func (c *Client) planSession(now time.Time) (build, error) {
-	waiting := c.outbox.contactsWaiting()
+	waiting := c.withRestored(c.outbox.contactsWaiting())
 	c.failExhausted(now, waiting)
 	usable := make(map[*contact]bool, len(waiting))
 	for _, ct := range waiting {
@@ -93,7 +101,24 @@ func (c *Client) planSession(now time.Time) (build, error) {
 		}
 		usable[ct] = ok
 	}
-	p, ok := c.outbox.nextFragment(now, usable, c.retryDelay)
+	return c.planFragment(now, usable, false)
+}
+
+// usableSessions says which of the contacts have a usable session.
+func (c *Client) usableSessions(contacts []*contact) map[*contact]bool {
+	usable := make(map[*contact]bool, len(contacts))
+	for _, ct := range contacts {
+		ct.mu.Lock()
+		usable[ct] = ct.usable()
+		ct.mu.Unlock()
+	}
+	return usable
+}
+
+// planFragment plans the next due fragment to a contact with a usable
+// session (an urgent message's only, if urgentOnly), or returns nil.
+func (c *Client) planFragment(now time.Time, usable map[*contact]bool, urgentOnly bool) (build, error) {
+	p, ok := c.outbox.nextFragment(now, usable, c.retryDelay, urgentOnly)
 	if !ok {
 		return nil, nil
 	}
@@ -102,6 +127,28 @@ func (c *Client) planSession(now time.Time) (build, error) {
 		c.stats.Retransmissions++
 	}
 	return c.planSessionPacket(p.m.to, p.record, p.m, p.index, now)
+}
+
+// withRestored adds to the contacts with messages waiting those whose
+// session a restore lost and that are not set up again yet
+// (contact.reestablish), in a fixed order; c.mu is held.
+func (c *Client) withRestored(waiting []*contact) []*contact {
+	var restored []*contact
+	for _, ct := range c.contacts {
+		if !ct.reestablish || slices.Contains(waiting, ct) {
+			continue
+		}
+		ct.mu.Lock()
+		usable := ct.usable() // the contact set one up first
+		ct.mu.Unlock()
+		if usable {
+			ct.reestablish = false
+			continue
+		}
+		restored = append(restored, ct)
+	}
+	slices.SortFunc(restored, func(a, b *contact) int { return strings.Compare(a.key, b.key) })
+	return append(waiting, restored...)
 }
 
 // failExhausted marks failed the messages with a fragment (or a hello) that
@@ -113,6 +160,7 @@ func (c *Client) failExhausted(now time.Time, waiting []*contact) {
 		if !ct.usable() && ct.helloAttempts >= c.cfg.MaxAttempts && !ct.helloDue.After(now) {
 			helloFailed[ct] = fmt.Sprintf("the session with %s could not be set up: no answer to %d attempts", ct.rec.Name, ct.helloAttempts)
 			ct.helloAttempts = 0 // a later message tries again
+			ct.reestablish = false
 		}
 		ct.mu.Unlock()
 	}

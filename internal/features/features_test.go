@@ -292,6 +292,60 @@ func TestConveyedMessagesAndReceipts(t *testing.T) {
 	saysWhatItIs(t, i, "conveyed message, passed on from", "conveyance receipt for")
 }
 
+// TestCheckAheadOfAFile: an interest check asked while a large file is
+// being sent ends at its deadline with its result — its messages go out
+// ahead of the file's fragments, which take longer than the check's whole
+// time to answer.
+func TestCheckAheadOfAFile(t *testing.T) {
+	a, b := pair(t)
+	if _, err := a.c.Send("bob", client.Content{Kind: client.Text, Body: []byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	clienttest.WaitUntil(t, a.c, time.Minute, "the session", func() bool { return clienttest.CountStatus(a.c, client.Delivered) == 1 })
+	// About 300 fragments: 7.5 s of send slots at the network's 40 a second.
+	fileID, err := a.c.Send("bob", client.Content{Kind: client.File, Name: "annex.bin", Body: make([]byte, 600<<10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileStatus := func() client.Status {
+		for _, m := range a.c.Outbox() {
+			if m.ID == fileID {
+				return m.Status
+			}
+		}
+		return ""
+	}
+	const within = 4 * time.Second
+	id, err := a.f.Interest.Ask("bob", "open to talks?", interest.Yes, within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := time.Now()
+	clienttest.WaitUntil(t, b.c, time.Minute, "the question at bob", func() bool { l, _ := b.f.Interest.Checks(); return len(l) == 1 })
+	if err := b.f.Interest.AnswerCheck(id, interest.Yes); err != nil {
+		t.Fatal(err)
+	}
+	result := func(p *party) string {
+		l, _ := p.f.Interest.Checks()
+		if len(l) != 1 {
+			return ""
+		}
+		return l[0].Result
+	}
+	clienttest.WaitUntil(t, a.c, time.Minute, "the check's end", func() bool { return result(a) != interest.Pending.String() })
+	ended := time.Since(asked)
+	fileDelivered := fileStatus() == client.Delivered
+	if got := result(a); got != interest.Match.String() || ended > within+3*time.Second {
+		t.Fatalf("the check ended %v after it was asked (%v to answer), with %q", ended, within, got)
+	}
+	if fileDelivered {
+		t.Fatal("the file was delivered before the check ended: nothing was ahead of the check")
+	}
+	t.Logf("the check ended %v after it was asked (%v to answer), the file still on its way", ended.Round(time.Millisecond), within)
+	clienttest.WaitUntil(t, b.c, time.Minute, "the check's end at bob", func() bool { return result(b) == interest.Match.String() })
+	clienttest.WaitUntil(t, a.c, 2*time.Minute, "the file", func() bool { return fileStatus() == client.Delivered })
+}
+
 // TestMutualInterestCheck plays the four combinations of answers through
 // the clients over the network.
 func TestMutualInterestCheck(t *testing.T) {
@@ -419,7 +473,7 @@ func TestMalformedControlMessageIsRefused(t *testing.T) {
 			return err
 		}
 		for _, k := range kinds {
-			if err := tx.Queue(bob, k, []byte{9, 9, 9}, "a malformed message"); err != nil {
+			if err := tx.Queue(bob, k, []byte{9, 9, 9}, client.Queuing{About: "a malformed message"}); err != nil {
 				return err
 			}
 		}

@@ -114,7 +114,7 @@ func (f *Feature) PassOn(id, to, fromLabel, note string) error {
 			return err
 		}
 		// The reference brings the delivery back to Delivered.
-		if err := tx.QueueRef(target, client.Conveyance, raw, r.ID, "conveyed message, passed on from "+strconv.Quote(fromLabel)+": "+client.Excerpt(r.Text)); err != nil {
+		if err := tx.Queue(target, client.Conveyance, raw, client.Queuing{Ref: r.ID, About: "conveyed message, passed on from " + strconv.Quote(fromLabel) + ": " + client.Excerpt(r.Text)}); err != nil {
 			return err
 		}
 		r.State, r.PassedTo, r.Note = "passed", target.Key, note
@@ -170,7 +170,7 @@ func (f *Feature) Refuse(id, note string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Queue(from, client.Conveyance, raw, "refusal to convey "+client.Excerpt(r.Text)); err != nil {
+		if err := tx.Queue(from, client.Conveyance, raw, client.Queuing{About: "refusal to convey " + client.Excerpt(r.Text), Urgent: true}); err != nil {
 			return err
 		}
 		r.State, r.Note = "refused", note
@@ -201,7 +201,7 @@ func (f *Feature) Delivered(tx *client.Tx, _ client.Contact, ref [16]byte) {
 	}
 	raw, err := Marshal(out)
 	if err == nil {
-		err = tx.Queue(from, client.Conveyance, raw, "conveyance receipt for "+client.Excerpt(r.Text))
+		err = tx.Queue(from, client.Conveyance, raw, client.Queuing{About: "conveyance receipt for " + client.Excerpt(r.Text), Urgent: true})
 	}
 	if err != nil {
 		tx.Log().Error("sending a conveyance receipt", "err", err)

@@ -106,7 +106,7 @@ func (f *Feature) send(tx *client.Tx, via client.Contact, to, text string, recei
 	if to != "" {
 		about = "to convey to " + strconv.Quote(to) + ": " + client.Excerpt(text)
 	}
-	return req.ID, tx.Queue(via, client.Conveyance, raw, about)
+	return req.ID, tx.Queue(via, client.Conveyance, raw, client.Queuing{About: about})
 }
 
 // Receive handles a conveyance message from a contact: a request to the

@@ -91,7 +91,7 @@ func (f *Feature) Set(name string, d time.Duration) error {
 		if d == 0 {
 			about = "disappearing messages: off"
 		}
-		return tx.Queue(ct, client.ExpirySetting, Setting{TTL: d, SetAt: setAt}.Marshal(), about)
+		return tx.Queue(ct, client.ExpirySetting, Setting{TTL: d, SetAt: setAt}.Marshal(), client.Queuing{About: about})
 	})
 }
 

@@ -134,7 +134,7 @@ func (f *Feature) Ask(contactName, question string, answer Answer, within time.D
 			return err
 		}
 		f.checks[id] = chk
-		return tx.Queue(ct, client.InterestCheck, raw, "interest check asked: "+client.Excerpt(question))
+		return tx.Queue(ct, client.InterestCheck, raw, client.Queuing{About: "interest check asked: " + client.Excerpt(question), Urgent: true})
 	})
 	return hex.EncodeToString(id[:]), err
 }
@@ -277,7 +277,7 @@ func (f *Feature) step(tx *client.Tx, ct client.Contact, chk *Check, reply *Mess
 	if err != nil {
 		return err
 	}
-	return tx.Queue(ct, client.InterestCheck, raw, "interest check, a step of the protocol: "+client.Excerpt(chk.Question))
+	return tx.Queue(ct, client.InterestCheck, raw, client.Queuing{About: "interest check, a step of the protocol: " + client.Excerpt(chk.Question), Urgent: true})
 }
 
 // recent counts the checks the contact asked the user in the last day.

@@ -97,7 +97,7 @@ func (f *Feature) Introduce(a, b, labelForA, labelForB, note string) (string, er
 			return err
 		}
 		for i, ct := range []client.Contact{ca, cb} {
-			if err := tx.Queue(ct, client.Introduction, msgs[i], "introduction to "+strconv.Quote([]string{labelForA, labelForB}[i])); err != nil {
+			if err := tx.Queue(ct, client.Introduction, msgs[i], client.Queuing{About: "introduction to " + strconv.Quote([]string{labelForA, labelForB}[i])}); err != nil {
 				return err
 			}
 		}
@@ -156,7 +156,7 @@ func (f *Feature) Answer(id string, accept bool) error {
 			return err
 		}
 		tx.Changed()
-		return tx.Queue(from, client.Introduction, msg, "introduction "+r.State+": "+strconv.Quote(r.Label))
+		return tx.Queue(from, client.Introduction, msg, client.Queuing{About: "introduction " + r.State + ": " + strconv.Quote(r.Label)})
 	})
 }
 
@@ -230,7 +230,7 @@ func (f *Feature) answered(tx *client.Tx, from client.Contact, m *Answer) error 
 	}
 	for _, key := range r.Sides {
 		if side, ok := tx.ContactByKey(key); ok {
-			if err := tx.Queue(side, client.Introduction, done, "introduction complete: both accepted"); err != nil {
+			if err := tx.Queue(side, client.Introduction, done, client.Queuing{About: "introduction complete: both accepted"}); err != nil {
 				return err
 			}
 		}
