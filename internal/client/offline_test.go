@@ -25,6 +25,7 @@ type offlinePair struct {
 	clock    *clock.Fake
 	start    time.Time
 	doc      *directory.Document
+	netDir   string // the generated network's files (the nodes' keys)
 }
 
 // offline says how to make an offlinePair: the seed of the network's keys,
@@ -78,5 +79,5 @@ func newOfflinePair(t *testing.T, o offline) offlinePair {
 	if err := alice.useDocument(tn.Document); err != nil {
 		t.Fatal(err)
 	}
-	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, start: start, doc: tn.Document}
+	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, start: start, doc: tn.Document, netDir: tn.Dir}
 }
