@@ -102,13 +102,14 @@ func TestPreviousRelease(t *testing.T) {
 
 	// The nodes stopped for the upgrade are reached again within their
 	// peers' reconnection backoff (up to 5 s), and with the network's fast
-	// parameters the default 10 attempts can be spent in less than that
-	// (RELIABILITY.md: the attempt budget): more attempts for both users.
+	// parameters the previous release's 10 attempts can be spent in less
+	// than that (RELIABILITY.md: the attempt budget): more attempts for its
+	// user. This release sends again until a message's deadline.
 	attempts := []string{"--max-attempts", "60"}
 	alice := nw.signUpWith(t, old, "alice", "provider-a", filepath.Join(nw.dir, "clients", "alice"))
 	alice.start(attempts...)
 	t.Cleanup(alice.stop)
-	bob := nw.newClient(t, "bob", "provider-b", attempts...)
+	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
 	exchange(t, "mixed versions", 5, alice, bob)
 
@@ -122,7 +123,7 @@ func TestPreviousRelease(t *testing.T) {
 		nw.start(name)
 	}
 	alice.bin = binPath
-	alice.start(attempts...)
+	alice.start()
 	exchange(t, "after the upgrade", 5, alice, bob)
 	texts := alice.inboxTexts(t.TempDir())
 	for i := range 5 {

@@ -94,7 +94,7 @@ func TestProviderDiskFull(t *testing.T) {
 	mountSmallDisk(t, data, "4m")
 	nw.start("provider-b")
 
-	alice := nw.newClient(t, "alice", "provider-a", "--max-attempts", "200")
+	alice := nw.newClient(t, "alice", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	befriend(alice, bob)
 	exchange(t, "before", 2, alice, bob)

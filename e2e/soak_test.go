@@ -67,7 +67,7 @@ func TestSoak(t *testing.T) {
 		names[i] = fmt.Sprintf("user-%03d", i)
 		provider := []string{"provider-a", "provider-b"}[i%2]
 		c := nw.signUp(t, names[i], provider, filepath.Join(nw.dir, "clients", names[i]))
-		opened, err := client.Open(client.Config{Dir: c.dir, Passphrase: []byte(names[i] + " has a long passphrase"), Rand: rand.Reader, MaxAttempts: 10000})
+		opened, err := client.Open(client.Config{Dir: c.dir, Passphrase: []byte(names[i] + " has a long passphrase"), Rand: rand.Reader})
 		if err != nil {
 			t.Fatal(err)
 		}

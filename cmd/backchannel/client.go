@@ -142,7 +142,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 	}
 	fs, dir := clientFlags("client run", stderr)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
+	budget := fs.Duration("time-budget", client.DefaultTimeBudget, "how long a message may take to be acknowledged before it is marked failed (it is sent again until then)")
 	checks := fs.Int("max-checks-per-day", interest.DefaultMaxPerDay, "how many mutual interest checks a contact may ask you in a day (the rest are answered no)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -160,7 +160,7 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger})
+		c, err := client.Open(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader, TimeBudget: *budget, Logger: logger})
 		clear(pass)
 		if errors.Is(err, client.ErrNoState) {
 			return noState(*dir)

@@ -76,14 +76,18 @@ func messageState(m client.MessageInfo, now time.Time) string {
 	}
 	var b strings.Builder
 	b.WriteString("sent, waiting for the recipient's acknowledgement")
-	if m.Fragments > 1 {
-		fmt.Fprintf(&b, ": %d of %d fragments acknowledged", m.Acked, m.Fragments)
-	}
 	if m.Attempts > 1 {
-		fmt.Fprintf(&b, "; attempt %d", m.Attempts)
+		b.Reset()
+		fmt.Fprintf(&b, "retrying: attempt %d", m.Attempts)
+	}
+	if m.Fragments > 1 {
+		fmt.Fprintf(&b, "; %d of %d fragments acknowledged", m.Acked, m.Fragments)
 	}
 	if wait := m.NextAttempt.Sub(now); wait > 0 {
-		fmt.Fprintf(&b, "; sent again within %v if none comes", wait.Round(time.Second))
+		fmt.Fprintf(&b, "; sent again within %v if no acknowledgement comes", wait.Round(time.Second))
+	}
+	if !m.Deadline.IsZero() {
+		fmt.Fprintf(&b, "; fails if not acknowledged by %s", m.Deadline.Local().Format("Mon 2 Jan 15:04"))
 	}
 	return b.String()
 }

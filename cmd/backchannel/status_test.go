@@ -28,6 +28,7 @@ func TestStatusLines(t *testing.T) {
 		msg("01", "text", client.Delivered, func(m *client.MessageInfo) { m.Text, m.Acked = "are you open to talks?", 1 }),
 		msg("02", "text", client.Sent, func(m *client.MessageInfo) {
 			m.Text, m.Attempts, m.NextAttempt = "a long message whose first words alone are shown in the list of sent messages", 3, now.Add(40*time.Second)
+			m.Deadline = time.Date(2026, 12, 8, 12, 0, 0, 0, time.Local)
 		}),
 		msg("03", "file", client.Sent, func(m *client.MessageInfo) { m.Name, m.Size, m.Fragments, m.Acked = "terms.pdf", 9000, 5, 2 }),
 		msg("04", "file", client.Queued, func(m *client.MessageInfo) { m.Name, m.Size = "map.png", 300 }),
@@ -47,8 +48,8 @@ func TestStatusLines(t *testing.T) {
 	}
 	want := map[string]string{
 		"01": `text "are you open to talks?"  delivered`,
-		"02": `text "a long message whose first words alone…"  sent, waiting for the recipient's acknowledgement; attempt 3; sent again within 40s if none comes`,
-		"03": `file "terms.pdf", 8.8 KiB  sent, waiting for the recipient's acknowledgement: 2 of 5 fragments acknowledged`,
+		"02": `text "a long message whose first words alone…"  retrying: attempt 3; sent again within 40s if no acknowledgement comes; fails if not acknowledged by Tue 8 Dec 12:00`,
+		"03": `file "terms.pdf", 8.8 KiB  sent, waiting for the recipient's acknowledgement; 2 of 5 fragments acknowledged`,
 		"04": `file "map.png", 300 bytes  queued: it goes out in the coming send slots`,
 		"05": `text "is anyone there?"  failed: fragment 1 of 1 was not acknowledged after 10 attempts`,
 		"06": `introduction to "a party in country Y"  delivered`,

@@ -28,7 +28,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:0", "where the interface listens: a loopback address and port (port 0 picks a free one)")
 	lockAfter := fs.Duration("lock-after", webui.DefaultLockAfter, "lock the interface after this long without use")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	attempts := fs.Int("max-attempts", client.DefaultMaxAttempts, "how often a fragment is sent before its message is marked failed")
+	budget := fs.Duration("time-budget", client.DefaultTimeBudget, "how long a message may take to be acknowledged before it is marked failed (it is sent again until then)")
 	checks := fs.Int("max-checks-per-day", interest.DefaultMaxPerDay, "how many mutual interest checks a contact may ask you in a day")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -49,7 +49,7 @@ func runUI(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d := &uiDaemon{dir: *dir, cfg: client.Config{Dir: *dir, Rand: rand.Reader, MaxAttempts: *attempts, Logger: logger}, features: features.Config{MaxChecksPerDay: *checks}, ctx: ctx, stop: stop, logger: logger}
+	d := &uiDaemon{dir: *dir, cfg: client.Config{Dir: *dir, Rand: rand.Reader, TimeBudget: *budget, Logger: logger}, features: features.Config{MaxChecksPerDay: *checks}, ctx: ctx, stop: stop, logger: logger}
 	ln, err := webui.Listen(*listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: ui: %v\n", err)

@@ -52,16 +52,20 @@ type Config struct {
 	// per-hop delays, retransmission jitter); zero draws it from Rand.
 	// Tests fix it.
 	ScheduleSeed [32]byte
-	// MaxAttempts is how many times a fragment is sent before its message
-	// is marked failed; zero takes DefaultMaxAttempts.
-	MaxAttempts int
+	// TimeBudget is how long a message may take to be acknowledged before
+	// it is marked failed (a contact's own setting, or a message's, takes
+	// precedence); zero takes DefaultTimeBudget. Until then it is sent
+	// again whatever happens to the network: a message fails for its
+	// deadline, never because a relay died (retry.go).
+	TimeBudget time.Duration
 	// Dial opens the link to the provider; nil dials it over TCP.
 	Dial   func(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error)
 	Logger *slog.Logger
 }
 
-// DefaultMaxAttempts is the default number of times a fragment is sent.
-const DefaultMaxAttempts = 10
+// DefaultTimeBudget is how long a message may take by default: days, so
+// that a contact offline over a weekend still gets it.
+const DefaultTimeBudget = 72 * time.Hour
 
 // Client is a user's client. Its methods may be called from any goroutine.
 //
@@ -216,8 +220,8 @@ func withDefaults(cfg Config) Config {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
+	if cfg.TimeBudget == 0 {
+		cfg.TimeBudget = DefaultTimeBudget
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

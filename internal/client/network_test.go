@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,11 +135,11 @@ func TestMessagesSurviveRestarts(t *testing.T) {
 }
 
 // TestUnreachableContactFails: with the only mix of a layer down, nothing
-// gets through; the sender marks the message failed after its attempts
-// instead of waiting for ever.
+// gets through; the sender marks the message failed at its deadline (a
+// short time budget here) instead of waiting for ever, saying why.
 func TestUnreachableContactFails(t *testing.T) {
 	n := clienttest.StartNetwork(t, clienttest.FastParameters())
-	alice := n.NewClient(t, "alice", "provider-a", client.Config{MaxAttempts: 3})
+	alice := n.NewClient(t, "alice", "provider-a", client.Config{TimeBudget: 3 * time.Second})
 	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
 	clienttest.Introduce(t, alice, "alice", bob, "bob")
 	n.Stop("mix-2-a")
@@ -149,8 +150,8 @@ func TestUnreachableContactFails(t *testing.T) {
 	}
 	clienttest.WaitUntil(t, alice, time.Minute, "the message to fail", func() bool { return clienttest.CountStatus(alice, client.Failed) == 1 })
 	m := alice.Outbox()[0]
-	if m.Reason == "" {
-		t.Fatal("a failed message with no reason")
+	if !strings.Contains(m.Reason, "not acknowledged within 3s") {
+		t.Fatalf("a failed message says %q", m.Reason)
 	}
 	t.Logf("failed: %s", m.Reason)
 	if lost := alice.Stats().LoopsReturned; lost != 0 {

@@ -41,6 +41,9 @@ type outgoing struct {
 	sent     []bool
 	due      []time.Time // when each unacknowledged fragment may go (again)
 	attempts []int
+	// base is each fragment's attempts when its round of fast attempts
+	// began (retry.go).
+	base []int
 	// text is a text message's text, for the user to see what they sent
 	// ("sent/<id hex>", kept until the message disappears or the state
 	// is wiped; the body goes once delivered).
@@ -187,6 +190,7 @@ func (m *outgoing) cut(body []byte, capacity int) error {
 	m.sent = make([]bool, len(frags))
 	m.due = make([]time.Time, len(frags))
 	m.attempts = make([]int, len(frags))
+	m.base = make([]int, len(frags))
 	return nil
 }
 
@@ -249,10 +253,11 @@ type fragmentPick struct {
 // nextFragment picks the next fragment that is due to a contact whose
 // session is usable — an urgent message's first, then in message order —
 // and takes its attempt: it counts as sent from now, and is due again
-// after retry(attempt). A fragment of a message that is not urgent, not
-// sent before, waits while maxInFlight are in flight. ok is false when
+// after retry(attempt, probe). A fragment of a message that is not urgent,
+// not sent before, waits while maxInFlight are in flight; a held
+// contact's fragments wait but its probe (retry.go). ok is false when
 // nothing is due (or, if urgentOnly, no urgent message's fragment).
-func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry func(attempt int) time.Duration, urgentOnly bool) (p fragmentPick, ok bool) {
+func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry func(attempt int, probe bool) time.Duration, urgentOnly bool) (p fragmentPick, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	inFlight := 0
@@ -261,8 +266,7 @@ func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry fun
 			inFlight++
 		}
 	}
-	// Urgent messages first (their deadlines do not wait for a file's
-	// fragments), and past the window: they are small.
+	held := o.probes()
 	passes := []bool{true, false}
 	if urgentOnly {
 		passes = passes[:1]
@@ -272,8 +276,9 @@ func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry fun
 			if m.rec.Urgent != urgent || !m.pending() || !usable[m.to] {
 				continue
 			}
+			probe, isHeld := held[m.to]
 			for i := range m.frags {
-				if m.rec.Acked[i] || m.due[i].After(now) {
+				if m.rec.Acked[i] || m.due[i].After(now) || isHeld && probe != (fragmentRef{m, i}) {
 					continue
 				}
 				if !m.sent[i] && inFlight >= maxInFlight && !urgent {
@@ -282,7 +287,7 @@ func (o *outbox) nextFragment(now time.Time, usable map[*contact]bool, retry fun
 				m.attempts[i]++
 				again := m.sent[i]
 				m.sent[i] = true
-				m.due[i] = now.Add(retry(m.attempts[i]))
+				m.due[i] = now.Add(retry(m.attempts[i]-m.base[i], isHeld))
 				return fragmentPick{m: m, index: i, record: append([]byte{recordFragment}, m.frags[i]...), again: again}, true
 			}
 		}
@@ -346,6 +351,9 @@ func (o *outbox) acknowledge(m *outgoing, index int, now time.Time) (delivered b
 	if !m.pending() || m.rec.Acked[index] {
 		return false
 	}
+	if _, held := o.probes()[m.to]; held {
+		o.resume(m.to, now)
+	}
 	m.rec.Acked[index] = true
 	if !allTrue(m.rec.Acked) {
 		if err := outRecords.put(o.store, m.rec.ID, m.rec); err != nil {
@@ -358,33 +366,6 @@ func (o *outbox) acknowledge(m *outgoing, index int, now time.Time) (delivered b
 	return true
 }
 
-// failExhausted fails the messages with a fragment that used every
-// attempt and whose last wait ran out, or to a contact whose session
-// could not be set up (helloFailed); it returns those it failed.
-func (o *outbox) failExhausted(now time.Time, maxAttempts int, helloFailed map[*contact]string) []*outgoing {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var failed []*outgoing
-	for _, m := range o.msgs {
-		if !m.pending() {
-			continue
-		}
-		reason := helloFailed[m.to]
-		for i := range m.frags {
-			if !m.rec.Acked[i] && m.attempts[i] >= maxAttempts && !m.due[i].After(now) {
-				reason = fmt.Sprintf("fragment %d of %d was not acknowledged after %d attempts", i+1, len(m.frags), m.attempts[i])
-				break
-			}
-		}
-		if reason == "" {
-			continue
-		}
-		m.settle(Failed, reason, now)
-		o.saveSettled(m)
-		failed = append(failed, m)
-	}
-	return failed
-}
 
 // expires is when a settled message disappears (zero: never).
 func (o *outbox) expires(m *outgoing) time.Time {
@@ -434,8 +415,8 @@ func (o *outbox) delivered(kinds map[string]bool) []*outgoing {
 }
 
 // infos lists the messages as the user sees them, oldest first; names
-// gives a contact's name.
-func (o *outbox) infos(name func(*contact) string) []MessageInfo {
+// gives a contact's name, budget is the default time budget.
+func (o *outbox) infos(name func(*contact) string, budget time.Duration) []MessageInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]MessageInfo, 0, len(o.msgs))
@@ -447,6 +428,9 @@ func (o *outbox) infos(name func(*contact) string) []MessageInfo {
 			ID: hexID(m.rec.ID), Contact: name(m.to), Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
 			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Fragments: len(m.rec.Acked),
 			Text: m.text, About: m.rec.About,
+		}
+		if m.pending() {
+			info.Deadline = m.deadline(budget)
 		}
 		for i, a := range m.rec.Acked {
 			if a {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,6 @@ import (
 func TestRetriesTakeFreshRoutes(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 61, mixesPerLayer: 2, aliceRand: testrand.New(61, 2)})
 	alice, clk := p.alice, p.clock
-	alice.cfg.MaxAttempts = 100 // the test's 40 attempts, not the default's failure
 	ct := alice.byName("bob")
 	ct.mu.Lock()
 	if err := alice.startSession(ct, clk.Now()); err != nil {
@@ -74,7 +74,7 @@ func planned(t *testing.T, c *Client, plan func() (build, error)) []byte {
 	t.Helper()
 	c.mu.Lock()
 	b, err := plan()
-	c.mu.Unlock()
+	c.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,4 +125,152 @@ func nodeByID(doc *directory.Document, id sphinx.NodeID) *directory.Node {
 		}
 	}
 	return nil
+}
+
+// TestOfflineContactGetsFewCopies: to a contact who never acknowledges
+// (offline for good), a 100-fragment file and a text are sent until their
+// deadline and then fail, saying why — after each fragment's fast
+// attempts, only one probe goes, about twice an hour, so the contact's
+// mailbox gets a bounded number of copies (retry.go). When the contact
+// acknowledges the probe, everything to it is due at once.
+func TestOfflineContactGetsFewCopies(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 62, mixesPerLayer: 2, aliceRand: testrand.New(62, 2)})
+	alice, clk := p.alice, p.clock
+	ct := alice.byName("bob")
+	ct.mu.Lock()
+	if err := alice.startSession(ct, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ct.rec.Session.Confirmed = true
+	ct.mu.Unlock()
+	if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 100*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("are you there?")}); err != nil {
+		t.Fatal(err)
+	}
+	start := clk.Now()
+	sends := func() int { // sends whatever is due now, one send slot each
+		n := 0
+		for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+			n++
+		}
+		return n
+	}
+	held := 0 // probes sent to the contact held
+	for clk.Now().Sub(start) < DefaultTimeBudget+time.Hour {
+		alice.outbox.mu.Lock()
+		_, isHeld := alice.outbox.probes()[ct]
+		alice.outbox.mu.Unlock()
+		n := sends()
+		if isHeld && n > 1 {
+			t.Fatalf("at %v, %d fragments went at once to a held contact", clk.Now().Sub(start), n)
+		}
+		if isHeld {
+			held += n
+		}
+		next, ok := nextDue(alice)
+		if !ok {
+			break
+		}
+		clk.Advance(max(next.Sub(clk.Now()), time.Millisecond))
+	}
+	out := alice.Outbox()
+	for _, m := range out {
+		if m.Status != Failed || !strings.Contains(m.Reason, "not acknowledged within 72h0m0s") {
+			t.Fatalf("after the deadline: %+v", m)
+		}
+	}
+	sent := alice.Stats().FragmentsSent
+	if sent > 800 {
+		t.Fatalf("%d fragments sent to an offline contact over three days, want at most about 700", sent)
+	}
+	if held < 72 {
+		t.Fatalf("only %d probes in three days: a held contact is not probed about twice an hour", held)
+	}
+	t.Logf("to an offline contact over three days: %d fragments in all, %d of them probes; then: %s", sent, held, out[0].Reason)
+}
+
+// TestHeldContactResumes: once a held contact acknowledges the probe,
+// its other fragments go at once.
+func TestHeldContactResumes(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 63, mixesPerLayer: 2, aliceRand: testrand.New(63, 2)})
+	alice, clk := p.alice, p.clock
+	ct := alice.byName("bob")
+	ct.mu.Lock()
+	if err := alice.startSession(ct, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ct.rec.Session.Confirmed = true
+	ct.mu.Unlock()
+	if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 20*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
+		t.Fatal(err)
+	}
+	start := clk.Now()
+	for clk.Now().Sub(start) < 5*time.Hour {
+		for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+		}
+		next, _ := nextDue(alice)
+		clk.Advance(max(next.Sub(clk.Now()), time.Millisecond))
+	}
+	// The probe's latest transmission is acknowledged.
+	alice.mu.Lock()
+	var latest *transmission
+	alice.outbox.mu.Lock()
+	for _, tr := range alice.outbox.pending {
+		if latest == nil || tr.sentAt.After(latest.sentAt) {
+			latest = tr
+		}
+	}
+	alice.outbox.mu.Unlock()
+	alice.acknowledged(latest, clk.Now())
+	alice.unlock()
+	want := unacknowledged(alice)
+	n := 0
+	for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+		n++
+	}
+	if want < 19 || n != want {
+		t.Fatalf("after the probe's ack, %d fragments went at once, want every one left (%d)", n, want)
+	}
+}
+
+// nextDue is when the next unacknowledged fragment sent before is due
+// again (those not sent yet wait for them; a held contact's wait for its
+// probe).
+func nextDue(c *Client) (time.Time, bool) {
+	c.outbox.mu.Lock()
+	defer c.outbox.mu.Unlock()
+	held := c.outbox.probes()
+	var next time.Time
+	for _, m := range c.outbox.msgs {
+		if !m.pending() {
+			continue
+		}
+		for i := range m.frags {
+			if probe, ok := held[m.to]; ok && probe != (fragmentRef{m, i}) {
+				continue
+			}
+			if m.sent[i] && !m.rec.Acked[i] && (next.IsZero() || m.due[i].Before(next)) {
+				next = m.due[i]
+			}
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// unacknowledged counts the fragments of messages on their way not yet
+// acknowledged.
+func unacknowledged(c *Client) int {
+	c.outbox.mu.Lock()
+	defer c.outbox.mu.Unlock()
+	n := 0
+	for _, m := range c.outbox.msgs {
+		for i := range m.frags {
+			if m.pending() && !m.rec.Acked[i] {
+				n++
+			}
+		}
+	}
+	return n
 }

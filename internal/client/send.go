@@ -49,6 +49,9 @@ type MessageInfo struct {
 	// still unacknowledged (zero: not scheduled, or in the next send slots).
 	Acked, Fragments, Attempts int
 	NextAttempt                time.Time
+	// Deadline is when an outgoing message on its way fails if it is not
+	// acknowledged by then.
+	Deadline time.Time
 	// Conveyed is set for a message an intermediary (Contact) passed on:
 	// Label is how it names the sender, Note its note.
 	Conveyed    bool
@@ -132,6 +135,7 @@ func (c *Client) enqueue(ct *contact, content Content, q queuing) (*outgoing, er
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.Ref, About: q.About, Urgent: q.Urgent,
+		Deadline: now.UTC().Add(c.cfg.TimeBudget),
 	}}
 	if err := m.cut(body, q.capacity); err != nil {
 		return nil, err

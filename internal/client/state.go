@@ -135,6 +135,9 @@ type outRecord struct {
 	About string `json:"about,omitempty"`
 	// Urgent: its fragments go ahead of other messages' (Queuing.Urgent).
 	Urgent bool `json:"urgent,omitempty"`
+	// Deadline is when it fails if not acknowledged by then (retry.go);
+	// records of earlier releases have none.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // inRecord is a received message ("in/<id hex>").

@@ -81,7 +81,7 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 // session is confirmed.
 func (c *Client) planSession(now time.Time) (build, error) {
 	waiting := c.withRestored(c.outbox.contactsWaiting())
-	c.failExhausted(now, waiting)
+	c.failExpired(now, waiting)
 	usable := make(map[*contact]bool, len(waiting))
 	for _, ct := range waiting {
 		ct.mu.Lock()
@@ -92,7 +92,7 @@ func (c *Client) planSession(now time.Time) (build, error) {
 				ct.helloAttempts = 0 // a new session: build starts it
 			}
 			ct.helloAttempts++
-			ct.helloDue = now.Add(c.retryDelay(ct.helloAttempts))
+			ct.helloDue = now.Add(c.retryDelay(ct.helloAttempts, ct.helloAttempts > fastAttempts))
 		}
 		ct.mu.Unlock()
 		if hello {
@@ -151,20 +151,22 @@ func (c *Client) withRestored(waiting []*contact) []*contact {
 	return append(waiting, restored...)
 }
 
-// failExhausted marks failed the messages with a fragment (or a hello) that
-// used every attempt and whose last wait ran out.
-func (c *Client) failExhausted(now time.Time, waiting []*contact) {
-	helloFailed := map[*contact]string{}
+// failExpired marks failed the messages whose deadline passed, and stops
+// setting up again (after a restore) a session that no message waits for
+// and whose hello used its fast attempts.
+func (c *Client) failExpired(now time.Time, waiting []*contact) {
+	unset := map[*contact]string{}
 	for _, ct := range waiting {
 		ct.mu.Lock()
-		if !ct.usable() && ct.helloAttempts >= c.cfg.MaxAttempts && !ct.helloDue.After(now) {
-			helloFailed[ct] = fmt.Sprintf("the session with %s could not be set up: no answer to %d attempts", ct.rec.Name, ct.helloAttempts)
-			ct.helloAttempts = 0 // a later message tries again
-			ct.reestablish = false
+		if !ct.usable() && ct.helloAttempts > 0 {
+			unset[ct] = fmt.Sprintf("the session with %s was never set up (%d hellos unanswered this run); their client may be offline, or the way to it broken", ct.rec.Name, ct.helloAttempts)
+			if ct.reestablish && ct.helloAttempts >= fastAttempts && !ct.helloDue.After(now) {
+				ct.reestablish = false // a message to them tries again
+			}
 		}
 		ct.mu.Unlock()
 	}
-	for _, m := range c.outbox.failExhausted(now, c.cfg.MaxAttempts, helloFailed) {
+	for _, m := range c.outbox.failExpired(now, c.cfg.TimeBudget, unset) {
 		c.expireLater(m)
 		c.notify()
 	}
@@ -336,18 +338,6 @@ func (c *Client) roundTrip() time.Duration {
 		rt += time.Duration(float64(time.Second) / p.SendRate)
 	}
 	return rt
-}
-
-// retryDelay is how long to wait for the ack of the attempt-th sending
-// before sending again: the retransmission timeout (from the measured round
-// trips, as TCP's, never under the expected round trip), doubled per
-// attempt up to 8 times, times a uniform random factor from 1 to 2, so that
-// the times of retransmissions do not form a pattern an adversary who
-// drops packets could look for.
-func (c *Client) retryDelay(attempt int) time.Duration {
-	rto := max(2*c.roundTrip(), c.srtt+4*c.rttvar)
-	backoff := time.Duration(1) << min(max(attempt-1, 0), 3)
-	return time.Duration(float64(rto*backoff) * (1 + c.rng.Float64()))
 }
 
 // observeRoundTrip updates the smoothed round trip with a sample (RFC 6298).

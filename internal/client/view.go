@@ -66,7 +66,7 @@ func (c *Client) publish() {
 	}
 	c.dirty = false
 	v.contacts, v.known = c.contactInfos()
-	v.outbox = c.outbox.infos(func(ct *contact) string { return ct.rec.Name })
+	v.outbox = c.outbox.infos(func(ct *contact) string { return ct.rec.Name }, c.cfg.TimeBudget)
 	v.inbox = c.inbox.infos(func(key string) (string, bool) {
 		k, ok := v.known[key]
 		return k.name, ok

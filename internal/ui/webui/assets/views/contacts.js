@@ -108,9 +108,12 @@ export function conversation(ctx, name) {
       : h("p", { className: "text" }, m.Text);
     const meta = times(m);
     if (!m.Incoming) {
-      const words = statusWords[m.Status] || m.Status;
+      const retrying = m.Status === "sent" && m.Attempts > 1;
+      const words = retrying ? `retrying, attempt ${m.Attempts}` : statusWords[m.Status] || m.Status;
       const progress = m.Status === "sent" && m.Fragments > 1 ? ` ${m.Acked}/${m.Fragments}` : "";
-      meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title: m.Reason || "" }, words + progress));
+      const deadline = known(m.Deadline);
+      const title = m.Reason || (deadline ? `sent again until it is acknowledged, or fails at ${deadline.toLocaleString()}` : "");
+      meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title }, words + progress));
       if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
     }
     if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
