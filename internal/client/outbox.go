@@ -366,7 +366,6 @@ func (o *outbox) acknowledge(m *outgoing, index int, now time.Time) (delivered b
 	return true
 }
 
-
 // expires is when a settled message disappears (zero: never).
 func (o *outbox) expires(m *outgoing) time.Time {
 	o.mu.Lock()
