@@ -317,4 +317,22 @@ func TestDeadMixReportsFailure(t *testing.T) {
 		t.Fatalf("the failure does not say why:\n%s", out)
 	}
 	t.Logf("alice is told: %s", lastLines(out, 5))
+
+	// She sends it again, then cancels it: it stops, and says so.
+	failed := alice.outbox()[0]
+	again := alice.cli("retry", failed)
+	id, ok := strings.CutPrefix(strings.TrimSpace(again), "queued again as ")
+	if !ok {
+		t.Fatalf("retry of a failed text says %q", again)
+	}
+	if out := alice.cli("cancel", id); !strings.Contains(out, "cancelled") {
+		t.Fatalf("cancel says %q", out)
+	}
+	out, _ = alice.try("status")
+	if !strings.Contains(out, id+"  to bob  text \"is anyone there?\"  failed: cancelled by you") {
+		t.Fatalf("after the cancel, status says:\n%s", out)
+	}
+	if out, err := alice.try("cancel", id); err == nil || !strings.Contains(out, "not on its way") {
+		t.Fatalf("cancelling it again: %v %q", err, out)
+	}
 }

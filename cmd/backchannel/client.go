@@ -260,6 +260,13 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 		req = &control.ContactListRequest{}
 	case args[0] == "verify" && fs.NArg() == 1:
 		req = &control.ContactVerifyRequest{Name: fs.Arg(0)}
+	case args[0] == "budget" && fs.NArg() == 2:
+		d, err := time.ParseDuration(fs.Arg(1))
+		if err != nil || d < 0 {
+			fmt.Fprintf(stderr, "backchannel: contact budget: %q is not a duration (say 12h, 168h for a week, or 0 for the default)\n", fs.Arg(1))
+			return 2
+		}
+		req = &control.ContactBudgetRequest{Name: fs.Arg(0), Budget: d}
 	case args[0] == "rename" && fs.NArg() == 2:
 		req = &control.ContactRenameRequest{Name: fs.Arg(0), NewName: fs.Arg(1)}
 	case args[0] == "expire" && fs.NArg() == 2:
@@ -291,6 +298,9 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 			verified = "verified"
 		}
 		fmt.Fprintf(stdout, "%s\n  safety number %s (%s)\n  session: %s\n", ct.Name, ct.SafetyNumber, verified, ct.Session)
+		if ct.TimeBudget > 0 {
+			fmt.Fprintf(stdout, "  messages to them fail if not acknowledged within %v\n", ct.TimeBudget)
+		}
 		if ct.Expiry > 0 {
 			fmt.Fprintf(stdout, "  messages disappear %v after they are delivered or received, at both ends\n", ct.Expiry)
 		}
@@ -311,6 +321,11 @@ func contactChanged(change string, ct client.ContactInfo) string {
 		return fmt.Sprintf("%s is verified", ct.Name)
 	case "rename":
 		return fmt.Sprintf("renamed to %s (the name is yours alone: they are not told)", ct.Name)
+	case "budget":
+		if ct.TimeBudget == 0 {
+			return fmt.Sprintf("messages to %s now take the client's time budget", ct.Name)
+		}
+		return fmt.Sprintf("messages to %s queued from now on fail if not acknowledged within %v", ct.Name, ct.TimeBudget)
 	case "expire":
 		if ct.Expiry == 0 {
 			return fmt.Sprintf("messages with %s no longer disappear; %s's client is told", ct.Name, ct.Name)
@@ -332,10 +347,11 @@ func readInput(path string) ([]byte, error) {
 func runSend(args []string, stdout, stderr io.Writer) int {
 	fs, dir := clientFlags("send", stderr)
 	file := fs.String("file", "", "send this file instead of a text")
+	within := fs.Duration("within", 0, "the message fails if not acknowledged within this long (default: the contact's or the client's time budget)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	req := control.SendRequest{To: fs.Arg(0)}
+	req := control.SendRequest{To: fs.Arg(0), Within: *within}
 	switch {
 	case *file != "" && fs.NArg() == 1:
 		data, err := os.ReadFile(*file)

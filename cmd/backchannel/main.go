@@ -57,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runInbox(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
+	case "retry":
+		return runRetry(args[1:], stdout, stderr)
+	case "cancel":
+		return runCancel(args[1:], stdout, stderr)
 	case "backup":
 		return runBackup(args[1:], stdout, stderr)
 	case "restore":

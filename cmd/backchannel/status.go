@@ -126,3 +126,42 @@ func writeStats(w io.Writer, s *client.Stats) {
 	fmt.Fprintf(w, "\nreceived: %d messages, %d acknowledgements of messages you sent; %d packets not for you or damaged, %d repeats\n",
 		s.MessagesReceived, s.AcksReceived, s.Undecryptable, s.Duplicates)
 }
+
+// runRetry is `backchannel retry ID`: a message on its way goes again at
+// once; a failed text is queued again.
+func runRetry(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("retry", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		return usageOf("retry", stderr)
+	}
+	resp, ok := call[control.IDResponse](*dir, &control.RetryRequest{ID: fs.Arg(0)}, stderr)
+	if !ok {
+		return 1
+	}
+	if resp.ID != fs.Arg(0) {
+		fmt.Fprintf(stdout, "queued again as %s\n", resp.ID)
+		return 0
+	}
+	fmt.Fprintln(stdout, "its unacknowledged fragments go again in the next send slots")
+	return 0
+}
+
+// runCancel is `backchannel cancel ID`: a message on its way is no longer
+// sent.
+func runCancel(args []string, stdout, stderr io.Writer) int {
+	fs, dir := clientFlags("cancel", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		return usageOf("cancel", stderr)
+	}
+	if _, ok := call[control.Empty](*dir, &control.CancelRequest{ID: fs.Arg(0)}, stderr); !ok {
+		return 1
+	}
+	fmt.Fprintln(stdout, "cancelled: nothing more of it is sent (what the contact already received stays there)")
+	return 0
+}

@@ -115,6 +115,9 @@ type ContactInfo struct {
 	// Reads is the latest message format (content version) the contact's
 	// software said it reads; 0 until it says (capabilities.go).
 	Reads int
+	// TimeBudget is how long messages to the contact may take before they
+	// fail, if set for the contact (0: the client's).
+	TimeBudget time.Duration
 }
 
 // ErrNoContact: no contact has that name.
@@ -223,6 +226,26 @@ func (c *Client) Rename(name, newName string) error {
 	}
 	c.notify()
 	return nil
+}
+
+// SetTimeBudget sets how long messages to a contact may take to be
+// acknowledged before they fail (0: the client's budget). Messages queued
+// before keep theirs.
+func (c *Client) SetTimeBudget(name string, budget time.Duration) error {
+	if budget < 0 {
+		return fmt.Errorf("client: a time budget of %v", budget)
+	}
+	c.mu.Lock()
+	defer c.unlock()
+	ct := c.byName(name)
+	if ct == nil {
+		return fmt.Errorf("%w: %q", ErrNoContact, name)
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	ct.rec.TimeBudget = budget
+	c.notify()
+	return c.saveContact(ct)
 }
 
 // saveContact saves the contact's record with its session's state; ct.mu

@@ -155,3 +155,39 @@ func (m *outgoing) unacknowledged() string {
 	}
 	return fmt.Sprintf("%d of %d fragments unacknowledged after up to %d attempts (this run); the contact may be offline, or the way to it broken", left, len(m.frags), most)
 }
+
+// cancel settles a message on its way as failed, cancelled by the user;
+// if it is not on its way, it says what it is.
+func (o *outbox) cancel(m *outgoing, now time.Time) (Status, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !m.pending() {
+		return m.rec.Status, false
+	}
+	m.settle(Failed, "cancelled by you", now)
+	o.saveSettled(m)
+	return Failed, true
+}
+
+// retryNow makes a message's unacknowledged fragments due at once, with a
+// new round of fast attempts; if it is not on its way, it says what it is.
+func (o *outbox) retryNow(m *outgoing, now time.Time) (Status, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !m.pending() {
+		return m.rec.Status, false
+	}
+	for i := range m.frags {
+		if !m.rec.Acked[i] {
+			m.base[i], m.due[i] = m.attempts[i], now
+		}
+	}
+	return m.rec.Status, true
+}
+
+// byIDLocked finds an outgoing message by its ID, taking o.mu.
+func (o *outbox) byIDLocked(id [16]byte) *outgoing {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byID[id]
+}

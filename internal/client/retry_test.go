@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -273,4 +274,125 @@ func unacknowledged(c *Client) int {
 		}
 	}
 	return n
+}
+
+// TestCancelAndRetry: a message on its way can be tried again at once or
+// cancelled (it fails, saying so, and nothing of it goes again); a failed
+// text is queued again as a new message; a delivered one is neither.
+func TestCancelAndRetry(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 64, aliceRand: testrand.New(64, 2)})
+	alice, clk := p.alice, p.clock
+	ct := alice.byName("bob")
+	ct.mu.Lock()
+	if err := alice.startSession(ct, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ct.rec.Session.Confirmed = true
+	ct.mu.Unlock()
+	id, err := alice.Send("bob", Content{Kind: Text, Body: []byte("first offer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() int {
+		n := 0
+		for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+			n++
+		}
+		return n
+	}
+	if n := send(); n != 2 { // the capabilities message and the text
+		t.Fatalf("%d fragments went first", n)
+	}
+	clk.Advance(time.Second) // not due again yet
+	if n := send(); n != 0 {
+		t.Fatalf("%d fragments went again before their wait", n)
+	}
+	if again, err := alice.Retry(id); err != nil || again != id {
+		t.Fatalf("retry of a message on its way: %q, %v", again, err)
+	}
+	if n := send(); n != 1 {
+		t.Fatalf("%d fragments went at once after a retry, want the text's", n)
+	}
+	if err := alice.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	for _, m := range alice.Outbox() {
+		if m.ID == id && (m.Status != Failed || m.Reason != "cancelled by you") {
+			t.Fatalf("after cancel: %+v", m)
+		}
+	}
+	if n := send(); n != 1 { // the capabilities message's own retry only
+		t.Fatalf("%d fragments went after the cancel", n)
+	}
+	if err := alice.Cancel(id); !errors.Is(err, ErrNotOnItsWay) {
+		t.Fatalf("cancelling a failed message: %v", err)
+	}
+	again, err := alice.Retry(id)
+	if err != nil || again == id {
+		t.Fatalf("retry of a failed text: %q, %v", again, err)
+	}
+	found := false
+	for _, m := range alice.Outbox() {
+		found = found || m.ID == again && m.Text == "first offer" && m.Status == Queued
+	}
+	if !found {
+		t.Fatalf("the failed text is not queued again: %+v", alice.Outbox())
+	}
+	if _, err := alice.Retry("00112233445566778899aabbccddeeff"); err == nil {
+		t.Fatal("retried a message that does not exist")
+	}
+}
+
+// TestTimeBudgets: a message's own budget comes first, then its contact's,
+// then the client's; each message fails at its own deadline.
+func TestTimeBudgets(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 65, aliceRand: testrand.New(65, 2)})
+	alice, clk := p.alice, p.clock
+	if err := alice.SetTimeBudget("bob", 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.Contacts()[0].TimeBudget; got != 2*time.Hour {
+		t.Fatalf("bob's budget shows as %v", got)
+	}
+	start := clk.Now()
+	contacts, err := alice.Send("bob", Content{Kind: Text, Body: []byte("within the contact's budget")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := alice.SendWithin("bob", Content{Kind: Text, Body: []byte("within its own")}, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadlines := map[string]time.Time{}
+	for _, m := range alice.Outbox() {
+		deadlines[m.ID] = m.Deadline
+	}
+	if !deadlines[contacts].Equal(start.Add(2*time.Hour)) || !deadlines[own].Equal(start.Add(10*time.Minute)) {
+		t.Fatalf("deadlines %v", deadlines)
+	}
+	status := func(id string) MessageInfo {
+		for _, m := range alice.Outbox() {
+			if m.ID == id {
+				return m
+			}
+		}
+		return MessageInfo{}
+	}
+	clk.Advance(11 * time.Minute)
+	planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) })
+	if m := status(own); m.Status != Failed || !strings.Contains(m.Reason, "not acknowledged within 10m0s") {
+		t.Fatalf("after its 10 minutes: %+v", m)
+	}
+	if m := status(contacts); m.Status == Failed {
+		t.Fatalf("failed before its contact's budget: %+v", m)
+	}
+	clk.Advance(2 * time.Hour)
+	planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) })
+	if m := status(contacts); m.Status != Failed || !strings.Contains(m.Reason, "not acknowledged within 2h0m0s") {
+		t.Fatalf("after its contact's 2 hours: %+v", m)
+	}
+	if err := alice.SetTimeBudget("bob", -time.Second); err == nil {
+		t.Fatal("a negative budget was taken")
+	}
 }

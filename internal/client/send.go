@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -64,6 +65,16 @@ func hexID(id [16]byte) string { return hex.EncodeToString(id[:]) }
 // message is stored under the outbox's lock alone: the schedule goes on
 // meanwhile, and the schedule's packets do not hold the message up.
 func (c *Client) Send(to string, content Content) (string, error) {
+	return c.SendWithin(to, content, 0)
+}
+
+// SendWithin is Send with the message's own time budget: it fails if it is
+// not acknowledged within budget (zero: the contact's budget, or the
+// client's).
+func (c *Client) SendWithin(to string, content Content, budget time.Duration) (string, error) {
+	if budget < 0 {
+		return "", fmt.Errorf("client: a time budget of %v", budget)
+	}
 	if content.Kind != Text && content.Kind != File {
 		return "", fmt.Errorf("client: only texts and files are sent this way, not %v", content.Kind)
 	}
@@ -78,7 +89,7 @@ func (c *Client) Send(to string, content Content) (string, error) {
 		return "", err
 	}
 	content.TTL = ct.rec.Expiry
-	q := queuing{capacity: c.fragmentCapacity(), version: writeVersion(ct)}
+	q := queuing{capacity: c.fragmentCapacity(), version: writeVersion(ct), budget: cmp.Or(budget, ct.rec.TimeBudget)}
 	err := c.announce(ct)
 	c.unlock()
 	if err != nil {
@@ -103,7 +114,7 @@ func (c *Client) queue(ct *contact, content Content, fq Queuing) (*outgoing, err
 	if err := c.announce(ct); err != nil {
 		return nil, err
 	}
-	m, err := c.enqueue(ct, content, queuing{Queuing: fq, capacity: c.fragmentCapacity(), version: writeVersion(ct)})
+	m, err := c.enqueue(ct, content, queuing{Queuing: fq, capacity: c.fragmentCapacity(), version: writeVersion(ct), budget: ct.rec.TimeBudget})
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +123,13 @@ func (c *Client) queue(ct *contact, content Content, fq Queuing) (*outgoing, err
 }
 
 // queuing says how a message is queued: as its feature asked, cut to the
-// fragments' capacity, in the content version the contact reads.
+// fragments' capacity, in the content version the contact reads, with its
+// time budget (zero: the client's).
 type queuing struct {
 	Queuing
 	capacity int
 	version  int
+	budget   time.Duration
 }
 
 // enqueue makes the message of content, cut to capacity, and stores it in
@@ -135,7 +148,7 @@ func (c *Client) enqueue(ct *contact, content Content, q queuing) (*outgoing, er
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.Ref, About: q.About, Urgent: q.Urgent,
-		Deadline: now.UTC().Add(c.cfg.TimeBudget),
+		Deadline: now.UTC().Add(cmp.Or(q.budget, c.cfg.TimeBudget)),
 	}}
 	if err := m.cut(body, q.capacity); err != nil {
 		return nil, err

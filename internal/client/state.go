@@ -69,6 +69,9 @@ type contactRecord struct {
 	// one this side told it (see announce).
 	Reads     int `json:"reads,omitempty"`
 	Announced int `json:"announced,omitempty"`
+	// TimeBudget, if set, is how long messages to the contact may take to
+	// be acknowledged before they fail, instead of the client's.
+	TimeBudget time.Duration `json:"time_budget,omitempty"`
 }
 
 // sessionRecord is a session's state.

@@ -54,6 +54,21 @@ type (
 	ContactVerifyRequest struct {
 		Name string `json:"name"`
 	}
+	// ContactBudgetRequest sets how long messages to Name may take before
+	// they fail (0: the client's budget).
+	ContactBudgetRequest struct {
+		Name   string        `json:"name"`
+		Budget time.Duration `json:"budget"`
+	}
+	// CancelRequest stops sending the message ID (it fails, cancelled).
+	CancelRequest struct {
+		ID string `json:"id"`
+	}
+	// RetryRequest sends the message ID again at once; a failed text is
+	// queued again, under the returned ID.
+	RetryRequest struct {
+		ID string `json:"id"`
+	}
 	// ContactRenameRequest gives the contact Name the name NewName.
 	ContactRenameRequest struct {
 		Name    string `json:"name"`
@@ -75,6 +90,8 @@ type (
 		To   string `json:"to"`
 		Text string `json:"text,omitempty"`
 		File *File  `json:"file,omitempty"`
+		// Within, if set, is the message's time budget.
+		Within time.Duration `json:"within,omitempty"`
 	}
 
 	// InboxRequest lists the received messages.
@@ -213,6 +230,9 @@ func (ContactListRequest) Op() string   { return "contact-list" }
 func (ContactVerifyRequest) Op() string { return "contact-verify" }
 func (ContactExpireRequest) Op() string { return "contact-expire" }
 func (ContactRenameRequest) Op() string { return "contact-rename" }
+func (ContactBudgetRequest) Op() string { return "contact-budget" }
+func (CancelRequest) Op() string        { return "cancel" }
+func (RetryRequest) Op() string         { return "retry" }
 func (SendRequest) Op() string          { return "send" }
 func (InboxRequest) Op() string         { return "inbox" }
 func (ReadRequest) Op() string          { return "read" }
@@ -247,6 +267,11 @@ func (r ContactAddRequest) Check() error {
 	return need(r.Name != "" && r.Card != "", "a name and a card")
 }
 func (r ContactVerifyRequest) Check() error { return need(r.Name != "", "a name") }
+func (r CancelRequest) Check() error        { return need(r.ID != "", "a message ID") }
+func (r ContactBudgetRequest) Check() error {
+	return need(r.Name != "" && r.Budget >= 0, "a name and a duration (0: the default)")
+}
+func (r RetryRequest) Check() error { return need(r.ID != "", "a message ID") }
 func (r ContactRenameRequest) Check() error {
 	return need(r.Name != "" && r.NewName != "", "a name and a new name")
 }
@@ -254,7 +279,7 @@ func (r ContactExpireRequest) Check() error {
 	return need(r.Name != "" && r.After >= 0, "a name and a duration (0: off)")
 }
 func (r SendRequest) Check() error {
-	return need(r.To != "" && (r.Text != "") != (r.File != nil), "a contact and either a text or a file")
+	return need(r.To != "" && (r.Text != "") != (r.File != nil) && r.Within >= 0, "a contact, either a text or a file, and no negative time budget")
 }
 func (r ReadRequest) Check() error { return need(r.ID != "", "a message ID") }
 func (r BackupRequest) Check() error {

@@ -130,6 +130,8 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 		return s.contacts(nil)
 	case *ContactVerifyRequest:
 		return s.contacts(c.Verify(r.Name))
+	case *ContactBudgetRequest:
+		return s.contacts(c.SetTimeBudget(r.Name, r.Budget))
 	case *ContactRenameRequest:
 		return s.contacts(c.Rename(r.Name, r.NewName))
 	case *ContactExpireRequest:
@@ -139,7 +141,7 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 		if r.File != nil {
 			content = client.Content{Kind: client.File, Name: r.File.Name, Body: r.File.Data}
 		}
-		return id(c.Send(r.To, content))
+		return id(c.SendWithin(r.To, content, r.Within))
 	case *InboxRequest:
 		msgs, err := c.Inbox()
 		return MessagesResponse{Messages: msgs}, err
@@ -154,6 +156,10 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 		return ReadResponse{Text: string(content.Body)}, nil
 	case *StatusRequest:
 		return s.status(), nil
+	case *CancelRequest:
+		return Empty{}, c.Cancel(r.ID)
+	case *RetryRequest:
+		return id(c.Retry(r.ID))
 	case *BackupRequest:
 		return Empty{}, s.backup(r)
 	case *WaitRequest:

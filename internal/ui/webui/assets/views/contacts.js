@@ -115,10 +115,27 @@ export function conversation(ctx, name) {
       const title = m.Reason || (deadline ? `sent again until it is acknowledged, or fails at ${deadline.toLocaleString()}` : "");
       meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title }, words + progress));
       if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
+      meta.push(...actions(m));
     }
     if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
     return h("li", { className: "msg " + (m.Incoming ? "in" : "out"), "data-id": m.ID, "data-status": m.Incoming ? "received" : m.Status, "data-arrived": m.Time },
       body, h("div", { className: "meta" }, meta));
+  }
+
+  // actions are what the user can do with a sent message: try one on its
+  // way again at once, or cancel it; send a failed text again.
+  function actions(m) {
+    const button = (label, action, op, done) => {
+      const b = h("button", { type: "button", className: "small", "data-action": action }, label);
+      b.addEventListener("click", () => ctx.act(b, () => api.op(op, { id: m.ID }), done));
+      return b;
+    };
+    if (m.Status === "sent" || m.Status === "queued") {
+      return [button("Retry now", "retry", "retry", "It goes again in the next send slots"),
+        button("Cancel", "cancel", "cancel", "Cancelled: nothing more of it is sent")];
+    }
+    if (m.Status === "failed" && m.Kind === "text" && m.Text) return [button("Send again", "retry", "retry", "Queued again")];
+    return [];
   }
 
   return {
