@@ -12,6 +12,10 @@ const expiries = [
   [String(86400e9), "1 day"], [String(7 * 86400e9), "1 week"],
 ];
 
+const budgets = [
+  ["0", "the default (3 days)"], [String(86400e9), "1 day"], [String(7 * 86400e9), "1 week"], [String(14 * 86400e9), "2 weeks"],
+];
+
 // known is a time the client reported, or null for Go's zero time (an
 // unknown sending time: the sender's software is older).
 function known(t) {
@@ -55,6 +59,9 @@ export function conversation(ctx, name) {
   const expiry = h("select", { id: "expiry", "aria-label": "Disappearing messages" }, expiries.map(([v, l]) => h("option", { value: v }, l)));
   expiry.addEventListener("change", () => ctx.act(expiry, () => api.op("contact-expire", { name, after: Number(expiry.value) }),
     expiry.value === "0" ? "Messages no longer disappear" : `Messages now disappear ${expiry.selectedOptions[0].textContent} after they arrive`));
+  const budget = h("select", { id: "budget", "aria-label": "Messages fail if not acknowledged within" }, budgets.map(([v, l]) => h("option", { value: v }, l)));
+  budget.addEventListener("change", () => ctx.act(budget, () => api.op("contact-budget", { name, budget: Number(budget.value) }),
+    `Messages to ${name} you send from now on fail if not acknowledged within ${budget.selectedOptions[0].textContent}`));
   const newName = h("input", { id: "rename-to", maxLength: 64, value: name, "aria-label": "New name" });
   const renameBtn = h("button", { type: "submit", id: "rename" }, "Rename");
   const renameForm = h("form", { className: "row" }, newName, renameBtn);
@@ -98,7 +105,8 @@ export function conversation(ctx, name) {
 
   const header = h("header", { className: "conversation-head" }, title, verified,
     h("div", { className: "safety-row" }, h("span", { className: "muted" }, "Safety number "), number), session, notice,
-    h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry), renameBox));
+    h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry),
+      h("label", { className: "inline" }, "Give up after ", budget), renameBox));
   const el = h("section", { className: "conversation" }, header, list, form);
   let lastCount = -1;
 
@@ -154,6 +162,10 @@ export function conversation(ctx, name) {
       notice.textContent = c.Notice || "";
       notice.hidden = !c.Notice;
       if (document.activeElement !== expiry) expiry.value = String(c.Expiry || 0);
+      if (document.activeElement !== budget) {
+        if (![...budget.options].some((o) => o.value === String(c.TimeBudget || 0))) budget.append(h("option", { value: String(c.TimeBudget) }, duration(c.TimeBudget)));
+        budget.value = String(c.TimeBudget || 0);
+      }
       if (![...expiry.options].some((o) => o.value === String(c.Expiry || 0))) {
         expiry.append(h("option", { value: String(c.Expiry) }, duration(c.Expiry)));
         expiry.value = String(c.Expiry);
