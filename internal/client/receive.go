@@ -186,6 +186,9 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 			if err := c.saveContact(ct); err != nil {
 				return rec, false, err
 			}
+			// The contact is back, in a new session: what waits for it
+			// goes again at once, sealed in this one.
+			c.outbox.resumeAll(ct, now)
 			c.notify()
 			return rec, true, nil
 		}

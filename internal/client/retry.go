@@ -49,7 +49,8 @@ func (c *Client) retryDelay(attempt int, probe bool) time.Duration {
 	rto := max(2*c.roundTrip(), c.srtt+4*c.rttvar)
 	doublings := min(max(attempt-1, 0), 3)
 	if probe {
-		doublings = min(max(attempt-1, 0), 30)
+		// From the last fast attempt's wait, twice as long per probe.
+		doublings += min(max(attempt-fastAttempts, 0), 30)
 	}
 	wait := rto << doublings
 	if probe && (wait > MaxRetryWait || wait <= 0) {
@@ -97,6 +98,16 @@ func (o *outbox) probes() map[*contact]fragmentRef {
 type fragmentRef struct {
 	m *outgoing
 	i int
+}
+
+// resumeAll makes everything on its way to a contact due at once, with a
+// new round of fast attempts: the contact set a new session up with this
+// side (its hello came), so it is back, and what was sealed in the session
+// it replaced, it cannot read.
+func (o *outbox) resumeAll(to *contact, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.resume(to, now)
 }
 
 // resume gives a held contact's fragments a new round of fast attempts,
