@@ -185,8 +185,9 @@ func (c *Client) byName(name string) *contact {
 // Contacts lists the contacts by name.
 func (c *Client) Contacts() []ContactInfo { return c.view.Load().contacts }
 
-// Verify marks a contact's safety number as compared out of band.
-func (c *Client) Verify(name string) error {
+// changeContact changes the record of the contact called name with
+// change, and saves it; c.mu and the contact's lock are held for change.
+func (c *Client) changeContact(name string, change func(ct *contact) error) error {
 	c.mu.Lock()
 	defer c.unlock()
 	ct := c.byName(name)
@@ -195,37 +196,41 @@ func (c *Client) Verify(name string) error {
 	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	ct.rec.Verified = true
+	saved := ct.rec
+	if err := change(ct); err != nil {
+		return err
+	}
+	if err := c.saveContact(ct); err != nil {
+		ct.rec = saved
+		ct.show()
+		return err
+	}
 	c.notify()
-	return c.saveContact(ct)
+	return nil
+}
+
+// Verify marks a contact's safety number as compared out of band.
+func (c *Client) Verify(name string) error {
+	return c.changeContact(name, func(ct *contact) error {
+		ct.rec.Verified = true
+		return nil
+	})
 }
 
 // Rename gives a contact a new name. The name is the user's alone: the
 // contact is not told, and the messages, introductions, checks and
 // conveyed messages with them follow (they refer to the contact's key).
 func (c *Client) Rename(name, newName string) error {
-	c.mu.Lock()
-	defer c.unlock()
-	ct := c.byName(name)
-	if ct == nil {
-		return fmt.Errorf("%w: %q", ErrNoContact, name)
-	}
-	if newName == name {
+	return c.changeContact(name, func(ct *contact) error {
+		if newName == name {
+			return nil
+		}
+		if err := c.checkName(newName); err != nil {
+			return err
+		}
+		ct.rec.Name = newName
 		return nil
-	}
-	if err := c.checkName(newName); err != nil {
-		return err
-	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	old := ct.rec.Name
-	ct.rec.Name = newName
-	if err := c.saveContact(ct); err != nil {
-		ct.rec.Name = old
-		return err
-	}
-	c.notify()
-	return nil
+	})
 }
 
 // SetTimeBudget sets how long messages to a contact may take to be
@@ -235,17 +240,10 @@ func (c *Client) SetTimeBudget(name string, budget time.Duration) error {
 	if budget < 0 {
 		return fmt.Errorf("client: a time budget of %v", budget)
 	}
-	c.mu.Lock()
-	defer c.unlock()
-	ct := c.byName(name)
-	if ct == nil {
-		return fmt.Errorf("%w: %q", ErrNoContact, name)
-	}
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	ct.rec.TimeBudget = budget
-	c.notify()
-	return c.saveContact(ct)
+	return c.changeContact(name, func(ct *contact) error {
+		ct.rec.TimeBudget = budget
+		return nil
+	})
 }
 
 // saveContact saves the contact's record with its session's state; ct.mu

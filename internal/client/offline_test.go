@@ -81,3 +81,17 @@ func newOfflinePair(t *testing.T, o offline) offlinePair {
 	}
 	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, start: start, doc: tn.Document, netDir: tn.Dir}
 }
+
+// confirmSession sets alice's session with bob up as if bob had
+// acknowledged its hello (which is not simulated), and returns bob.
+func (p offlinePair) confirmSession(t *testing.T) *contact {
+	t.Helper()
+	ct := p.alice.byName("bob")
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if err := p.alice.startSession(ct, p.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ct.rec.Session.Confirmed = true
+	return ct
+}

@@ -24,13 +24,7 @@ import (
 func TestRetriesTakeFreshRoutes(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 61, mixesPerLayer: 2, aliceRand: testrand.New(61, 2)})
 	alice, clk := p.alice, p.clock
-	ct := alice.byName("bob")
-	ct.mu.Lock()
-	if err := alice.startSession(ct, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ct.rec.Session.Confirmed = true // bob's ack of the hello is not simulated
-	ct.mu.Unlock()
+	p.confirmSession(t)
 	if _, err := alice.Send("bob", Content{Kind: Text, Body: []byte("are you there?")}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +131,7 @@ func nodeByID(doc *directory.Document, id sphinx.NodeID) *directory.Node {
 func TestOfflineContactGetsFewCopies(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 62, mixesPerLayer: 2, aliceRand: testrand.New(62, 2)})
 	alice, clk := p.alice, p.clock
-	ct := alice.byName("bob")
-	ct.mu.Lock()
-	if err := alice.startSession(ct, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ct.rec.Session.Confirmed = true
-	ct.mu.Unlock()
+	ct := p.confirmSession(t)
 	if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 100*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +185,7 @@ func TestOfflineContactGetsFewCopies(t *testing.T) {
 func TestHeldContactResumes(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 63, mixesPerLayer: 2, aliceRand: testrand.New(63, 2)})
 	alice, clk := p.alice, p.clock
-	ct := alice.byName("bob")
-	ct.mu.Lock()
-	if err := alice.startSession(ct, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ct.rec.Session.Confirmed = true
-	ct.mu.Unlock()
+	p.confirmSession(t)
 	if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 20*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,13 +264,7 @@ func unacknowledged(c *Client) int {
 func TestCancelAndRetry(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 64, aliceRand: testrand.New(64, 2)})
 	alice, clk := p.alice, p.clock
-	ct := alice.byName("bob")
-	ct.mu.Lock()
-	if err := alice.startSession(ct, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ct.rec.Session.Confirmed = true
-	ct.mu.Unlock()
+	p.confirmSession(t)
 	id, err := alice.Send("bob", Content{Kind: Text, Body: []byte("first offer")})
 	if err != nil {
 		t.Fatal(err)

@@ -57,13 +57,7 @@ func simulate(t *testing.T, seed byte, packets int, bursts []time.Duration, perB
 	alice, clk, start, doc := pair.alice, pair.clock, pair.start, pair.doc
 	// The session is taken as set up (bob's hello ack is not simulated):
 	// what is measured is the sending schedule.
-	ct := alice.byName("bob")
-	ct.mu.Lock()
-	if err := alice.startSession(ct, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ct.rec.Session.Confirmed = true
-	ct.mu.Unlock()
+	pair.confirmSession(t)
 
 	link := &recordingLink{clock: clk}
 	sched := newSchedule(alice.timing, doc.Parameters, clk.Now())
