@@ -353,6 +353,8 @@ func (o *outbox) acknowledge(m *outgoing, index int, now time.Time) (delivered b
 	}
 	if _, held := o.probes()[m.to]; held {
 		o.resume(m.to, now)
+	} else {
+		o.fresh(m.to)
 	}
 	m.rec.Acked[index] = true
 	if !allTrue(m.rec.Acked) {

@@ -18,8 +18,10 @@ import (
 //     retransmission timeout, doubled per attempt up to 8 times (a dead
 //     mix still listed catches some attempts until the authorities leave
 //     it out; these get past it soon);
-//   - after that the contact is held: it has acknowledged nothing for
-//     fastAttempts attempts — it is offline, or the way to it is broken —
+//   - an acknowledgement from the contact gives every fragment to it a
+//     new round of fast attempts;
+//   - a contact that acknowledged nothing for fastAttempts attempts of a
+//     fragment is held — it is offline, or the way to it is broken —
 //     and only one of its fragments, the probe, is sent again, waiting
 //     twice as long each time up to MaxRetryWait (times the random factor
 //     of 1 to 2). Its other fragments, and new messages to it, wait.
@@ -108,6 +110,18 @@ func (o *outbox) resumeAll(to *contact, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.resume(to, now)
+}
+
+// fresh gives a contact's fragments a new round of fast attempts (they go
+// when due): an acknowledgement from it came, so it is not silent — a
+// contact is held only after acknowledging nothing for fastAttempts
+// attempts of a fragment. o.mu is held.
+func (o *outbox) fresh(to *contact) {
+	for _, m := range o.msgs {
+		if m.to == to && m.pending() {
+			copy(m.base, m.attempts)
+		}
+	}
 }
 
 // resume gives a held contact's fragments a new round of fast attempts,
