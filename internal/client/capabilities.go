@@ -24,6 +24,11 @@ import (
 // capabilitiesVersion is the first byte of a capabilities message.
 const capabilitiesVersion = 1
 
+// capabilitiesBudget is the capabilities message's time budget: software
+// older than it never acknowledges it, and it should not take send slots
+// for days (the contact tells its own when it upgrades, and is told again).
+const capabilitiesBudget = time.Hour
+
 // announce queues the capabilities message to ct unless ct was told this
 // release's; c.mu is held, ct.mu is not.
 func (c *Client) announce(ct *contact) error {
@@ -31,7 +36,7 @@ func (c *Client) announce(ct *contact) error {
 		return nil
 	}
 	content := Content{Kind: capabilities, Body: []byte{capabilitiesVersion, contentVersion}}
-	if _, err := c.enqueue(ct, content, queuing{capacity: c.fragmentCapacity(), version: oldContentVersion}); err != nil {
+	if _, err := c.enqueue(ct, content, queuing{capacity: c.fragmentCapacity(), version: oldContentVersion, budget: capabilitiesBudget}); err != nil {
 		return err
 	}
 	ct.mu.Lock()
