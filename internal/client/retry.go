@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -208,6 +209,20 @@ func (o *outbox) retryNow(m *outgoing, now time.Time) (Status, bool) {
 		}
 	}
 	return m.rec.Status, true
+}
+
+// urgentWaiting returns the contacts that have an urgent message on its
+// way (usually none: then a send slot locks no contact for it).
+func (o *outbox) urgentWaiting() []*contact {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*contact
+	for _, m := range o.msgs {
+		if m.rec.Urgent && m.pending() && !slices.Contains(out, m.to) {
+			out = append(out, m.to)
+		}
+	}
+	return out
 }
 
 // byIDLocked finds an outgoing message by its ID, taking o.mu.

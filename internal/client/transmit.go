@@ -60,8 +60,10 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 	// An urgent message's fragment goes even before the acks waiting (a
 	// receiver of a large file has one to send for every fragment): acks
 	// wait a slot, a deadline does not.
-	if b, err := c.planFragment(now, c.usableSessions(c.outbox.contactsWaiting()), true); b != nil || err != nil {
-		return b, err
+	if urgent := c.outbox.urgentWaiting(); len(urgent) > 0 {
+		if b, err := c.planFragment(now, c.usableSessions(urgent), true); b != nil || err != nil {
+			return b, err
+		}
 	}
 	if len(c.acks) > 0 {
 		p := c.acks[0]
