@@ -86,6 +86,24 @@ func exchange(t *testing.T, round string, n int, a, b *clientProc) {
 	}
 }
 
+// allowClassicalLinks sets a node's classical_links_until_epoch, as its
+// operator does while a network moves to post-quantum links.
+func allowClassicalLinks(t *testing.T, nw *network, name string, until uint64) {
+	t.Helper()
+	path := filepath.Join(nw.dir, name, "node.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "[node]\n", fmt.Sprintf("[node]\nclassical_links_until_epoch = %d\n", until), 1)
+	if edited == string(b) {
+		t.Fatalf("%s has no [node] table", path)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPreviousRelease: the previous release (testdata/previous-release,
 // built from git history) writes the network (keys, configs, document) and
 // runs half its nodes and alice's client; this version runs the others and
@@ -98,7 +116,18 @@ func TestPreviousRelease(t *testing.T) {
 	old, commit := previousRelease(t)
 	t.Logf("previous release: %s", commit)
 	bins := map[string]string{"provider-a": old, "mix-1-a": old, "mix-3-a": old}
-	nw := startNetworkBuilt(t, old, bins, 1, nil, map[string][]string{"testnet": clientParameters})
+	nw := generateNetwork(t, old, 1, map[string][]string{"testnet": clientParameters})
+	nw.bins = bins
+	t.Cleanup(nw.stopAll)
+	for _, n := range nw.doc.Nodes {
+		if _, isOld := bins[n.Name]; !isOld {
+			// The operators of the upgraded nodes take classical links,
+			// which the previous release speaks, until an epoch to come
+			// (docs/operating.md).
+			allowClassicalLinks(t, nw, n.Name, nw.doc.Epoch+1000)
+		}
+		nw.start(n.Name)
+	}
 
 	// The nodes stopped for the upgrade are reached again within their
 	// peers' reconnection backoff (up to 5 s), and with the network's fast

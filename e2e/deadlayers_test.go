@@ -3,6 +3,7 @@ package e2e
 import (
 	"flag"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -39,6 +40,12 @@ func TestDeadMixInEveryLayer(t *testing.T) {
 	bin := binPath
 	if *deadMixBefore {
 		bin, _ = previousRelease(t)
+		// Its clients speak classical links only: the nodes take them.
+		for _, n := range nw.doc.Nodes {
+			nw.kill(n.Name, syscall.SIGTERM)
+			allowClassicalLinks(t, nw, n.Name, math.MaxUint64)
+			nw.start(n.Name)
+		}
 	}
 	users := make([]*clientProc, 2)
 	for i, name := range []string{"alice", "bob"} {

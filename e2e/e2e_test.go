@@ -308,7 +308,7 @@ func (nw *network) node(name string) *directory.Node {
 
 func (nw *network) dial(user, provider string) *clientlink.Link {
 	p := nw.node(provider)
-	l, err := clientlink.Dial(context.Background(), p.Address, nw.clients[user], p.LinkKey, wire.FrameSizeFor(nw.format.Geometry().PacketLength()))
+	l, err := clientlink.Dial(context.Background(), p.Address, nw.clients[user], p.LinkKey, wire.FrameSizeFor(nw.format.Geometry().PacketLength()), false)
 	if err != nil {
 		nw.t.Fatal(err)
 	}

@@ -125,7 +125,11 @@ type Client struct {
 
 // Stats are the client's counters since it started.
 type Stats struct {
-	Connected  bool
+	Connected bool
+	// LinkVersion is the version of the link to the provider while
+	// connected: 2 post-quantum, 1 classical (a provider of the previous
+	// release).
+	LinkVersion int
 	LastError  string
 	Epoch      uint64
 	ValidUntil time.Time
@@ -232,8 +236,12 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
+// dialProvider opens a post-quantum link to the provider, or a classical
+// one to a provider of the previous release until the provider has once
+// spoken post-quantum (Provider.PostQuantum): from then on, an answer in
+// the classical link version is taken for an attempt to downgrade the link.
 func dialProvider(ctx context.Context, n Network, key wire.Keypair, frameSize int) (Link, error) {
-	return clientlink.Dial(ctx, n.Provider.Address, key, n.Provider.LinkKey, frameSize)
+	return clientlink.Dial(ctx, n.Provider.Address, key, n.Provider.LinkKey, frameSize, !n.Provider.PostQuantum)
 }
 
 func open(cfg Config, st store) (*Client, error) {

@@ -129,7 +129,7 @@ func flood(t *testing.T, n *clienttest.Network, key wire.Keypair, box mailbox.ID
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	link, err := clientlink.Dial(ctx, from.Address, key, from.LinkKey, wire.FrameSizeFor(format.Geometry().PacketLength()))
+	link, err := clientlink.Dial(ctx, from.Address, key, from.LinkKey, wire.FrameSizeFor(format.Geometry().PacketLength()), false)
 	if err != nil {
 		t.Fatal(err)
 	}

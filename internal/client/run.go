@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
@@ -55,6 +56,28 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
+// linkMade notes the version of a new link to the provider: the first
+// post-quantum one is remembered, so that the client never falls back to a
+// classical link with this provider (see dialProvider). It takes c.mu.
+func (c *Client) linkMade(link Link) error {
+	v, ok := link.(interface{ Version() int })
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.unlock()
+	c.stats.LinkVersion = v.Version()
+	if v.Version() != wire.VersionPostQuantum || c.profile.Network.Provider.PostQuantum {
+		return nil
+	}
+	c.profile.Network.Provider.PostQuantum = true
+	if err := c.store.put(profileLabel, c.profile); err != nil {
+		c.profile.Network.Provider.PostQuantum = false
+		return fmt.Errorf("client: noting that the provider speaks post-quantum links: %w", err)
+	}
+	return nil
+}
+
 // runLink serves one link until it fails or ctx is done; up reports
 // whether the link was established (the handshake done and the document
 // checked). It takes c.mu.
@@ -70,6 +93,9 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 		return false, err
 	}
 	defer link.Close()
+	if err := c.linkMade(link); err != nil {
+		return false, err
+	}
 	if err := c.refreshDocument(ctx, link); err != nil {
 		return false, err
 	}

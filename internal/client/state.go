@@ -33,6 +33,10 @@ type Provider struct {
 	// node ID).
 	LinkKey  [32]byte `json:"link_key"`
 	Identity [32]byte `json:"identity"`
+	// PostQuantum is set once the provider has made a post-quantum link
+	// (wire link version 2) with this client; from then on the client
+	// never takes a classical one from it (see dialProvider).
+	PostQuantum bool `json:"post_quantum,omitempty"`
 }
 
 // profileRecord is the user's own keys and settings (profileLabel).

@@ -69,6 +69,12 @@ type NodeSection struct {
 	// may hold open to the node (default 64): raise it for a provider
 	// whose users sit behind one NAT.
 	LinksPerSource int `toml:"links_per_source,omitzero"`
+	// ClassicalLinksUntilEpoch is the epoch from which the node neither
+	// takes nor opens classical links (link version 1, which the previous
+	// release speaks). Absent or 0: post-quantum links only. While a
+	// network moves, every node of this release sets the same epoch
+	// (docs/operating.md, "Moving a network to post-quantum links").
+	ClassicalLinksUntilEpoch uint64 `toml:"classical_links_until_epoch,omitzero"`
 }
 
 // Directory is the [directory] table: where the network document is and whom

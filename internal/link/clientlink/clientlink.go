@@ -9,6 +9,7 @@ package clientlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -36,22 +37,40 @@ type Link struct {
 }
 
 // Dial opens a link to the provider at addr whose link key is provider,
-// authenticating with key.
-func Dial(ctx context.Context, addr string, key wire.Keypair, provider [wire.KeySize]byte, frameSize int) (*Link, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("clientlink: failed to connect to the provider: %w", err)
+// authenticating with key. The link is post-quantum (wire link version 2);
+// a provider of the previous release, which answers only classical links,
+// is reached over one (version 1) if classical allows it, and refused
+// otherwise with an error wrapping wire.ErrPeerClassical.
+func Dial(ctx context.Context, addr string, key wire.Keypair, provider [wire.KeySize]byte, frameSize int, classical bool) (*Link, error) {
+	c, err := dial(ctx, addr, func(conn net.Conn) (*wire.Conn, error) { return wire.Dial(conn, key, provider, frameSize) })
+	if errors.Is(err, wire.ErrPeerClassical) && classical {
+		c, err = dial(ctx, addr, func(conn net.Conn) (*wire.Conn, error) { return wire.DialClassical(conn, key, provider, frameSize) })
 	}
-	c, err := wire.Dial(conn, key, provider, frameSize)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("clientlink: %w", err)
+		return nil, err
 	}
 	l := &Link{conn: c, replies: make(chan wire.FetchReply, wire.FetchBatch), chunks: make(chan wire.DocumentChunk, 16), failed: make(chan struct{})}
 	go l.read()
 	return l, nil
 }
+
+func dial(ctx context.Context, addr string, handshake func(net.Conn) (*wire.Conn, error)) (*wire.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("clientlink: failed to connect to the provider: %w", err)
+	}
+	c, err := handshake(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clientlink: %w", err)
+	}
+	return c, nil
+}
+
+// Version returns the link's version (wire.VersionPostQuantum or
+// wire.VersionClassical).
+func (l *Link) Version() int { return l.conn.Version() }
 
 func (l *Link) read() {
 	defer close(l.failed)

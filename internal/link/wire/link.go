@@ -1,9 +1,22 @@
 // Package wire is the link protocol between backchannel nodes, and between a
-// client and its provider: a Noise handshake (Noise_XX_25519_ChaChaPoly_BLAKE2b
-// with github.com/flynn/noise) over a stream connection, in which each side
-// proves its X25519 link key and checks the other's against what it expects
-// (the network document, or a provider's account table), followed by
-// fixed-size encrypted frames.
+// client and its provider, followed by fixed-size frames.
+//
+// A link comes in two versions:
+//
+//   - version 2, post-quantum (the default; see postquantum.go): TLS 1.3
+//     with crypto/tls, restricted to the hybrid X25519MLKEM768 key
+//     exchange, carries everything; inside it each side proves its X25519
+//     link key in a Noise XX handshake (Noise_XX_25519_ChaChaPoly_BLAKE2b,
+//     github.com/flynn/noise) whose prologue is a TLS exporter value, so
+//     that the Noise handshake authenticates this very TLS session. Frames
+//     are TLS application data.
+//   - version 1, classical (classical.go): the Noise handshake alone over
+//     the stream, frames encrypted with its cipher states. Spoken by the
+//     previous release; accepted and dialled only while a network moves
+//     (see [Acceptor] and [DialClassical]).
+//
+// Either way each side checks the other's link key against what it expects
+// (the network document, or a provider's account table).
 //
 // Every frame on a link has the same length, whatever it carries, so an
 // observer of the link learns nothing from sizes. A frame that fails to
@@ -11,12 +24,11 @@
 // reconnects); it never affects other links.
 //
 // It does not reconnect, queue or retransmit: those belong to the node's
-// peer management, which uses [Dial] and [Accept].
+// peer management, which uses [Dial] and [Acceptor.Accept].
 package wire
 
 import (
 	"bufio"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -25,171 +37,65 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
-
-	"github.com/backchannel/backchannel/internal/packet/x25519"
 )
 
 // KeySize is the length of an X25519 link key.
 const KeySize = 32
 
-// prologue binds the handshake to this protocol and version: peers speaking
-// another version fail the handshake instead of misreading frames.
-const prologue = "backchannel link v1"
-
 // handshakeTimeout bounds how long a peer may take to complete a handshake,
 // and firstMessageTimeout how long the responder waits for the initiator's
-// first message (32 bytes, sent as soon as it connects): a connection that
-// sends nothing holds the responder's resources for no longer.
+// first bytes (sent as soon as it connects): a connection that sends
+// nothing holds the responder's resources for no longer.
 const (
 	handshakeTimeout    = 10 * time.Second
 	firstMessageTimeout = 2 * time.Second
 )
 
-var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2b)
-
-// Handshake message lengths for Noise XX with empty payloads.
+// Link versions.
 const (
-	msg1Length = KeySize                               // -> e
-	msg2Length = KeySize + KeySize + tagSize + tagSize // <- e, ee, s, es
-	msg3Length = KeySize + tagSize + tagSize           // -> s, se
+	// VersionClassical is the link of the previous release: Noise over
+	// X25519 alone.
+	VersionClassical = 1
+	// VersionPostQuantum is TLS 1.3 with X25519MLKEM768 around a
+	// channel-bound Noise handshake.
+	VersionPostQuantum = 2
 )
-
-// Keypair is a node's or client's X25519 link key pair.
-type Keypair = noise.DHKey
-
-// GenerateKeypair makes a link key pair from rand.
-func GenerateKeypair(rand io.Reader) (Keypair, error) {
-	return noise.DH25519.GenerateKeypair(rand)
-}
-
-// KeypairFromSecret rebuilds a link key pair from its secret.
-func KeypairFromSecret(secret [32]byte) (Keypair, error) {
-	var pub [32]byte
-	if err := x25519.ScalarBaseMult(&pub, &secret); err != nil {
-		return Keypair{}, fmt.Errorf("wire: link key: %w", err)
-	}
-	return Keypair{Private: secret[:], Public: pub[:]}, nil
-}
 
 // ErrHandshake is wrapped by every handshake failure.
 var ErrHandshake = errors.New("wire: handshake failed")
 
+// ErrClassicalRefused is wrapped (with ErrHandshake) by the failure of a
+// handshake that an [Acceptor] refused because the peer offered no
+// post-quantum key exchange: a version 1 link while classical links are
+// not taken, or a TLS handshake without X25519MLKEM768.
+var ErrClassicalRefused = errors.New("the peer offers no post-quantum key exchange")
+
+// ErrPeerClassical is wrapped (with ErrHandshake) by [Dial]'s failure when
+// the peer answered the TLS handshake with something that is not TLS: a
+// node or provider of the previous release, which speaks link version 1
+// only. While classical links are allowed, the caller may dial again with
+// [DialClassical].
+var ErrPeerClassical = errors.New("the peer does not speak post-quantum links (link version 2)")
+
 // Conn is an established link. ReadFrame must be called from one goroutine at
 // a time; WriteFrame may be called concurrently with it and with itself.
 type Conn struct {
-	conn      net.Conn
+	raw       net.Conn // the TCP connection, for socket options and closing
+	stream    net.Conn // what frames travel on: the TLS connection, or raw
+	version   int
 	frameSize int
+	wireSize  int // bytes of one frame on the stream
 	peer      [KeySize]byte
 
 	readMu  sync.Mutex
 	reader  *bufio.Reader
-	recv    *noise.CipherState
+	recv    *noise.CipherState // version 1 only
 	readBuf []byte
 
 	writeMu      sync.Mutex
-	send         *noise.CipherState
+	send         *noise.CipherState // version 1 only
 	writeBuf     []byte
 	writeTimeout time.Duration // guarded by writeMu
-}
-
-// Dial runs the handshake as initiator over conn and checks that the peer's
-// link key is expected. frameSize is the plaintext length of every frame.
-func Dial(conn net.Conn, key Keypair, expected [KeySize]byte, frameSize int) (*Conn, error) {
-	if err := checkFrameSize(frameSize); err != nil {
-		return nil, err
-	}
-	hs, err := newHandshake(key, true)
-	if err != nil {
-		return nil, err
-	}
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	defer conn.SetDeadline(time.Time{})
-
-	msg, _, _, err := hs.WriteMessage(nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	if _, err := conn.Write(msg); err != nil {
-		return nil, fmt.Errorf("%w: sending: %v", ErrHandshake, err)
-	}
-	in := make([]byte, msg2Length)
-	if _, err := io.ReadFull(conn, in); err != nil {
-		return nil, fmt.Errorf("%w: reading the responder's message: %v", ErrHandshake, err)
-	}
-	if _, _, _, err := hs.ReadMessage(nil, in); err != nil {
-		return nil, fmt.Errorf("%w: responder's message: %v", ErrHandshake, err)
-	}
-	if subtle.ConstantTimeCompare(hs.PeerStatic(), expected[:]) != 1 {
-		return nil, fmt.Errorf("%w: the responder's link key %x is not the expected %x", ErrHandshake, hs.PeerStatic(), expected)
-	}
-	msg, send, recv, err := hs.WriteMessage(nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	if _, err := conn.Write(msg); err != nil {
-		return nil, fmt.Errorf("%w: sending: %v", ErrHandshake, err)
-	}
-	return newConn(conn, frameSize, expected, send, recv), nil
-}
-
-// Accept runs the handshake as responder over conn. authorize is called with
-// the initiator's link key once the handshake has proven it; an error from it
-// fails the handshake.
-func Accept(conn net.Conn, key Keypair, authorize func(peer [KeySize]byte) error, frameSize int) (*Conn, error) {
-	if err := checkFrameSize(frameSize); err != nil {
-		return nil, err
-	}
-	hs, err := newHandshake(key, false)
-	if err != nil {
-		return nil, err
-	}
-	started := time.Now()
-	conn.SetDeadline(started.Add(firstMessageTimeout))
-	defer conn.SetDeadline(time.Time{})
-
-	in := make([]byte, msg1Length)
-	if _, err := io.ReadFull(conn, in); err != nil {
-		return nil, fmt.Errorf("%w: reading the initiator's first message: %v", ErrHandshake, err)
-	}
-	conn.SetDeadline(started.Add(handshakeTimeout))
-	if _, _, _, err := hs.ReadMessage(nil, in); err != nil {
-		return nil, fmt.Errorf("%w: initiator's first message: %v", ErrHandshake, err)
-	}
-	msg, _, _, err := hs.WriteMessage(nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	if _, err := conn.Write(msg); err != nil {
-		return nil, fmt.Errorf("%w: sending: %v", ErrHandshake, err)
-	}
-	in = make([]byte, msg3Length)
-	if _, err := io.ReadFull(conn, in); err != nil {
-		return nil, fmt.Errorf("%w: reading the initiator's last message: %v", ErrHandshake, err)
-	}
-	_, recv, send, err := hs.ReadMessage(nil, in)
-	if err != nil {
-		return nil, fmt.Errorf("%w: initiator's last message: %v", ErrHandshake, err)
-	}
-	var peer [KeySize]byte
-	copy(peer[:], hs.PeerStatic())
-	if err := authorize(peer); err != nil {
-		return nil, fmt.Errorf("%w: initiator %x refused: %v", ErrHandshake, peer, err)
-	}
-	return newConn(conn, frameSize, peer, send, recv), nil
-}
-
-func newHandshake(key Keypair, initiator bool) (*noise.HandshakeState, error) {
-	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   cipherSuite,
-		Pattern:       noise.HandshakeXX,
-		Initiator:     initiator,
-		Prologue:      []byte(prologue),
-		StaticKeypair: key,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	return hs, nil
 }
 
 func checkFrameSize(n int) error {
@@ -209,15 +115,22 @@ const (
 	largeReadBuffer = 64 << 10
 )
 
-func newConn(conn net.Conn, frameSize int, peer [KeySize]byte, send, recv *noise.CipherState) *Conn {
+func newConn(raw, stream net.Conn, version, frameSize int, peer [KeySize]byte, send, recv *noise.CipherState) *Conn {
+	wireSize := frameSize
+	if send != nil {
+		wireSize += tagSize
+	}
 	return &Conn{
-		conn:      conn,
+		raw:       raw,
+		stream:    stream,
+		version:   version,
 		frameSize: frameSize,
+		wireSize:  wireSize,
 		peer:      peer,
 		send:      send,
 		recv:      recv,
-		reader:    bufio.NewReaderSize(conn, smallReadBuffer),
-		readBuf:   make([]byte, frameSize+tagSize),
+		reader:    bufio.NewReaderSize(stream, smallReadBuffer),
+		readBuf:   make([]byte, wireSize),
 		writeBuf:  make([]byte, 0, frameSize),
 	}
 }
@@ -229,7 +142,7 @@ func (c *Conn) UseLargeBuffers() {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	c.reader = bufio.NewReaderSize(c.reader, largeReadBuffer)
-	if tcp, ok := c.conn.(*net.TCPConn); ok {
+	if tcp, ok := c.raw.(*net.TCPConn); ok {
 		tcp.SetReadBuffer(1 << 20)
 		tcp.SetWriteBuffer(1 << 20)
 	}
@@ -237,6 +150,10 @@ func (c *Conn) UseLargeBuffers() {
 
 // Peer returns the other side's link key, as proven in the handshake.
 func (c *Conn) Peer() [KeySize]byte { return c.peer }
+
+// Version returns the link's version: [VersionPostQuantum] or
+// [VersionClassical].
+func (c *Conn) Version() int { return c.version }
 
 // FrameSize returns the plaintext length of every frame on the link.
 func (c *Conn) FrameSize() int { return c.frameSize }
@@ -253,27 +170,13 @@ func (c *Conn) SetWriteTimeout(d time.Duration) {
 // startWrite sets the write deadline; c.writeMu is held.
 func (c *Conn) startWrite() {
 	if c.writeTimeout > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 }
 
 // WriteFrame pads, encrypts and sends one frame.
 func (c *Conn) WriteFrame(f Frame) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	plain, err := appendFrame(c.writeBuf[:0], f, c.frameSize)
-	if err != nil {
-		return err
-	}
-	out, err := c.send.Encrypt(make([]byte, 0, c.frameSize+tagSize), nil, plain)
-	if err != nil {
-		return fmt.Errorf("wire: failed to encrypt a frame: %w", err)
-	}
-	c.startWrite()
-	if _, err := c.conn.Write(out); err != nil {
-		return fmt.Errorf("wire: failed to send a frame: %w", err)
-	}
-	return nil
+	return c.WriteFrames([]Frame{f})
 }
 
 // WriteFrames pads, encrypts and sends several frames with one write, which
@@ -281,8 +184,15 @@ func (c *Conn) WriteFrame(f Frame) error {
 func (c *Conn) WriteFrames(frames []Frame) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	out := make([]byte, 0, len(frames)*(c.frameSize+tagSize))
+	out := make([]byte, 0, len(frames)*c.wireSize)
 	for _, f := range frames {
+		if c.send == nil {
+			var err error
+			if out, err = appendFrame(out, f, c.frameSize); err != nil {
+				return err
+			}
+			continue
+		}
 		plain, err := appendFrame(c.writeBuf[:0], f, c.frameSize)
 		if err != nil {
 			return err
@@ -292,8 +202,8 @@ func (c *Conn) WriteFrames(frames []Frame) error {
 		}
 	}
 	c.startWrite()
-	if _, err := c.conn.Write(out); err != nil {
-		return fmt.Errorf("wire: failed to send frames: %w", err)
+	if _, err := c.stream.Write(out); err != nil {
+		return fmt.Errorf("wire: failed to send %d frames: %w", len(frames), err)
 	}
 	return nil
 }
@@ -305,7 +215,13 @@ func (c *Conn) ReadFrame() (Frame, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if _, err := io.ReadFull(c.reader, c.readBuf); err != nil {
+		if recordRefused(err) {
+			return Frame{}, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
+		}
 		return Frame{}, err
+	}
+	if c.recv == nil {
+		return ParseFrame(c.readBuf)
 	}
 	plain, err := c.recv.Decrypt(c.readBuf[:0], nil, c.readBuf)
 	if err != nil {
@@ -315,7 +231,9 @@ func (c *Conn) ReadFrame() (Frame, error) {
 }
 
 // SetReadDeadline sets the deadline for ReadFrame.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.stream.SetReadDeadline(t) }
 
-// Close closes the underlying connection.
-func (c *Conn) Close() error { return c.conn.Close() }
+// Close closes the connection at once. A post-quantum link sends no TLS
+// close_notify: that write could block on a peer that does not read, and
+// every frame is authenticated, so a truncated link loses nothing unnoticed.
+func (c *Conn) Close() error { return c.raw.Close() }

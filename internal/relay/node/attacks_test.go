@@ -249,7 +249,7 @@ func TestIdleFloodDoesNotLockOut(t *testing.T) {
 	}
 	for round := range 5 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		l, err := clientlink.Dial(ctx, addr, tn.clients["bob"], p.LinkKey, frame)
+		l, err := clientlink.Dial(ctx, addr, tn.clients["bob"], p.LinkKey, frame, false)
 		cancel()
 		if err != nil {
 			t.Fatalf("round %d: bob could not connect within 2 s during the flood: %v", round, err)

@@ -360,12 +360,16 @@ func TestNextHopThatStopsReading(t *testing.T) {
 	}
 	defer ln.Close()
 	accepted := make(chan *wire.Conn, 1)
+	a, err := wire.NewAcceptor(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		c, err := wire.Accept(conn, key, func([wire.KeySize]byte) error { return nil }, x.node.frame)
+		c, err := a.Accept(conn, func([wire.KeySize]byte) error { return nil }, x.node.frame)
 		if err != nil {
 			conn.Close()
 			return

@@ -95,18 +95,16 @@ func (n *Node) accept(ctx context.Context) {
 
 func (n *Node) serveInbound(conn net.Conn) {
 	l := &inbound{acks: hop.NewReceiver()}
-	c, err := wire.Accept(conn, n.cfg.LinkKey, func(peer [wire.KeySize]byte) error {
+	c, err := n.acceptor.Accept(conn, func(peer [wire.KeySize]byte) error {
 		return n.authorize(l, peer)
 	}, n.frame)
 	<-n.handshakes
 	if err != nil {
 		conn.Close()
-		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
-		// The error may name the peer's address, which for a client must
-		// not be logged (see linkKind).
-		n.log.Debug("inbound handshake failed")
+		n.handshakeFailed(err)
 		return
 	}
+	n.linkUp(c, "in")
 	l.conn = c
 	c.SetWriteTimeout(n.cfg.LinkWriteTimeout)
 	if !l.client {
@@ -324,17 +322,14 @@ func (n *Node) stopPeers() {
 
 // dialPeer makes an authenticated link to a next hop.
 func (n *Node) dialPeer(ctx context.Context, dn *directory.Node) (hop.Conn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", dn.Address)
+	c, err := n.dialLink(ctx, dn)
 	if err != nil {
+		if !errors.Is(err, wire.ErrPeerClassical) {
+			n.metrics.linkErrors.WithLabelValues("handshake").Inc()
+		}
 		return nil, err
 	}
-	c, err := wire.Dial(conn, n.cfg.LinkKey, dn.LinkKey, n.frame)
-	if err != nil {
-		conn.Close()
-		n.metrics.linkErrors.WithLabelValues("handshake").Inc()
-		return nil, err
-	}
+	n.linkUp(c, "out")
 	c.UseLargeBuffers()
 	// A next hop that stops reading cannot hold this link for ever: its
 	// writes time out as an inbound link's do, the link is made again and

@@ -50,6 +50,7 @@ type metrics struct {
 	unreachable   prometheus.Gauge
 	dropped       *prometheus.CounterVec
 	linkErrors    *prometheus.CounterVec
+	links         *prometheus.CounterVec
 	delayQueue    prometheus.GaugeFunc
 	peerQueued    prometheus.GaugeFunc
 	peerUnacked   prometheus.GaugeFunc
@@ -95,6 +96,9 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 		linkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backchannel_link_errors_total", Help: "Links closed because of an error, by kind.",
 		}, []string{"kind"}),
+		links: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backchannel_links_total", Help: "Links established, by link version (1 classical, 2 post-quantum) and direction (in: accepted, out: dialled).",
+		}, []string{"version", "direction"}),
 		delayQueue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "backchannel_delay_queue_packets", Help: "Packets held for their delay.",
 		}, delayLen),
@@ -109,13 +113,17 @@ func newMetrics(delayLen, queued, unacked func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 10),
 		}),
 	}
-	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.unreachable, m.dropped, m.linkErrors, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
+	m.registry.MustRegister(m.packetsIn, m.packetsOut, m.delivered, m.coverDropped, m.expired, m.graceUnwraps, m.epoch, m.documentExpired, m.diskFull, m.unreachable, m.dropped, m.linkErrors, m.links, m.delayQueue, m.peerQueued, m.peerUnacked, m.unwrapSeconds)
 	for _, r := range []string{dropTooShort, dropVersion, dropLowOrder, dropMAC, dropCommand, dropPayloadTag, dropReplay,
 		dropNextHop, dropDelayFull, dropQueueOverflow, dropNoMailbox, dropMailboxQuota, dropMailboxRate, dropInternal, dropDiskFull, dropClientRate, dropShutdown, dropNextHopLeft} {
 		m.dropped.WithLabelValues(r) // export zeros, so "no overflow" is visible
 	}
-	for _, k := range []string{"handshake", "handshake_limit", "per_source", "replaced", "idle", "request_rate", "malformed_frame", "slow_reader", "io"} {
+	for _, k := range []string{"handshake", "classical_refused", "handshake_limit", "per_source", "replaced", "idle", "request_rate", "malformed_frame", "slow_reader", "io"} {
 		m.linkErrors.WithLabelValues(k)
+	}
+	for _, v := range []string{"1", "2"} {
+		m.links.WithLabelValues(v, "in")
+		m.links.WithLabelValues(v, "out")
 	}
 	return m
 }

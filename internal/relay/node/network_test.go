@@ -189,7 +189,7 @@ func (tn *testNet) dial(t *testing.T, client, provider string) *clientlink.Link 
 	t.Helper()
 	p := tn.node(provider)
 	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
-	l, err := clientlink.Dial(context.Background(), p.Address, tn.clients[client], p.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()))
+	l, err := clientlink.Dial(context.Background(), p.Address, tn.clients[client], p.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"golang.org/x/time/rate"
+
 	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/base/listen"
 	"github.com/backchannel/backchannel/internal/link/wire"
@@ -85,6 +87,12 @@ type Config struct {
 	// LinksPerUser bounds the links one user may hold to its provider at
 	// once; a new one closes the oldest. Zero means DefaultLinksPerUser.
 	LinksPerUser int
+	// ClassicalLinksUntil is the epoch from which the node neither takes
+	// nor opens classical links (link version 1, X25519 alone), which the
+	// previous release speaks; before it, a peer that offers only those is
+	// served, and a next hop that answers only those is dialled so. Zero:
+	// post-quantum links only, from the start.
+	ClassicalLinksUntil uint64
 	// ClientIdleTimeout is how long a client's link may go without a
 	// whole frame before it is closed; zero derives it from the document
 	// (see clientIdleTimeout).
@@ -136,6 +144,9 @@ type Node struct {
 	linksWG sync.WaitGroup        // inbound link readers
 	// handshakes holds a token per connection in its handshake.
 	handshakes chan struct{}
+	acceptor   *wire.Acceptor
+	// refusalLog limits the log lines about refused classical links.
+	refusalLog *rate.Limiter
 }
 
 type forward struct {
@@ -183,6 +194,10 @@ func New(cfg Config) (*Node, error) {
 		peers:      map[sphinx.NodeID]*peer{},
 		links:      map[*inbound]struct{}{},
 		handshakes: make(chan struct{}, maxHandshakes),
+		refusalLog: newRefusalLog(),
+	}
+	if n.acceptor, err = wire.NewAcceptor(cfg.LinkKey, n.classicalAllowed); err != nil {
+		return nil, err
 	}
 	if cfg.Listener != nil {
 		n.listener = n.limit(cfg.Listener)

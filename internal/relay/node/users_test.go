@@ -61,7 +61,9 @@ func TestIdleClientLinkClosed(t *testing.T) {
 	tn := newTestNet(t, rng)
 	tn.restart(t, 1, func(c *Config) { c.ClientIdleTimeout = 300 * time.Millisecond })
 	conn, c := tn.rawConn(t, "bob", "provider-b", 0)
-	conn.Write(make([]byte, 10)) // the start of a frame, never finished
+	// The start of a TLS record (application data, 1,000 bytes) carrying a
+	// frame, never finished.
+	conn.Write(append([]byte{0x17, 0x03, 0x03, 0x03, 0xe8}, make([]byte, 10)...))
 	if !closedByPeer(t, c) {
 		t.Fatal("a link with a half-sent frame stayed open past the idle timeout")
 	}

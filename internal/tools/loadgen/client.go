@@ -58,7 +58,7 @@ type client struct {
 
 // dial opens the client's link.
 func (c *client) dial(ctx context.Context) error {
-	link, err := clientlink.Dial(ctx, c.provider.Address, c.account.LinkKey, c.provider.LinkKey, wire.FrameSizeFor(c.format.Geometry().PacketLength()))
+	link, err := clientlink.Dial(ctx, c.provider.Address, c.account.LinkKey, c.provider.LinkKey, wire.FrameSizeFor(c.format.Geometry().PacketLength()), false)
 	if err != nil {
 		return fmt.Errorf("loadgen: client %d: %w", c.index, err)
 	}
