@@ -130,9 +130,9 @@ type Stats struct {
 	// connected: 2 post-quantum, 1 classical (a provider of the previous
 	// release).
 	LinkVersion int
-	LastError  string
-	Epoch      uint64
-	ValidUntil time.Time
+	LastError   string
+	Epoch       uint64
+	ValidUntil  time.Time
 	// NextEpoch is the epoch of the next document once held.
 	NextEpoch uint64
 	// DocumentProblem says, in words, why no packet is sent: the document
