@@ -218,17 +218,28 @@ func FuzzParseFrame(f *testing.F) {
 	})
 }
 
+// BenchmarkFrameRoundTrip measures sending one frame of each link version
+// and receiving it on the other side, over an in-memory connection.
 func BenchmarkFrameRoundTrip(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		dial dialer
+	}{{"classical", DialClassical}, {"post-quantum", Dial}} {
+		b.Run(v.name, func(b *testing.B) { benchmarkFrames(b, v.dial) })
+	}
+}
+
+func benchmarkFrames(b *testing.B, dial dialer) {
 	ck, sk := keypair(b, 8), keypair(b, 9)
 	clientSide, serverSide := net.Pipe()
 	var s *Conn
 	done := make(chan struct{})
-	a := acceptor(b, sk, false)
+	a := acceptor(b, sk, true)
 	go func() {
 		defer close(done)
 		s, _ = a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
 	}()
-	c, err := Dial(clientSide, ck, pub(sk), testFrameSize)
+	c, err := dial(clientSide, ck, pub(sk), testFrameSize)
 	<-done
 	if err != nil || s == nil {
 		b.Fatal(err)

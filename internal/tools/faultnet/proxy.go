@@ -10,8 +10,8 @@
 //     chunks keep their order, as TCP's do;
 //   - a narrow link: at most BytesPerSecond pass each way;
 //   - loss that TCP cannot hide: a bit flipped in a chunk (a middlebox, a
-//     bad NIC), which the link's Noise transport detects; packet loss TCP
-//     does hide shows as latency;
+//     bad NIC), which the link's authenticated encryption detects; packet
+//     loss TCP does hide shows as latency;
 //   - resets: a connection is cut, with a TCP reset to both ends, after a
 //     random number of bytes passed on (what was read and not yet passed
 //     on is lost with it).
