@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,4 +215,32 @@ func BenchmarkHandshake(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzAccept feeds an acceptor what a hostile initiator might send: every
+// input ends in a handshake error (never a panic, never a link), and the
+// error wraps ErrHandshake.
+func FuzzAccept(f *testing.F) {
+	if entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzAccept")); err != nil || len(entries) == 0 {
+		f.Fatalf("no committed seed corpus: %v", err)
+	}
+	sk := keypair(f, 18)
+	a := acceptor(f, sk, true)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		clientSide, serverSide := net.Pipe()
+		go io.Copy(io.Discard, clientSide) // whatever the acceptor answers
+		go func() {
+			clientSide.Write(in)
+			clientSide.Close()
+		}()
+		c, err := a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+		serverSide.Close()
+		if err == nil {
+			c.Close()
+			t.Fatalf("a link was made from %d bytes of a stranger", len(in))
+		}
+		if !errors.Is(err, ErrHandshake) {
+			t.Fatalf("undocumented error %v", err)
+		}
+	})
 }
