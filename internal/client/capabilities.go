@@ -58,6 +58,8 @@ func (c *Client) readCapabilities(ct *contact, content Content) error {
 	if changed {
 		ct.rec.Reads = reads
 		ct.rec.Announced = 0
+		c.rekeyIfOld(ct)
+		ct.reestablish = ct.reestablish || ct.rec.Rekey
 	}
 	err := c.saveContact(ct)
 	ct.mu.Unlock()

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/hpke"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -88,20 +89,24 @@ type Client struct {
 	outbox *outbox
 	inbox  *inbox
 
-	mu       sync.Mutex
-	profile  profileRecord
-	id       *identity.Identity
-	linkKey  wire.Keypair
-	guard    *session.Guard
-	contacts map[string]*contact // by identity key hex
-	doc      *directory.Document
-	next     *directory.Document // the next epoch's, once the provider has it
-	format   *sphinx.Format
-	rng      *rand.Rand              // routes, delays, retransmission jitter
-	timing   *rand.Rand              // the sending schedule alone: what is sent never moves when
-	acks     [][]byte                // ack packets waiting for a send slot
-	loops    map[[16]byte]time.Time  // loop ID → sent
-	expiring map[expiryKey]time.Time // a disappearing message → when it goes
+	mu      sync.Mutex
+	profile profileRecord
+	id      *identity.Identity
+	linkKey wire.Keypair
+	guard   *session.Guard
+	// loopKey keys the loops the user sends itself in the keyed form;
+	// prekeyOpeners open payloads sealed to the user's prekeys.
+	loopKey       [32]byte
+	prekeyOpeners []hpke.PrivateKey
+	contacts      map[string]*contact // by identity key hex
+	doc           *directory.Document
+	next          *directory.Document // the next epoch's, once the provider has it
+	format        *sphinx.Format
+	rng           *rand.Rand              // routes, delays, retransmission jitter
+	timing        *rand.Rand              // the sending schedule alone: what is sent never moves when
+	acks          [][]byte                // ack packets waiting for a send slot
+	loops         map[[16]byte]time.Time  // loop ID → sent
+	expiring      map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats
@@ -273,6 +278,9 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, fmt.Errorf("client: link key: %w", err)
 	}
 	c.linkKey = wire.Keypair{Private: c.profile.LinkKey, Public: priv.PublicKey().Bytes()}
+	if err := c.openEnvelopes(); err != nil {
+		return nil, err
+	}
 	c.guard = &session.Guard{}
 	if b, err := st.dir.Get(guardLabel); err == nil {
 		if err := c.guard.UnmarshalBinary(b); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/endtoend/envelope"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 )
@@ -95,8 +96,12 @@ func (c *Client) loadContacts() error {
 			}
 			r.SetClock(c.cfg.Clock)
 			ct.sess = &session.Session{Ratchet: r, AD: s.AD, Peer: ct.card}
+			if len(s.EnvelopeSend) == envelope.KeySize && len(s.EnvelopeReceive) == envelope.KeySize {
+				ct.sess.Envelope = session.EnvelopeKeys{Send: [envelope.KeySize]byte(s.EnvelopeSend), Receive: [envelope.KeySize]byte(s.EnvelopeReceive)}
+			}
 		}
-		ct.reestablish = ct.rec.Restored
+		c.rekeyIfOld(ct)
+		ct.reestablish = ct.rec.Restored || ct.rec.Rekey
 		ct.show()
 		c.contacts[ct.key] = ct
 	}
@@ -259,6 +264,9 @@ func (c *Client) saveContact(ct *contact) error {
 		}
 		ct.rec.Session.Ratchet = r
 		ct.rec.Session.AD = ct.sess.AD
+		if ct.keyed() {
+			ct.rec.Session.EnvelopeSend, ct.rec.Session.EnvelopeReceive = ct.sess.Envelope.Send[:], ct.sess.Envelope.Receive[:]
+		}
 		if ct.sess.Peer != ct.card {
 			// A card update arrived in the session.
 			raw, err := ct.sess.Peer.MarshalBinary()

@@ -91,9 +91,11 @@ const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 // contentVersion is the first byte of an encoded Content, as this
 // release writes it to contacts that said they read it (capabilities);
 // others get oldContentVersion. Versions 1 (no time to live) and 2 (no
-// sending time) are still read.
+// sending time) are still read. Version 4 is version 3's layout; a contact
+// that reads it says that its software opens envelope version 2
+// (readsEnvelopeV2).
 const (
-	contentVersion    = 3
+	contentVersion    = 4
 	oldContentVersion = 2
 )
 
@@ -103,7 +105,7 @@ var ErrMalformed = errors.New("client: malformed")
 // marshal encodes the content, which is what fragments carry, in version
 // 3 (or 2, for a contact whose software reads no later):
 //
-//	u8 version (3) | u8 kind | u32 time to live, seconds | u64 sent, Unix milliseconds (0: unknown) | u8 name length | name | body
+//	u8 version (3, 4) | u8 kind | u32 time to live, seconds | u64 sent, Unix milliseconds (0: unknown) | u8 name length | name | body
 //	u8 version (2) | u8 kind | u32 time to live, seconds | u8 name length | name | body
 //
 // (version 1 had no time to live). The sending time is the sender's clock
@@ -178,7 +180,7 @@ func parseContent(b []byte) (Content, error) {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
 		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[6:]
-	case 3:
+	case 3, 4:
 		if len(b) < 15 {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
@@ -222,6 +224,9 @@ const (
 	// helloRestored: the sender restored its state from a backup and lost
 	// the session it had; the recipient replaces its own.
 	helloRestored = 2
+	// helloRekey: the session both hold was set up before envelope keys
+	// existed; the recipient replaces it if its own has none either.
+	helloRekey = 3
 )
 
 // record is a decoded session record.
@@ -237,7 +242,7 @@ func parseRecord(b []byte) (record, error) {
 	}
 	switch b[0] {
 	case recordHello:
-		if len(b) != 2 || (b[1] != helloNew && b[1] != helloRestored) {
+		if len(b) != 2 || b[1] < helloNew || b[1] > helloRekey {
 			return record{}, fmt.Errorf("%w: hello of %d bytes", ErrMalformed, len(b))
 		}
 		return record{typ: recordHello, reason: b[1]}, nil

@@ -22,6 +22,7 @@ var testVaultParams = vault.Params{Time: 1, MemoryKiB: 64, Threads: 1}
 type offlinePair struct {
 	alice    *Client
 	aliceCfg Config
+	bobCfg   Config // bob's state, closed
 	clock    *clock.Fake
 	start    time.Time
 	doc      *directory.Document
@@ -79,7 +80,7 @@ func newOfflinePair(t *testing.T, o offline) offlinePair {
 	if err := alice.useDocument(tn.Document); err != nil {
 		t.Fatal(err)
 	}
-	return offlinePair{alice: alice, aliceCfg: aliceCfg, clock: clk, start: start, doc: tn.Document, netDir: tn.Dir}
+	return offlinePair{alice: alice, aliceCfg: aliceCfg, bobCfg: bobCfg, clock: clk, start: start, doc: tn.Document, netDir: tn.Dir}
 }
 
 // confirmSession sets alice's session with bob up as if bob had

@@ -83,10 +83,15 @@ func (c *Client) acknowledged(t *transmission, now time.Time) {
 }
 
 // confirm marks an initiated session as held by the peer; ct.mu is held.
+// A session set up again for envelope keys replaced one the peer dropped:
+// what was sealed in that one and not acknowledged goes again at once.
 func (c *Client) confirm(ct *contact) {
+	if ct.rec.Rekey {
+		c.outbox.resumeAll(ct, c.cfg.Clock.Now())
+	}
 	ct.rec.Session.Confirmed = true
 	ct.rec.Session.Initial = nil
-	ct.rec.Restored = false
+	ct.rec.Restored, ct.rec.Rekey = false, false
 	ct.reestablish = false
 	if err := c.saveContact(ct); err != nil {
 		c.log.Error("saving a session", "err", err)
@@ -94,10 +99,24 @@ func (c *Client) confirm(ct *contact) {
 	c.notify()
 }
 
-// receivePayload handles a packet addressed to the user's mailbox.
+// receivePayload handles a packet addressed to the user's mailbox: it
+// opens the envelope with every key it might be under (envelopes.go); a
+// keyed payload is from the contact whose session key opened it.
 func (c *Client) receivePayload(payload []byte, now time.Time) {
-	contents, err := envelope.Open(c.id.DH, payload)
+	keys, from := c.openKeys()
+	contents, err := envelope.Open(keys, payload)
 	if err != nil {
+		c.stats.Undecryptable++
+		return
+	}
+	if i := contents.Keyed; i >= 0 && i < len(from) {
+		if contents.Kind != envelope.KindSession {
+			c.stats.Undecryptable++
+			return
+		}
+		contents.Sender = from[i].card.DHKey
+	} else if i >= 0 && contents.Kind != envelope.KindLoop {
+		// The loop key opens loops only.
 		c.stats.Undecryptable++
 		return
 	}
@@ -111,7 +130,7 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 			c.stats.Duplicates++
 		}
 	case envelope.KindSession:
-		if err := c.receiveSession(&contents, now); err != nil {
+		if err := c.receiveSession(&contents.Contents, now); err != nil {
 			c.log.Debug("session message dropped", "err", err)
 		}
 	}
@@ -204,8 +223,11 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 	}
 	if s := ct.rec.Session; s.Initiated && !s.Confirmed {
 		// Only a peer that accepted our Initial can seal in this session.
+		if ct.rec.Rekey {
+			c.outbox.resumeAll(ct, now)
+		}
 		s.Confirmed, s.Initial = true, nil
-		ct.rec.Restored = false
+		ct.rec.Restored, ct.rec.Rekey = false, false
 		ct.reestablish = false
 		c.notify()
 	}
@@ -227,7 +249,8 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 // the tie is broken by identity key: the session started by the smaller
 // key wins, so both sides end up in the same one. A confirmed session is
 // replaced only if the peer says it restored from a backup (and the user is
-// told); otherwise the new hello is a stale one from such a tie.
+// told), or that it sets up a session with envelope keys in place of one
+// without; otherwise the new hello is a stale one from such a tie.
 func (c *Client) adopt(ct *contact, reason uint8) bool {
 	s := ct.rec.Session
 	switch {
@@ -239,6 +262,10 @@ func (c *Client) adopt(ct *contact, reason uint8) bool {
 	case reason == helloRestored:
 		ct.rec.Notice = fmt.Sprintf("%s set up your session again (they restored from a backup); compare safety numbers if you did not expect it", ct.rec.Name)
 		return true
+	case reason == helloRekey:
+		// Only a session from before envelope keys is replaced so: the
+		// peer's software set up a new one to have them (envelopes.go).
+		return !ct.keyed()
 	}
 	return false
 }

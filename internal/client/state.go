@@ -46,6 +46,9 @@ type profileRecord struct {
 	LinkKey  []byte    `json:"link_key"` // private; the public half is derived
 	Network  Network   `json:"network"`
 	Created  time.Time `json:"created"`
+	// LoopKey keys the loops the client sends itself in the keyed
+	// envelope; made at the first start of this release.
+	LoopKey []byte `json:"loop_key,omitempty"`
 }
 
 // contactRecord is one contact ("contact/<identity key hex>").
@@ -76,6 +79,11 @@ type contactRecord struct {
 	// TimeBudget, if set, is how long messages to the contact may take to
 	// be acknowledged before they fail, instead of the client's.
 	TimeBudget time.Duration `json:"time_budget,omitempty"`
+	// Rekey: the session was set up before this release (it has no
+	// envelope keys, so its packets go in the classical envelope) and the
+	// contact's software opens envelope version 2, so a new session is
+	// being set up (contact.rekey).
+	Rekey bool `json:"rekey,omitempty"`
 }
 
 // sessionRecord is a session's state.
@@ -89,12 +97,17 @@ type sessionRecord struct {
 	// Initial is this side's encoded Initial, resent with every hello
 	// until the session is confirmed.
 	Initial []byte `json:"initial,omitempty"`
-	// Reason is the hello's reason (helloNew or helloRestored).
+	// Reason is the hello's reason (helloNew, helloRestored or helloRekey).
 	Reason uint8 `json:"reason,omitempty"`
 	// PeerEphemeral is the ephemeral key of the peer's Initial that set up
 	// a session this side accepted.
 	PeerEphemeral []byte    `json:"peer_ephemeral,omitempty"`
 	Established   time.Time `json:"established"`
+	// EnvelopeSend and EnvelopeReceive are the session's envelope keys
+	// (session.EnvelopeKeys); absent for a session set up before this
+	// release.
+	EnvelopeSend    []byte `json:"envelope_send,omitempty"`
+	EnvelopeReceive []byte `json:"envelope_receive,omitempty"`
 	// ID identifies the session to both sides: SHA-256 of the Initial
 	// that set it up (the mutual interest check binds it).
 	ID []byte `json:"id"`

@@ -187,7 +187,7 @@ func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, inde
 	back := c.route(theirs, mine, sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{}) // its ID is drawn in the build
 	format := c.format
 	return func() ([]byte, bool, error) {
-		header, ciphertext, initial, err := c.seal(ct, record, now)
+		header, ciphertext, initial, how, err := c.seal(ct, record, now)
 		if err != nil {
 			return nil, false, err
 		}
@@ -202,7 +202,7 @@ func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, inde
 		}
 		contents := envelope.Contents{Kind: envelope.KindSession, SURB: surb, Initial: initial, Header: header, Ciphertext: ciphertext}
 		copy(contents.Sender[:], c.id.DH.PublicKey().Bytes())
-		payload, err := envelope.Seal(card.DHKey, &contents, format.Geometry().UserPayloadLength)
+		payload, err := how.seal(c.cfg.Rand, &contents, format.Geometry().UserPayloadLength)
 		if err != nil {
 			return nil, false, err
 		}
@@ -219,26 +219,28 @@ func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, inde
 // (record nil), which starts the session if there is none, or a fragment
 // — and saves the ratchet before the packet exists, so that a crash can
 // never make the client reuse a message key. initial is the session's
-// Initial while the peer has not confirmed it.
-func (c *Client) seal(ct *contact, record []byte, now time.Time) (header, ciphertext, initial []byte, err error) {
+// Initial while the peer has not confirmed it; how says how to seal the
+// payload (envelopes.go).
+func (c *Client) seal(ct *contact, record []byte, now time.Time) (header, ciphertext, initial []byte, how sealing, err error) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if record == nil {
 		if ct.sess == nil {
 			if err := c.startSession(ct, now); err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, how, err
 			}
 		}
 		record, initial = []byte{recordHello, ct.rec.Session.Reason}, ct.rec.Session.Initial
 	}
 	sealed, err := ct.sess.Seal(session.KindData, record)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, how, err
 	}
 	if err := c.saveContact(ct); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, how, err
 	}
-	return sealed.Header, sealed.Ciphertext, initial, nil
+	how, err = c.sealingFor(ct, initial)
+	return sealed.Header, sealed.Ciphertext, initial, how, err
 }
 
 // startSession begins a session with the contact (PQXDH as initiator);
@@ -254,8 +256,11 @@ func (c *Client) startSession(ct *contact, now time.Time) error {
 		return err
 	}
 	reason := uint8(helloNew)
-	if ct.rec.Restored {
+	switch {
+	case ct.rec.Restored:
 		reason = helloRestored
+	case ct.rec.Rekey:
+		reason = helloRekey
 	}
 	ct.sess = s
 	sid := sha256.Sum256(raw)
@@ -264,7 +269,7 @@ func (c *Client) startSession(ct *contact, now time.Time) error {
 }
 
 // planLoop plans a loop packet: through the whole network back to the
-// user's own mailbox, sealed to the user like any message.
+// user's own mailbox, keyed or sealed to the user at random (envelopes.go).
 func (c *Client) planLoop(now time.Time) (build, error) {
 	mine := c.ownProvider()
 	if mine == nil {
@@ -276,8 +281,9 @@ func (c *Client) planLoop(now time.Time) (build, error) {
 	}
 	c.loops[contents.LoopID] = now
 	path, format := c.route(mine, mine, sphinx.Recipient{ID: c.id.Mailbox}), c.format
+	sealed := c.rng.IntN(2) == 0
 	return func() ([]byte, bool, error) {
-		payload, err := envelope.Seal([32]byte(c.id.DH.PublicKey().Bytes()), &contents, format.Geometry().UserPayloadLength)
+		payload, err := c.sealLoop(&contents, format.Geometry().UserPayloadLength, sealed)
 		if err != nil {
 			return nil, false, err
 		}
@@ -288,7 +294,7 @@ func (c *Client) planLoop(now time.Time) (build, error) {
 
 // planDrop plans a drop packet: through the whole network to a random
 // provider, which discards it. Its payload is random bytes after the
-// envelope's version, as a sealed payload looks.
+// envelope's version, as a keyed payload looks.
 func (c *Client) planDrop() (build, error) {
 	mine := c.ownProvider()
 	providers := c.doc.Providers()

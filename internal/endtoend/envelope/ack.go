@@ -2,8 +2,12 @@ package envelope
 
 import "fmt"
 
-// ackKind is the one kind of SURB reply today: an acknowledgement.
-const ackKind = 1
+// ackVersion is the first byte of an ack, and ackKind the one kind of SURB
+// reply today: an acknowledgement.
+const (
+	ackVersion = 1
+	ackKind    = 1
+)
 
 // Ack is what travels back in a SURB reply: the recipient's word that the
 // message the SURB came with was received and kept. Which message that was
@@ -14,15 +18,15 @@ type Ack struct{}
 
 // MarshalBinary encodes the ack: u8 version | u8 kind, zero-padded by the
 // Sphinx layer.
-func (Ack) MarshalBinary() ([]byte, error) { return []byte{Version, ackKind}, nil }
+func (Ack) MarshalBinary() ([]byte, error) { return []byte{ackVersion, ackKind}, nil }
 
 // ParseAck decodes a SURB reply's decrypted payload.
 func ParseAck(payload []byte) (Ack, error) {
 	if len(payload) < 2 {
 		return Ack{}, fmt.Errorf("%w: SURB reply of %d bytes", ErrMalformed, len(payload))
 	}
-	if payload[0] != Version {
-		return Ack{}, fmt.Errorf("%w: SURB reply version %d, this program reads version %d", ErrMalformed, payload[0], Version)
+	if payload[0] != ackVersion {
+		return Ack{}, fmt.Errorf("%w: SURB reply version %d, this program reads version %d", ErrMalformed, payload[0], ackVersion)
 	}
 	if payload[1] != ackKind {
 		return Ack{}, fmt.Errorf("%w: SURB reply kind %d", ErrMalformed, payload[1])

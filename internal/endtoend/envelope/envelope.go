@@ -2,18 +2,46 @@
 // client puts in the user payload of every packet it addresses to a mailbox,
 // and what the SURB replies it gets back carry.
 //
-// A forward packet's payload is sealed to the recipient's X25519 identity key
-// with HPKE (RFC 9180, base mode: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-// ChaCha20-Poly1305, from crypto/hpke):
+// The recipient's provider removes the last Sphinx layer and stores the
+// payload: it must see a random blob of one size whether it holds a loop
+// packet, the first message of a session or a fragment of a file, and learn
+// neither the sender nor the session — also later, once it can break X25519.
+// A payload has one of three forms, told apart by the recipient alone:
 //
-//	u8 version | HPKE enc [32] | HPKE ciphertext of the Contents, zero-padded
+//	keyed (version 2):  u8 2 | nonce [24] | XChaCha20-Poly1305 of the Contents
+//	sealed (version 2): u8 2 | HPKE enc [1120] | HPKE ciphertext of the Contents
+//	classical (version 1): u8 1 | HPKE enc [32] | HPKE ciphertext of the Contents
 //
-// so that the recipient's provider, which removes the last Sphinx layer and
-// stores the payload, sees a uniformly random blob of one size whether it
-// holds a loop packet, the first message of a session or a fragment of a
-// file, and learns neither the sender nor the session. Base mode has no
-// sender authentication: authenticity comes from the session inside, which
-// keeps messages deniable.
+// each zero-padded to the payload's size before encryption.
+//
+// The keyed form is for a session both sides hold and for the client's own
+// loops: a 32-byte key per direction of a session, derived from the
+// session's PQXDH secret (session.EnvelopeKeys), so as post-quantum as the
+// session; the recipient finds which contact a payload is from by trying
+// each contact's key (an AEAD tag check each), so nothing in the payload
+// names the session. Its Contents do not carry the sender's key.
+//
+// The sealed form is for a session's first messages, which carry the PQXDH
+// Initial: HPKE (RFC 9180, base mode) with the MLKEM768-X25519 (X-Wing) KEM
+// of draft-ietf-hpke-pq, HKDF-SHA256 and ChaCha20-Poly1305 (crypto/hpke), to
+// the recipient's signed prekeys — the ML-KEM-768 prekey and the X25519
+// prekey of its card, as one X-Wing key. Deviation: these prekeys also serve
+// PQXDH. A key of its own would add 1,248 bytes to every card (key and
+// signature) and a new card layout; the two uses derive their secrets with
+// different functions (X-Wing's SHA3 combiner here, PQXDH's HKDF there) from
+// a KEM that is secure against chosen ciphertexts, and the prekeys rotate,
+// so old sealed payloads stop opening once their prekeys are erased. The
+// X25519 ephemeral key's top bit, always 0 in an encoding, is set at random
+// (and cleared before opening), so that it does not mark the form. The
+// ML-KEM ciphertext is not uniform (its coefficients are compressed from
+// integers modulo 3,329): a sealed payload can be told from a keyed one
+// with some advantage, measured in TestSealedFormDistinguisher and
+// described in docs/client.md.
+//
+// The classical form is the previous release's: HPKE with DHKEM(X25519) to
+// the recipient's X25519 identity key. It is still opened, and sealed only
+// to a contact whose software does not open version 2, or when a sealed
+// payload does not fit the network's geometry.
 //
 // A SURB reply's payload is already readable only by the SURB's creator; it
 // carries an [Ack].
@@ -23,37 +51,37 @@
 package envelope
 
 import (
-	"crypto/ecdh"
-	"crypto/hpke"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
 )
 
+// Payload versions: the first byte of every payload.
 const (
-	// Version is the first byte of every sealed payload and ack.
-	Version = 1
-	// encLength is the HPKE encapsulated key's length for DHKEM(X25519).
-	encLength = 32
-	// tagLength is ChaCha20-Poly1305's tag length.
-	tagLength = 16
-	// Overhead is what sealing adds to the Contents.
-	Overhead = 1 + encLength + tagLength
-	// LoopIDSize is the length of a loop packet's identifier.
-	LoopIDSize = 16
-	// KeySize is the length of an identity key.
-	KeySize = 32
+	// VersionClassical is the classical form's.
+	VersionClassical = 1
+	// Version is the keyed and sealed forms'.
+	Version = 2
 )
 
-// hpkeInfo binds the HPKE context to this use and version.
-const hpkeInfo = "backchannel envelope v1"
+const (
+	// LoopIDSize is the length of a loop packet's identifier.
+	LoopIDSize = 16
+	// KeySize is the length of an identity key and of a keyed form's key.
+	KeySize = 32
+	// tagLength is ChaCha20-Poly1305's tag length.
+	tagLength = 16
+)
 
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("envelope: malformed")
 
-// ErrOpen: a payload does not open under the key (not for us, or damaged).
+// ErrOpen: a payload does not open under the keys (not for us, or damaged).
 var ErrOpen = errors.New("envelope: payload does not open")
+
+// ErrTooLong: the contents do not fit the payload in the form asked for.
+var ErrTooLong = errors.New("envelope: contents do not fit the payload")
 
 // Kind says what Contents carry.
 type Kind uint8
@@ -83,15 +111,17 @@ type Contents struct {
 	Header, Ciphertext []byte
 }
 
-// encode appends the contents to b.
-func (c *Contents) encode() ([]byte, error) {
+// encode encodes the contents; the keyed form's leave the sender out.
+func (c *Contents) encode(withSender bool) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddUint8(uint8(c.Kind))
 	switch c.Kind {
 	case KindLoop:
 		b.AddBytes(c.LoopID[:])
 	case KindSession:
-		b.AddBytes(c.Sender[:])
+		if withSender {
+			b.AddBytes(c.Sender[:])
+		}
 		for _, field := range [][]byte{c.SURB, c.Initial, c.Header, c.Ciphertext} {
 			if len(field) > 0xffff {
 				return nil, fmt.Errorf("envelope: a field of %d bytes", len(field))
@@ -105,7 +135,7 @@ func (c *Contents) encode() ([]byte, error) {
 }
 
 // decodeContents decodes contents followed by zero padding, strictly.
-func decodeContents(data []byte) (Contents, error) {
+func decodeContents(data []byte, withSender bool) (Contents, error) {
 	s := cryptobyte.String(data)
 	var c Contents
 	var kind uint8
@@ -119,7 +149,7 @@ func decodeContents(data []byte) (Contents, error) {
 			return c, fmt.Errorf("%w: truncated loop packet", ErrMalformed)
 		}
 	case KindSession:
-		if !s.CopyBytes(c.Sender[:]) {
+		if withSender && !s.CopyBytes(c.Sender[:]) {
 			return c, fmt.Errorf("%w: truncated session message", ErrMalformed)
 		}
 		for _, field := range []*[]byte{&c.SURB, &c.Initial, &c.Header, &c.Ciphertext} {
@@ -142,66 +172,41 @@ func decodeContents(data []byte) (Contents, error) {
 	return c, nil
 }
 
-// suite returns the HPKE algorithms.
-func suite() (hpke.KDF, hpke.AEAD) { return hpke.HKDFSHA256(), hpke.ChaCha20Poly1305() }
-
-// Seal encodes c, pads it so that the result is exactly size bytes (the
-// geometry's user payload length), and seals it to the recipient's X25519
-// identity key.
-func Seal(recipient [KeySize]byte, c *Contents, size int) ([]byte, error) {
-	plain, err := c.encode()
+// pad encodes c padded to room bytes.
+func pad(c *Contents, withSender bool, room, size int) ([]byte, error) {
+	plain, err := c.encode(withSender)
 	if err != nil {
 		return nil, err
 	}
-	room := size - Overhead
 	if len(plain) > room {
-		return nil, fmt.Errorf("envelope: contents of %d bytes do not fit a %d-byte payload (room for %d)", len(plain), size, room)
+		return nil, fmt.Errorf("%w: contents of %d bytes, a %d-byte payload with room for %d", ErrTooLong, len(plain), size, room)
 	}
 	padded := make([]byte, room)
 	copy(padded, plain)
-	pub, err := ecdh.X25519().NewPublicKey(recipient[:])
-	if err != nil {
-		return nil, fmt.Errorf("envelope: recipient key: %w", err)
-	}
-	pk, err := hpke.NewDHKEMPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: recipient key: %w", err)
-	}
-	kdf, aead := suite()
-	sealed, err := hpke.Seal(pk, kdf, aead, []byte(hpkeInfo), padded)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	return append([]byte{Version}, sealed...), nil
+	return padded, nil
 }
 
-// Open opens a sealed payload with the recipient's identity key and decodes
-// its contents.
-func Open(key *ecdh.PrivateKey, payload []byte) (Contents, error) {
-	if len(payload) < Overhead {
-		return Contents{}, fmt.Errorf("%w: payload of %d bytes, at least %d", ErrMalformed, len(payload), Overhead)
-	}
-	if payload[0] != Version {
-		return Contents{}, fmt.Errorf("%w: version %d, this program reads version %d", ErrMalformed, payload[0], Version)
-	}
-	sk, err := hpke.NewDHKEMPrivateKey(key)
-	if err != nil {
-		return Contents{}, fmt.Errorf("envelope: %w", err)
-	}
-	kdf, aead := suite()
-	plain, err := hpke.Open(sk, kdf, aead, []byte(hpkeInfo), payload[1:])
-	if err != nil {
-		return Contents{}, ErrOpen
-	}
-	return decodeContents(plain)
-}
-
-// Room is how many bytes of contents a payload of the given size holds.
-func Room(size int) int { return size - Overhead }
+// sessionFields is what a session message's contents take besides the
+// session message, the SURB and the Initial: the kind and four length
+// prefixes.
+const sessionFields = 1 + 4*2
 
 // SessionRoom is how many bytes of session message (header and ciphertext
 // together) fit a payload of the given size next to a SURB of surbLength
-// bytes and an Initial of initialLength bytes (0 for none).
+// bytes and an Initial of initialLength bytes (0 for none), in the form
+// that leaves the least of the forms a session message may take with it:
+// the sealed form with an Initial, else the classical form (which a
+// contact of the previous release gets; the keyed form leaves more).
 func SessionRoom(size, surbLength, initialLength int) int {
-	return Room(size) - 1 - KeySize - 4*2 - surbLength - initialLength
+	overhead := ClassicalOverhead
+	if initialLength > 0 {
+		overhead = SealedOverhead
+	}
+	return size - overhead - sessionFields - KeySize - surbLength - initialLength
+}
+
+// ClassicalSessionRoom is SessionRoom in the classical form, which a
+// first message takes when the sealed form does not fit the geometry.
+func ClassicalSessionRoom(size, surbLength, initialLength int) int {
+	return size - ClassicalOverhead - sessionFields - KeySize - surbLength - initialLength
 }

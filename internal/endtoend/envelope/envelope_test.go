@@ -3,13 +3,15 @@ package envelope
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/mlkem"
 	"errors"
 	"testing"
 
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
-const payloadSize = 2048
+const payloadSize = 3200
 
 func testKey(t testing.TB, seed string) *ecdh.PrivateKey {
 	t.Helper()
@@ -24,6 +26,29 @@ func testKey(t testing.TB, seed string) *ecdh.PrivateKey {
 
 func recipientOf(k *ecdh.PrivateKey) [KeySize]byte { return [KeySize]byte(k.PublicKey().Bytes()) }
 
+// prekeyPair is a recipient's prekeys: what senders seal to, and what
+// opens it.
+type prekeyPair struct {
+	public Prekeys
+	opener hpke.PrivateKey
+}
+
+func testPrekeys(t testing.TB, seed string) prekeyPair {
+	t.Helper()
+	x := testKey(t, seed+" x25519")
+	s := make([]byte, mlkem.SeedSize)
+	testrand.New([]byte(seed + " ml-kem")...).Read(s)
+	pq, err := mlkem.NewDecapsulationKey768(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opener, err := PrekeyOpener(pq, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prekeyPair{public: Prekeys{PQ: pq.EncapsulationKey(), X25519: x.PublicKey()}, opener: opener}
+}
+
 func sessionContents() *Contents {
 	return &Contents{
 		Kind:       KindSession,
@@ -35,26 +60,74 @@ func sessionContents() *Contents {
 	}
 }
 
+// form seals contents in one of the three forms, for a recipient whose
+// keys opens them.
+type form struct {
+	name string
+	seal func(t testing.TB, c *Contents) ([]byte, error)
+	// keyed: the form does not carry the sender.
+	keyed bool
+}
+
+type recipient struct {
+	identity *ecdh.PrivateKey
+	prekeys  prekeyPair
+	key      [KeySize]byte
+}
+
+func newRecipient(t testing.TB, seed string) recipient {
+	r := recipient{identity: testKey(t, seed), prekeys: testPrekeys(t, seed)}
+	testrand.New([]byte(seed + " keyed")...).Read(r.key[:])
+	return r
+}
+
+func (r recipient) keys(others ...*[KeySize]byte) *Keys {
+	return &Keys{Keyed: append(others, &r.key), Prekeys: []hpke.PrivateKey{r.prekeys.opener}, Identity: r.identity}
+}
+
+func (r recipient) forms() []form {
+	rng := testrand.New(7)
+	return []form{
+		{name: "sealed", seal: func(_ testing.TB, c *Contents) ([]byte, error) {
+			return Seal(rng, r.prekeys.public, c, payloadSize)
+		}},
+		{name: "classical", seal: func(_ testing.TB, c *Contents) ([]byte, error) {
+			return SealClassical(recipientOf(r.identity), c, payloadSize)
+		}},
+		{name: "keyed", keyed: true, seal: func(_ testing.TB, c *Contents) ([]byte, error) {
+			return SealKeyed(rng, &r.key, c, payloadSize)
+		}},
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
-	key := testKey(t, "bob")
+	bob := newRecipient(t, "bob")
+	other := [KeySize]byte{9}
 	loop := &Contents{Kind: KindLoop, LoopID: [LoopIDSize]byte{9, 9}}
 	noInitial := sessionContents()
 	noInitial.Initial = nil
-	for _, c := range []*Contents{loop, sessionContents(), noInitial} {
-		sealed, err := Seal(recipientOf(key), c, payloadSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(sealed) != payloadSize {
-			t.Fatalf("sealed %d bytes, want %d", len(sealed), payloadSize)
-		}
-		got, err := Open(key, sealed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Kind != c.Kind || got.LoopID != c.LoopID || got.Sender != c.Sender || !bytes.Equal(got.SURB, c.SURB) ||
-			!bytes.Equal(got.Initial, c.Initial) || !bytes.Equal(got.Header, c.Header) || !bytes.Equal(got.Ciphertext, c.Ciphertext) {
-			t.Fatalf("kind %d: opened %+v", c.Kind, got)
+	for _, f := range bob.forms() {
+		for _, c := range []*Contents{loop, sessionContents(), noInitial} {
+			sealed, err := f.seal(t, c)
+			if err != nil {
+				t.Fatalf("%s: %v", f.name, err)
+			}
+			if len(sealed) != payloadSize {
+				t.Fatalf("%s: sealed %d bytes, want %d", f.name, len(sealed), payloadSize)
+			}
+			got, err := Open(bob.keys(&other), sealed)
+			if err != nil {
+				t.Fatalf("%s: %v", f.name, err)
+			}
+			want := *c
+			wantKeyed := -1
+			if f.keyed {
+				want.Sender, wantKeyed = [KeySize]byte{}, 1
+			}
+			if got.Keyed != wantKeyed || got.Kind != want.Kind || got.LoopID != want.LoopID || got.Sender != want.Sender || !bytes.Equal(got.SURB, want.SURB) ||
+				!bytes.Equal(got.Initial, want.Initial) || !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Ciphertext, want.Ciphertext) {
+				t.Fatalf("%s, kind %d: opened %+v", f.name, c.Kind, got)
+			}
 		}
 	}
 }
@@ -62,54 +135,91 @@ func TestRoundTrip(t *testing.T) {
 // Every payload is one size and looks random, whatever it holds: the
 // recipient's provider must not tell a loop from a session's first message.
 func TestSameSizeWhateverTheContents(t *testing.T) {
-	key := testKey(t, "bob")
-	a, _ := Seal(recipientOf(key), &Contents{Kind: KindLoop}, payloadSize)
-	b, _ := Seal(recipientOf(key), sessionContents(), payloadSize)
-	if len(a) != len(b) {
-		t.Fatalf("a loop seals to %d bytes, a session message to %d", len(a), len(b))
+	for _, f := range newRecipient(t, "bob").forms() {
+		a, _ := f.seal(t, &Contents{Kind: KindLoop})
+		b, _ := f.seal(t, sessionContents())
+		if len(a) != len(b) {
+			t.Fatalf("%s: a loop seals to %d bytes, a session message to %d", f.name, len(a), len(b))
+		}
+		// A sealed loop is mostly encrypted zero padding: it must not show.
+		if zeros := bytes.Count(a[1:], []byte{0}); zeros > len(a)/64 {
+			t.Fatalf("%s: a sealed loop packet has %d zero bytes of %d", f.name, zeros, len(a))
+		}
 	}
-	// A sealed loop is mostly encrypted zero padding: it must not show.
-	zeros := bytes.Count(a[Overhead:], []byte{0})
-	if zeros > len(a)/64 {
-		t.Fatalf("a sealed loop packet has %d zero bytes of %d", zeros, len(a))
+}
+
+// TestTopBitRandomised: the sealed form's X25519 ephemeral key, whose
+// encoding always has its top bit clear, has it set in about half the
+// payloads, which still open.
+func TestTopBitRandomised(t *testing.T) {
+	bob := newRecipient(t, "bob")
+	seal := bob.forms()[0].seal
+	set := 0
+	const n = 64
+	for range n {
+		p, err := seal(t, sessionContents())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p[sealedEncLength]&topBit != 0 {
+			set++
+		}
+		if _, err := Open(bob.keys(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if set < n/4 || set > 3*n/4 {
+		t.Fatalf("the top bit was set in %d of %d payloads", set, n)
 	}
 }
 
 func TestWrongKeyOrDamage(t *testing.T) {
-	key := testKey(t, "bob")
-	sealed, err := Seal(recipientOf(key), sessionContents(), payloadSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(testKey(t, "eve"), sealed); !errors.Is(err, ErrOpen) {
-		t.Fatalf("opened with the wrong key: %v", err)
-	}
-	for _, i := range []int{1, 40, 1000, len(sealed) - 1} {
-		damaged := bytes.Clone(sealed)
-		damaged[i] ^= 1
-		if _, err := Open(key, damaged); !errors.Is(err, ErrOpen) {
-			t.Fatalf("byte %d flipped: %v", i, err)
+	bob, eve := newRecipient(t, "bob"), newRecipient(t, "eve")
+	for _, f := range bob.forms() {
+		sealed, err := f.seal(t, sessionContents())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	bad := bytes.Clone(sealed)
-	bad[0] = 2
-	if _, err := Open(key, bad); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("version 2: %v", err)
-	}
-	if _, err := Open(key, sealed[:10]); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("truncated: %v", err)
+		if _, err := Open(eve.keys(), sealed); !errors.Is(err, ErrOpen) {
+			t.Fatalf("%s: opened with the wrong keys: %v", f.name, err)
+		}
+		for _, i := range []int{1, 40, 1000, 1100, len(sealed) - 1} {
+			damaged := bytes.Clone(sealed)
+			damaged[i] ^= 1
+			if _, err := Open(bob.keys(), damaged); !errors.Is(err, ErrOpen) {
+				t.Fatalf("%s: byte %d flipped: %v", f.name, i, err)
+			}
+		}
+		bad := bytes.Clone(sealed)
+		bad[0] = 3
+		if _, err := Open(bob.keys(), bad); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: version 3: %v", f.name, err)
+		}
+		if _, err := Open(bob.keys(), sealed[:10]); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: truncated: %v", f.name, err)
+		}
 	}
 }
 
 func TestDoesNotFit(t *testing.T) {
-	c := sessionContents()
-	c.Ciphertext = make([]byte, SessionRoom(payloadSize, len(c.SURB), len(c.Initial))-len(c.Header)+1)
-	if _, err := Seal(recipientOf(testKey(t, "bob")), c, payloadSize); err == nil {
-		t.Fatal("sealed contents one byte too long")
-	}
-	c.Ciphertext = c.Ciphertext[1:]
-	if _, err := Seal(recipientOf(testKey(t, "bob")), c, payloadSize); err != nil {
-		t.Fatalf("contents that exactly fit: %v", err)
+	bob := newRecipient(t, "bob")
+	rng := testrand.New(8)
+	for name, seal := range map[string]func(*Contents) ([]byte, error){
+		"sealed, with an Initial": func(c *Contents) ([]byte, error) { return Seal(rng, bob.prekeys.public, c, payloadSize) },
+		"classical, without":      func(c *Contents) ([]byte, error) { return SealClassical(recipientOf(bob.identity), c, payloadSize) },
+	} {
+		c := sessionContents()
+		if name == "classical, without" {
+			c.Initial = nil
+		}
+		c.Ciphertext = make([]byte, SessionRoom(payloadSize, len(c.SURB), len(c.Initial))-len(c.Header)+1)
+		if _, err := seal(c); err == nil {
+			t.Fatalf("%s: sealed contents one byte too long", name)
+		}
+		c.Ciphertext = c.Ciphertext[1:]
+		if _, err := seal(c); err != nil {
+			t.Fatalf("%s: contents that exactly fit: %v", name, err)
+		}
 	}
 }
 
@@ -119,10 +229,12 @@ func TestDecodeStrict(t *testing.T) {
 		"unknown kind":    {7},
 		"short loop":      {byte(KindLoop), 1, 2},
 		"nonzero padding": append(append([]byte{byte(KindLoop)}, make([]byte, LoopIDSize)...), 0, 1),
-		"short session":   append([]byte{byte(KindSession)}, make([]byte, 33)...),
+		"short session":   {byte(KindSession), 0, 0, 0, 0, 0},
 	} {
-		if _, err := decodeContents(data); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: %v", name, err)
+		for _, withSender := range []bool{true, false} {
+			if _, err := decodeContents(data, withSender); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%s (sender %v): %v", name, withSender, err)
+			}
 		}
 	}
 }
@@ -143,24 +255,35 @@ func TestAck(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	key := testKey(f, "bob")
-	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents()} {
-		sealed, err := Seal(recipientOf(key), c, payloadSize)
-		if err != nil {
-			f.Fatal(err)
+	bob := newRecipient(f, "bob")
+	for _, form := range bob.forms() {
+		for _, c := range []*Contents{{Kind: KindLoop}, sessionContents()} {
+			sealed, err := form.seal(f, c)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(sealed)
 		}
-		f.Add(sealed)
 	}
+	rng := testrand.New(9)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Open(key, data)
+		o, err := Open(bob.keys(), data)
 		if err != nil {
+			if !errors.Is(err, ErrOpen) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("undocumented error %v", err)
+			}
 			return
 		}
-		resealed, err := Seal(recipientOf(key), &c, len(data))
+		var resealed []byte
+		if o.Keyed >= 0 {
+			resealed, err = SealKeyed(rng, &bob.key, &o.Contents, len(data))
+		} else {
+			resealed, err = SealClassical(recipientOf(bob.identity), &o.Contents, len(data))
+		}
 		if err != nil {
 			t.Fatalf("opened contents do not seal again: %v", err)
 		}
-		if _, err := Open(key, resealed); err != nil {
+		if _, err := Open(bob.keys(), resealed); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -170,15 +293,17 @@ func FuzzOpen(f *testing.F) {
 // through the AEAD.
 func FuzzDecode(f *testing.F) {
 	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents()} {
-		b, _ := c.encode()
-		f.Add(b)
+		b, _ := c.encode(true)
+		f.Add(b, true)
+		b, _ = c.encode(false)
+		f.Add(b, false)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := decodeContents(data)
+	f.Fuzz(func(t *testing.T, data []byte, withSender bool) {
+		c, err := decodeContents(data, withSender)
 		if err != nil {
 			return
 		}
-		again, err := c.encode()
+		again, err := c.encode(withSender)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,11 @@ import (
 
 // Card is a user's public contact card.
 type Card struct {
+	// Version is the card's format version, which also says what its
+	// owner's software opens: version 2 (CardVersion) the sealed and keyed
+	// envelopes of envelope version 2, version 1 only the classical one.
+	// The layout is the same.
+	Version uint8
 	// DHKey is the X25519 identity key.
 	DHKey [32]byte
 	// SigningKey is the Ed25519 key that signed the prekeys and the card.
@@ -68,15 +73,20 @@ func (c *Card) signed() []byte {
 	return append([]byte(cardContext), c.body()...)
 }
 
-// Card encoding, version 1 (big-endian):
+// Card encoding, versions 1 and 2 (big-endian; the same layout):
 //
 //	"bccard" | u8 version | DH key [32] | signing key [32]
 //	| u32 prekey ID | u64 created | prekey [32] | signature [64]
 //	| u32 PQ prekey ID | u64 created | PQ prekey [1184] | signature [64]
 //	| provider [32] | mailbox [32] | card signature [64]
 const (
-	cardMagic   = "bccard"
-	cardVersion = 1
+	cardMagic = "bccard"
+	// CardVersion is the version of the cards this release makes;
+	// CardVersionClassical is the previous release's, which it still
+	// reads and can still make (Identity.CardOfVersion) for a contact
+	// whose software reads no other.
+	CardVersion          = 2
+	CardVersionClassical = 1
 	// CardSize is the length of an encoded card.
 	CardSize = len(cardMagic) + 1 + 32 + 32 + (4 + 8 + 32 + 64) + (4 + 8 + mlkem.EncapsulationKeySize768 + 64) + 32 + 32 + 64
 )
@@ -91,7 +101,7 @@ var ErrIdentity = errors.New("identity: unreadable identity")
 func (c *Card) body() []byte {
 	var b cryptobyte.Builder
 	b.AddBytes([]byte(cardMagic))
-	b.AddUint8(cardVersion)
+	b.AddUint8(c.Version)
 	b.AddBytes(c.DHKey[:])
 	b.AddBytes(c.SigningKey)
 	b.AddUint32(c.Prekey.ID)
@@ -106,6 +116,10 @@ func (c *Card) body() []byte {
 	b.AddBytes(c.Mailbox[:])
 	return b.BytesOrPanic()
 }
+
+// OpensSealed reports whether the card's owner opens envelope version 2
+// (sealed and keyed payloads): a card of version 2.
+func (c *Card) OpensSealed() bool { return c.Version >= CardVersion }
 
 // MarshalBinary encodes the card.
 func (c *Card) MarshalBinary() ([]byte, error) {
@@ -127,10 +141,10 @@ func ParseCard(data []byte) (*Card, error) {
 	if !s.ReadBytes(&magic, len(cardMagic)) || string(magic) != cardMagic {
 		return nil, fmt.Errorf("%w: not a contact card", ErrCard)
 	}
-	if !s.ReadUint8(&version) || version != cardVersion {
-		return nil, fmt.Errorf("%w: card version %d, this program reads version %d", ErrCard, version, cardVersion)
+	if !s.ReadUint8(&version) || version != CardVersion && version != CardVersionClassical {
+		return nil, fmt.Errorf("%w: card version %d, this program reads versions %d and %d", ErrCard, version, CardVersionClassical, CardVersion)
 	}
-	c := &Card{}
+	c := &Card{Version: version}
 	var signing, prekey, prekeySig, pq, pqSig, provider, mailbox, sig []byte
 	var prekeyCreated, pqCreated uint64
 	ok := s.CopyBytes(c.DHKey[:]) &&

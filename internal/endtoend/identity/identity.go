@@ -94,9 +94,16 @@ func Generate(rand io.Reader, provider, mailbox [32]byte, now time.Time) (*Ident
 	}, nil
 }
 
-// Card returns the identity's contact card, signed.
-func (id *Identity) Card() *Card {
+// Card returns the identity's contact card, signed, of CardVersion.
+func (id *Identity) Card() *Card { return id.CardOfVersion(CardVersion) }
+
+// CardOfVersion returns the identity's contact card of the given version,
+// signed: CardVersionClassical for a contact on the previous release, which
+// reads no other, and which then writes to this identity in the classical
+// envelope only.
+func (id *Identity) CardOfVersion(version uint8) *Card {
 	c := &Card{
+		Version:    version,
 		SigningKey: id.Signing.Public().(ed25519.PublicKey),
 		Prekey:     PublicPrekey{ID: id.Prekey.ID, Created: id.Prekey.Created},
 		PQPrekey:   PublicPQPrekey{ID: id.PQPrekey.ID, Created: id.PQPrekey.Created},
@@ -110,4 +117,20 @@ func (id *Identity) Card() *Card {
 	c.PQPrekey.Signature = ed25519.Sign(id.Signing, c.PQPrekey.signed())
 	c.Signature = ed25519.Sign(id.Signing, c.signed())
 	return c
+}
+
+// PrekeyPair is a pair of prekeys: what the sealed envelope is sealed to.
+type PrekeyPair struct {
+	PQ     *mlkem.DecapsulationKey768
+	X25519 *ecdh.PrivateKey
+}
+
+// PrekeyPairs returns the current prekeys and then those retired and not
+// yet erased: what payloads sealed from this identity's cards open with.
+func (id *Identity) PrekeyPairs() []PrekeyPair {
+	pairs := []PrekeyPair{{PQ: id.PQPrekey.Key, X25519: id.Prekey.Key}}
+	for _, r := range id.Retired {
+		pairs = append(pairs, PrekeyPair{PQ: r.PQPrekey.Key, X25519: r.Prekey.Key})
+	}
+	return pairs
 }

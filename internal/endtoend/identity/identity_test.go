@@ -228,3 +228,34 @@ func FuzzParseIdentity(f *testing.F) {
 		}
 	})
 }
+
+// TestCardVersions: this release makes version 2 cards, whose owner opens
+// sealed envelopes; it still reads and can make version 1 cards for the
+// previous release, and refuses versions it does not know.
+func TestCardVersions(t *testing.T) {
+	id := newIdentity(t, 30)
+	for _, v := range []uint8{CardVersion, CardVersionClassical} {
+		c := id.CardOfVersion(v)
+		raw, err := c.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseCard(raw)
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if got.Version != v || got.OpensSealed() != (v == CardVersion) || got.DHKey != c.DHKey {
+			t.Fatalf("version %d parsed as version %d, opens sealed %v", v, got.Version, got.OpensSealed())
+		}
+		raw[len(cardMagic)] = 3
+		if _, err := ParseCard(raw); !errors.Is(err, ErrCard) {
+			t.Fatalf("version 3: %v", err)
+		}
+	}
+	if id.Card().Version != CardVersion {
+		t.Fatalf("a new card is version %d", id.Card().Version)
+	}
+	if pairs := id.PrekeyPairs(); len(pairs) != 1 || pairs[0].PQ != id.PQPrekey.Key || pairs[0].X25519 != id.Prekey.Key {
+		t.Fatal("the prekey pairs are not the current prekeys")
+	}
+}

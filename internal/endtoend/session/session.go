@@ -12,11 +12,13 @@ import (
 )
 
 // Session is one side of an established session: the ratchet, the
-// associated data from PQXDH, and the peer's current card.
+// associated data from PQXDH, the peer's current card, and the envelope
+// keys.
 type Session struct {
-	Ratchet *Ratchet
-	AD      []byte
-	Peer    *identity.Card
+	Ratchet  *Ratchet
+	AD       []byte
+	Peer     *identity.Card
+	Envelope EnvelopeKeys
 }
 
 // Kind says what a session message carries.
@@ -50,12 +52,16 @@ func Start(rand io.Reader, self *identity.Identity, peer *identity.Card) (*Sessi
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := NewInitiatorRatchet(rand, sk, peer.Prekey.Key[:])
-	clear(sk[:])
+	defer clear(sk[:])
+	keys, err := envelopeKeys(sk, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Session{Ratchet: r, AD: ad, Peer: peer}, &init, nil
+	r, err := NewInitiatorRatchet(rand, sk, peer.Prekey.Key[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Session{Ratchet: r, AD: ad, Peer: peer, Envelope: keys}, &init, nil
 }
 
 // Accept answers an initial message: PQXDH as responder, then the first
@@ -80,12 +86,16 @@ func Accept(rand io.Reader, self *identity.Identity, guard *Guard, peer *identit
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	r, err := NewResponderRatchet(rand, sk, prekey.Key)
-	clear(sk[:])
+	defer clear(sk[:])
+	keys, err := envelopeKeys(sk, false)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	s := &Session{Ratchet: r, AD: ad, Peer: peer}
+	r, err := NewResponderRatchet(rand, sk, prekey.Key)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	s := &Session{Ratchet: r, AD: ad, Peer: peer, Envelope: keys}
 	kind, body, err := s.Open(first)
 	if err != nil {
 		s.Ratchet.wipeChains()

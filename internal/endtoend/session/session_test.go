@@ -42,6 +42,12 @@ func TestSessionLifecycle(t *testing.T) {
 	if _, _, _, err := Accept(testrand.New(44), bob, &fresh, aliceCard, init, first); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replayed initial message: %v", err)
 	}
+	// Each side's envelope key to the other is the other's to receive
+	// with, and the two directions differ.
+	if s.Envelope.Send != b.Envelope.Receive || b.Envelope.Send != s.Envelope.Receive || s.Envelope.Send == s.Envelope.Receive ||
+		s.Envelope.Send == [KeySize]byte{} {
+		t.Fatal("the two sides' envelope keys do not pair up")
+	}
 
 	// Bob rotates his prekeys and tells Alice inside the session.
 	if err := bob.RotatePrekeys(testrand.New(45), now.Add(8*24*time.Hour)); err != nil {

@@ -56,13 +56,17 @@ type Geometry struct {
 // the recipient's provider, the stratified topology of Loopix, where three
 // layers are what its anonymity analysis recommends.
 //
-// 2,048 bytes of user payload (2,556-byte packets): large enough that a
-// typical text message, together with the 684-byte SURB that carries its
-// acknowledgement, fits in one packet, and small enough that cover traffic
-// (which sends full packets at a constant rate whether or not the user talks)
-// stays affordable on a phone connection. It is also within a few bytes of
-// Katzenpost's benchmark geometry (2,000 bytes), so figures compare.
-var DefaultGeometry = Geometry{MaxHops: 5, UserPayloadLength: 2048}
+// 3,200 bytes of user payload (3,708-byte packets): the first message of a
+// session is sealed to the recipient with the post-quantum X-Wing KEM (1,137
+// bytes of envelope) and carries the PQXDH Initial (1,161 bytes, most of it
+// an ML-KEM ciphertext) and the 684-byte SURB of its acknowledgement, 3,122
+// bytes with its session record; later packets carry 2,426 bytes of message
+// each. It stays small enough that cover traffic (which sends full packets
+// at a constant rate whether or not the user talks) is affordable on a
+// phone connection. Until the post-quantum envelope (2026-12) it was 2,048
+// bytes, within a few bytes of Katzenpost's benchmark geometry (2,000), the
+// figures of BENCHMARKS.md before that date.
+var DefaultGeometry = Geometry{MaxHops: 5, UserPayloadLength: 3200}
 
 // Validate reports whether g can be used.
 func (g Geometry) Validate() error {

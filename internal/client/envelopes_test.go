@@ -1,0 +1,258 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/backchannel/backchannel/internal/endtoend/envelope"
+	"github.com/backchannel/backchannel/internal/endtoend/identity"
+	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
+)
+
+// payloadOf unwraps a packet hop by hop with the nodes' Sphinx keys and
+// returns what its last hop stores in the mailbox.
+func payloadOf(t *testing.T, p offlinePair, packet []byte) []byte {
+	t.Helper()
+	format := p.alice.format
+	packet = bytes.Clone(packet)
+	node := p.doc.Node(p.doc.Providers()[0].IdentityKey) // alice's provider
+	for range 8 {
+		key, err := keyfile.ReadX25519(filepath.Join(p.netDir, node.Name, "sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", p.doc.Epoch)), keyfile.Sphinx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := format.Unwrap(&key, packet)
+		if err != nil {
+			t.Fatalf("unwrapping at %s: %v", node.Name, err)
+		}
+		next, ok := res.Commands.NextHop()
+		if !ok {
+			return res.Payload
+		}
+		node = nodeByID(p.doc, next.ID) // the packet was rewritten in place
+	}
+	t.Fatal("a route longer than the network")
+	return nil
+}
+
+// withBob opens bob's side of an offline pair, with alice as a contact.
+func withBob(t *testing.T, p offlinePair) *Client {
+	t.Helper()
+	bob, err := Open(p.bobCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bob.Close)
+	if err := bob.AddContact("alice", p.alice.Self()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.useDocument(p.doc); err != nil {
+		t.Fatal(err)
+	}
+	return bob
+}
+
+// formOf says which keys open a payload: "keyed" (a session's or the loop
+// key), "sealed" (the prekeys) or "classical" (the identity key) of c.
+func formOf(t *testing.T, c *Client, payload []byte) string {
+	t.Helper()
+	c.mu.Lock()
+	keys, _ := c.openKeys()
+	c.unlock()
+	only := map[string]*envelope.Keys{
+		"keyed":     {Keyed: keys.Keyed},
+		"sealed":    {Prekeys: keys.Prekeys},
+		"classical": {Identity: keys.Identity},
+	}
+	var opened []string
+	for _, form := range []string{"keyed", "sealed", "classical"} {
+		if _, err := envelope.Open(only[form], payload); err == nil {
+			opened = append(opened, form)
+		} else if !errors.Is(err, envelope.ErrOpen) {
+			t.Fatalf("%s keys: %v", form, err)
+		}
+	}
+	if len(opened) != 1 {
+		t.Fatalf("the payload opens with %v", opened)
+	}
+	return opened[0]
+}
+
+// hello plans and builds alice's hello to a contact and returns its
+// payload.
+func hello(t *testing.T, p offlinePair, name string) []byte {
+	t.Helper()
+	ct := p.alice.byName(name)
+	return payloadOf(t, p, planned(t, p.alice, func() (build, error) {
+		return p.alice.planSessionPacket(ct, nil, nil, 0, p.clock.Now())
+	}))
+}
+
+// fragmentsTo queues a text to bob and returns the payloads of the
+// fragments due to him (the capabilities message may go first).
+func fragmentsTo(t *testing.T, p offlinePair, text string) [][]byte {
+	t.Helper()
+	if _, err := p.alice.Send("bob", Content{Kind: Text, Body: []byte(text)}); err != nil {
+		t.Fatal(err)
+	}
+	ct := p.alice.byName("bob")
+	var out [][]byte
+	for range 10 {
+		packet := planned(t, p.alice, func() (build, error) {
+			return p.alice.planFragment(p.clock.Now(), map[*contact]bool{ct: true}, false)
+		})
+		if packet == nil {
+			return out
+		}
+		out = append(out, payloadOf(t, p, packet))
+	}
+	t.Fatal("more fragments due than the test sent")
+	return nil
+}
+
+// inboxTexts returns the texts in c's inbox.
+func inboxTexts(t *testing.T, c *Client) map[string]bool {
+	t.Helper()
+	in, err := c.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := map[string]bool{}
+	for _, m := range in {
+		texts[m.Text] = true
+	}
+	return texts
+}
+
+func receivePayload(c *Client, payload []byte, p offlinePair) {
+	c.mu.Lock()
+	c.receivePayload(payload, p.clock.Now())
+	c.unlock()
+}
+
+func confirmed(t *testing.T, c *Client, name string) {
+	t.Helper()
+	ct := c.byName(name)
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if ct.rec.Session == nil || !ct.rec.Session.Initiated {
+		t.Fatalf("no session initiated with %s", name)
+	}
+	c.confirm(ct)
+}
+
+// TestEnvelopeForms follows the forms a conversation's payloads take
+// (envelopes.go): the hello sealed to the contact's prekeys, what follows
+// keyed with the session's envelope keys, loops of both forms, and the
+// classical form to a contact whose card says its software opens nothing
+// else.
+func TestEnvelopeForms(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 70, aliceRand: testrand.New(70, 'a'), bobRand: testrand.New(70, 'b')})
+	alice := p.alice
+	bob := withBob(t, p)
+
+	h := hello(t, p, "bob")
+	if form := formOf(t, bob, h); form != "sealed" || h[0] != envelope.Version {
+		t.Fatalf("the hello is %s (version %d), want sealed", form, h[0])
+	}
+	receivePayload(bob, h, p)
+	if got := bob.byName("alice").shown.Load().state; got != "established" {
+		t.Fatalf("bob's session after the hello: %s", got)
+	}
+	confirmed(t, alice, "bob")
+
+	for _, f := range fragmentsTo(t, p, "keyed, not named") {
+		// The session's envelope key opens it and nothing else of bob's
+		// does; nothing in it names alice.
+		if form := formOf(t, bob, f); form != "keyed" {
+			t.Fatalf("a fragment in a confirmed session is %s, want keyed", form)
+		}
+		if bytes.Contains(f, alice.self.DHKey[:]) {
+			t.Fatal("the keyed payload carries alice's identity key in the clear")
+		}
+		receivePayload(bob, f, p)
+	}
+	if in, _ := bob.Inbox(); len(in) != 1 || in[0].Text != "keyed, not named" || in[0].Contact != "alice" {
+		t.Fatalf("bob's inbox: %+v", in)
+	}
+
+	forms := map[string]int{}
+	for range 40 {
+		loop := payloadOf(t, p, planned(t, alice, func() (build, error) { return alice.planLoop(p.clock.Now()) }))
+		forms[formOf(t, alice, loop)]++
+		receivePayload(alice, loop, p)
+	}
+	if forms["keyed"] < 8 || forms["sealed"] < 8 || alice.Stats().LoopsReturned != 40 {
+		t.Fatalf("loops: %v, %d returned", forms, alice.Stats().LoopsReturned)
+	}
+
+	// A contact of the previous release: its card is of version 1.
+	old, err := identity.Generate(testrand.New(70, 'c'), [32]byte(p.doc.Providers()[1].IdentityKey), [32]byte{7}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddContact("carol", old.CardOfVersion(identity.CardVersionClassical)); err != nil {
+		t.Fatal(err)
+	}
+	if h := hello(t, p, "carol"); h[0] != envelope.VersionClassical {
+		t.Fatalf("a hello to a version 1 card is of envelope version %d, want %d", h[0], envelope.VersionClassical)
+	}
+}
+
+// TestRekeyOldSessions: a session from before envelope keys (simulated by
+// taking them away on both sides) is set up again once the contact's
+// software is known to open envelope version 2; the contact replaces its
+// old session with the new one, and the conversation goes on keyed.
+func TestRekeyOldSessions(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 71, aliceRand: testrand.New(71, 'a'), bobRand: testrand.New(71, 'b')})
+	alice := p.alice
+	bob := withBob(t, p)
+	receivePayload(bob, hello(t, p, "bob"), p)
+	confirmed(t, alice, "bob")
+	for _, side := range []*contact{alice.byName("bob"), bob.byName("alice")} {
+		side.mu.Lock()
+		side.sess.Envelope = session.EnvelopeKeys{}
+		side.rec.Session.EnvelopeSend, side.rec.Session.EnvelopeReceive = nil, nil
+		side.mu.Unlock()
+	}
+	for _, f := range fragmentsTo(t, p, "classical, for now") {
+		if f[0] != envelope.VersionClassical {
+			t.Fatalf("a session without envelope keys sends envelope version %d", f[0])
+		}
+	}
+
+	ct := alice.byName("bob")
+	alice.mu.Lock()
+	ct.mu.Lock()
+	alice.rekeyIfOld(ct)
+	ct.mu.Unlock()
+	alice.unlock()
+	if !ct.rec.Rekey || ct.sess != nil {
+		t.Fatal("the old session was not dropped for a new one")
+	}
+	h := hello(t, p, "bob")
+	receivePayload(bob, h, p)
+	if !bob.byName("alice").keyed() {
+		t.Fatal("bob did not replace his old session with the new one")
+	}
+	confirmed(t, alice, "bob")
+	if ct.rec.Rekey {
+		t.Fatal("the rekey mark outlived the new session's confirmation")
+	}
+	// What was sent in the old session and not acknowledged goes again in
+	// the new one, keyed.
+	for _, f := range fragmentsTo(t, p, "keyed again") {
+		if form := formOf(t, bob, f); form != "keyed" {
+			t.Fatalf("after the new session, a fragment is %s", form)
+		}
+		receivePayload(bob, f, p)
+	}
+	if texts := inboxTexts(t, bob); !texts["keyed again"] || !texts["classical, for now"] {
+		t.Fatalf("bob's inbox: %v", texts)
+	}
+}
