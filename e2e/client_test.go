@@ -153,11 +153,16 @@ func (c *clientProc) stop() {
 	}
 }
 
-// befriend exchanges the two users' cards, as files.
-func befriend(a, b *clientProc) {
+// befriend exchanges the two users' cards, as files; cardArgs are given
+// to b's `card` command.
+func befriend(a, b *clientProc, cardArgs ...string) {
 	for _, pair := range [][2]*clientProc{{a, b}, {b, a}} {
 		card := filepath.Join(a.t.TempDir(), pair[0].name+".card")
-		if err := os.WriteFile(card, []byte(pair[0].cli("card")), 0o600); err != nil {
+		args := []string{"card"}
+		if pair[0] == b {
+			args = append(args, cardArgs...)
+		}
+		if err := os.WriteFile(card, []byte(pair[0].cli(args...)), 0o600); err != nil {
 			a.t.Fatal(err)
 		}
 		pair[1].cli("contact", "add", pair[0].name, card)

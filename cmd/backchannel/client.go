@@ -23,6 +23,7 @@ import (
 	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/features"
 	"github.com/backchannel/backchannel/internal/features/interest"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
@@ -105,7 +106,8 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		network := client.Network{Threshold: n.Threshold, ClockSkew: n.ClockSkew.Duration, Provider: client.Provider{Name: p.Name, Address: p.Address}}
+		network := client.Network{Threshold: n.Threshold, ClockSkew: n.ClockSkew.Duration, Provider: client.Provider{Name: p.Name, Address: p.Address},
+			Geometry: sphinx.Geometry{MaxHops: n.MaxHops, UserPayloadLength: n.Payload}}
 		for _, a := range n.Authorities {
 			key, _ := hex.DecodeString(a) // checked by LoadNetwork
 			network.Authorities = append(network.Authorities, ed25519.PublicKey(key))
@@ -227,10 +229,11 @@ func noState(dir string) error {
 // runCard is `backchannel card`: the user's own card, as text.
 func runCard(args []string, stdout, stderr io.Writer) int {
 	fs, dir := clientFlags("card", stderr)
+	classical := fs.Bool("classical", false, "print the card in the previous release's format (version 1), for a contact whose software reads no other: that contact writes to you in the classical envelope, which someone who later breaks X25519 can open, until it upgrades")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	resp, ok := call[control.CardResponse](*dir, &control.CardRequest{}, stderr)
+	resp, ok := call[control.CardResponse](*dir, &control.CardRequest{Classical: *classical}, stderr)
 	if !ok {
 		return 1
 	}

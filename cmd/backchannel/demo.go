@@ -370,6 +370,7 @@ func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimelin
 	network := client.Network{
 		Authorities: tn.Authorities, Threshold: tn.Threshold, ClockSkew: time.Minute,
 		Provider: client.Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)},
+		Geometry: tn.Document.Parameters.Geometry,
 	}
 	c, account, err := client.Create(client.Config{
 		Dir: filepath.Join(dir, name), Passphrase: []byte(name + "'s demo passphrase"), Rand: rand.Reader,

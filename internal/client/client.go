@@ -316,6 +316,14 @@ func open(cfg Config, st store) (*Client, error) {
 // Self returns the user's own card.
 func (c *Client) Self() *identity.Card { return c.view.Load().self }
 
+// ClassicalCard returns the user's card in version 1, for a contact on the
+// previous release, which reads no other. A contact holding it writes to
+// the user in the classical envelope until its software says it opens the
+// others (envelopes.go).
+func (c *Client) ClassicalCard() *identity.Card {
+	return c.id.CardOfVersion(identity.CardVersionClassical)
+}
+
 // Account returns the user's account at the provider.
 func (c *Client) Account() Account { return c.view.Load().account }
 

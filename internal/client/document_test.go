@@ -63,7 +63,8 @@ func newDocumentFixture(t *testing.T) *documentFixture {
 	p := tn.Document.Providers()[0]
 	x.c, _, err = Create(Config{Dir: filepath.Join(t.TempDir(), "alice"), Passphrase: []byte("x"), VaultParams: testVaultParams, Clock: clk, Rand: testrand.New(22)},
 		Network{Authorities: tn.Authorities, Threshold: 2, ClockSkew: 2 * time.Second,
-			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}})
+			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)},
+			Geometry: tn.Document.Parameters.Geometry})
 	if err != nil {
 		t.Fatal(err)
 	}

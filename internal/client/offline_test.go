@@ -52,7 +52,8 @@ func newOfflinePair(t *testing.T, o offline) offlinePair {
 	network := func(i int) Network {
 		p := tn.Document.Providers()[i]
 		return Network{Authorities: tn.Authorities, Threshold: tn.Threshold,
-			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)}}
+			Provider: Provider{Name: p.Name, Address: p.Address, LinkKey: p.LinkKey, Identity: [32]byte(p.IdentityKey)},
+			Geometry: tn.Document.Parameters.Geometry}
 	}
 	if o.scheduleSeed == ([32]byte{}) {
 		o.scheduleSeed = [32]byte{o.seed}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
-	"github.com/backchannel/backchannel/internal/packet/sphinx"
 )
 
 // ErrWiped and ErrClosed end the loops of a wiped or closed client: Run
@@ -83,10 +82,7 @@ func (c *Client) linkMade(link Link) error {
 // checked). It takes c.mu.
 func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	c.mu.Lock()
-	g := sphinx.DefaultGeometry
-	if c.doc != nil {
-		g = c.doc.Parameters.Geometry
-	}
+	g := c.geometry()
 	c.unlock()
 	link, err := c.cfg.Dial(ctx, c.profile.Network, c.linkKey, wire.FrameSizeFor(g.PacketLength()))
 	if err != nil {

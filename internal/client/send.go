@@ -15,11 +15,23 @@ import (
 // payload, less the envelope with its SURB, the session message's header
 // and overhead, and the record type byte. c.mu is held.
 func (c *Client) fragmentCapacity() int {
-	g := sphinx.DefaultGeometry
-	if c.doc != nil {
-		g = c.doc.Parameters.Geometry
+	return fragmentCapacity(c.geometry())
+}
+
+// legacyGeometry is the packet geometry of every network of the previous
+// release, whose bootstrap files do not name one.
+var legacyGeometry = sphinx.Geometry{MaxHops: 5, UserPayloadLength: 2048}
+
+// geometry is the network's packet geometry: the document's once held,
+// else the bootstrap file's, else legacyGeometry. c.mu is held.
+func (c *Client) geometry() sphinx.Geometry {
+	switch {
+	case c.doc != nil:
+		return c.doc.Parameters.Geometry
+	case c.profile.Network.Geometry != (sphinx.Geometry{}):
+		return c.profile.Network.Geometry
 	}
-	return fragmentCapacity(g)
+	return legacyGeometry
 }
 
 func fragmentCapacity(g sphinx.Geometry) int {

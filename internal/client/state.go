@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client/vault"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 )
 
 // StateVersion is the version of every record the client keeps in its
@@ -23,6 +24,10 @@ type Network struct {
 	// ClockSkew is how far the local clock may be off the authorities'.
 	ClockSkew time.Duration `json:"clock_skew"`
 	Provider  Provider      `json:"provider"`
+	// Geometry is the network's packet geometry as the bootstrap file
+	// gave it, for the links made before a document is held; zero for a
+	// bootstrap file of the previous release (legacyGeometry).
+	Geometry sphinx.Geometry `json:"geometry,omitzero"`
 }
 
 // Provider is the user's provider as the bootstrap file names it.

@@ -66,6 +66,7 @@ func TestNetworkBootstrapErrors(t *testing.T) {
 		"bad key":       "version = 1\nauthorities = [\"zz\"]\n" + provider,
 		"version":       fmt.Sprintf("version = 2\nauthorities = [%q]\n", key) + provider,
 		"no authority":  "version = 1\n" + provider,
+		"half geometry": fmt.Sprintf("version = 1\nauthorities = [%q]\npayload = 3200\n", key) + provider,
 		"provider keys": fmt.Sprintf("version = 1\nauthorities = [%q]\n[[provider]]\nname = \"p\"\naddress = \"a\"\nlink_key = \"00\"\nidentity_key = %q\n", key, key),
 	} {
 		path := filepath.Join(t.TempDir(), "network.toml")

@@ -12,11 +12,17 @@ import (
 // as network.toml; a client picks its provider from it at `backchannel
 // init`.
 type Network struct {
-	Version     int               `toml:"version"`
-	Authorities []string          `toml:"authorities"`
-	Threshold   int               `toml:"threshold"`
-	ClockSkew   Duration          `toml:"clock_skew"`
-	Providers   []NetworkProvider `toml:"provider"`
+	Version     int      `toml:"version"`
+	Authorities []string `toml:"authorities"`
+	Threshold   int      `toml:"threshold"`
+	ClockSkew   Duration `toml:"clock_skew"`
+	// MaxHops and Payload are the network's packet geometry, which a
+	// client needs before its first link (the frames' size follows from
+	// it); absent in the files of the previous release, whose networks
+	// all had 5 hops and 2,048-byte payloads.
+	MaxHops   int               `toml:"max_hops,omitzero"`
+	Payload   int               `toml:"payload,omitzero"`
+	Providers []NetworkProvider `toml:"provider"`
 }
 
 // NetworkProvider is one [[provider]] of the bootstrap file.
@@ -60,6 +66,9 @@ func (n *Network) validate() error {
 	}
 	if n.ClockSkew.Duration < 0 {
 		errs = append(errs, errors.New("clock_skew must not be negative"))
+	}
+	if n.MaxHops < 0 || n.Payload < 0 || (n.MaxHops == 0) != (n.Payload == 0) {
+		errs = append(errs, fmt.Errorf("max_hops = %d and payload = %d: give both, or neither", n.MaxHops, n.Payload))
 	}
 	if len(n.Providers) == 0 {
 		errs = append(errs, errors.New("no [[provider]]"))

@@ -135,6 +135,7 @@ func (n *Network) Bootstrap(provider string) client.Network {
 			return client.Network{
 				Authorities: n.TN.Authorities, Threshold: n.TN.Threshold, ClockSkew: time.Minute,
 				Provider: client.Provider{Name: node.Name, Address: node.Address, LinkKey: node.LinkKey, Identity: [32]byte(node.IdentityKey)},
+				Geometry: n.TN.Document.Parameters.Geometry,
 			}
 		}
 	}

@@ -485,7 +485,9 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 // clientBootstrap is the network.toml clients start from: the authorities
 // and the providers.
 func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) *config.Network {
-	n := &config.Network{Version: config.Version, Authorities: hexKeys(authorities), Threshold: threshold, ClockSkew: config.Duration{Duration: skew}}
+	g := doc.Parameters.Geometry
+	n := &config.Network{Version: config.Version, Authorities: hexKeys(authorities), Threshold: threshold, ClockSkew: config.Duration{Duration: skew},
+		MaxHops: g.MaxHops, Payload: g.UserPayloadLength}
 	for _, p := range doc.Providers() {
 		n.Providers = append(n.Providers, config.NetworkProvider{
 			Name: p.Name, Address: p.Address, LinkKey: hex.EncodeToString(p.LinkKey[:]), IdentityKey: hex.EncodeToString(p.IdentityKey),

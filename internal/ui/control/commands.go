@@ -30,7 +30,7 @@ func (c Command) Op() string { return c.New().Op() }
 // Commands is every operation of the protocol, in the order the usage
 // lists them.
 var Commands = []Command{
-	{New: func() Request { return &CardRequest{} }, CLI: "card", Summary: "print your contact card", UI: true, Reads: true},
+	{New: func() Request { return &CardRequest{} }, CLI: "card", Args: "[--classical]", Summary: "print your contact card (--classical: in the format the previous release reads)", UI: true, Reads: true},
 	{New: func() Request { return &ContactAddRequest{} }, CLI: "contact add", Args: "NAME CARD-FILE", Summary: "add a contact from their card (- reads it from standard input)", UI: true},
 	{New: func() Request { return &ContactListRequest{} }, CLI: "contact list", Summary: "list contacts with their safety numbers", UI: true, Reads: true},
 	{New: func() Request { return &ContactVerifyRequest{} }, CLI: "contact verify", Args: "NAME", Summary: "mark a contact's safety number as compared", UI: true},

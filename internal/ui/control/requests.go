@@ -37,8 +37,12 @@ func need(ok bool, what string) error {
 }
 
 type (
-	// CardRequest asks for the user's own card; CardResponse has it as text.
-	CardRequest  struct{}
+	// CardRequest asks for the user's own card; CardResponse has it as
+	// text. Classical asks for a card of version 1, which the previous
+	// release reads (its holder then writes in the classical envelope).
+	CardRequest struct {
+		Classical bool `json:"classical,omitempty"`
+	}
 	CardResponse struct {
 		Card string `json:"card"`
 	}

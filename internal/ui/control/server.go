@@ -118,7 +118,11 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 	c := s.Client
 	switch r := r.(type) {
 	case *CardRequest:
-		text, err := c.Self().MarshalText()
+		card := c.Self()
+		if r.Classical {
+			card = c.ClassicalCard()
+		}
+		text, err := card.MarshalText()
 		return CardResponse{Card: string(text)}, err
 	case *ContactAddRequest:
 		card, err := identity.ParseCardText([]byte(r.Card))
