@@ -10,6 +10,7 @@ import (
 	"github.com/backchannel/backchannel/internal/endtoend/envelope"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
@@ -254,5 +255,41 @@ func TestRekeyOldSessions(t *testing.T) {
 	}
 	if texts := inboxTexts(t, bob); !texts["keyed again"] || !texts["classical, for now"] {
 		t.Fatalf("bob's inbox: %v", texts)
+	}
+}
+
+// TestPayloadAccounting gives the message bytes a packet carries, before
+// the post-quantum envelopes (the previous release: classical envelopes,
+// 2,048-byte payloads) and now, for BENCHMARKS.md, and checks the target:
+// an established session keeps at least 90% of the message bytes per
+// packet it had, in the same geometry.
+func TestPayloadAccounting(t *testing.T) {
+	var in session.Initial
+	initial, err := in.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []sphinx.Geometry{legacyGeometry, sphinx.DefaultGeometry} {
+		surb := g.SURBLength()
+		hello := session.EncryptedHeaderSize + 2 + session.SealOverhead
+		sealedHello := envelope.SessionRoom(g.UserPayloadLength, surb, len(initial)) >= hello
+		// Today's fragments are sized for the classical form (what a
+		// contact of the previous release gets); before, every payload was.
+		fragment := fragmentCapacity(g)
+		keyedRoom := g.UserPayloadLength - envelope.KeyedOverhead - 1 - 4*2 - surb - session.EncryptedHeaderSize - session.SealOverhead - 1
+		t.Logf("payload %d (packet %d): a fragment carries %d message bytes (%.1f%% of the packet; the keyed form has room for %d); a hello sealed with X-Wing fits: %v",
+			g.UserPayloadLength, g.PacketLength(), fragment, 100*float64(fragment)/float64(g.PacketLength()), keyedRoom, sealedHello)
+		if keyedRoom < fragment {
+			t.Fatalf("the keyed form has room for %d bytes, less than the %d of a fragment", keyedRoom, fragment)
+		}
+		if g == sphinx.DefaultGeometry && !sealedHello {
+			t.Fatal("a sealed hello does not fit the default geometry")
+		}
+	}
+	// The previous release's fragments, in its 2,048-byte payloads: the
+	// classical envelope with the sender's key, as now.
+	before := legacyGeometry.UserPayloadLength - envelope.ClassicalOverhead - 1 - envelope.KeySize - 4*2 - legacyGeometry.SURBLength() - session.EncryptedHeaderSize - session.SealOverhead - 1
+	if now := fragmentCapacity(legacyGeometry); float64(now) < 0.9*float64(before) {
+		t.Fatalf("an established session carries %d bytes a packet in the previous geometry, %d before", now, before)
 	}
 }
