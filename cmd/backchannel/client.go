@@ -301,6 +301,9 @@ func runContact(args []string, stdout, stderr io.Writer) int {
 			verified = "verified"
 		}
 		fmt.Fprintf(stdout, "%s\n  safety number %s (%s)\n  session: %s\n", ct.Name, ct.SafetyNumber, verified, ct.Session)
+		if ct.Envelope != "" {
+			fmt.Fprintf(stdout, "  envelopes: %s\n", ct.Envelope)
+		}
 		if ct.TimeBudget > 0 {
 			fmt.Fprintf(stdout, "  messages to them fail if not acknowledged within %v\n", ct.TimeBudget)
 		}

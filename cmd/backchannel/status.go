@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
@@ -106,8 +107,13 @@ func byteCount(n int) string {
 // writeStats writes the client's link, document and counters.
 func writeStats(w io.Writer, s *client.Stats) {
 	link := "connected"
-	if !s.Connected {
+	switch {
+	case !s.Connected:
 		link = "not connected: " + s.LastError
+	case s.LinkVersion == wire.VersionPostQuantum:
+		link = "connected, post-quantum"
+	case s.LinkVersion == wire.VersionClassical:
+		link = "connected, classical (the provider runs the previous release)"
 	}
 	fmt.Fprintf(w, "provider link: %s; network document epoch %d, valid until %s", link, s.Epoch, s.ValidUntil.Local().Format(time.RFC3339))
 	if s.NextEpoch > s.Epoch {

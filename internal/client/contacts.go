@@ -52,6 +52,9 @@ type shownSession struct {
 	state string         // "none", "setting up", "established"
 	card  *identity.Card // the contact's card (a card update arrives in the session)
 	id    []byte         // the session's ID once it is usable
+	// envelope says whether what goes to the contact is post-quantum
+	// (ContactInfo.Envelope).
+	envelope string
 }
 
 // show publishes the session's state for readers; ct.mu is held (or the
@@ -66,6 +69,14 @@ func (ct *contact) show() {
 		}
 	case ct.sess != nil:
 		s.state = "setting up"
+	}
+	switch {
+	case !ct.opensSealed():
+		s.envelope = EnvelopeOlderSoftware
+	case ct.rec.Rekey:
+		s.envelope = EnvelopeRekeying
+	case ct.keyed():
+		s.envelope = EnvelopePostQuantum
 	}
 	ct.shown.Store(s)
 }
@@ -123,7 +134,18 @@ type ContactInfo struct {
 	// TimeBudget is how long messages to the contact may take before they
 	// fail, if set for the contact (0: the client's).
 	TimeBudget time.Duration
+	// Envelope says whether what goes to and comes from the contact is
+	// safe from someone who records it and later breaks X25519: one of
+	// the Envelope constants, or "" while there is no session.
+	Envelope string
 }
+
+// ContactInfo.Envelope values.
+const (
+	EnvelopePostQuantum   = "post-quantum"
+	EnvelopeOlderSoftware = "classical: their software is of the previous release"
+	EnvelopeRekeying      = "classical until the new session is set up"
+)
 
 // ErrNoContact: no contact has that name.
 var ErrNoContact = errors.New("client: no such contact")

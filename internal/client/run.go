@@ -39,8 +39,12 @@ func (c *Client) Run(ctx context.Context) error {
 		if errors.Is(err, ErrWiped) || errors.Is(err, ErrClosed) {
 			return err
 		}
+		msg := err.Error()
+		if errors.Is(err, wire.ErrPeerRefused) {
+			msg += "; if this goes on, the network may have moved to a later release: upgrade backchannel"
+		}
 		c.mu.Lock()
-		c.stats.Connected, c.stats.LastError = false, err.Error()
+		c.stats.Connected, c.stats.LastError = false, msg
 		c.notify()
 		c.unlock()
 		c.log.Warn("link to the provider lost; reconnecting", "err", err, "after", backoff)

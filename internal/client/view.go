@@ -88,7 +88,7 @@ func (c *Client) contactInfos() ([]ContactInfo, map[string]knownContact) {
 		if ct.safety == "" {
 			ct.safety = identity.SafetyNumber(c.self, shown.card)
 		}
-		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: ct.safety, Verified: ct.rec.Verified, Session: shown.state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry, Reads: ct.rec.Reads, TimeBudget: ct.rec.TimeBudget})
+		out = append(out, ContactInfo{Name: ct.rec.Name, SafetyNumber: ct.safety, Verified: ct.rec.Verified, Session: shown.state, Notice: ct.rec.Notice, Expiry: ct.rec.Expiry, Reads: ct.rec.Reads, TimeBudget: ct.rec.TimeBudget, Envelope: shown.envelope})
 		known[ct.key] = knownContact{name: ct.rec.Name, card: shown.card}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

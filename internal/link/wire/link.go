@@ -70,6 +70,11 @@ var ErrHandshake = errors.New("wire: handshake failed")
 // not taken, or a TLS handshake without X25519MLKEM768.
 var ErrClassicalRefused = errors.New("the peer offers no post-quantum key exchange")
 
+// ErrPeerRefused is wrapped (with ErrHandshake) by [Dial]'s failure when
+// the peer answered with a TLS alert: it refused what this side offered,
+// as a node of a later release that takes only a later link version would.
+var ErrPeerRefused = errors.New("the peer refused the handshake")
+
 // ErrPeerClassical is wrapped (with ErrHandshake) by [Dial]'s failure when
 // the peer answered the TLS handshake with something that is not TLS: a
 // node or provider of the previous release, which speaks link version 1

@@ -69,6 +69,12 @@ func Dial(conn net.Conn, key Keypair, expected [KeySize]byte, frameSize int) (*C
 		if errors.As(err, &notTLS) {
 			return nil, fmt.Errorf("%w: %w (%v)", ErrHandshake, ErrPeerClassical, err)
 		}
+		// crypto/tls reports a peer's alert as a *net.OpError with Op
+		// "remote error".
+		var alert *net.OpError
+		if errors.As(err, &alert) && alert.Op == "remote error" {
+			return nil, fmt.Errorf("%w: %w (%v)", ErrHandshake, ErrPeerRefused, err)
+		}
 		return nil, fmt.Errorf("%w: TLS: %v", ErrHandshake, err)
 	}
 	binding, err := sessionBinding(tc)

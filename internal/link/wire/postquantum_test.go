@@ -244,3 +244,24 @@ func FuzzAccept(f *testing.F) {
 		}
 	})
 }
+
+// TestDialRefusedByPeer: a peer that answers with a TLS alert — here one
+// that takes no post-quantum group, as a responder taking only a later
+// link version would refuse this one — fails Dial with ErrPeerRefused.
+func TestDialRefusedByPeer(t *testing.T) {
+	ck := keypair(t, 19)
+	cert, err := selfSignedCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientSide, serverSide := net.Pipe()
+	go func() {
+		tls.Server(serverSide, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, CurvePreferences: []tls.CurveID{tls.X25519}}).Handshake()
+		serverSide.Close()
+	}()
+	_, err = Dial(clientSide, ck, [KeySize]byte{}, testFrameSize)
+	clientSide.Close()
+	if !errors.Is(err, ErrPeerRefused) || !errors.Is(err, ErrHandshake) {
+		t.Fatalf("dialing a peer that refuses: %v, want ErrPeerRefused", err)
+	}
+}

@@ -158,7 +158,9 @@ export function conversation(ctx, name) {
       verified.className = "pill " + (c.Verified ? "ok" : "warn");
       verifyBtn.hidden = c.Verified;
       number.textContent = groups(c.SafetyNumber);
-      session.textContent = { none: "No session yet: your first message sets it up.", "setting up": "Setting up the session…", established: "Session established: end-to-end encrypted." }[c.Session] || c.Session;
+      session.textContent = ({ none: "No session yet: your first message sets it up.", "setting up": "Setting up the session…", established: "Session established: end-to-end encrypted." }[c.Session] || c.Session) +
+        (c.Envelope === "post-quantum" ? " Post-quantum: a recording of it stays closed to someone who later breaks X25519."
+          : c.Envelope ? ` Not post-quantum yet (${c.Envelope}): someone who records it and later breaks X25519 learns who wrote to whom.` : "");
       notice.textContent = c.Notice || "";
       notice.hidden = !c.Notice;
       if (document.activeElement !== expiry) expiry.value = String(c.Expiry || 0);

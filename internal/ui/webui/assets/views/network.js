@@ -12,6 +12,13 @@ function anonymitySet(n, users) {
   return Math.round(users * rate / Math.max(n.MixesPerLayer, 1) * (n.MeanDelay / 1e9));
 }
 
+// linkKind says what protects the link to the provider.
+function linkKind(version) {
+  if (version === 2) return "connected, post-quantum (TLS 1.3 with X25519MLKEM768)";
+  if (version === 1) return "connected, classical: your provider runs the previous release";
+  return "connected";
+}
+
 export function network(ctx) {
   const { state } = ctx;
   const table = h("table", { className: "facts", id: "network-facts" });
@@ -24,7 +31,7 @@ export function network(ctx) {
     if (!s) { replace(table, h("tr", {}, h("td", {}, "No status yet."))); return; }
     const rate = n ? n.SendRate + n.LoopRate + n.DropRate : 0;
     replace(table,
-      row("Provider link", s.Connected ? "connected" : `offline${s.LastError ? ": " + s.LastError : ""}`, "net-link"),
+      row("Provider link", s.Connected ? linkKind(s.LinkVersion) : `offline${s.LastError ? ": " + s.LastError : ""}`, "net-link"),
       s.DocumentProblem ? row("Problem", s.DocumentProblem, "net-problem") : null,
       row("Network document", n ? `epoch ${n.Epoch}, valid until ${when(n.ValidUntil)}` : "none yet", "net-epoch"),
       s.NextEpoch ? row("Next document", `epoch ${s.NextEpoch} held`) : null,
