@@ -74,8 +74,12 @@ func exchange(t *testing.T, round string, n int, a, b *clientProc) {
 		a.cli("send", b.name, fmt.Sprintf("%s: %s to %s #%d", round, a.name, b.name, i))
 		b.cli("send", a.name, fmt.Sprintf("%s: %s to %s #%d", round, b.name, a.name, i))
 	}
-	a.cli("status", "--wait")
-	b.cli("status", "--wait")
+	for _, c := range []*clientProc{a, b} {
+		if out, err := c.try("status", "--wait", "--timeout", "3m"); err != nil {
+			t.Fatalf("%s: %s: status --wait: %v\n%s\n%s's status:\n%s\n%s's status:\n%s\n%s's contacts:\n%s\n%s's contacts:\n%s", round, c.name, err, out,
+				a.name, a.cli("status"), b.name, b.cli("status"), a.name, a.cli("contact", "list"), b.name, b.cli("contact", "list"))
+		}
+	}
 	for _, pair := range [][2]*clientProc{{a, b}, {b, a}} {
 		texts := pair[1].inboxTexts(t.TempDir())
 		for i := range n {

@@ -98,15 +98,18 @@ type Client struct {
 	// prekeyOpeners open payloads sealed to the user's prekeys.
 	loopKey       [32]byte
 	prekeyOpeners []hpke.PrivateKey
-	contacts      map[string]*contact // by identity key hex
-	doc           *directory.Document
-	next          *directory.Document // the next epoch's, once the provider has it
-	format        *sphinx.Format
-	rng           *rand.Rand              // routes, delays, retransmission jitter
-	timing        *rand.Rand              // the sending schedule alone: what is sent never moves when
-	acks          [][]byte                // ack packets waiting for a send slot
-	loops         map[[16]byte]time.Time  // loop ID → sent
-	expiring      map[expiryKey]time.Time // a disappearing message → when it goes
+	// hooks are a test build's switches (testhooks_on.go); none in a
+	// release build.
+	hooks    testHooks
+	contacts map[string]*contact // by identity key hex
+	doc      *directory.Document
+	next     *directory.Document // the next epoch's, once the provider has it
+	format   *sphinx.Format
+	rng      *rand.Rand              // routes, delays, retransmission jitter
+	timing   *rand.Rand              // the sending schedule alone: what is sent never moves when
+	acks     [][]byte                // ack packets waiting for a send slot
+	loops    map[[16]byte]time.Time  // loop ID → sent
+	expiring map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats
@@ -279,6 +282,9 @@ func open(cfg Config, st store) (*Client, error) {
 	}
 	c.linkKey = wire.Keypair{Private: c.profile.LinkKey, Public: priv.PublicKey().Bytes()}
 	if err := c.openEnvelopes(); err != nil {
+		return nil, err
+	}
+	if c.hooks, err = hooksFromEnvironment(c); err != nil {
 		return nil, err
 	}
 	c.guard = &session.Guard{}

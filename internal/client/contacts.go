@@ -75,8 +75,10 @@ func (ct *contact) show() {
 		s.envelope = EnvelopeOlderSoftware
 	case ct.rec.Rekey:
 		s.envelope = EnvelopeRekeying
-	case ct.keyed():
+	case ct.mutuallyKeyed():
 		s.envelope = EnvelopePostQuantum
+	case ct.keyed():
+		s.envelope = EnvelopeWaiting
 	}
 	ct.shown.Store(s)
 }
@@ -145,6 +147,7 @@ const (
 	EnvelopePostQuantum   = "post-quantum"
 	EnvelopeOlderSoftware = "classical: their software is of the previous release"
 	EnvelopeRekeying      = "classical until the new session is set up"
+	EnvelopeWaiting       = "classical until the contact's software shows it holds the session's keys"
 )
 
 // ErrNoContact: no contact has that name.

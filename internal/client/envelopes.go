@@ -43,10 +43,17 @@ func (ct *contact) opensSealed() bool {
 	return ct.card.OpensSealed() || ct.rec.Reads >= readsEnvelopeV2
 }
 
-// keyed reports whether ct's session has envelope keys: sessions set up
-// before this release have none. ct.mu is held.
+// keyed reports whether ct's session has envelope keys on this side:
+// sessions set up before this release have none. ct.mu is held.
 func (ct *contact) keyed() bool {
 	return ct.sess != nil && ct.sess.Envelope.Send != [envelope.KeySize]byte{}
+}
+
+// mutuallyKeyed reports whether both sides hold ct's session's envelope
+// keys (sessionRecord.PeerKeyed), so that the keyed form is opened at the
+// other end. ct.mu is held.
+func (ct *contact) mutuallyKeyed() bool {
+	return ct.keyed() && ct.rec.Session != nil && ct.rec.Session.PeerKeyed
 }
 
 // sealing is how a session packet's payload is to be sealed: decided with
@@ -62,10 +69,10 @@ type sealing struct {
 // initial (nil once the contact holds the session); ct.mu is held.
 func (c *Client) sealingFor(ct *contact, initial []byte) (sealing, error) {
 	s := sealing{classical: ct.card.DHKey}
-	if !ct.opensSealed() {
+	if !ct.opensSealed() || c.hooks.classicalEnvelopes() {
 		return s, nil
 	}
-	if initial == nil && ct.keyed() {
+	if initial == nil && ct.mutuallyKeyed() {
 		key := ct.sess.Envelope.Send
 		s.keyed = &key
 		return s, nil
@@ -144,6 +151,9 @@ func (c *Client) openKeys() (*envelope.Keys, []*contact) {
 // sealLoop seals a loop packet's contents to the user: keyed or sealed, at
 // random (see above).
 func (c *Client) sealLoop(contents *envelope.Contents, size int, sealed bool) ([]byte, error) {
+	if c.hooks.classicalEnvelopes() {
+		return envelope.SealClassical(c.self.DHKey, contents, size)
+	}
 	if sealed {
 		p, err := prekeysOf(c.self)
 		if err != nil {
@@ -176,9 +186,10 @@ func (c *Client) openEnvelopes() error {
 	return nil
 }
 
-// rekeyIfOld drops a session set up before this release (it has no
-// envelope keys, so everything in it goes in the classical envelope) once
-// the contact's software opens envelope version 2, and marks the contact
+// rekeyIfOld drops a session whose envelope keys one side lacks (set up
+// before this release, or with a contact on the previous release: what goes
+// in it is classical) once the contact's software opens envelope version 2,
+// and marks the contact
 // for a new session (contactRecord.Rekey): its hello says why
 // (helloRekey), and the contact replaces its own old session with it. Until
 // the new session is confirmed, messages wait and the contact's, sealed in
@@ -186,9 +197,15 @@ func (c *Client) openEnvelopes() error {
 // the contact is not shared yet); the caller saves the contact and sets
 // contact.reestablish.
 func (c *Client) rekeyIfOld(ct *contact) {
-	if ct.sess == nil || ct.keyed() || !ct.opensSealed() {
+	if ct.sess == nil || ct.mutuallyKeyed() || !ct.opensSealed() {
 		return
 	}
 	c.log.Info("setting up a contact's session again, with envelope keys: the one held dates from before them")
 	ct.sess, ct.rec.Session, ct.rec.Rekey = nil, nil, true
+}
+
+// arrival is how a payload came: keyed (under a session's envelope key),
+// and in an envelope of version 2 (so from software of this release).
+type arrival struct {
+	keyed, newSoftware bool
 }

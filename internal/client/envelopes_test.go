@@ -205,56 +205,70 @@ func TestEnvelopeForms(t *testing.T) {
 	}
 }
 
-// TestRekeyOldSessions: a session from before envelope keys (simulated by
-// taking them away on both sides) is set up again once the contact's
-// software is known to open envelope version 2; the contact replaces its
-// old session with the new one, and the conversation goes on keyed.
+// TestRekeyOldSessions: a session whose envelope keys one side lacks — set
+// up before this release (neither side has them), or by this release with
+// a contact on the previous one (only this side has them) — carries
+// classical envelopes only; once the contact's software is known to open
+// envelope version 2, it is set up again, the contact replaces its session
+// with the new one, and the conversation goes on keyed.
 func TestRekeyOldSessions(t *testing.T) {
-	p := newOfflinePair(t, offline{seed: 71, aliceRand: testrand.New(71, 'a'), bobRand: testrand.New(71, 'b')})
-	alice := p.alice
-	bob := withBob(t, p)
-	receivePayload(bob, hello(t, p, "bob"), p)
-	confirmed(t, alice, "bob")
-	for _, side := range []*contact{alice.byName("bob"), bob.byName("alice")} {
-		side.mu.Lock()
-		side.sess.Envelope = session.EnvelopeKeys{}
-		side.rec.Session.EnvelopeSend, side.rec.Session.EnvelopeReceive = nil, nil
-		side.mu.Unlock()
-	}
-	for _, f := range fragmentsTo(t, p, "classical, for now") {
-		if f[0] != envelope.VersionClassical {
-			t.Fatalf("a session without envelope keys sends envelope version %d", f[0])
-		}
-	}
+	for _, onlyAlice := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keys on alice's side only: %v", onlyAlice), func(t *testing.T) {
+			p := newOfflinePair(t, offline{seed: 71, aliceRand: testrand.New(71, 'a'), bobRand: testrand.New(71, 'b')})
+			alice := p.alice
+			bob := withBob(t, p)
+			receivePayload(bob, hello(t, p, "bob"), p)
+			confirmed(t, alice, "bob")
+			sides := []*contact{bob.byName("alice")}
+			if !onlyAlice {
+				sides = append(sides, alice.byName("bob"))
+			}
+			for _, side := range sides {
+				side.mu.Lock()
+				side.sess.Envelope = session.EnvelopeKeys{}
+				side.rec.Session.EnvelopeSend, side.rec.Session.EnvelopeReceive = nil, nil
+				side.mu.Unlock()
+			}
+			ct := alice.byName("bob")
+			ct.mu.Lock()
+			ct.rec.Session.PeerKeyed = false // bob's software was not known to have them
+			ct.mu.Unlock()
+			// (Not delivered: what bob's side would do on alice's word
+			// that she opens envelope version 2 is what alice does below.)
+			for _, f := range fragmentsTo(t, p, "classical, for now") {
+				if f[0] != envelope.VersionClassical {
+					t.Fatalf("a session whose keys bob lacks carries envelope version %d", f[0])
+				}
+			}
 
-	ct := alice.byName("bob")
-	alice.mu.Lock()
-	ct.mu.Lock()
-	alice.rekeyIfOld(ct)
-	ct.mu.Unlock()
-	alice.unlock()
-	if !ct.rec.Rekey || ct.sess != nil {
-		t.Fatal("the old session was not dropped for a new one")
-	}
-	h := hello(t, p, "bob")
-	receivePayload(bob, h, p)
-	if !bob.byName("alice").keyed() {
-		t.Fatal("bob did not replace his old session with the new one")
-	}
-	confirmed(t, alice, "bob")
-	if ct.rec.Rekey {
-		t.Fatal("the rekey mark outlived the new session's confirmation")
-	}
-	// What was sent in the old session and not acknowledged goes again in
-	// the new one, keyed.
-	for _, f := range fragmentsTo(t, p, "keyed again") {
-		if form := formOf(t, bob, f); form != "keyed" {
-			t.Fatalf("after the new session, a fragment is %s", form)
-		}
-		receivePayload(bob, f, p)
-	}
-	if texts := inboxTexts(t, bob); !texts["keyed again"] || !texts["classical, for now"] {
-		t.Fatalf("bob's inbox: %v", texts)
+			alice.mu.Lock()
+			ct.mu.Lock()
+			alice.rekeyIfOld(ct)
+			ct.mu.Unlock()
+			alice.unlock()
+			if !ct.rec.Rekey || ct.sess != nil {
+				t.Fatal("the session was not dropped for a new one")
+			}
+			receivePayload(bob, hello(t, p, "bob"), p)
+			if b := bob.byName("alice"); !b.mutuallyKeyed() {
+				t.Fatal("bob did not replace his session with the new one, keyed on both sides")
+			}
+			confirmed(t, alice, "bob")
+			if ct.rec.Rekey || !ct.mutuallyKeyed() {
+				t.Fatal("after the new session's confirmation alice is not keyed with bob")
+			}
+			// What went in the old session and was not acknowledged goes
+			// again in the new one, keyed.
+			for _, f := range fragmentsTo(t, p, "keyed again") {
+				if form := formOf(t, bob, f); form != "keyed" {
+					t.Fatalf("after the new session, a fragment is %s", form)
+				}
+				receivePayload(bob, f, p)
+			}
+			if texts := inboxTexts(t, bob); !texts["keyed again"] || !texts["classical, for now"] {
+				t.Fatalf("bob's inbox: %v", texts)
+			}
+		})
 	}
 }
 

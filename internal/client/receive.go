@@ -130,7 +130,8 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 			c.stats.Duplicates++
 		}
 	case envelope.KindSession:
-		if err := c.receiveSession(&contents.Contents, now); err != nil {
+		how := arrival{keyed: contents.Keyed >= 0, newSoftware: payload[0] == envelope.Version}
+		if err := c.receiveSession(&contents.Contents, how, now); err != nil {
 			c.log.Debug("session message dropped", "err", err)
 		}
 	}
@@ -139,14 +140,14 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 // receiveSession handles a session message: it sets up or opens the
 // session, keeps what the message carries, and queues the ack only once
 // that is stored.
-func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
+func (c *Client) receiveSession(m *envelope.Contents, how arrival, now time.Time) error {
 	ct := c.contacts[hex.EncodeToString(m.Sender[:])]
 	if ct == nil {
 		c.stats.FromStrangers++
 		return errors.New("a message from someone who is not a contact")
 	}
 	ct.mu.Lock()
-	rec, ack, err := c.openSession(ct, m, now)
+	rec, ack, err := c.openSession(ct, m, how, now)
 	ct.mu.Unlock()
 	if err != nil || !ack {
 		return err
@@ -163,7 +164,7 @@ func (c *Client) receiveSession(m *envelope.Contents, now time.Time) error {
 // saves the session; ack reports whether the message is to be
 // acknowledged, and rec is its record if it carries one to keep (a
 // fragment). ct.mu is held.
-func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (rec record, ack bool, err error) {
+func (c *Client) openSession(ct *contact, m *envelope.Contents, how arrival, now time.Time) (rec record, ack bool, err error) {
 	msg := session.Message{Header: m.Header, Ciphertext: m.Ciphertext}
 	if m.Initial != nil {
 		var init session.Initial
@@ -201,7 +202,9 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 			s.Ratchet.SetClock(c.cfg.Clock)
 			ct.sess = s
 			sid := sha256.Sum256(m.Initial)
-			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC(), ID: sid[:]}
+			// A hello in an envelope of version 2 comes from software
+			// that derived the session's envelope keys too.
+			ct.rec.Session = &sessionRecord{PeerEphemeral: init.EphemeralKey[:], Confirmed: true, Established: now.UTC(), ID: sid[:], PeerKeyed: how.newSoftware}
 			if err := c.saveContact(ct); err != nil {
 				return rec, false, err
 			}
@@ -220,6 +223,10 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 	if err != nil {
 		c.stats.Undecryptable++
 		return rec, false, err
+	}
+	if how.keyed {
+		// It came under the session's envelope key: the peer holds it.
+		ct.rec.Session.PeerKeyed = true
 	}
 	if s := ct.rec.Session; s.Initiated && !s.Confirmed {
 		// Only a peer that accepted our Initial can seal in this session.
@@ -249,8 +256,8 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, now time.Time) (
 // the tie is broken by identity key: the session started by the smaller
 // key wins, so both sides end up in the same one. A confirmed session is
 // replaced only if the peer says it restored from a backup (and the user is
-// told), or that it sets up a session with envelope keys in place of one
-// without; otherwise the new hello is a stale one from such a tie.
+// told), or that it sets up a session whose envelope keys both hold;
+// otherwise the new hello is a stale one from such a tie.
 func (c *Client) adopt(ct *contact, reason uint8) bool {
 	s := ct.rec.Session
 	switch {
@@ -263,9 +270,10 @@ func (c *Client) adopt(ct *contact, reason uint8) bool {
 		ct.rec.Notice = fmt.Sprintf("%s set up your session again (they restored from a backup); compare safety numbers if you did not expect it", ct.rec.Name)
 		return true
 	case reason == helloRekey:
-		// Only a session from before envelope keys is replaced so: the
-		// peer's software set up a new one to have them (envelopes.go).
-		return !ct.keyed()
+		// The peer's software sets up a session whose envelope keys
+		// both sides hold, in place of one whose keys at least one side
+		// lacks (envelopes.go); only the peer can make the hello.
+		return true
 	}
 	return false
 }

@@ -113,6 +113,12 @@ type sessionRecord struct {
 	// release.
 	EnvelopeSend    []byte `json:"envelope_send,omitempty"`
 	EnvelopeReceive []byte `json:"envelope_receive,omitempty"`
+	// PeerKeyed: the peer holds the envelope keys too — its software was
+	// known to open envelope version 2 when this side started the session,
+	// its hello came in version 2, or a payload of it came under the key.
+	// Until then, what goes to it is classical (a session set up with the
+	// previous release has keys on one side only).
+	PeerKeyed bool `json:"peer_keyed,omitempty"`
 	// ID identifies the session to both sides: SHA-256 of the Initial
 	// that set it up (the mutual interest check binds it).
 	ID []byte `json:"id"`

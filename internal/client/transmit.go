@@ -264,7 +264,7 @@ func (c *Client) startSession(ct *contact, now time.Time) error {
 	}
 	ct.sess = s
 	sid := sha256.Sum256(raw)
-	ct.rec.Session = &sessionRecord{Initiated: true, Initial: raw, Reason: reason, Established: now.UTC(), ID: sid[:]}
+	ct.rec.Session = &sessionRecord{Initiated: true, Initial: raw, Reason: reason, Established: now.UTC(), ID: sid[:], PeerKeyed: ct.opensSealed()}
 	return c.saveContact(ct)
 }
 

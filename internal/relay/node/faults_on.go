@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/relay/mailbox"
 )
 
 // faults are the fault switches of a test build (go build -tags faults),
@@ -17,15 +19,20 @@ import (
 //   - BACKCHANNEL_FAULT_DROP: the share of packets (0 to 1) to drop at
 //     random after unwrapping, as a lossy or malicious mix would;
 //   - BACKCHANNEL_FAULT_DELAY: a delay added to every forwarded packet;
-//   - BACKCHANNEL_FAULT_SEED: the seed of the drop decisions (default 1).
+//   - BACKCHANNEL_FAULT_SEED: the seed of the drop decisions (default 1);
+//   - BACKCHANNEL_RECORD_STORED: a file to which a provider appends every
+//     packet it stores in a mailbox, one "mailbox hex, packet hex" line
+//     each, as a provider that records for later would
+//     (e2e/TestRecordedTrafficAfterX25519Falls).
 //
 // A release build has none of this (faults_off.go).
 type faults struct {
 	share float64
 	delay time.Duration
 
-	mu  sync.Mutex
-	rng *rand.Rand // guarded by mu
+	mu     sync.Mutex
+	rng    *rand.Rand // guarded by mu
+	stored *os.File   // guarded by mu
 }
 
 func faultsFromEnvironment() (*faults, error) {
@@ -53,7 +60,26 @@ func faultsFromEnvironment() (*faults, error) {
 		seed = s
 	}
 	f.rng = rand.New(rand.NewPCG(seed, seed))
+	if v := os.Getenv("BACKCHANNEL_RECORD_STORED"); v != "" {
+		file, err := os.OpenFile(v, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("node: BACKCHANNEL_RECORD_STORED: %w", err)
+		}
+		f.stored = file
+	}
 	return f, nil
+}
+
+// recordStored appends the packets about to be stored to the recording.
+func (f *faults) recordStored(deliveries []mailbox.Delivery) {
+	if f.stored == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range deliveries {
+		fmt.Fprintf(f.stored, "%x %x\n", d.Mailbox[:], d.Packet)
+	}
 }
 
 func (f *faults) drop() bool {

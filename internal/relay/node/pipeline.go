@@ -145,6 +145,7 @@ func (n *Node) storeBatch(batch []result) bool {
 	if len(deliveries) == 0 {
 		return true
 	}
+	n.faults.recordStored(deliveries)
 	errs, err := n.provider.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
 	if err != nil {
 		reason := n.storageFailed("storing packets in the mailboxes", err)

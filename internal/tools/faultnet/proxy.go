@@ -16,10 +16,15 @@
 //     random number of bytes passed on (what was read and not yet passed
 //     on is lost with it).
 //
+// It also records, if asked (Faults.Record), every byte that crosses it,
+// as an observer of the link would: the recording adversary of
+// e2e/TestRecordedTrafficAfterX25519Falls.
+//
 // It is test support: no binary uses it.
 package faultnet
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -43,6 +48,19 @@ type Faults struct {
 	// ResetAfter, when not 0, cuts each connection after a random number
 	// of bytes (both ways together) between ResetAfter/2 and 3/2·ResetAfter.
 	ResetAfter int64
+	// Record, if set, is given every chunk read from either side, before
+	// any fault, from the relay's goroutines (it must be safe for that).
+	Record func(Chunk)
+}
+
+// Chunk is bytes read from one side of a relayed connection.
+type Chunk struct {
+	// Conn numbers the proxy's connections from 1, in the order accepted.
+	Conn int64
+	// FromDialer: the bytes came from the side that connected (towards
+	// the target); else from the target.
+	FromDialer bool
+	Data       []byte
 }
 
 // Stats count what the proxy did.
@@ -116,11 +134,11 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		p.connections.Add(1)
+		n := p.connections.Add(1)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.relay(in)
+			p.relay(in, n)
 		}()
 	}
 }
@@ -161,14 +179,14 @@ func (p *Proxy) untrack(l *link) {
 
 // relay joins a connection to a new one to the target until either ends
 // or the reset point is reached.
-func (p *Proxy) relay(in net.Conn) {
+func (p *Proxy) relay(in net.Conn, n int64) {
 	out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		in.Close()
 		return
 	}
 	f := *p.faults.Load()
-	link := &link{p: p, in: in, out: out, left: -1, done: make(chan struct{})}
+	link := &link{p: p, n: n, in: in, out: out, left: -1, done: make(chan struct{})}
 	if !p.track(link) {
 		link.end(false)
 		return
@@ -179,8 +197,8 @@ func (p *Proxy) relay(in net.Conn) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); link.pipe(out, in) }()
-	go func() { defer wg.Done(); link.pipe(in, out) }()
+	go func() { defer wg.Done(); link.pipe(out, in, true) }()
+	go func() { defer wg.Done(); link.pipe(in, out, false) }()
 	wg.Wait()
 }
 
@@ -188,6 +206,7 @@ func (p *Proxy) relay(in net.Conn) {
 // before it is cut.
 type link struct {
 	p       *Proxy
+	n       int64 // its number among the proxy's connections
 	in, out net.Conn
 
 	done chan struct{} // closed when either side ends: writers stop waiting
@@ -238,7 +257,8 @@ type chunk struct {
 
 // pipe relays src to dst: a reader that stamps each chunk with the time
 // it may leave, and a writer that waits for it and keeps to the rate.
-func (l *link) pipe(dst, src net.Conn) {
+// fromDialer says which side src is, for the recording.
+func (l *link) pipe(dst, src net.Conn, fromDialer bool) {
 	chunks := make(chan chunk, 64)
 	go func() {
 		defer close(chunks)
@@ -248,6 +268,9 @@ func (l *link) pipe(dst, src net.Conn) {
 			if n > 0 {
 				f := *l.p.faults.Load()
 				data := append([]byte(nil), buf[:n]...)
+				if f.Record != nil {
+					f.Record(Chunk{Conn: l.n, FromDialer: fromDialer, Data: bytes.Clone(data)})
+				}
 				if f.Corrupt > 0 && l.p.float64() < f.Corrupt {
 					bit := l.p.int64N(int64(len(data)) * 8)
 					data[bit/8] ^= 1 << (bit % 8)

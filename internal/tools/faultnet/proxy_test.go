@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,6 +87,41 @@ func TestPassesThrough(t *testing.T) {
 	}
 	if s := p.Stats(); s.Connections != 1 || s.Bytes != 2<<20 || s.Corrupted != 0 || s.Resets != 0 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestRecord: the recording holds every byte each way, in order, before
+// the faults (here a bit flipped in every chunk).
+func TestRecord(t *testing.T) {
+	addr, _ := target(t, true)
+	var mu sync.Mutex
+	recorded := map[bool][]byte{}
+	p := proxy(t, addr, Faults{Corrupt: 1, Record: func(c Chunk) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Conn != 1 {
+			t.Errorf("chunk of connection %d, want 1", c.Conn)
+		}
+		recorded[c.FromDialer] = append(recorded[c.FromDialer], c.Data...)
+	}})
+	c := dial(t, p)
+	sent := randomBytes(64<<10, 2)
+	go c.Write(sent)
+	got := make([]byte, len(sent))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if !bytes.Equal(recorded[true], sent) {
+		t.Fatal("the recording of what the dialer sent differs from it")
+	}
+	// The target echoed the damaged bytes; the recording has them as they
+	// crossed back, before the next flip.
+	if len(recorded[false]) != len(sent) || bytes.Equal(got, recorded[false]) {
+		t.Fatalf("the recording back holds %d bytes; the echo came back with %d flips", len(recorded[false]), p.Stats().Corrupted)
 	}
 }
 
