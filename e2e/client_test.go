@@ -78,6 +78,7 @@ func (nw *network) signUpWith(t *testing.T, bin, name, provider, dir string) *cl
 	c := &clientProc{t: t, bin: bin, name: name, dir: dir}
 	c.env = append(os.Environ(), "BACKCHANNEL_DIR="+c.dir, "BACKCHANNEL_PASSPHRASE="+name+" has a long passphrase",
 		"BACKCHANNEL_BACKUP_PASSPHRASE=backup of "+name)
+	c.env = append(c.env, nw.clientEnv...)
 	out := c.cli("init", "--network", filepath.Join(nw.dir, "network.toml"), "--provider", provider)
 	m := accountLine.FindStringSubmatch(out)
 	if m == nil {

@@ -75,6 +75,9 @@ type network struct {
 	outputs map[string]*output
 	// bins names the binary that runs a node, where it is not binPath.
 	bins map[string]string
+	// clientEnv adds environment variables to every client's commands
+	// (test-build switches).
+	clientEnv []string
 
 	// mu serializes what tests sharing the network do to it: the account
 	// tables, the users' names.

@@ -152,13 +152,13 @@ func TestMixStaysDown(t *testing.T) {
 // proxy: the proxy takes the node's published address (in the document,
 // where peers and clients dial it) and the node listens on another
 // (node.toml's listen), so that every link of the network crosses one.
-func behindProxies(t *testing.T, nw *network, f faultnet.Faults) map[string]*faultnet.Proxy {
+func behindProxies(t *testing.T, nw *network, faults func(node string) faultnet.Faults) map[string]*faultnet.Proxy {
 	t.Helper()
 	listen := freeAddresses(t, len(nw.doc.Nodes))
 	proxies := map[string]*faultnet.Proxy{}
 	for i, n := range nw.doc.Nodes {
 		editNodeConfig(t, filepath.Join(nw.dir, n.Name, "node.toml"), func(c *config.Node) { c.Node.Listen = listen[i] })
-		p, err := faultnet.Listen(n.Address, listen[i], f, uint64(i+1))
+		p, err := faultnet.Listen(n.Address, listen[i], faults(n.Name), uint64(i+1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,16 +184,18 @@ func (nw *network) pause(name string, d time.Duration) {
 // TestUnreliableLinks: every link of the network — client to provider,
 // provider to mix, mix to mix, mix to provider — crosses a proxy that adds
 // 10–30 ms of latency, narrows it to 2 MiB/s, flips a bit in one chunk of
-// 300 (which the link's Noise transport detects, so the link fails, as it
+// 300 (which the link's authenticated encryption detects, so the link fails, as it
 // would on a lossy path TCP cannot repair), and resets every connection
 // after about a megabyte. Meanwhile the only mix of layer 2 and then bob's
 // provider hang for three seconds each (SIGSTOP). Two users send 30
 // messages each way: every one is delivered exactly once.
 func TestUnreliableLinks(t *testing.T) {
 	nw := generateNetwork(t, binPath, 1, map[string][]string{"testnet": clientParameters})
-	proxies := behindProxies(t, nw, faultnet.Faults{
-		Latency: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, BytesPerSecond: 2 << 20,
-		Corrupt: 1.0 / 300, ResetAfter: 1 << 20,
+	proxies := behindProxies(t, nw, func(string) faultnet.Faults {
+		return faultnet.Faults{
+			Latency: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, BytesPerSecond: 2 << 20,
+			Corrupt: 1.0 / 300, ResetAfter: 1 << 20,
+		}
 	})
 	t.Cleanup(nw.stopAll)
 	for _, n := range nw.doc.Nodes {

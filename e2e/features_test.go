@@ -28,13 +28,14 @@ lines:
 	return ""
 }
 
-// TestFeaturesAcrossProcesses runs the features between daemons driven by
-// the command line, each feature's test with daemons of its own on one
-// shared network, in parallel: they wait on the network far more than they
-// compute. Providers expire mailbox packets every 500 ms (the disappearing
-// messages' test needs it; the others' packets live for days).
-func TestFeaturesAcrossProcesses(t *testing.T) {
-	nw := startNetworkWith(t, 1, nil, map[string][]string{"testnet": append([]string{"-expire-every", "500ms"}, clientParameters...)})
+// featuresAcrossProcesses runs the features between daemons driven by the
+// command line, each feature's test with daemons of its own on one shared
+// network, in parallel: they wait on the network far more than they
+// compute. The network's providers must expire mailbox packets every
+// 500 ms (the disappearing messages' test needs it; the others' packets
+// live for days). TestRecordedTrafficAfterX25519Falls runs them, as the
+// conversation its adversary records.
+func featuresAcrossProcesses(t *testing.T, nw *network) {
 	for name, test := range map[string]func(*testing.T, *network){
 		"introductions": introductionsAcrossProcesses,
 		"convey":        conveyAcrossProcesses,
