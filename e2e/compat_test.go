@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // previousRelease builds the commit testdata/previous-release names, from
@@ -133,14 +134,8 @@ func TestPreviousRelease(t *testing.T) {
 		nw.start(n.Name)
 	}
 
-	// The nodes stopped for the upgrade are reached again within their
-	// peers' reconnection backoff (up to 5 s), and with the network's fast
-	// parameters the previous release's 10 attempts can be spent in less
-	// than that (RELIABILITY.md: the attempt budget): more attempts for its
-	// user. This release sends again until a message's deadline.
-	attempts := []string{"--max-attempts", "60"}
 	alice := nw.signUpWith(t, old, "alice", "provider-a", filepath.Join(nw.dir, "clients", "alice"))
-	alice.start(attempts...)
+	alice.start()
 	t.Cleanup(alice.stop)
 	bob := nw.newClient(t, "bob", "provider-b")
 	// The previous release reads cards of version 1 only: bob gives his
@@ -165,5 +160,34 @@ func TestPreviousRelease(t *testing.T) {
 		if want := fmt.Sprintf("mixed versions: bob to alice #%d", i); texts[want] != 1 {
 			t.Fatalf("after the upgrade, alice's inbox has %q %d times, want once: %v", want, texts[want], texts)
 		}
+	}
+	// Their session, set up with the previous release, is set up again
+	// with envelope keys on both sides; each learns that the other holds
+	// them from its next keyed payload (the word on what it reads is one).
+	// The clients announce no such event: their contact lists are read
+	// until it shows, for at most 30 seconds.
+	for _, c := range []*clientProc{alice, bob} {
+		deadline := time.Now().Add(30 * time.Second)
+		for contacts := c.cli("contact", "list"); !strings.Contains(contacts, "envelopes: post-quantum"); contacts = c.cli("contact", "list") {
+			if time.Now().After(deadline) {
+				t.Fatalf("after the upgrade, %s's envelopes are not post-quantum:\n%s", c.name, contacts)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// The move is done: provider-a, upgraded without
+	// classical_links_until_epoch, takes post-quantum links only. A user
+	// still on the previous release cannot connect; the provider refuses
+	// the link, counts it and says why.
+	mark := nw.outputs["provider-a"].mark()
+	carol := nw.signUpWith(t, old, "carol", "provider-a", filepath.Join(nw.dir, "clients", "carol"))
+	carol.start()
+	t.Cleanup(carol.stop)
+	if err := nw.outputs["provider-a"].waitFor(mark, 30*time.Second, "refused a link that offers no post-quantum key exchange"); err != nil {
+		t.Fatal(err)
+	}
+	if got := nw.counter("backchannel_link_errors_total", "classical_refused", "provider-a"); got < 1 {
+		t.Fatalf("provider-a counted %v refused classical links", got)
 	}
 }
