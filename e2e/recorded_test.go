@@ -20,6 +20,7 @@ import (
 
 	"github.com/backchannel/backchannel/internal/endtoend/envelope"
 	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/relay/keyfile"
 	"github.com/backchannel/backchannel/internal/tools/faultnet"
 )
 
@@ -34,7 +35,9 @@ import (
 // mutual interest check, disappearing messages), and two more users whose
 // test builds seal every payload in the classical envelope, as the previous
 // release did. Every client's test build writes down its X25519 secrets:
-// identity key, prekeys, link key. Then:
+// identity key, prekeys, link key, and the ephemeral ones its sessions make
+// (PQXDH's, the ratchet's); the nodes' link keys and per-epoch Sphinx keys
+// are in their key files. Then:
 //
 //   - links: every recorded connection began with a TLS ClientHello that
 //     offered X25519MLKEM768 alone, answered by a ServerHello that chose
@@ -45,11 +48,10 @@ import (
 //   - envelopes: the adversary, holding every X25519 secret above, opens
 //     no stored payload of the post-quantum users: their envelopes need
 //     ML-KEM secrets too (sealed: X-Wing; keyed: a session key from PQXDH's
-//     SK, whose ML-KEM part no X25519 secret gives — so PQXDH's and the
-//     ratchet's ephemeral X25519 keys, not recorded, would add nothing, nor
-//     would the nodes' Sphinx keys: providers store payloads with the
-//     Sphinx layers removed). The same adversary opens the classical users'
-//     payloads and learns who wrote to whom: it has teeth.
+//     SK, whose ML-KEM part no X25519 secret gives). The same adversary
+//     opens the classical users' payloads and learns who wrote to whom: it
+//     has teeth. (HPKE's own ephemeral keys stay inside crypto/hpke; the
+//     recipient's secret, which the adversary holds, opens what they seal.)
 //
 // The test build's recording is not in a release build: the binary built
 // without the "faults" tag holds none of its switches.
@@ -80,7 +82,7 @@ func TestRecordedTrafficAfterX25519Falls(t *testing.T) {
 		return
 	}
 	t.Run("links", func(t *testing.T) { checkRecordedHandshakes(t, nw, rec) })
-	t.Run("envelopes", func(t *testing.T) { checkStoredPayloads(t, stored, secrets) })
+	t.Run("envelopes", func(t *testing.T) { checkStoredPayloads(t, nw, stored, secrets) })
 	t.Run("release build", checkReleaseBuild)
 }
 
@@ -313,9 +315,33 @@ func serverHelloGroup(b []byte) (tls.CurveID, error) {
 // checkStoredPayloads gives the adversary every recorded X25519 secret and
 // every stored packet: it opens the classical users' payloads and none of
 // the others'.
-func checkStoredPayloads(t *testing.T, storedPath, secretsPath string) {
+func checkStoredPayloads(t *testing.T, nw *network, storedPath, secretsPath string) {
 	var keys []*ecdh.PrivateKey
 	lines := readLines(t, secretsPath)
+	for _, n := range nw.doc.Nodes {
+		files, _ := filepath.Glob(filepath.Join(nw.dir, n.Name, "sphinx-keys", "*.key"))
+		for _, f := range files {
+			k, err := keyfile.ReadX25519(f, keyfile.Sphinx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, "sphinx "+hex.EncodeToString(k[:]))
+		}
+		k, err := keyfile.ReadX25519(filepath.Join(nw.dir, n.Name, "link.key"), keyfile.Link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, "node-link "+hex.EncodeToString(k[:]))
+	}
+	kinds := map[string]int{}
+	for _, line := range lines {
+		kind, _, _ := strings.Cut(line, " ")
+		kinds[kind]++
+	}
+	t.Logf("the adversary holds %d X25519 secrets: %v", len(lines), kinds)
+	if kinds["ephemeral"] == 0 || kinds["sphinx"] == 0 {
+		t.Fatalf("the recorded secrets lack a kind: %v", kinds)
+	}
 	for _, line := range lines {
 		_, h, _ := strings.Cut(line, " ")
 		b, err := hex.DecodeString(h)

@@ -103,7 +103,7 @@ func (c *Client) loadContacts() error {
 			return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
 		}
 		if s := ct.rec.Session; s != nil {
-			r, err := session.UnmarshalRatchet(s.Ratchet, c.cfg.Rand)
+			r, err := session.UnmarshalRatchet(s.Ratchet, c.hooks.sessionRand(c.cfg.Rand))
 			if err != nil {
 				return fmt.Errorf("client: contact %q: %w", ct.rec.Name, err)
 			}

@@ -172,7 +172,7 @@ func (c *Client) openSession(ct *contact, m *envelope.Contents, how arrival, now
 			c.stats.Undecryptable++
 			return rec, false, err
 		}
-		s, _, b, err := session.Accept(c.cfg.Rand, c.id, c.guard, ct.card, &init, msg)
+		s, _, b, err := session.Accept(c.hooks.sessionRand(c.cfg.Rand), c.id, c.guard, ct.card, &init, msg)
 		switch {
 		case errors.Is(err, session.ErrReplay):
 			// A hello sent again: fine if it set up the session we hold

@@ -246,7 +246,7 @@ func (c *Client) seal(ct *contact, record []byte, now time.Time) (header, cipher
 // startSession begins a session with the contact (PQXDH as initiator);
 // ct.mu is held.
 func (c *Client) startSession(ct *contact, now time.Time) error {
-	s, init, err := session.Start(c.cfg.Rand, c.id, ct.card)
+	s, init, err := session.Start(c.hooks.sessionRand(c.cfg.Rand), c.id, ct.card)
 	if err != nil {
 		return fmt.Errorf("client: starting a session with %s: %w", ct.rec.Name, err)
 	}
