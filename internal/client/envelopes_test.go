@@ -4,41 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/backchannel/backchannel/internal/endtoend/envelope"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
-	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
-// payloadOf unwraps a packet hop by hop with the nodes' Sphinx keys and
-// returns what its last hop stores in the mailbox.
+// payloadOf returns what a packet's last hop stores in the mailbox.
 func payloadOf(t *testing.T, p offlinePair, packet []byte) []byte {
 	t.Helper()
-	format := p.alice.format
-	packet = bytes.Clone(packet)
-	node := p.doc.Node(p.doc.Providers()[0].IdentityKey) // alice's provider
-	for range 8 {
-		key, err := keyfile.ReadX25519(filepath.Join(p.netDir, node.Name, "sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", p.doc.Epoch)), keyfile.Sphinx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := format.Unwrap(&key, packet)
-		if err != nil {
-			t.Fatalf("unwrapping at %s: %v", node.Name, err)
-		}
-		next, ok := res.Commands.NextHop()
-		if !ok {
-			return res.Payload
-		}
-		node = nodeByID(p.doc, next.ID) // the packet was rewritten in place
-	}
-	t.Fatal("a route longer than the network")
-	return nil
+	return unwrapPath(t, p, packet, func(*directory.Node) {})
 }
 
 // withBob opens bob's side of an offline pair, with alice as a contact.

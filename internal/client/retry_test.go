@@ -87,11 +87,25 @@ func planned(t *testing.T, c *Client, plan func() (build, error)) []byte {
 // generated network and returns the mixes it passes.
 func mixesOf(t *testing.T, p offlinePair, packet []byte) []string {
 	t.Helper()
+	var mixes []string
+	unwrapPath(t, p, packet, func(node *directory.Node) {
+		if node.Role == directory.RoleMix {
+			mixes = append(mixes, node.Name)
+		}
+	})
+	return mixes
+}
+
+// unwrapPath unwraps a copy of a packet hop by hop with the nodes' Sphinx
+// keys from the generated network, from alice's provider on, calls visit
+// with each node it reaches, and returns what the last hop stores.
+func unwrapPath(t *testing.T, p offlinePair, packet []byte, visit func(*directory.Node)) []byte {
+	t.Helper()
 	format := p.alice.format
 	packet = bytes.Clone(packet)
 	node := p.doc.Node(p.doc.Providers()[0].IdentityKey) // alice's provider
-	var mixes []string
 	for range 8 {
+		visit(node)
 		key, err := keyfile.ReadX25519(filepath.Join(p.netDir, node.Name, "sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", p.doc.Epoch)), keyfile.Sphinx)
 		if err != nil {
 			t.Fatal(err)
@@ -102,12 +116,9 @@ func mixesOf(t *testing.T, p offlinePair, packet []byte) []string {
 		}
 		next, ok := res.Commands.NextHop()
 		if !ok {
-			return mixes
+			return res.Payload
 		}
-		node = nodeByID(p.doc, next.ID)
-		if node.Role == directory.RoleMix {
-			mixes = append(mixes, node.Name)
-		}
+		node = nodeByID(p.doc, next.ID) // the packet was rewritten in place
 	}
 	t.Fatal("a route longer than the network")
 	return nil
