@@ -90,6 +90,40 @@ func ScalarBaseMultScalar(dst *[Size]byte, s *edwards25519.Scalar) error {
 	return checkNonZero(dst)
 }
 
+// IsLowOrder reports, in constant time, whether X25519 of any clamped scalar
+// and point gives the all-zero result: whether point (high bit masked,
+// reduced modulo p) is one of the five u-coordinates of order 1, 2, 4 or 8 on
+// Curve25519 or its twist. A clamped scalar is a multiple of the cofactor 8,
+// so these and only these are sent to zero (the curve's group is Z/8 × Z/ℓ,
+// the twist's Z/4 × Z/ℓ'). It lets a caller refuse such a point without a
+// ladder, where the multiplication itself happens inside another library
+// (X-Wing's decapsulation).
+func IsLowOrder(point *[Size]byte) bool {
+	var u fp.Elt
+	copy(u[:], point[:])
+	u[Size-1] &= 0x7f
+	fp.Modp(&u)
+	low := 0
+	for i := range lowOrderPoints {
+		low |= subtle.ConstantTimeCompare(u[:], lowOrderPoints[i][:])
+	}
+	return low == 1
+}
+
+// lowOrderPoints are the reduced u-coordinates that IsLowOrder refuses: 0
+// (order 2), 1 (order 4), the two points of order 8, and p − 1 (order 4, on
+// the twist). The non-canonical encodings p and p + 1 reduce to 0 and 1.
+var lowOrderPoints = [5]fp.Elt{
+	{},
+	{1},
+	{0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+		0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00},
+	{0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b,
+		0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57},
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+}
+
 func checkNonZero(u *[Size]byte) error {
 	var zero [Size]byte
 	if subtle.ConstantTimeCompare(u[:], zero[:]) == 1 {

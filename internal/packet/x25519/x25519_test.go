@@ -182,6 +182,44 @@ func TestLowOrderPoints(t *testing.T) {
 		if err := ScalarMultUnclamped(&out, &eight, fromHex(t, p)); err != ErrLowOrder {
 			t.Errorf("ScalarMultUnclamped(8, point %s) error = %v, want ErrLowOrder", p, err)
 		}
+		if !IsLowOrder(fromHex(t, p)) {
+			t.Errorf("IsLowOrder(%s) = false", p)
+		}
+		withHighBit := *fromHex(t, p)
+		withHighBit[Size-1] |= 0x80
+		if !IsLowOrder(&withHighBit) {
+			t.Errorf("IsLowOrder(%s with bit 255 set) = false", p)
+		}
+	}
+}
+
+// TestIsLowOrderAgreesWithLadder checks IsLowOrder against the ladder on
+// points that are not low order: random ones, and each listed point plus or
+// minus one. (That the list is complete is the group-order argument in
+// IsLowOrder's comment; TestLowOrderPoints checks each listed point gives
+// zero.)
+func TestIsLowOrderAgreesWithLadder(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{7}))
+	scalar := fromHex(t, "a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+	var points [][Size]byte
+	for range 2000 {
+		var p [Size]byte
+		fill(rng, p[:])
+		points = append(points, p)
+	}
+	for _, p := range lowOrderPoints {
+		for _, delta := range []byte{1, 0xff} {
+			q := [Size]byte(p)
+			q[0] += delta
+			points = append(points, q)
+		}
+	}
+	for _, p := range points {
+		var out [Size]byte
+		zero := ScalarMult(&out, scalar, &p) != nil
+		if IsLowOrder(&p) != zero {
+			t.Fatalf("point %x: IsLowOrder = %v, ladder gives zero = %v", p, IsLowOrder(&p), zero)
+		}
 	}
 }
 
