@@ -20,6 +20,7 @@ import (
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
+	"github.com/backchannel/backchannel/internal/relay/node"
 	"github.com/backchannel/backchannel/internal/tools/readiness"
 )
 
@@ -138,8 +139,13 @@ func (a *authorityProcs) upload(doc *directory.Document, e uint64, to []int) {
 		link, _ := wire.KeypairFromSecret(secret)
 		d := directory.Descriptor{Epoch: e, Name: n.Name, Role: n.Role, IdentityKey: id.Public().(ed25519.PublicKey), Address: n.Address}
 		copy(d.LinkKey[:], link.Public)
-		rand.Read(d.SphinxKey[:])
-		rand.Read(d.NextSphinxKey[:])
+		keys, err := node.NewEpochKeys(t.TempDir(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.SphinxKeys, err = keys.Descriptor(e); err != nil {
+			t.Fatal(err)
+		}
 		raw, err := d.Sign(id)
 		if err != nil {
 			t.Fatal(err)

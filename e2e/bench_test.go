@@ -36,7 +36,7 @@ type mixBench struct {
 	doc                    *directory.Document
 	mix1, mix2             *directory.Node
 	providerLink, mix2Link wire.Keypair
-	mix1Sphinx             [32]byte
+	mix1Sphinx             *sphinx.PrivateKey
 	format                 *sphinx.Format
 	frame                  int
 	packets                [][]byte
@@ -75,7 +75,7 @@ func newMixBench(b *testing.B, n int) *mixBench {
 		return wire.Keypair{Private: secret[:], Public: pub[:]}
 	}
 	providerLink, mix2Link := linkOf("provider-a"), linkOf("mix-2-a")
-	mix1Sphinx, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx-keys", "sphinx-epoch-1.key"), keyfile.Sphinx)
+	mix1Sphinx, err := keyfile.ReadSphinx(filepath.Join(dir, "mix-1-a", "sphinx-keys"), doc.Parameters.Geometry.Scheme, doc.Epoch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func (m *mixBench) startMix(b *testing.B) (*network, *wire.Conn) {
 func BenchmarkMixForwarding(b *testing.B) {
 	m := newMixBench(b, b.N)
 	format, packets, mix1Sphinx := m.format, m.packets, m.mix1Sphinx
-	unwrapBefore := unwrapTime(b, format, &mix1Sphinx, packets)
+	unwrapBefore := unwrapTime(b, format, mix1Sphinx, packets)
 
 	// The sink: mix-2-a's address and key, acknowledging like a mix.
 	received := make(chan struct{})
@@ -239,7 +239,7 @@ func BenchmarkMixForwarding(b *testing.B) {
 	mixCores := (processCPU(b, mixPID) - mixCPU0).Seconds() / elapsed.Seconds()
 	selfCores := (loadgen.SelfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
 
-	unwrapAfter := unwrapTime(b, format, &mix1Sphinx, packets[:min(len(packets), 2000)])
+	unwrapAfter := unwrapTime(b, format, mix1Sphinx, packets[:min(len(packets), 2000)])
 	unwrap := (unwrapBefore + unwrapAfter) / 2
 	rate := float64(b.N) / elapsed.Seconds()
 	floor := float64(runtime.NumCPU()) / unwrap.Seconds()
@@ -286,7 +286,7 @@ func processCPU(b *testing.B, pid int) time.Duration {
 
 // unwrapTime measures one unwrap of these packets at their first hop, in
 // this process, on one core.
-func unwrapTime(b *testing.B, f *sphinx.Format, key *[32]byte, packets [][]byte) time.Duration {
+func unwrapTime(b *testing.B, f *sphinx.Format, key *sphinx.PrivateKey, packets [][]byte) time.Duration {
 	work := make([]byte, len(packets[0]))
 	n := min(len(packets), 2000)
 	start := time.Now()
@@ -321,7 +321,7 @@ func BenchmarkMixLatency(b *testing.B) {
 	work := make([]byte, len(m.packets[0]))
 	for i, p := range m.packets {
 		copy(work, p)
-		if _, err := m.format.Unwrap(&m.mix1Sphinx, work); err != nil {
+		if _, err := m.format.Unwrap(m.mix1Sphinx, work); err != nil {
 			b.Fatal(err)
 		}
 		expect[[32]byte(work[:32])] = i

@@ -319,7 +319,7 @@ func checkStoredPayloads(t *testing.T, nw *network, storedPath, secretsPath stri
 	var keys []*ecdh.PrivateKey
 	lines := readLines(t, secretsPath)
 	for _, n := range nw.doc.Nodes {
-		files, _ := filepath.Glob(filepath.Join(nw.dir, n.Name, "sphinx-keys", "*.key"))
+		files, _ := filepath.Glob(filepath.Join(nw.dir, n.Name, "sphinx-keys", "sphinx-epoch-*.key"))
 		for _, f := range files {
 			k, err := keyfile.ReadX25519(f, keyfile.Sphinx)
 			if err != nil {

@@ -73,14 +73,25 @@ func authorityConfig(cfg *config.Authority) (authority.Config, error) {
 		return authority.Config{}, err
 	}
 	p := cfg.Parameters
+	format, err := packetFormat(p.PacketFormat)
+	if err != nil {
+		return authority.Config{}, fmt.Errorf("[parameters] packet_format: %w", err)
+	}
 	ac := authority.Config{
 		Key: key, Threshold: cfg.Authority.Threshold, Admission: authority.Admission{},
 		Genesis: cfg.Authority.Genesis, EpochLength: cfg.Authority.Epoch.Duration, DocumentDir: cfg.Path(cfg.Authority.Documents),
 		Parameters: directory.Parameters{
 			Layers: uint8(p.Layers), MeanDelay: p.MeanDelay.Duration, SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate,
 			MixLoopRate: p.MixLoopRate, PollInterval: p.PollInterval.Duration,
-			Geometry: sphinx.Geometry{MaxHops: p.MaxHops, UserPayloadLength: p.Payload},
+			Geometry: sphinx.Geometry{MaxHops: p.MaxHops, UserPayloadLength: p.Payload, Scheme: format},
 		},
+	}
+	if p.NextPacketFormat != "" {
+		next, err := packetFormat(p.NextPacketFormat)
+		if err != nil {
+			return authority.Config{}, fmt.Errorf("[parameters] next_packet_format: %w", err)
+		}
+		ac.FormatChange = &authority.FormatChange{Epoch: p.NextPacketFormatEpoch, Scheme: next}
 	}
 	for _, k := range cfg.AdmittedKeys() {
 		ac.Admission[hex.EncodeToString(k)] = true
@@ -90,6 +101,15 @@ func authorityConfig(cfg *config.Authority) (authority.Config, error) {
 		ac.Peers = append(ac.Peers, authority.Peer{Key: ed25519.PublicKey(k), URL: peer.URL})
 	}
 	return ac, nil
+}
+
+// packetFormat reads a packet format's name in a configuration file; absent,
+// it is X25519, the format of the files of releases before the choice.
+func packetFormat(name string) (sphinx.Scheme, error) {
+	if name == "" {
+		return sphinx.X25519, nil
+	}
+	return sphinx.ParseScheme(name)
 }
 
 // authorityLimits bound the connections an authority holds: its peers

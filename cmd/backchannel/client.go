@@ -106,8 +106,12 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
+		format, err := packetFormat(n.PacketFormat)
+		if err != nil {
+			return fmt.Errorf("%s: packet_format: %w", *networkPath, err)
+		}
 		network := client.Network{Threshold: n.Threshold, ClockSkew: n.ClockSkew.Duration, Provider: client.Provider{Name: p.Name, Address: p.Address},
-			Geometry: sphinx.Geometry{MaxHops: n.MaxHops, UserPayloadLength: n.Payload}}
+			Geometry: sphinx.Geometry{MaxHops: n.MaxHops, UserPayloadLength: n.Payload, Scheme: format}}
 		for _, a := range n.Authorities {
 			key, _ := hex.DecodeString(a) // checked by LoadNetwork
 			network.Authorities = append(network.Authorities, ed25519.PublicKey(key))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
 	"github.com/backchannel/backchannel/internal/relay/node"
 	"github.com/backchannel/backchannel/internal/tools/loadgen"
@@ -44,6 +45,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json", "", "write the report as JSON to this file")
 	seed := fs.Uint64("seed", 1, "seed of the clients' schedules and routes")
 	pprof := fs.Bool("pprof", false, "serve each node's Go profiles on its metrics listener (addresses printed at start)")
+	format := packetFormatFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -60,6 +62,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	if err := lg.run(ctx, loadOptions{
 		clients: *clients, rate: *rate, poll: *poll, duration: *duration, drain: *drain, meanDelay: *meanDelay,
 		layers: *layers, mixes: *mixes, providers: *providers, dir: *dir, svg: *svg, json: *jsonOut, seed: *seed, pprof: *pprof,
+		format: format.scheme,
 	}); err != nil {
 		fmt.Fprintf(stderr, "backchannel: loadgen: %v\n", err)
 		return 1
@@ -76,6 +79,7 @@ type loadOptions struct {
 	dir, svg, json           string
 	seed                     uint64
 	pprof                    bool
+	format                   sphinx.Scheme
 }
 
 // loadRun is one run of the load generator: the network's processes and
@@ -140,6 +144,7 @@ func (lg *loadRun) run(ctx context.Context, o loadOptions) error {
 	}
 	params := testnet.DefaultParameters(o.layers)
 	params.MeanDelay, params.PollInterval = o.meanDelay, o.poll
+	params.Geometry.Scheme = o.format
 	// The document says what clients send, and providers' limits follow
 	// it: the simulated clients send loops at o.rate and nothing else.
 	params.SendRate, params.LoopRate, params.DropRate = o.rate, 0, 0

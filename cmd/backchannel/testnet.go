@@ -1,11 +1,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
@@ -36,6 +38,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	addresses := fs.String("addresses", "", "comma-separated host:port of every node (providers first, then layer by layer); overrides -hosts and -base-port")
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
 	authorityMetrics := fs.String("authority-metrics-addresses", "", "comma-separated metrics host:port of every authority (default, with the default authority addresses and -metrics-base-port: 127.0.0.1:32100+i)")
+	format := packetFormatFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +52,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	params.MeanDelay = *meanDelay
 	params.PollInterval = *pollInterval
 	params.SendRate, params.LoopRate, params.DropRate = *sendRate, *loopRate, *dropRate
+	params.Geometry.Scheme = format.scheme
 	net, err := testnet.Generate(testnet.Options{
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,
 		Hosts: split(*hosts), BasePort: *basePort, MetricsBasePort: *metricsPort,
@@ -77,4 +81,23 @@ func orNone(address string) string {
 		return "none"
 	}
 	return address
+}
+
+// schemeFlag is a -packet-format flag's value.
+type schemeFlag struct{ scheme sphinx.Scheme }
+
+func (f *schemeFlag) String() string { return f.scheme.String() }
+
+func (f *schemeFlag) Set(name string) error {
+	s, err := sphinx.ParseScheme(name)
+	f.scheme = s
+	return err
+}
+
+// packetFormatFlag adds -packet-format to fs, defaulting to the default
+// geometry's.
+func packetFormatFlag(fs *flag.FlagSet) *schemeFlag {
+	f := &schemeFlag{scheme: sphinx.DefaultGeometry.Scheme}
+	fs.Var(f, "packet-format", "the network's packet format: xwing (KEM Sphinx with X-Wing, post-quantum) or x25519 (Sphinx, classical)")
+	return f
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,11 +105,11 @@ func unwrapPath(t *testing.T, p offlinePair, packet []byte, visit func(*director
 	node := p.doc.Node(p.doc.Providers()[0].IdentityKey) // alice's provider
 	for range 8 {
 		visit(node)
-		key, err := keyfile.ReadX25519(filepath.Join(p.netDir, node.Name, "sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", p.doc.Epoch)), keyfile.Sphinx)
+		key, err := keyfile.ReadSphinx(filepath.Join(p.netDir, node.Name, "sphinx-keys"), p.doc.Parameters.Geometry.Scheme, p.doc.Epoch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := format.Unwrap(&key, packet)
+		res, err := format.Unwrap(key, packet)
 		if err != nil {
 			t.Fatalf("unwrapping at %s: %v", node.Name, err)
 		}

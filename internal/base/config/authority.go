@@ -58,6 +58,14 @@ type ParametersTable struct {
 	PollInterval Duration `toml:"poll_interval"`
 	MaxHops      int      `toml:"max_hops"`
 	Payload      int      `toml:"payload"`
+	// PacketFormat is the network's packet format, "xwing" or "x25519";
+	// absent, x25519 (the previous release's files have none).
+	PacketFormat string `toml:"packet_format,omitempty"`
+	// NextPacketFormat, from the epoch NextPacketFormatEpoch on, replaces
+	// PacketFormat: how a network moves to another format
+	// (docs/operating.md).
+	NextPacketFormat      string `toml:"next_packet_format,omitempty"`
+	NextPacketFormatEpoch uint64 `toml:"next_packet_format_epoch,omitzero"`
 }
 
 // LoadAuthority reads and validates an authority's configuration.
@@ -119,6 +127,9 @@ func (c *Authority) validate() error {
 	p := c.Parameters
 	if p.Layers < 1 || p.MaxHops < 1 || p.Payload < 1 || p.PollInterval.Duration <= 0 {
 		errs = append(errs, errors.New("[parameters] layers, max_hops, payload and poll_interval must be set"))
+	}
+	if (p.NextPacketFormat == "") != (p.NextPacketFormatEpoch == 0) {
+		errs = append(errs, errors.New("[parameters] next_packet_format and next_packet_format_epoch go together"))
 	}
 	return errors.Join(errs...)
 }

@@ -20,9 +20,13 @@ type Network struct {
 	// client needs before its first link (the frames' size follows from
 	// it); absent in the files of the previous release, whose networks
 	// all had 5 hops and 2,048-byte payloads.
-	MaxHops   int               `toml:"max_hops,omitzero"`
-	Payload   int               `toml:"payload,omitzero"`
-	Providers []NetworkProvider `toml:"provider"`
+	MaxHops int `toml:"max_hops,omitzero"`
+	Payload int `toml:"payload,omitzero"`
+	// PacketFormat is the network's packet format, "xwing" or "x25519";
+	// absent, x25519 (written only for other formats, so that the
+	// previous release reads the files of an X25519 network).
+	PacketFormat string            `toml:"packet_format,omitempty"`
+	Providers    []NetworkProvider `toml:"provider"`
 }
 
 // NetworkProvider is one [[provider]] of the bootstrap file.

@@ -273,8 +273,8 @@ func checkHopCommands(cs Commands, terminal bool) error {
 	if !terminal {
 		n += nextNodeHopLength
 	}
-	if n > PerHopRoutingInfoLength {
-		return fmt.Errorf("commands take %d bytes, more than the %d a hop has", n, PerHopRoutingInfoLength)
+	if n > CommandsLength {
+		return fmt.Errorf("commands take %d bytes, more than the %d a hop has", n, CommandsLength)
 	}
 	return nil
 }

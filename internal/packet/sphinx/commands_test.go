@@ -11,7 +11,7 @@ import (
 func TestParseCommandsStrict(t *testing.T) {
 	full := func(b ...[]byte) []byte { // one hop's 82 bytes
 		out := bytes.Join(b, nil)
-		return append(out, make([]byte, PerHopRoutingInfoLength-len(out))...)
+		return append(out, make([]byte, CommandsLength-len(out))...)
 	}
 	next := append([]byte{0x01}, make([]byte, 64)...)
 	rcpt := append([]byte{0x02}, make([]byte, 32)...)

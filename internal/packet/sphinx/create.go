@@ -16,15 +16,16 @@ import (
 // packet creation appends one at every hop but the last, naming the next hop.
 type PathHop struct {
 	ID        NodeID
-	PublicKey [x25519.Size]byte
+	PublicKey *PublicKey
 	Commands  Commands
 }
 
 // NewPacket makes a forward packet that carries message along path. The
 // message, at most UserPayloadLength bytes, is zero-padded to that length.
 //
-// It reads from rand, in this order, the 32-byte ephemeral scalar and then
-// 82·(MaxHops − len(path)) bytes of filler.
+// It reads from rand, in this order: for X25519 the 32-byte ephemeral scalar,
+// for a KEM scheme a 64-byte encapsulation seed for each hop from the first;
+// then PerHopRoutingInfoLength·(MaxHops − len(path)) bytes of filler.
 func (f *Format) NewPacket(rand io.Reader, path []PathHop, message []byte) ([]byte, error) {
 	g := f.geometry
 	if len(message) > g.UserPayloadLength {
@@ -60,6 +61,9 @@ func checkPath(g Geometry, path []PathHop, surb bool) error {
 	}
 	for i, hop := range path {
 		terminal := i == len(path)-1
+		if hop.PublicKey == nil || hop.PublicKey.scheme != g.Scheme {
+			return fmt.Errorf("sphinx: hop %d has no %v public key", i, g.Scheme)
+		}
 		if err := checkHopCommands(hop.Commands, terminal); err != nil {
 			return fmt.Errorf("sphinx: hop %d: %v", i, err)
 		}
@@ -74,40 +78,96 @@ func checkPath(g Geometry, path []PathHop, surb bool) error {
 }
 
 // newHeader writes the header for path into header and returns each hop's
-// keys, which the caller must wipe with wipeKeys.
-//
-// Hop i's keystream KS_i is 82·(MaxHops+1) bytes. Its first R − 82i bytes
-// (R being the routing information length) encrypt what hop i sees of beta;
-// the rest, pad_i, is what hop i's shift moves into view at the end of hop
-// i+1's beta, accumulated over the earlier hops. beta is then built from the
-// last hop back, in place: hop i's part starts 82i bytes in.
+// keys, which the caller must wipe with wipeKeys. It reads its randomness in
+// the order the package documentation gives: the hops' secrets (X25519's
+// ephemeral scalar, or each hop's encapsulation seed), then the filler.
 func (f *Format) newHeader(rand io.Reader, path []PathHop, header []byte) ([]packetKeys, error) {
 	g := f.geometry
 	n := len(path)
-	routingLength := g.RoutingInfoLength()
-	beta := header[versionLength+GroupElementLength : versionLength+GroupElementLength+routingLength]
-
-	var ephemeral [32]byte
-	defer clear(ephemeral[:])
-	if _, err := io.ReadFull(rand, ephemeral[:]); err != nil {
-		return nil, fmt.Errorf("sphinx: failed to read the ephemeral key: %w", err)
-	}
-	if _, err := io.ReadFull(rand, beta[PerHopRoutingInfoLength*n:]); err != nil {
-		return nil, fmt.Errorf("sphinx: failed to read the routing filler: %w", err)
-	}
-
-	alphas := make([][GroupElementLength]byte, n)
+	elementLength := g.Scheme.elementLength()
+	elements := make([]byte, n*elementLength)
 	keys := make([]packetKeys, n)
-	if err := hopKeys(&ephemeral, path, alphas, keys); err != nil {
+	var err error
+	if g.Scheme.isKEM() {
+		err = encapsulateHops(rand, path, elements, keys)
+	} else {
+		err = x25519Hops(rand, path, elements, keys)
+	}
+	if err != nil {
 		wipeKeys(keys)
 		return nil, err
 	}
+	beta := header[versionLength+elementLength : g.macOffset()]
+	if _, err := io.ReadFull(rand, beta[g.PerHopRoutingInfoLength()*n:]); err != nil {
+		wipeKeys(keys)
+		return nil, fmt.Errorf("sphinx: failed to read the routing filler: %w", err)
+	}
+	f.writeHeader(header, path, elements, keys)
+	return keys, nil
+}
+
+// x25519Hops reads the ephemeral scalar and computes each hop's alpha (into
+// elements, 32 bytes each) and keys.
+func x25519Hops(rand io.Reader, path []PathHop, elements []byte, keys []packetKeys) error {
+	var ephemeral [32]byte
+	defer clear(ephemeral[:])
+	if _, err := io.ReadFull(rand, ephemeral[:]); err != nil {
+		return fmt.Errorf("sphinx: failed to read the ephemeral key: %w", err)
+	}
+	alphas := make([][GroupElementLength]byte, len(path))
+	if err := hopKeys(&ephemeral, path, alphas, keys); err != nil {
+		return err
+	}
+	for i := range alphas {
+		copy(elements[i*GroupElementLength:], alphas[i][:])
+	}
+	return nil
+}
+
+// encapsulateHops reads one encapsulation seed per hop and encapsulates to
+// each hop's key: the ciphertexts go into elements, the keys derive from the
+// shared secrets.
+func encapsulateHops(rand io.Reader, path []PathHop, elements []byte, keys []packetKeys) error {
+	var seed [EncapsulationSeedLength]byte
+	var secret [32]byte
+	defer clear(seed[:])
+	defer clear(secret[:])
+	ciphertextLength := len(elements) / len(path)
+	for i := range path {
+		if _, err := io.ReadFull(rand, seed[:]); err != nil {
+			return fmt.Errorf("sphinx: failed to read hop %d's encapsulation seed: %w", i, err)
+		}
+		encapsulate(elements[i*ciphertextLength:(i+1)*ciphertextLength], &secret, path[i].PublicKey, &seed)
+		deriveKeys(&keys[i], &secret)
+	}
+	return nil
+}
+
+// writeHeader writes the header for path from each hop's element (alpha or
+// ciphertext, concatenated in elements) and keys, with the routing filler
+// already in place at the end of beta.
+//
+// Hop i's keystream KS_i is one hop's routing information (P bytes: 82, or
+// 82 + the ciphertext length) longer than beta (R bytes). Its first R − P·i
+// bytes encrypt what hop i sees of beta; the rest, pad_i, is what hop i's
+// shift moves into view at the end of hop i+1's beta, accumulated over the
+// earlier hops. beta is then built from the last hop back, in place: hop i's
+// part starts P·i bytes in, and is its commands, the next-hop command, zero
+// padding to 82 bytes and, in a KEM scheme, the next hop's ciphertext.
+func (f *Format) writeHeader(header []byte, path []PathHop, elements []byte, keys []packetKeys) {
+	g := f.geometry
+	n := len(path)
+	elementLength := g.Scheme.elementLength()
+	element := func(i int) []byte { return elements[i*elementLength : (i+1)*elementLength] }
+	perHop := g.PerHopRoutingInfoLength()
+	routingLength := g.RoutingInfoLength()
+	beta := header[versionLength+elementLength : g.macOffset()]
 
 	streamLength := g.keystreamLength()
 	keystreams := make([]byte, n*streamLength)
 	defer clear(keystreams)
 	keystream := func(i int) []byte { return keystreams[i*streamLength : (i+1)*streamLength] }
-	pad := func(i int) []byte { return keystream(i)[routingLength-PerHopRoutingInfoLength*i:] }
+	pad := func(i int) []byte { return keystream(i)[routingLength-perHop*i:] }
 	for i := range n {
 		ks := keystream(i)
 		keys[i].headerKeystreamXOR(ks[:routingLength], ks[routingLength:])
@@ -118,27 +178,29 @@ func (f *Format) newHeader(rand io.Reader, path []PathHop, header []byte) ([]pac
 
 	var mac [MACLength]byte
 	for i := n - 1; i >= 0; i-- {
-		start := PerHopRoutingInfoLength * i
+		start := perHop * i
 		// The commands are appended in place: checkPath made sure they fit
 		// in the hop's 82 bytes.
-		frag := beta[start : start+PerHopRoutingInfoLength]
+		frag := beta[start : start+perHop]
 		clear(frag)
-		frag = AppendCommands(frag[:0], path[i].Commands)
+		cmds := AppendCommands(frag[:0:CommandsLength], path[i].Commands)
 		if i < n-1 {
-			NextNodeHop{ID: path[i+1].ID, MAC: mac}.appendTo(frag)
+			NextNodeHop{ID: path[i+1].ID, MAC: mac}.appendTo(cmds)
+			if g.Scheme.isKEM() {
+				copy(frag[CommandsLength:], element(i+1))
+			}
 		}
 		subtle.XORBytes(beta[start:], beta[start:], keystream(i))
 		var tail []byte
 		if i > 0 {
 			tail = pad(i - 1)
 		}
-		keys[i].headerMAC(&mac, headerVersion[:], alphas[i][:], beta[start:], tail)
+		keys[i].headerMAC(&mac, headerVersion[:], element(i), beta[start:], tail)
 	}
 
 	copy(header, headerVersion[:])
-	copy(header[versionLength:], alphas[0][:])
+	copy(header[versionLength:], element(0))
 	copy(header[g.macOffset():], mac[:])
-	return keys, nil
 }
 
 // headerVersion is the header's associated data: format version 0.
@@ -175,8 +237,8 @@ func hopKeys(ephemeral *[32]byte, path []PathHop, alphas [][GroupElementLength]b
 		}
 		d.Multiply(c, inverseOfEight)
 		timesEight(&cofactorScalar, &d)
-		if err := x25519.ScalarMultUnclamped(&secret, &cofactorScalar, &path[i].PublicKey); err != nil {
-			return fmt.Errorf("sphinx: hop %d: public key %x has low order", i, path[i].PublicKey)
+		if err := x25519.ScalarMultUnclamped(&secret, &cofactorScalar, &path[i].PublicKey.x25519); err != nil {
+			return fmt.Errorf("sphinx: hop %d: public key %x has low order", i, path[i].PublicKey.x25519)
 		}
 		deriveKeys(&keys[i], &secret)
 		if i == len(path)-1 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
-	"github.com/backchannel/backchannel/internal/packet/x25519"
 )
 
 // A client sends a message over three nodes; each node removes its layer
@@ -19,22 +18,24 @@ func Example() {
 
 	type node struct {
 		id   sphinx.NodeID
-		priv [32]byte
-		pub  [32]byte
+		priv *sphinx.PrivateKey
 	}
 	nodes := make([]node, 3)
 	for i := range nodes {
 		nodes[i].id[0] = byte(i + 1)
-		rand.Read(nodes[i].priv[:])
-		if err := x25519.ScalarBaseMult(&nodes[i].pub, &nodes[i].priv); err != nil {
+		// A node makes a new key for every epoch and publishes its
+		// public half in the network document.
+		var secret [sphinx.SecretLength]byte
+		rand.Read(secret[:])
+		if nodes[i].priv, err = sphinx.NewPrivateKey(f.Geometry().Scheme, &secret); err != nil {
 			panic(err)
 		}
 	}
 	mailbox := sphinx.Recipient{ID: [32]byte{0xbb}}
 	path := []sphinx.PathHop{
-		{ID: nodes[0].id, PublicKey: nodes[0].pub, Commands: sphinx.Commands{sphinx.NodeDelay{Milliseconds: 40}}},
-		{ID: nodes[1].id, PublicKey: nodes[1].pub, Commands: sphinx.Commands{sphinx.NodeDelay{Milliseconds: 25}}},
-		{ID: nodes[2].id, PublicKey: nodes[2].pub, Commands: sphinx.Commands{mailbox}},
+		{ID: nodes[0].id, PublicKey: nodes[0].priv.Public(), Commands: sphinx.Commands{sphinx.NodeDelay{Milliseconds: 40}}},
+		{ID: nodes[1].id, PublicKey: nodes[1].priv.Public(), Commands: sphinx.Commands{sphinx.NodeDelay{Milliseconds: 25}}},
+		{ID: nodes[2].id, PublicKey: nodes[2].priv.Public(), Commands: sphinx.Commands{mailbox}},
 	}
 
 	packet, err := f.NewPacket(rand.Reader, path, []byte("open to talks"))
@@ -44,7 +45,7 @@ func Example() {
 	fmt.Println("packet bytes:", len(packet))
 
 	for i := range nodes {
-		res, err := f.Unwrap(&nodes[i].priv, packet)
+		res, err := f.Unwrap(nodes[i].priv, packet)
 		if err != nil {
 			panic(err)
 		}
@@ -70,14 +71,15 @@ func ExampleFormat_NewSURB() {
 	if err != nil {
 		panic(err)
 	}
-	var priv, pub [32]byte
-	rand.Read(priv[:])
-	if err := x25519.ScalarBaseMult(&pub, &priv); err != nil {
+	var secret [sphinx.SecretLength]byte
+	rand.Read(secret[:])
+	priv, err := sphinx.NewPrivateKey(f.Geometry().Scheme, &secret)
+	if err != nil {
 		panic(err)
 	}
 	path := []sphinx.PathHop{{
 		ID:        sphinx.NodeID{1},
-		PublicKey: pub,
+		PublicKey: priv.Public(),
 		Commands:  sphinx.Commands{sphinx.Recipient{ID: [32]byte{0xaa}}, sphinx.SURBReply{ID: [16]byte{7}}},
 	}}
 	surb, token, err := f.NewSURB(rand.Reader, path)
@@ -89,7 +91,7 @@ func ExampleFormat_NewSURB() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := f.Unwrap(&priv, reply)
+	res, err := f.Unwrap(priv, reply)
 	if err != nil {
 		panic(err)
 	}

@@ -13,10 +13,19 @@ import (
 // The seed corpora are committed under testdata/fuzz/<target>/ (made from
 // the Katzenpost vectors); each target also adds seeds in code.
 
-// fuzzKey is the private key of the first hop of the 5-hop forward vector;
-// the raw-packet seeds are packets for it.
-func fuzzKey(t testing.TB) *[32]byte {
-	return unhex32(t, "71352c290bafa46ce1735548782343a8d826bb491bb98a2d72732af9e0dcacc4")
+// fuzzKey is the private key of the first hop of the 5-hop forward vector of
+// scheme s (the X25519 vectors, or the X-Wing KEM vectors' 103-byte
+// geometry); the raw-packet seeds are packets for it.
+func fuzzKey(t testing.TB, s Scheme) *PrivateKey {
+	secret := unhex32(t, "71352c290bafa46ce1735548782343a8d826bb491bb98a2d72732af9e0dcacc4")
+	if s == XWing {
+		secret = unhex32(t, "17c8921ccb4de618767060a27cd9f648e546512c939458c61dbdcfa4670d64c9")
+	}
+	key, err := NewPrivateKey(s, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // checkCorpus fails if a target's committed seed corpus is missing, so that a
@@ -93,17 +102,24 @@ func checkUnwrapped(t *testing.T, f *Format, before, packet []byte, res Unwrappe
 	}
 }
 
-// FuzzUnwrap feeds arbitrary packets to a node: no panic, only the documented
-// errors, and the invariants of checkUnwrapped on success. Almost every input
-// fails the MAC; FuzzUnwrapAuthenticated reaches past it.
-func FuzzUnwrap(f *testing.F) {
-	checkCorpus(f, "FuzzUnwrap")
-	format, err := New(vectorGeometry)
+// FuzzUnwrap feeds arbitrary packets to an X25519 node: no panic, only the
+// documented errors, and the invariants of checkUnwrapped on success. Almost
+// every input fails the MAC; FuzzUnwrapAuthenticated reaches past it.
+func FuzzUnwrap(f *testing.F) { fuzzUnwrap(f, X25519, "FuzzUnwrap") }
+
+// FuzzUnwrapXWing is FuzzUnwrap for an X-Wing node.
+func FuzzUnwrapXWing(f *testing.F) { fuzzUnwrap(f, XWing, "FuzzUnwrapXWing") }
+
+func fuzzUnwrap(f *testing.F, s Scheme, corpus string) {
+	checkCorpus(f, corpus)
+	g := vectorGeometry
+	g.Scheme = s
+	format, err := New(g)
 	if err != nil {
 		f.Fatal(err)
 	}
-	key := fuzzKey(f)
-	f.Add(make([]byte, vectorGeometry.PacketLength()))
+	key := fuzzKey(f, s)
+	f.Add(make([]byte, g.PacketLength()))
 	f.Fuzz(func(t *testing.T, packet []byte) {
 		before := bytes.Clone(packet)
 		res, err := format.Unwrap(key, packet)
@@ -118,38 +134,55 @@ func FuzzUnwrap(f *testing.F) {
 }
 
 // FuzzUnwrapAuthenticated builds, from fuzzed routing information and
-// payload, a packet whose header MAC is valid for the node (the harness
+// payload, a packet whose header MAC is valid for an X25519 node (the harness
 // encrypts and MACs the header as a sender would), so the fuzzer explores
 // command parsing, payload decryption and forwarding. The parsed commands
 // must encode to the start of the routing information.
 func FuzzUnwrapAuthenticated(f *testing.F) {
-	checkCorpus(f, "FuzzUnwrapAuthenticated")
-	format, err := New(vectorGeometry)
+	fuzzUnwrapAuthenticated(f, X25519, "FuzzUnwrapAuthenticated")
+}
+
+// FuzzUnwrapAuthenticatedXWing is FuzzUnwrapAuthenticated for an X-Wing node;
+// the fuzzed routing information also carries the next hop's ciphertext.
+func FuzzUnwrapAuthenticatedXWing(f *testing.F) {
+	fuzzUnwrapAuthenticated(f, XWing, "FuzzUnwrapAuthenticatedXWing")
+}
+
+func fuzzUnwrapAuthenticated(f *testing.F, s Scheme, corpus string) {
+	checkCorpus(f, corpus)
+	g := vectorGeometry
+	g.Scheme = s
+	format, err := New(g)
 	if err != nil {
 		f.Fatal(err)
 	}
-	key := fuzzKey(f)
-	var alpha [32]byte
-	alpha[0] = 9 // the base point: a valid group element
+	key := fuzzKey(f, s)
+	element := make([]byte, s.elementLength())
 	var secret [32]byte
-	if err := x25519.ScalarMult(&secret, key, &alpha); err != nil {
-		f.Fatal(err)
+	if s == X25519 {
+		element[0] = 9 // the base point: a valid group element
+		if err := x25519.ScalarMult(&secret, &key.secret, (*[32]byte)(element)); err != nil {
+			f.Fatal(err)
+		}
+	} else {
+		encapsulate(element, &secret, key.Public(), &[EncapsulationSeedLength]byte{1})
 	}
 	var keys packetKeys
 	deriveKeys(&keys, &secret)
-	h := vectorGeometry.HeaderLength()
+	h := g.HeaderLength()
+	perHop := g.PerHopRoutingInfoLength()
 
 	f.Add(AppendCommands(nil, Commands{NodeDelay{7}, NextNodeHop{}}), make([]byte, 135))
 	f.Add(AppendCommands(nil, Commands{Recipient{}}), make([]byte, 135))
 	f.Add(AppendCommands(nil, Commands{Recipient{}, SURBReply{}}), make([]byte, 40))
 	f.Fuzz(func(t *testing.T, routing, payload []byte) {
 		packet := make([]byte, h+len(payload))
-		copy(packet[versionLength:], alpha[:])
-		beta := packet[versionLength+GroupElementLength : h-MACLength]
+		copy(packet[versionLength:], element)
+		beta := packet[versionLength+len(element) : h-MACLength]
 		copy(beta, routing)
 		plain := bytes.Clone(beta)
-		var tail [PerHopRoutingInfoLength]byte
-		keys.headerKeystreamXOR(beta, tail[:])
+		tail := make([]byte, perHop)
+		keys.headerKeystreamXOR(beta, tail)
 		var mac [MACLength]byte
 		keys.headerMAC(&mac, packet[:h-MACLength])
 		copy(packet[h-MACLength:], mac[:])
@@ -165,15 +198,19 @@ func FuzzUnwrapAuthenticated(f *testing.F) {
 		}
 		enc := AppendCommands(nil, res.Commands)
 		if !bytes.Equal(enc, plain[:len(enc)]) {
-			t.Fatalf("commands %#v do not encode to the routing information %x", res.Commands, plain[:PerHopRoutingInfoLength])
+			t.Fatalf("commands %#v do not encode to the routing information %x", res.Commands, plain[:CommandsLength])
 		}
 		checkUnwrapped(t, format, before, packet, res)
 		if next, ok := res.Commands.NextHop(); ok {
 			// The next hop's beta is the rest of the decrypted routing
-			// information, and its MAC the one in the command.
-			nextBeta := packet[versionLength+GroupElementLength : h-MACLength]
-			if !bytes.Equal(nextBeta[:len(plain)-PerHopRoutingInfoLength], plain[PerHopRoutingInfoLength:]) {
+			// information, its element the one in this hop's slot (KEM),
+			// and its MAC the one in the command.
+			nextBeta := packet[versionLength+len(element) : h-MACLength]
+			if !bytes.Equal(nextBeta[:len(plain)-perHop], plain[perHop:]) {
 				t.Fatal("the shifted routing information is not the rest of the decrypted one")
+			}
+			if s.isKEM() && !bytes.Equal(packet[versionLength:versionLength+len(element)], plain[CommandsLength:perHop]) {
+				t.Fatal("the next ciphertext is not the one in the hop's routing information")
 			}
 			if !bytes.Equal(packet[h-MACLength:h], next.MAC[:]) {
 				t.Fatal("the next header's MAC is not the next-hop command's")

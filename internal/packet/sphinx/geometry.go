@@ -22,9 +22,11 @@ const (
 	RecipientIDLength = 32
 	// SURBIDLength is the length of a SURB identifier.
 	SURBIDLength = 16
-	// PerHopRoutingInfoLength is the routing information each hop gets: a
+	// CommandsLength is the room each hop has for routing commands: a
 	// next-hop command (1 + 32 + 32) plus a SURB-reply command (1 + 16).
-	PerHopRoutingInfoLength = 82
+	// It is the whole of a hop's routing information in the X25519 scheme;
+	// a KEM scheme's hop also gets the next hop's ciphertext.
+	CommandsLength = 82
 	// PayloadTagLength is the length of the all-zero block before the message,
 	// which the last hop (or a SURB's creator) checks to detect tampering.
 	PayloadTagLength = 32
@@ -48,6 +50,9 @@ type Geometry struct {
 	// UserPayloadLength is the length of a message in a packet; shorter
 	// messages are zero-padded to it.
 	UserPayloadLength int
+	// Scheme is how the header carries each hop's secret; the zero value
+	// is X25519.
+	Scheme Scheme
 }
 
 // DefaultGeometry is the production geometry.
@@ -73,6 +78,9 @@ func (g Geometry) Validate() error {
 	if g.MaxHops < 1 || g.MaxHops > MaxHopsLimit {
 		return fmt.Errorf("sphinx: geometry has %d hops, want 1 to %d", g.MaxHops, MaxHopsLimit)
 	}
+	if !g.Scheme.known() {
+		return fmt.Errorf("sphinx: geometry has the unknown packet format %v", g.Scheme)
+	}
 	if g.UserPayloadLength < 1 {
 		return fmt.Errorf("sphinx: geometry has a user payload of %d bytes, want at least 1", g.UserPayloadLength)
 	}
@@ -82,12 +90,23 @@ func (g Geometry) Validate() error {
 	return nil
 }
 
-// RoutingInfoLength is the length of beta: 82 bytes per hop.
-func (g Geometry) RoutingInfoLength() int { return PerHopRoutingInfoLength * g.MaxHops }
+// PerHopRoutingInfoLength is what each hop gets of beta: 82 bytes of
+// commands, and in a KEM scheme the next hop's ciphertext after them.
+func (g Geometry) PerHopRoutingInfoLength() int {
+	if g.Scheme.isKEM() {
+		return CommandsLength + g.Scheme.elementLength()
+	}
+	return CommandsLength
+}
 
-// HeaderLength is 2 + 32 + 82·MaxHops + 32 bytes: version, alpha, beta, gamma.
+// RoutingInfoLength is the length of beta: PerHopRoutingInfoLength per hop.
+func (g Geometry) RoutingInfoLength() int { return g.PerHopRoutingInfoLength() * g.MaxHops }
+
+// HeaderLength is version (2), the element (alpha, 32 bytes, or the first
+// hop's ciphertext), beta and gamma (32): 476 bytes for 5 X25519 hops,
+// 7,164 for 5 X-Wing hops.
 func (g Geometry) HeaderLength() int {
-	return versionLength + GroupElementLength + g.RoutingInfoLength() + MACLength
+	return versionLength + g.Scheme.elementLength() + g.RoutingInfoLength() + MACLength
 }
 
 // PayloadLength is the length of the encrypted payload: the zero tag and the
@@ -104,10 +123,11 @@ func (g Geometry) SURBLength() int { return g.HeaderLength() + NodeIDLength + Re
 // macOffset is where gamma starts in a header.
 func (g Geometry) macOffset() int { return g.HeaderLength() - MACLength }
 
-// keystreamLength is the length of a hop's header keystream: 82·(MaxHops+1).
-func (g Geometry) keystreamLength() int { return PerHopRoutingInfoLength * (g.MaxHops + 1) }
+// keystreamLength is the length of a hop's header keystream: one hop's
+// routing information more than beta.
+func (g Geometry) keystreamLength() int { return g.PerHopRoutingInfoLength() * (g.MaxHops + 1) }
 
 // String describes g for logs and errors.
 func (g Geometry) String() string {
-	return fmt.Sprintf("%d hops, %d-byte payload, %d-byte packets", g.MaxHops, g.UserPayloadLength, g.PacketLength())
+	return fmt.Sprintf("%v, %d hops, %d-byte payload, %d-byte packets", g.Scheme, g.MaxHops, g.UserPayloadLength, g.PacketLength())
 }

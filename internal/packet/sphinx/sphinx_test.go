@@ -7,29 +7,45 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/backchannel/backchannel/internal/packet/x25519"
 )
 
 // testNode is a node of a test network: its ID and Sphinx key pair.
 type testNode struct {
-	id   NodeID
-	priv [32]byte
-	pub  [32]byte
+	id     NodeID
+	secret [SecretLength]byte
+	priv   *PrivateKey
+	pub    *PublicKey
 }
 
-// testNetwork makes n nodes with keys from rng.
-func testNetwork(t testing.TB, rng *rand.Rand, n int) []testNode {
+// testNetwork makes n nodes of scheme s with keys from rng.
+func testNetwork(t testing.TB, s Scheme, rng *rand.Rand, n int) []testNode {
 	t.Helper()
 	nodes := make([]testNode, n)
 	for i := range nodes {
 		fillRand(rng, nodes[i].id[:])
-		fillRand(rng, nodes[i].priv[:])
-		if err := x25519.ScalarBaseMult(&nodes[i].pub, &nodes[i].priv); err != nil {
+		fillRand(rng, nodes[i].secret[:])
+		var err error
+		if nodes[i].priv, err = NewPrivateKey(s, &nodes[i].secret); err != nil {
 			t.Fatal(err)
 		}
+		nodes[i].pub = nodes[i].priv.Public()
 	}
 	return nodes
+}
+
+// forEachScheme runs test once for each scheme a network may use, on g with
+// that scheme.
+func forEachScheme(t *testing.T, g Geometry, test func(t *testing.T, f *Format)) {
+	for _, s := range Schemes {
+		t.Run(s.String(), func(t *testing.T) {
+			g.Scheme = s
+			f, err := New(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			test(t, f)
+		})
+	}
 }
 
 func fillRand(rng *rand.Rand, b []byte) {
@@ -70,11 +86,11 @@ func randomPath(rng *rand.Rand, nodes []testNode, n int, surb bool) ([]PathHop, 
 }
 
 // privateKeyOf finds the private key of the node with the given ID.
-func privateKeyOf(t testing.TB, nodes []testNode, id NodeID) *[32]byte {
+func privateKeyOf(t testing.TB, nodes []testNode, id NodeID) *PrivateKey {
 	t.Helper()
 	for i := range nodes {
 		if nodes[i].id == id {
-			return &nodes[i].priv
+			return nodes[i].priv
 		}
 	}
 	t.Fatalf("no node %x", id)
@@ -172,47 +188,45 @@ func roundTrip(t *testing.T, f *Format, rng *rand.Rand, nodes []testNode, n int,
 // maximum over every path length, forward and as SURB replies, on the vector
 // geometry.
 func TestRoundTripSmallGeometry(t *testing.T) {
-	f, err := New(vectorGeometry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewChaCha8([32]byte{10}))
-	nodes := testNetwork(t, rng, 8)
-	for length := 0; length <= vectorGeometry.UserPayloadLength; length++ {
-		message := make([]byte, length)
-		fillRand(rng, message)
-		for _, surb := range []bool{false, true} {
-			roundTrip(t, f, rng, nodes, 1+length%vectorGeometry.MaxHops, surb, message)
+	forEachScheme(t, vectorGeometry, func(t *testing.T, f *Format) {
+		g := f.Geometry()
+		rng := rand.New(rand.NewChaCha8([32]byte{10}))
+		nodes := testNetwork(t, g.Scheme, rng, 8)
+		for length := 0; length <= g.UserPayloadLength; length++ {
+			message := make([]byte, length)
+			fillRand(rng, message)
+			for _, surb := range []bool{false, true} {
+				roundTrip(t, f, rng, nodes, 1+length%g.MaxHops, surb, message)
+			}
 		}
-	}
-	for hops := 1; hops <= vectorGeometry.MaxHops; hops++ {
-		for _, surb := range []bool{false, true} {
-			roundTrip(t, f, rng, nodes, hops, surb, []byte("hello"))
+		for hops := 1; hops <= g.MaxHops; hops++ {
+			for _, surb := range []bool{false, true} {
+				roundTrip(t, f, rng, nodes, hops, surb, []byte("hello"))
+			}
 		}
-	}
+	})
 }
 
 // TestRoundTripDefaultGeometry sends the boundary lengths and seeded samples
 // over the production geometry.
 func TestRoundTripDefaultGeometry(t *testing.T) {
-	f, err := New(DefaultGeometry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewChaCha8([32]byte{11}))
-	nodes := testNetwork(t, rng, 12)
-	max := DefaultGeometry.UserPayloadLength
-	lengths := []int{0, 1, 2, 31, 32, 33, max - 1, max}
-	for range 8 {
-		lengths = append(lengths, rng.IntN(max+1))
-	}
-	for i, length := range lengths {
-		message := make([]byte, length)
-		fillRand(rng, message)
-		for _, surb := range []bool{false, true} {
-			roundTrip(t, f, rng, nodes, 1+i%DefaultGeometry.MaxHops, surb, message)
+	forEachScheme(t, DefaultGeometry, func(t *testing.T, f *Format) {
+		g := f.Geometry()
+		rng := rand.New(rand.NewChaCha8([32]byte{11}))
+		nodes := testNetwork(t, g.Scheme, rng, 12)
+		max := g.UserPayloadLength
+		lengths := []int{0, 1, 2, 31, 32, 33, max - 1, max}
+		for range 8 {
+			lengths = append(lengths, rng.IntN(max+1))
 		}
-	}
+		for i, length := range lengths {
+			message := make([]byte, length)
+			fillRand(rng, message)
+			for _, surb := range []bool{false, true} {
+				roundTrip(t, f, rng, nodes, 1+i%g.MaxHops, surb, message)
+			}
+		}
+	})
 }
 
 // TestRoundTripSeeds is a property test: for many seeds, a random geometry,
@@ -224,12 +238,12 @@ func TestRoundTripSeeds(t *testing.T) {
 	}
 	for seed := range seeds {
 		rng := rand.New(rand.NewChaCha8([32]byte{12, byte(seed)}))
-		g := Geometry{MaxHops: 1 + rng.IntN(7), UserPayloadLength: 1 + rng.IntN(600)}
+		g := Geometry{MaxHops: 1 + rng.IntN(7), UserPayloadLength: 1 + rng.IntN(600), Scheme: Schemes[seed%len(Schemes)]}
 		f, err := New(g)
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodes := testNetwork(t, rng, 4)
+		nodes := testNetwork(t, g.Scheme, rng, 4)
 		message := make([]byte, rng.IntN(g.UserPayloadLength+1))
 		fillRand(rng, message)
 		roundTrip(t, f, rng, nodes, 1+rng.IntN(g.MaxHops), rng.IntN(2) == 1, message)
@@ -240,52 +254,56 @@ func TestRoundTripSeeds(t *testing.T) {
 // the given reader, in the spec's order: the same stream gives the same
 // bytes, and SURB creation is reply key then packet creation's reads.
 func TestDeterministicCreation(t *testing.T) {
-	f, err := New(vectorGeometry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewChaCha8([32]byte{13}))
-	nodes := testNetwork(t, rng, 5)
-	path, _, _ := randomPath(rng, nodes, 3, false)
-	stream := make([]byte, 32+PerHopRoutingInfoLength*2)
-	fillRand(rng, stream)
+	forEachScheme(t, vectorGeometry, func(t *testing.T, f *Format) {
+		g := f.Geometry()
+		rng := rand.New(rand.NewChaCha8([32]byte{13}))
+		nodes := testNetwork(t, g.Scheme, rng, 5)
+		path, _, _ := randomPath(rng, nodes, 3, false)
+		secrets := 32
+		if g.Scheme.isKEM() {
+			secrets = 3 * EncapsulationSeedLength
+		}
+		stream := make([]byte, secrets+g.PerHopRoutingInfoLength()*2)
+		fillRand(rng, stream)
 
-	a, err := f.NewPacket(bytes.NewReader(stream), path, []byte("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := f.NewPacket(bytes.NewReader(stream), path, []byte("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Fatal("same random stream, different packets")
-	}
-	// One byte short of what a 3-hop path on a 5-hop geometry reads.
-	if _, err := f.NewPacket(bytes.NewReader(stream[:len(stream)-1]), path, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("short random stream: %v, want io.ErrUnexpectedEOF", err)
-	}
-
-	surbPath, _, _ := randomPath(rng, nodes, 3, true)
-	if _, err := f.NewPacket(bytes.NewReader(stream), surbPath, nil); err == nil {
-		t.Fatal("a forward packet accepted a SURB-reply command at its last hop")
-	}
-	// A SURB reads the reply key first, then exactly what packet creation
-	// reads: with another reply key and the same rest, the header is the same.
-	h := f.Geometry().HeaderLength()
-	var surbs [2][]byte
-	for i := range surbs {
-		surbStream := append(bytes.Repeat([]byte{byte(i + 1)}, ReplyKeyLength), stream...)
-		surb, _, err := f.NewSURB(bytes.NewReader(surbStream), surbPath)
+		a, err := f.NewPacket(bytes.NewReader(stream), path, []byte("m"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(surb[h+NodeIDLength:], surbStream[:ReplyKeyLength]) {
-			t.Fatal("the SURB's reply key is not the first 176 random bytes")
+		b, err := f.NewPacket(bytes.NewReader(stream), path, []byte("m"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		surbs[i] = surb
-	}
-	if !bytes.Equal(surbs[0][:h], surbs[1][:h]) {
-		t.Fatal("the SURB header depends on the reply key's bytes")
-	}
+		if !bytes.Equal(a, b) {
+			t.Fatal("same random stream, different packets")
+		}
+		// One byte short of what a 3-hop path on a 5-hop geometry reads.
+		if _, err := f.NewPacket(bytes.NewReader(stream[:len(stream)-1]), path, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("short random stream: %v, want io.ErrUnexpectedEOF", err)
+		}
+
+		surbPath, _, _ := randomPath(rng, nodes, 3, true)
+		if _, err := f.NewPacket(bytes.NewReader(stream), surbPath, nil); err == nil {
+			t.Fatal("a forward packet accepted a SURB-reply command at its last hop")
+		}
+		// A SURB reads the reply key first, then exactly what packet
+		// creation reads: with another reply key and the same rest, the
+		// header is the same.
+		h := g.HeaderLength()
+		var surbs [2][]byte
+		for i := range surbs {
+			surbStream := append(bytes.Repeat([]byte{byte(i + 1)}, ReplyKeyLength), stream...)
+			surb, _, err := f.NewSURB(bytes.NewReader(surbStream), surbPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(surb[h+NodeIDLength:], surbStream[:ReplyKeyLength]) {
+				t.Fatal("the SURB's reply key is not the first 176 random bytes")
+			}
+			surbs[i] = surb
+		}
+		if !bytes.Equal(surbs[0][:h], surbs[1][:h]) {
+			t.Fatal("the SURB header depends on the reply key's bytes")
+		}
+	})
 }

@@ -324,7 +324,11 @@ func TestSphinxVectors(t *testing.T) {
 			}
 			surbToken = append(keys.payloadKeyMaterial(), surbToken...)
 
-			res, err := f.Unwrap(priv, packet)
+			key, err := NewPrivateKey(X25519, priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := f.Unwrap(key, packet)
 			if err != nil {
 				t.Fatalf("vector %d hop %d: %v", vi, i, err)
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,9 +44,29 @@ func nodes(t testing.TB, providers, mixes int) []node {
 			d.Role, d.Name = directory.RoleProvider, fmt.Sprintf("provider-%d", i)
 		}
 		testrand.New(byte(i), 2).Read(d.LinkKey[:])
-		testrand.New(byte(i), 3).Read(d.SphinxKey[:])
-		testrand.New(byte(i), 4).Read(d.NextSphinxKey[:])
+		d.SphinxKeys = testSphinxKeys(t, byte(i), sphinx.Schemes...)
 		out = append(out, node{key: key, d: d})
+	}
+	return out
+}
+
+// testSphinxKeys makes a descriptor's Sphinx keys of the given schemes.
+func testSphinxKeys(t testing.TB, seed byte, schemes ...sphinx.Scheme) []directory.SphinxKeys {
+	t.Helper()
+	slices.Sort(schemes)
+	var out []directory.SphinxKeys
+	for _, s := range schemes {
+		var pair [2]*sphinx.PublicKey
+		for i := range pair {
+			var secret [sphinx.SecretLength]byte
+			testrand.New(seed, byte(3+i), byte(s)).Read(secret[:])
+			key, err := sphinx.NewPrivateKey(s, &secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair[i] = key.Public()
+		}
+		out = append(out, directory.SphinxKeys{Current: pair[0], Next: pair[1]})
 	}
 	return out
 }

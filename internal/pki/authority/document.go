@@ -73,7 +73,7 @@ func Tally(epoch uint64, held [][][]byte, threshold int, admitted Admission) []*
 // same bytes: nodes sorted by identity key; providers as they declared
 // themselves; mixes dealt to layers 1, 2, …, Layers, 1, … in that order.
 // The epoch runs from start for length; each node's Sphinx key is the one
-// its descriptor gives for the epoch.
+// its descriptor gives for the epoch, of the document's packet format.
 func Build(epoch uint64, start time.Time, length time.Duration, params directory.Parameters, descriptors []*directory.Descriptor) (*directory.Document, error) {
 	sorted := append([]*directory.Descriptor(nil), descriptors...)
 	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].IdentityKey, sorted[j].IdentityKey) < 0 })
@@ -88,7 +88,11 @@ func Build(epoch uint64, start time.Time, length time.Duration, params directory
 		if d.Epoch != epoch {
 			return nil, fmt.Errorf("authority: a descriptor of epoch %d in the document of epoch %d", d.Epoch, epoch)
 		}
-		n := directory.Node{Name: d.Name, Role: d.Role, IdentityKey: d.IdentityKey, LinkKey: d.LinkKey, SphinxKey: d.SphinxKey, Address: d.Address}
+		keys, ok := d.Keys(params.Geometry.Scheme)
+		if !ok {
+			return nil, fmt.Errorf("authority: node %q offers no %v Sphinx key for the document of epoch %d", d.Name, params.Geometry.Scheme, epoch)
+		}
+		n := directory.Node{Name: d.Name, Role: d.Role, IdentityKey: d.IdentityKey, LinkKey: d.LinkKey, SphinxKey: keys.Current, Address: d.Address}
 		if d.Role == directory.RoleMix {
 			n.Layer = uint8(mixes%int(params.Layers)) + 1
 			mixes++

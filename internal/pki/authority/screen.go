@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
@@ -14,6 +15,25 @@ type Dropped struct {
 	Key    ed25519.PublicKey
 	Name   string
 	Reason string
+}
+
+// OfFormat keeps, of tallied descriptors, those that offer a Sphinx key of
+// the document's packet format. Upload refuses the others already; these
+// came through a peer, or were taken before the format changed.
+func OfFormat(descriptors []*directory.Descriptor, format sphinx.Scheme) (kept []*directory.Descriptor, dropped []Dropped) {
+	for _, d := range descriptors {
+		if offers(d, format) {
+			kept = append(kept, d)
+			continue
+		}
+		dropped = append(dropped, Dropped{Key: d.IdentityKey, Name: d.Name, Reason: fmt.Sprintf("it offers no %v Sphinx key, the network's packet format", format)})
+	}
+	return kept, dropped
+}
+
+func offers(d *directory.Descriptor, format sphinx.Scheme) bool {
+	_, ok := d.Keys(format)
+	return ok
 }
 
 // Screen keeps, of tallied descriptors, those that can stand together in

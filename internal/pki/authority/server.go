@@ -39,6 +39,11 @@ type Config struct {
 	// authorities must be configured alike (one that is not signs a
 	// document the others do not).
 	Parameters directory.Parameters
+	// FormatChange, if set, moves the network to another packet format at
+	// an epoch boundary: the documents of epochs from FormatChange.Epoch on
+	// use its scheme instead of Parameters.Geometry's. Nodes offer keys of
+	// every format they know, so they need not be told.
+	FormatChange *FormatChange
 	// Genesis is the start of epoch 0 and EpochLength the length of every
 	// epoch, alike at every authority.
 	Genesis     time.Time
@@ -211,6 +216,10 @@ func (s *Server) upload(raw []byte) error {
 		return fmt.Errorf("authority: a descriptor for epoch %d; this authority takes them for epoch %d until %s, and for epoch %d",
 			d.Epoch, next, s.phase(next, 4).Format(time.RFC3339), next+1)
 	}
+	if format := s.cfg.parameters(d.Epoch).Geometry.Scheme; !offers(d, format) {
+		return fmt.Errorf("authority: node %q offers no %v Sphinx key for epoch %d, the network's packet format then: is it of an earlier release?",
+			d.Name, format, d.Epoch)
+	}
 	s.mu.Lock()
 	s.seen[string(d.IdentityKey)] = now
 	if s.frozen[d.Epoch] != nil {
@@ -321,12 +330,14 @@ func (s *Server) vote(ctx context.Context, e uint64) error {
 		}
 		held = append(held, set)
 	}
-	kept, dropped := Screen(Tally(e, held, s.cfg.Threshold, s.cfg.Admission), s.previous(e))
-	for _, d := range dropped {
+	params := s.cfg.parameters(e)
+	fitting, unfit := OfFormat(Tally(e, held, s.cfg.Threshold, s.cfg.Admission), params.Geometry.Scheme)
+	kept, dropped := Screen(fitting, s.previous(e))
+	for _, d := range append(unfit, dropped...) {
 		s.log.Warn("a descriptor is left out of the document", "epoch", e, "node", d.Name, "key", fmt.Sprintf("%x", []byte(d.Key)), "reason", d.Reason)
 		s.metrics.leftOut.WithLabelValues(leftOutScreened).Inc()
 	}
-	doc, err := Build(e, s.Start(e), s.cfg.EpochLength, s.cfg.Parameters, kept)
+	doc, err := Build(e, s.Start(e), s.cfg.EpochLength, params, kept)
 	if err != nil {
 		return err
 	}

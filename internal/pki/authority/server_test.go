@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
@@ -237,6 +238,50 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	if err := s.Upload([]byte("junk")); !errors.Is(err, directory.ErrDescriptor) {
 		t.Fatalf("junk: %v", err)
+	}
+}
+
+// TestFormatChange: an authority configured to move the network from the
+// X25519 packet format to X-Wing at epoch 3 takes a node of an earlier
+// release (X25519 keys only) for epoch 2 and refuses it, saying why, for
+// epoch 3; the document of epoch 2 names X25519 and carries the nodes'
+// X25519 keys, that of epoch 3 names X-Wing and carries their X-Wing keys.
+func TestFormatChange(t *testing.T) {
+	clk := clock.NewFake(genesis.Add(epochLength + time.Second))
+	ns := nodes(t, 2, 4)
+	old := ns[5]
+	old.d.SphinxKeys = testSphinxKeys(t, 5, sphinx.X25519)
+	servers, pubs, _ := authorities(t, 1, 1, admitAll(ns), clk, func(_ int, c *Config) {
+		c.Parameters.Geometry.Scheme = sphinx.X25519
+		c.FormatChange = &FormatChange{Epoch: 3, Scheme: sphinx.XWing}
+	})
+	s := servers[0]
+	old.d.Epoch = 3
+	if err := s.Upload(signed(t, []node{old})[0]); err == nil || !strings.Contains(err.Error(), "offers no xwing Sphinx key for epoch 3") {
+		t.Fatalf("an X25519-only descriptor for the X-Wing epoch: %v", err)
+	}
+	for _, step := range []struct {
+		epoch  uint64
+		format sphinx.Scheme
+		nodes  int
+	}{{2, sphinx.X25519, 6}, {3, sphinx.XWing, 5}} {
+		withOld := append(append([]node(nil), ns[:5]...), old)
+		upload(t, servers, withOld, step.epoch)
+		stepAll(servers, clk, nil)
+		data, ok := s.Document(step.epoch)
+		if !ok {
+			t.Fatalf("no document for epoch %d", step.epoch)
+		}
+		doc, err := verify(t, data, pubs, 1, s.Start(step.epoch))
+		if err != nil || len(doc.Nodes) != step.nodes || doc.Parameters.Geometry.Scheme != step.format {
+			t.Fatalf("epoch %d: %v nodes, format %v, %v; want %d nodes, %v", step.epoch, len(doc.Nodes), doc.Parameters.Geometry.Scheme, err, step.nodes, step.format)
+		}
+		for _, n := range ns[:5] {
+			want, _ := n.d.Keys(step.format)
+			if got := doc.Node(n.d.IdentityKey); got == nil || !got.SphinxKey.Equal(want.Current) {
+				t.Fatalf("epoch %d: node %q is missing or has another key than its %v one", step.epoch, n.d.Name, step.format)
+			}
+		}
 	}
 }
 

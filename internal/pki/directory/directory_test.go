@@ -17,8 +17,27 @@ import (
 
 var epochStart = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// testDocument makes a valid document: 2 providers and 2 mixes per layer.
+// testDocument makes a valid document: 2 providers and 2 mixes per layer,
+// of the default packet format.
 func testDocument(t testing.TB, seed byte) *Document {
+	return testDocumentOf(t, seed, sphinx.DefaultGeometry.Scheme)
+}
+
+// testSphinxKey makes a public Sphinx key of scheme s from rng.
+func testSphinxKey(t testing.TB, rng *rand.Rand, s sphinx.Scheme) *sphinx.PublicKey {
+	var secret [sphinx.SecretLength]byte
+	testrand.Reader{Rand: rng}.Read(secret[:])
+	key, err := sphinx.NewPrivateKey(s, &secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.Public()
+}
+
+// testDocumentOf is testDocument with packet format s.
+func testDocumentOf(t testing.TB, seed byte, s sphinx.Scheme) *Document {
+	g := sphinx.DefaultGeometry
+	g.Scheme = s
 	rng := rand.New(rand.NewChaCha8([32]byte{seed}))
 	d := &Document{
 		Epoch:      42,
@@ -27,7 +46,7 @@ func testDocument(t testing.TB, seed byte) *Document {
 		Parameters: Parameters{
 			Layers: 3, MeanDelay: 50 * time.Millisecond,
 			SendRate: 2, LoopRate: 0.5, DropRate: 0.5, MixLoopRate: 1,
-			PollInterval: 2 * time.Second, Geometry: sphinx.DefaultGeometry,
+			PollInterval: 2 * time.Second, Geometry: g,
 		},
 	}
 	add := func(name string, role Role, layer uint8) {
@@ -37,7 +56,7 @@ func testDocument(t testing.TB, seed byte) *Document {
 		}
 		n := Node{Name: name, Role: role, Layer: layer, IdentityKey: pub, Address: fmt.Sprintf("127.0.0.1:%d", 30000+len(d.Nodes))}
 		testrand.Reader{Rand: rng}.Read(n.LinkKey[:])
-		testrand.Reader{Rand: rng}.Read(n.SphinxKey[:])
+		n.SphinxKey = testSphinxKey(t, rng, s)
 		d.Nodes = append(d.Nodes, n)
 	}
 	add("provider-a", RoleProvider, 0)
@@ -71,10 +90,20 @@ func signedBytes(t testing.TB, d *Document, signers ...ed25519.PrivateKey) []byt
 }
 
 func TestRoundTrip(t *testing.T) {
-	d := testDocument(t, 1)
+	for _, s := range sphinx.Schemes {
+		t.Run(s.String(), func(t *testing.T) { testRoundTrip(t, s) })
+	}
+}
+
+func testRoundTrip(t *testing.T, s sphinx.Scheme) {
+	d := testDocumentOf(t, 1, s)
 	data, err := d.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// An X25519 document keeps version 1, which earlier releases read.
+	if wantVersion := map[sphinx.Scheme]byte{sphinx.X25519: 1, sphinx.XWing: 2}[s]; data[len(documentMagic)] != wantVersion {
+		t.Fatalf("a %v document of version %d, want %d", s, data[len(documentMagic)], wantVersion)
 	}
 	var got Document
 	if err := got.UnmarshalBinary(data); err != nil {
@@ -89,6 +118,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if len(got.Layer(2)) != 2 || len(got.Providers()) != 2 || got.Node(d.Nodes[3].IdentityKey).Name != "mix-1-b" {
 		t.Fatal("lookups on the decoded document are wrong")
+	}
+	for i := range got.Nodes {
+		if !got.Nodes[i].SphinxKey.Equal(d.Nodes[i].SphinxKey) {
+			t.Fatalf("node %d's Sphinx key changed in the round trip", i)
+		}
 	}
 }
 
@@ -165,6 +199,10 @@ func TestValidate(t *testing.T) {
 		{"same address", func(d *Document) { d.Nodes[1].Address = d.Nodes[0].Address }, "appears twice"},
 		{"empty layer", func(d *Document) { d.Nodes = d.Nodes[:6] }, "no mix in layer 3"},
 		{"no provider", func(d *Document) { d.Nodes = d.Nodes[2:] }, "no provider"},
+		{"no Sphinx key", func(d *Document) { d.Nodes[1].SphinxKey = nil }, "has no"},
+		{"other format's key", func(d *Document) {
+			d.Nodes[1].SphinxKey = testSphinxKey(t, rand.New(rand.NewChaCha8([32]byte{})), 1-d.Parameters.Geometry.Scheme)
+		}, "Sphinx key, the network's packet format"},
 	} {
 		d := testDocument(t, 3)
 		tc.change(d)
@@ -178,25 +216,48 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestDecodeStrict checks truncations, trailing bytes and versions.
+// TestDecodeStrict checks truncations, trailing bytes, versions and packet
+// formats.
 func TestDecodeStrict(t *testing.T) {
-	data, err := testDocument(t, 4).MarshalBinary()
+	for _, s := range sphinx.Schemes {
+		data, err := testDocumentOf(t, 4, s).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every truncation of an X25519 document; of the 10 KB keys of an
+		// X-Wing one, a sample.
+		for n := 0; n < len(data); n++ {
+			var d Document
+			if err := d.UnmarshalBinary(data[:n]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%v: truncated to %d bytes: %v", s, n, err)
+			}
+			if s != sphinx.X25519 && n > 200 {
+				n += 97
+			}
+		}
+		var d Document
+		if err := d.UnmarshalBinary(append(bytes.Clone(data), 0)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%v: trailing byte: %v", s, err)
+		}
+		v3 := bytes.Clone(data)
+		v3[len(documentMagic)] = 3
+		if err := d.UnmarshalBinary(v3); err == nil || !strings.Contains(err.Error(), "version 3") {
+			t.Fatalf("%v: version 3: %v", s, err)
+		}
+	}
+	// A version-2 document of a packet format this release does not know
+	// names it; version 2 does not carry the X25519 format.
+	data, err := testDocumentOf(t, 4, sphinx.XWing).MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for n := range len(data) {
+	formatAt := bytes.Index(data, []byte{0, 0, 0x0c, 0x80}) + 4 // after the 3,200-byte payload length
+	for _, format := range []byte{7, byte(sphinx.X25519)} {
+		bad := bytes.Clone(data)
+		bad[formatAt] = format
 		var d Document
-		if err := d.UnmarshalBinary(data[:n]); !errors.Is(err, ErrMalformed) {
-			t.Fatalf("truncated to %d bytes: %v", n, err)
+		if err := d.UnmarshalBinary(bad); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "does not know") {
+			t.Fatalf("packet format %d in version 2: %v", format, err)
 		}
-	}
-	var d Document
-	if err := d.UnmarshalBinary(append(bytes.Clone(data), 0)); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("trailing byte: %v", err)
-	}
-	v2 := bytes.Clone(data)
-	v2[len(documentMagic)] = 2
-	if err := d.UnmarshalBinary(v2); err == nil || !strings.Contains(err.Error(), "version 2") {
-		t.Fatalf("version 2: %v", err)
 	}
 }

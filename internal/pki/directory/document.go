@@ -52,7 +52,8 @@ const (
 	MaxAddressLength = 255
 	// MaxLayers is the largest number of mix layers.
 	MaxLayers = 8
-	// KeySize is the length of every key in a node entry.
+	// KeySize is the length of a node's link key, and of an X25519 Sphinx
+	// key.
 	KeySize = 32
 )
 
@@ -73,8 +74,9 @@ type Node struct {
 	IdentityKey ed25519.PublicKey
 	// LinkKey is the node's X25519 key for Noise link handshakes.
 	LinkKey [KeySize]byte
-	// SphinxKey is the node's X25519 Sphinx key for this epoch.
-	SphinxKey [KeySize]byte
+	// SphinxKey is the node's Sphinx key for this epoch, of the scheme
+	// Parameters.Geometry names.
+	SphinxKey *sphinx.PublicKey
 	// Address is where the node listens for links, host:port.
 	Address string
 }
@@ -163,6 +165,8 @@ func (d *Document) Validate() error {
 			return fmt.Errorf("directory: node name %q appears twice", n.Name)
 		case addresses[n.Address]:
 			return fmt.Errorf("directory: address %q appears twice", n.Address)
+		case n.SphinxKey == nil || n.SphinxKey.Scheme() != p.Geometry.Scheme:
+			return fmt.Errorf("directory: node %q has no %v Sphinx key, the network's packet format", n.Name, p.Geometry.Scheme)
 		}
 		identities[string(n.IdentityKey)] = true
 		names[n.Name] = true

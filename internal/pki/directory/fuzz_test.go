@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 )
 
 // The seed corpora under testdata/fuzz/ hold valid documents and signed
@@ -25,6 +27,13 @@ func checkCorpus(f *testing.F, name string) {
 // encoding is canonical, which signatures rely on).
 func FuzzDocument(f *testing.F) {
 	checkCorpus(f, "FuzzDocument")
+	for _, s := range sphinx.Schemes {
+		data, err := testDocumentOf(f, 5, s).MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d Document
 		if err := d.UnmarshalBinary(data); err != nil {

@@ -1,5 +1,6 @@
 // Package keyfile reads and writes backchannel's secret key files: a node's
-// Ed25519 identity key, its X25519 link key and its X25519 Sphinx keys. Keys
+// Ed25519 identity key, its X25519 link key and its Sphinx keys (X25519 and
+// X-Wing). Keys
 // live in files, never on command lines (where other users of the machine can
 // read them).
 //
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 )
 
 // Kind is the kind of key a file holds.
@@ -30,6 +33,8 @@ const (
 	Link Kind = "BACKCHANNEL LINK KEY"
 	// Sphinx is an X25519 Sphinx key for one epoch.
 	Sphinx Kind = "BACKCHANNEL SPHINX KEY"
+	// SphinxXWing is an X-Wing Sphinx key for one epoch: its 32-byte seed.
+	SphinxXWing Kind = "BACKCHANNEL XWING SPHINX KEY"
 )
 
 const (
@@ -80,6 +85,28 @@ func Read(path string, kind Kind) ([]byte, error) {
 	return block.Bytes, nil
 }
 
+// SphinxFile is the name of the file of a node's Sphinx key of scheme s for
+// an epoch (sphinx-epoch-<N>.key for X25519, sphinx-xwing-epoch-<N>.key for
+// X-Wing), and the kind of key it holds.
+func SphinxFile(s sphinx.Scheme, epoch uint64) (string, Kind) {
+	if s == sphinx.XWing {
+		return fmt.Sprintf("sphinx-xwing-epoch-%d.key", epoch), SphinxXWing
+	}
+	return fmt.Sprintf("sphinx-epoch-%d.key", epoch), Sphinx
+}
+
+// ReadSphinx reads the Sphinx key of scheme s for an epoch from a node's
+// key directory (SphinxFile names the file). The caller wipes it.
+func ReadSphinx(dir string, s sphinx.Scheme, epoch uint64) (*sphinx.PrivateKey, error) {
+	name, kind := SphinxFile(s, epoch)
+	secret, err := ReadX25519(filepath.Join(dir, name), kind)
+	defer clear(secret[:])
+	if err != nil {
+		return nil, err
+	}
+	return sphinx.NewPrivateKey(s, &secret)
+}
+
 // ReadIdentity reads an Ed25519 identity key.
 func ReadIdentity(path string) (ed25519.PrivateKey, error) {
 	seed, err := Read(path, Identity)
@@ -91,7 +118,8 @@ func ReadIdentity(path string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// ReadX25519 reads a link or Sphinx key.
+// ReadX25519 reads a link or Sphinx key (an X-Wing Sphinx key's seed has the
+// same 32 bytes).
 func ReadX25519(path string, kind Kind) ([keySize]byte, error) {
 	var k [keySize]byte
 	b, err := Read(path, kind)

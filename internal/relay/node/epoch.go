@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/replay"
 )
@@ -17,7 +18,7 @@ type epochState struct {
 	doc    *directory.Document
 	signed []byte
 	self   *directory.Node
-	key    [32]byte
+	key    *sphinx.PrivateKey
 	replay *replay.Filter
 	// graceUntil, for the previous epoch, is when its key stops being
 	// tried.
@@ -38,7 +39,7 @@ type epochs struct {
 }
 
 // openEpoch opens the replay filter of an epoch's key.
-func (n *Node) openEpoch(doc *directory.Document, signed []byte, key [32]byte) (*epochState, error) {
+func (n *Node) openEpoch(doc *directory.Document, signed []byte, key *sphinx.PrivateKey) (*epochState, error) {
 	self := doc.Node(n.cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {
 		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", doc.Epoch)
@@ -52,32 +53,38 @@ func (n *Node) openEpoch(doc *directory.Document, signed []byte, key [32]byte) (
 }
 
 // Install makes doc (with its signed encoding) the node's document from now
-// on, with key its Sphinx key. The previous epoch's key is still tried for
-// grace, for packets made before the change, then forgotten; the epoch
-// before that is closed and its key wiped now. The document's geometry must
-// not change.
-func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, grace time.Duration) error {
+// on, with key its Sphinx key, which the node owns from now on (and wipes).
+// The previous epoch's key is still tried for grace, for packets made before
+// the change, then forgotten; the epoch before that is closed and its key
+// wiped now. The document's geometry must not change.
+func (n *Node) Install(signed []byte, doc *directory.Document, key *sphinx.PrivateKey, grace time.Duration) error {
 	if doc.Parameters.Geometry != n.format.Geometry() {
-		return fmt.Errorf("node: the document of epoch %d changes the packet geometry", doc.Epoch)
+		key.Wipe()
+		return fmt.Errorf("node: the document of epoch %d changes the packet geometry from %v to %v; restart the node to follow it",
+			doc.Epoch, n.format.Geometry(), doc.Parameters.Geometry)
 	}
 	n.installMu.Lock()
 	defer n.installMu.Unlock()
 	old := n.epochs.Load()
 	if doc.Epoch <= old.cur.doc.Epoch {
+		key.Wipe()
 		return fmt.Errorf("node: the document of epoch %d does not follow epoch %d", doc.Epoch, old.cur.doc.Epoch)
 	}
 	var cur, ready *epochState
 	switch r := old.ready; {
-	case r != nil && r.doc.Epoch == doc.Epoch && r.key == key && bytes.Equal(r.signed, signed):
+	case r != nil && r.doc.Epoch == doc.Epoch && r.key.Public().Equal(key.Public()) && bytes.Equal(r.signed, signed):
 		cur = r // made ahead by Prepare
+		key.Wipe()
 	case r != nil && r.doc.Epoch > doc.Epoch:
 		ready = r // still ahead
 	case r != nil:
 		r.replay.Close() // made for a document not used
+		r.key.Wipe()
 	}
 	if cur == nil {
 		var err error
 		if cur, err = n.openEpoch(doc, signed, key); err != nil {
+			key.Wipe()
 			return err
 		}
 	}
@@ -94,7 +101,7 @@ func (n *Node) Install(signed []byte, doc *directory.Document, key [32]byte, gra
 		if err := dropped.replay.Close(); err != nil {
 			n.log.Error("closing an old replay log", "epoch", dropped.doc.Epoch, "err", err)
 		}
-		clear(dropped.key[:])
+		dropped.key.Wipe()
 	}
 	n.metrics.epoch.Set(float64(doc.Epoch))
 	n.log.Info("new epoch", "epoch", doc.Epoch, "layer", cur.self.Layer, "grace", grace)
@@ -117,14 +124,17 @@ func (n *Node) SetNext(signed []byte, doc *directory.Document) {
 // filter, tens of MiB touched page by page), so that Install at the
 // epoch's start only swaps pointers: made at the change itself, it made
 // nodes on a loaded machine more than a second late, after their clients
-// had moved on. It also sets doc as the next document (SetNext).
-func (n *Node) Prepare(signed []byte, doc *directory.Document, key [32]byte) error {
-	if cur := n.epochs.Load(); doc.Epoch <= cur.cur.doc.Epoch || (cur.ready != nil && cur.ready.doc.Epoch == doc.Epoch && cur.ready.key == key) {
+// had moved on. It also sets doc as the next document (SetNext). The node
+// owns key from now on.
+func (n *Node) Prepare(signed []byte, doc *directory.Document, key *sphinx.PrivateKey) error {
+	if cur := n.epochs.Load(); doc.Epoch <= cur.cur.doc.Epoch || (cur.ready != nil && cur.ready.doc.Epoch == doc.Epoch && cur.ready.key.Public().Equal(key.Public())) {
+		key.Wipe()
 		n.SetNext(signed, doc)
 		return nil
 	}
 	st, err := n.openEpoch(doc, signed, key)
 	if err != nil {
+		key.Wipe()
 		return err
 	}
 	n.installMu.Lock()
@@ -132,10 +142,12 @@ func (n *Node) Prepare(signed []byte, doc *directory.Document, key [32]byte) err
 	old := n.epochs.Load()
 	if doc.Epoch <= old.cur.doc.Epoch {
 		st.replay.Close()
+		key.Wipe()
 		return nil
 	}
 	if old.ready != nil {
 		old.ready.replay.Close()
+		old.ready.key.Wipe()
 	}
 	n.epochs.Store(&epochs{cur: old.cur, prev: old.prev, next: doc, nextSigned: signed, ready: st})
 	return nil

@@ -11,14 +11,17 @@ import (
 	"strings"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
-	"github.com/backchannel/backchannel/internal/packet/x25519"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
 )
 
-// EpochKeys keeps a node's Sphinx keys, one file per epoch
-// (sphinx-epoch-<N>.key in its directory, mode 0600): made ahead, when the
-// node first needs to publish one in a descriptor, and erased once their
-// epoch and its grace period are over.
+// EpochKeys keeps a node's Sphinx keys, one file per epoch and packet format
+// (sphinx-epoch-<N>.key for X25519, sphinx-xwing-epoch-<N>.key for X-Wing,
+// in its directory, mode 0600): made ahead, when the node first needs to
+// publish one in a descriptor, and erased once their epoch and its grace
+// period are over. A node makes keys of every format it knows, so that its
+// descriptors let the authorities choose (package directory).
 type EpochKeys struct {
 	dir  string
 	rand io.Reader
@@ -32,40 +35,71 @@ func NewEpochKeys(dir string, rand io.Reader) (*EpochKeys, error) {
 	return &EpochKeys{dir: dir, rand: rand}, nil
 }
 
-func (k *EpochKeys) path(epoch uint64) string {
-	return filepath.Join(k.dir, fmt.Sprintf("sphinx-epoch-%d.key", epoch))
-}
-
-// Key returns the epoch's Sphinx key pair, making and storing it if there
-// is none yet.
-func (k *EpochKeys) Key(epoch uint64) (secret, public [32]byte, err error) {
-	secret, err = keyfile.ReadX25519(k.path(epoch), keyfile.Sphinx)
+// Key returns the epoch's Sphinx key of scheme s, making and storing it if
+// there is none yet. The caller wipes it.
+func (k *EpochKeys) Key(s sphinx.Scheme, epoch uint64) (*sphinx.PrivateKey, error) {
+	name, kind := keyfile.SphinxFile(s, epoch)
+	path := filepath.Join(k.dir, name)
+	secret, err := keyfile.ReadX25519(path, kind)
+	defer clear(secret[:])
 	if errors.Is(err, os.ErrNotExist) {
 		if _, err = io.ReadFull(k.rand, secret[:]); err != nil {
-			return secret, public, fmt.Errorf("node: failed to read randomness: %w", err)
+			return nil, fmt.Errorf("node: failed to read randomness: %w", err)
 		}
-		err = keyfile.Write(k.path(epoch), keyfile.Sphinx, secret[:])
+		err = keyfile.Write(path, kind, secret[:])
 	}
 	if err != nil {
-		return secret, public, err
+		return nil, err
 	}
-	err = x25519.ScalarBaseMult(&public, &secret)
-	return secret, public, err
+	return sphinx.NewPrivateKey(s, &secret)
 }
 
-// Load returns the epoch's Sphinx key pair if one is stored; an error
-// wrapping os.ErrNotExist says there is none.
-func (k *EpochKeys) Load(epoch uint64) (secret, public [32]byte, err error) {
-	secret, err = keyfile.ReadX25519(k.path(epoch), keyfile.Sphinx)
+// Load returns the epoch's Sphinx key of scheme s if one is stored; an error
+// wrapping os.ErrNotExist says there is none. The caller wipes it.
+func (k *EpochKeys) Load(s sphinx.Scheme, epoch uint64) (*sphinx.PrivateKey, error) {
+	return keyfile.ReadSphinx(k.dir, s, epoch)
+}
+
+// Path returns the file of an epoch's key of scheme s.
+func (k *EpochKeys) Path(s sphinx.Scheme, epoch uint64) (string, keyfile.Kind) {
+	name, kind := keyfile.SphinxFile(s, epoch)
+	return filepath.Join(k.dir, name), kind
+}
+
+// Descriptor returns the node's public keys for epoch and the next, of every
+// scheme, made now if they do not exist yet.
+func (k *EpochKeys) Descriptor(epoch uint64) ([]directory.SphinxKeys, error) {
+	var out []directory.SphinxKeys
+	for _, s := range []sphinx.Scheme{sphinx.X25519, sphinx.XWing} {
+		var pair [2]*sphinx.PublicKey
+		for i := range pair {
+			key, err := k.Key(s, epoch+uint64(i))
+			if err != nil {
+				return nil, err
+			}
+			pair[i] = key.Public()
+			key.Wipe()
+		}
+		out = append(out, directory.SphinxKeys{Current: pair[0], Next: pair[1]})
+	}
+	return out, nil
+}
+
+// ForDocument returns the key doc gives this node (self), of the document's
+// packet format, if the node holds it.
+func (k *EpochKeys) ForDocument(doc *directory.Document, self *directory.Node) (*sphinx.PrivateKey, error) {
+	s := doc.Parameters.Geometry.Scheme
+	key, err := k.Load(s, doc.Epoch)
 	if err != nil {
-		return secret, public, err
+		return nil, fmt.Errorf("no %v Sphinx key for epoch %d: %w", s, doc.Epoch, err)
 	}
-	err = x25519.ScalarBaseMult(&public, &secret)
-	return secret, public, err
+	if !key.Public().Equal(self.SphinxKey) {
+		key.Wipe()
+		path, _ := k.Path(s, doc.Epoch)
+		return nil, fmt.Errorf("the document of epoch %d gives this node a Sphinx key other than %s", doc.Epoch, path)
+	}
+	return key, nil
 }
-
-// Path returns the file of an epoch's key.
-func (k *EpochKeys) Path(epoch uint64) string { return k.path(epoch) }
 
 // MakeKeys writes a new node's identity and link keys (identity.key,
 // link.key, mode 0600) into dir, refusing to replace existing ones, and
@@ -105,6 +139,9 @@ func (k *EpochKeys) EraseBefore(epoch uint64) error {
 	}
 	for _, e := range entries {
 		name, ok := strings.CutPrefix(e.Name(), "sphinx-epoch-")
+		if !ok {
+			name, ok = strings.CutPrefix(e.Name(), "sphinx-xwing-epoch-")
+		}
 		if !ok {
 			continue
 		}

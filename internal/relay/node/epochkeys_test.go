@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
@@ -17,17 +18,26 @@ func TestEpochKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s5, p5, err := k.Key(5)
+	k5, err := k.Key(sphinx.X25519, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s6, _, _ := k.Key(6)
-	if s5 == s6 {
-		t.Fatal("two epochs share a key")
+	k6, _ := k.Key(sphinx.X25519, 6)
+	x5, err := k.Key(sphinx.XWing, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k5.Public().Equal(k6.Public()) || x5.Scheme() != sphinx.XWing {
+		t.Fatal("two epochs share a key, or the X-Wing key is not one")
 	}
 	again, _ := NewEpochKeys(dir, testrand.New(2))
-	if s, p, err := again.Key(5); err != nil || s != s5 || p != p5 {
-		t.Fatalf("epoch 5's key changed across a restart (%v)", err)
+	for _, want := range []*sphinx.PrivateKey{k5, x5} {
+		if got, err := again.Key(want.Scheme(), 5); err != nil || !got.Public().Equal(want.Public()) {
+			t.Fatalf("epoch 5's %v key changed across a restart (%v)", want.Scheme(), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sphinx-xwing-epoch-5.key")); err != nil {
+		t.Fatalf("no X-Wing key file: %v", err)
 	}
 	info, _ := os.Stat(filepath.Join(dir, "sphinx-epoch-5.key"))
 	if info.Mode().Perm() != 0o600 {
@@ -38,8 +48,10 @@ func TestEpochKeys(t *testing.T) {
 	if err := k.EraseBefore(6); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sphinx-epoch-5.key")); !os.IsNotExist(err) {
-		t.Fatal("epoch 5's key is still there")
+	for _, name := range []string{"sphinx-epoch-5.key", "sphinx-xwing-epoch-5.key"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Fatalf("epoch 5's key %s is still there", name)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sphinx-epoch-6.key")); err != nil {
 		t.Fatal("epoch 6's key was erased too")

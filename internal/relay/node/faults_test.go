@@ -258,7 +258,7 @@ func packetForFirstMix(t *testing.T, tn *testNet, rng *rand.Rand, path []sphinx.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Unwrap(&tn.configs[0].SphinxKey, packet); err != nil {
+	if _, err := f.Unwrap(tn.configs[0].SphinxKey, packet); err != nil {
 		t.Fatal(err)
 	}
 	for i := range tn.doc.Nodes {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/authority"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 )
@@ -209,13 +210,12 @@ func (f *follower) advance(ctx context.Context, e uint64, es *epochs, now time.T
 // prepare holds the next document and, if it lists this node with the key
 // it keeps for that epoch, makes the epoch's state ahead of its start.
 func (f *follower) prepare(signed []byte, doc *directory.Document) {
-	secret, err := f.checkKey(doc)
+	key, err := f.checkKey(doc)
 	if err != nil {
 		f.n.SetNext(signed, doc) // for the clients; the change will say what is wrong
 		return
 	}
-	defer clear(secret[:])
-	if err := f.n.Prepare(signed, doc, secret); err != nil {
+	if err := f.n.Prepare(signed, doc, key); err != nil {
 		f.once(fmt.Sprintf("prepare %d", doc.Epoch), slog.LevelError, "cannot prepare the next epoch", "epoch", doc.Epoch, "err", err)
 		f.n.SetNext(signed, doc)
 	}
@@ -223,31 +223,22 @@ func (f *follower) prepare(signed []byte, doc *directory.Document) {
 
 // checkKey returns the Sphinx key this node keeps for doc's epoch, if doc
 // lists the node with its public half.
-func (f *follower) checkKey(doc *directory.Document) ([32]byte, error) {
+func (f *follower) checkKey(doc *directory.Document) (*sphinx.PrivateKey, error) {
 	self := doc.Node(f.n.cfg.Identity.Public().(ed25519.PublicKey))
 	if self == nil {
-		return [32]byte{}, fmt.Errorf("this node is not in the document of epoch %d (was it removed from the authorities' admission lists?)", doc.Epoch)
+		return nil, fmt.Errorf("this node is not in the document of epoch %d (was it removed from the authorities' admission lists?)", doc.Epoch)
 	}
-	secret, public, err := f.cfg.Keys.Load(doc.Epoch)
-	if err != nil {
-		return [32]byte{}, fmt.Errorf("no Sphinx key for epoch %d: %w", doc.Epoch, err)
-	}
-	if public != self.SphinxKey {
-		clear(secret[:])
-		return [32]byte{}, fmt.Errorf("the document of epoch %d gives this node a Sphinx key other than %s", doc.Epoch, f.cfg.Keys.Path(doc.Epoch))
-	}
-	return secret, nil
+	return f.cfg.Keys.ForDocument(doc, self)
 }
 
 // install checks that the node's stored key is the one doc gives it, then
 // installs doc and saves it for a restart.
 func (f *follower) install(signed []byte, doc, cur *directory.Document) error {
-	secret, err := f.checkKey(doc)
+	key, err := f.checkKey(doc)
 	if err != nil {
 		return err
 	}
-	defer clear(secret[:])
-	if err := f.n.Install(signed, doc, secret, cur.Grace()); err != nil {
+	if err := f.n.Install(signed, doc, key, cur.Grace()); err != nil {
 		return err
 	}
 	if f.cfg.DocumentPath != "" {
@@ -290,22 +281,15 @@ func (a *authorities) upload(ctx context.Context, x uint64) {
 }
 
 // descriptor signs the node's descriptor for epoch x, with its Sphinx keys
-// for x and x+1 (made now if they do not exist yet).
+// of every packet format for x and x+1 (made now if they do not exist yet).
 func (a *authorities) descriptor(x uint64) ([]byte, error) {
 	d := a.cfg.Self
 	d.Epoch = x
-	secret, public, err := a.cfg.Keys.Key(x)
-	clear(secret[:])
+	keys, err := a.cfg.Keys.Descriptor(x)
 	if err != nil {
 		return nil, err
 	}
-	d.SphinxKey = public
-	secret, public, err = a.cfg.Keys.Key(x + 1)
-	clear(secret[:])
-	if err != nil {
-		return nil, err
-	}
-	d.NextSphinxKey = public
+	d.SphinxKeys = keys
 	return d.Sign(a.cfg.Identity)
 }
 
@@ -348,7 +332,8 @@ func join(ctx context.Context, cfg FollowConfig, clk clock.Clock, log *slog.Logg
 				"epoch", doc.Epoch, "valid_from", doc.ValidFrom, "valid_until", doc.ValidUntil, "clock_skew", skew)
 		default:
 			if n := doc.Node(self); n != nil {
-				if _, public, err := cfg.Keys.Load(doc.Epoch); err == nil && public == n.SphinxKey {
+				if key, err := cfg.Keys.ForDocument(doc, n); err == nil {
+					key.Wipe()
 					return raw, doc, nil
 				}
 			}

@@ -104,14 +104,18 @@ func newFollowFixture(t *testing.T) *followFixture {
 	if x.epochKeys, err = NewEpochKeys(filepath.Join(dir, "sphinx-keys"), rng); err != nil {
 		t.Fatal(err)
 	}
-	secret, public, err := x.epochKeys.Key(5)
+	keys, err := x.epochKeys.Descriptor(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := x.epochKeys.Load(sphinx.DefaultGeometry.Scheme, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	self := directory.Descriptor{Name: "mix-1-a", Role: directory.RoleMix, IdentityKey: identity.Public().(ed25519.PublicKey), Address: "127.0.0.1:2"}
 	copy(self.LinkKey[:], link.Public)
 	first := self
-	first.Epoch, first.SphinxKey = 5, public
+	first.Epoch, first.SphinxKeys = 5, keys
 	signed, doc := x.document(5, x.keys, &first)
 	x.docPath = filepath.Join(dir, "network.doc")
 	trust := directory.Trust{Authorities: []ed25519.PublicKey{x.keys[0].Public().(ed25519.PublicKey), x.keys[1].Public().(ed25519.PublicKey)},
@@ -136,7 +140,9 @@ func newFollowFixture(t *testing.T) *followFixture {
 // mix descriptor, signed by signers.
 func (x *followFixture) document(e uint64, signers []ed25519.PrivateKey, mix *directory.Descriptor) ([]byte, *directory.Document) {
 	x.t.Helper()
-	p := directory.Descriptor{Epoch: e, Name: x.provider.Name, Role: directory.RoleProvider, IdentityKey: x.provider.IdentityKey, Address: x.provider.Address}
+	// The provider's Sphinx keys do not matter here: it has the mix's.
+	p := directory.Descriptor{Epoch: e, Name: x.provider.Name, Role: directory.RoleProvider, IdentityKey: x.provider.IdentityKey, Address: x.provider.Address,
+		SphinxKeys: mix.SphinxKeys}
 	doc, err := authority.Build(e, x.start.Add(time.Duration(e-5)*followEpoch), followEpoch, x.parameters, []*directory.Descriptor{&p, mix})
 	if err != nil {
 		x.t.Fatal(err)
@@ -182,10 +188,13 @@ func TestFollowerThroughAnEpoch(t *testing.T) {
 		if d == nil {
 			t.Fatalf("no descriptor uploaded for epoch %d", e)
 		}
-		_, sphinxKey, err1 := x.epochKeys.Load(e)
-		_, next, err2 := x.epochKeys.Load(e + 1)
-		if err1 != nil || err2 != nil || d.SphinxKey != sphinxKey || d.NextSphinxKey != next {
-			t.Fatalf("epoch %d: the descriptor's Sphinx keys are not the ones kept (%v, %v)", e, err1, err2)
+		for _, s := range sphinx.Schemes {
+			current, err1 := x.epochKeys.Load(s, e)
+			next, err2 := x.epochKeys.Load(s, e+1)
+			keys, ok := d.Keys(s)
+			if err1 != nil || err2 != nil || !ok || !keys.Current.Equal(current.Public()) || !keys.Next.Equal(next.Public()) {
+				t.Fatalf("epoch %d: the descriptor's %v Sphinx keys are not the ones kept (%v, %v)", e, s, err1, err2)
+			}
 		}
 	}
 
@@ -232,11 +241,11 @@ func TestFollowerThroughAnEpoch(t *testing.T) {
 	if saved, _ := os.ReadFile(x.docPath); !bytes.Equal(saved, good) {
 		t.Fatal("the new document was not saved")
 	}
-	if _, _, err := x.epochKeys.Load(5); err != nil {
+	if _, err := x.epochKeys.Load(sphinx.DefaultGeometry.Scheme, 5); err != nil {
 		t.Fatalf("epoch 5's key is gone during the grace period: %v", err)
 	}
 	x.at(followEpoch + followEpoch/8 + time.Second)
-	if _, _, err := x.epochKeys.Load(5); err == nil {
+	if _, err := x.epochKeys.Load(sphinx.DefaultGeometry.Scheme, 5); err == nil {
 		t.Fatal("epoch 5's key outlived the grace period")
 	}
 }

@@ -87,12 +87,9 @@ func Load(ctx context.Context, configPath string, listener net.Listener, logger 
 	} else if docErr != nil {
 		return nil, nil, docErr
 	}
-	sphinxKey, public, err := keys.Load(doc.Epoch)
+	sphinxKey, err := keys.ForDocument(doc, doc.Node(self))
 	if err != nil {
-		return nil, nil, fmt.Errorf("the Sphinx key of epoch %d: %w", doc.Epoch, err)
-	}
-	if public != doc.Node(self).SphinxKey {
-		return nil, nil, fmt.Errorf("the document of epoch %d gives this node a Sphinx key other than %s", doc.Epoch, keys.Path(doc.Epoch))
+		return nil, nil, err
 	}
 	nc := Config{
 		Identity: identity, LinkKey: link, SphinxKey: sphinxKey, Document: doc, SignedDocument: docBytes,

@@ -126,7 +126,7 @@ func TestLogsHoldNoClientSecrets(t *testing.T) {
 		forbidden[hex.EncodeToString(id[:8])] = name + "'s mailbox id (prefix)"
 	}
 	for i, c := range tn.configs {
-		forbidden[hex.EncodeToString(c.SphinxKey[:])] = tn.doc.Nodes[i].Name + "'s Sphinx key"
+		forbidden[hex.EncodeToString(tn.sphinxSecrets[i][:])] = tn.doc.Nodes[i].Name + "'s Sphinx key"
 		forbidden[hex.EncodeToString(c.LinkKey.Private)] = tn.doc.Nodes[i].Name + "'s link key"
 		forbidden[hex.EncodeToString(c.Identity.Seed())] = tn.doc.Nodes[i].Name + "'s identity key"
 	}

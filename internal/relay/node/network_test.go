@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backchannel/backchannel/internal/tools/testrand"
+	"golang.org/x/time/rate"
 
 	"github.com/backchannel/backchannel/internal/link/clientlink"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
-	"github.com/backchannel/backchannel/internal/packet/x25519"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/mailbox"
+	"github.com/backchannel/backchannel/internal/tools/testrand"
 )
 
 // testNet is a whole network in one process: each node with its own
@@ -32,6 +32,22 @@ type testNet struct {
 	clients   map[string]wire.Keypair
 	mailboxes map[string]mailbox.ID
 	running   []running
+	// sphinxSecrets are the nodes' current Sphinx key secrets, for the
+	// tests that look for them where they must not be.
+	sphinxSecrets [][sphinx.SecretLength]byte
+}
+
+// testSphinxKey makes a node's Sphinx key of scheme s from rng, and returns
+// it with its secret.
+func testSphinxKey(t *testing.T, rng *rand.Rand, s sphinx.Scheme) (*sphinx.PrivateKey, [sphinx.SecretLength]byte) {
+	t.Helper()
+	var secret [sphinx.SecretLength]byte
+	testrand.Reader{Rand: rng}.Read(secret[:])
+	key, err := sphinx.NewPrivateKey(s, &secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, secret
 }
 
 type running struct {
@@ -40,6 +56,12 @@ type running struct {
 }
 
 const testGeometryPayload = 512
+
+// testPollInterval is the test network's poll interval: receive fetches no
+// faster than a client keeping to it may (wire.MaxFetchesPerPoll a poll), or
+// a provider slowed down by a test's load would rightly close the link for
+// its request rate.
+const testPollInterval = 10 * time.Millisecond
 
 func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 	t.Helper()
@@ -51,7 +73,7 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 				// Clients here send and fetch in bursts, as fast as a test
 				// can: the rates give providers' limits room for that
 				// (userLimits).
-				Layers: 3, MeanDelay: time.Millisecond, PollInterval: 10 * time.Millisecond, SendRate: 100,
+				Layers: 3, MeanDelay: time.Millisecond, PollInterval: testPollInterval, SendRate: 100,
 				Geometry: sphinx.Geometry{MaxHops: 5, UserPayloadLength: testGeometryPayload},
 			},
 		},
@@ -61,12 +83,8 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 	add := func(name string, role directory.Role, layer uint8) {
 		_, identity, _ := ed25519.GenerateKey(testrand.Reader{Rand: rng})
 		link, _ := wire.GenerateKeypair(testrand.Reader{Rand: rng})
-		var sphinxKey [32]byte
-		testrand.Reader{Rand: rng}.Read(sphinxKey[:])
-		var sphinxPub [32]byte
-		if err := x25519.ScalarBaseMult(&sphinxPub, &sphinxKey); err != nil {
-			t.Fatal(err)
-		}
+		sphinxKey, secret := testSphinxKey(t, rng, tn.doc.Parameters.Geometry.Scheme)
+		tn.sphinxSecrets = append(tn.sphinxSecrets, secret)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +100,7 @@ func newTestNet(t *testing.T, rng *rand.Rand) *testNet {
 			tn.accounts[name] = filepath.Join(nodeDir, "accounts")
 		}
 		tn.configs = append(tn.configs, cfg)
-		n := directory.Node{Name: name, Role: role, Layer: layer, IdentityKey: identity.Public().(ed25519.PublicKey), SphinxKey: sphinxPub, Address: ln.Addr().String()}
+		n := directory.Node{Name: name, Role: role, Layer: layer, IdentityKey: identity.Public().(ed25519.PublicKey), SphinxKey: sphinxKey.Public(), Address: ln.Addr().String()}
 		copy(n.LinkKey[:], link.Public)
 		tn.doc.Nodes = append(tn.doc.Nodes, n)
 	}
@@ -238,7 +256,11 @@ func receive(t *testing.T, l *clientlink.Link, want int, timeout time.Duration) 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	got := map[uint32]int{}
+	pace := rate.NewLimiter(rate.Every(testPollInterval/wire.MaxFetchesPerPoll), wire.MaxFetchesPerPoll)
 	for len(got) < want {
+		if err := pace.Wait(ctx); err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(got), want, err)
+		}
 		batch, _, err := l.Fetch(ctx)
 		if err != nil {
 			t.Fatalf("after %d of %d messages: %v", len(got), want, err)
@@ -335,12 +357,10 @@ func (tn *testNet) rekey(t *testing.T, rng *rand.Rand, grace time.Duration) {
 	next := *tn.doc
 	next.Epoch++
 	next.Nodes = append([]directory.Node(nil), tn.doc.Nodes...)
-	keys := make([][32]byte, len(next.Nodes))
+	keys := make([]*sphinx.PrivateKey, len(next.Nodes))
 	for i := range next.Nodes {
-		testrand.Reader{Rand: rng}.Read(keys[i][:])
-		if err := x25519.ScalarBaseMult(&next.Nodes[i].SphinxKey, &keys[i]); err != nil {
-			t.Fatal(err)
-		}
+		keys[i], tn.sphinxSecrets[i] = testSphinxKey(t, rng, next.Parameters.Geometry.Scheme)
+		next.Nodes[i].SphinxKey = keys[i].Public()
 	}
 	for i, n := range tn.nodes {
 		if err := n.Install(nil, &next, keys[i], grace); err != nil {

@@ -47,9 +47,11 @@ import (
 // Config is what a node is built from. The command line turns a config file
 // and key files into one.
 type Config struct {
-	Identity  ed25519.PrivateKey
-	LinkKey   wire.Keypair
-	SphinxKey [32]byte
+	Identity ed25519.PrivateKey
+	LinkKey  wire.Keypair
+	// SphinxKey is the node's Sphinx key for Document's epoch, which the
+	// node owns (and wipes).
+	SphinxKey *sphinx.PrivateKey
 	Document  *directory.Document
 	// SignedDocument is the document as the authorities signed it, which a
 	// provider hands to its clients.

@@ -46,11 +46,11 @@ func (n *Node) process(j job) result {
 	start := time.Now()
 	es := n.epochs.Load()
 	e := es.cur
-	res, err := n.format.Unwrap(&e.key, j.packet)
+	res, err := n.format.Unwrap(e.key, j.packet)
 	if errors.Is(err, sphinx.ErrMAC) && es.prev != nil && n.cfg.Clock.Now().Before(es.prev.graceUntil) {
 		// Made with the previous epoch's key before the change: tried
 		// during the grace period only.
-		if again, perr := n.format.Unwrap(&es.prev.key, j.packet); perr == nil {
+		if again, perr := n.format.Unwrap(es.prev.key, j.packet); perr == nil {
 			res, err, e = again, nil, es.prev
 			n.metrics.graceUnwraps.Inc()
 		}

@@ -24,7 +24,6 @@ import (
 	"github.com/backchannel/backchannel/internal/base/config"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
-	"github.com/backchannel/backchannel/internal/packet/x25519"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/keyfile"
 )
@@ -292,7 +291,13 @@ func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (dire
 	if err != nil {
 		return directory.Node{}, fmt.Errorf("testnet: %w", err)
 	}
-	sphinxKey := (*[32]byte)(seeds[64:96])
+	scheme := opts.Parameters.Geometry.Scheme
+	sphinxKey, err := sphinx.NewPrivateKey(scheme, (*[sphinx.SecretLength]byte)(seeds[64:96]))
+	if err != nil {
+		return directory.Node{}, fmt.Errorf("testnet: %w", err)
+	}
+	defer sphinxKey.Wipe()
+	sphinxFile, sphinxKind := keyfile.SphinxFile(scheme, epoch)
 	node := directory.Node{
 		Name: p.name, Role: p.role, Layer: p.layer,
 		IdentityKey: identity.Public().(ed25519.PublicKey),
@@ -302,9 +307,7 @@ func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (dire
 		node.Address = opts.Addresses[i]
 	}
 	copy(node.LinkKey[:], link.Public)
-	if err := x25519.ScalarBaseMult(&node.SphinxKey, sphinxKey); err != nil {
-		return directory.Node{}, fmt.Errorf("testnet: %w", err)
-	}
+	node.SphinxKey = sphinxKey.Public()
 	for _, k := range []struct {
 		file   string
 		kind   keyfile.Kind
@@ -312,7 +315,7 @@ func writeNode(net *Network, opts Options, i int, p planned, epoch uint64) (dire
 	}{
 		{"identity.key", keyfile.Identity, seeds[:32]},
 		{"link.key", keyfile.Link, link.Private},
-		{filepath.Join("sphinx-keys", fmt.Sprintf("sphinx-epoch-%d.key", epoch)), keyfile.Sphinx, sphinxKey[:]},
+		{filepath.Join("sphinx-keys", sphinxFile), sphinxKind, seeds[64:96]},
 	} {
 		if err := keyfile.Write(filepath.Join(dir, k.file), k.kind, k.secret); err != nil {
 			return directory.Node{}, err
@@ -460,6 +463,7 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 				SendRate: p.SendRate, LoopRate: p.LoopRate, DropRate: p.DropRate, MixLoopRate: p.MixLoopRate,
 				PollInterval: config.Duration{Duration: p.PollInterval},
 				MaxHops:      p.Geometry.MaxHops, Payload: p.Geometry.UserPayloadLength,
+				PacketFormat: formatName(p.Geometry),
 			},
 		}
 		if opts.AuthorityMetricsAddresses != nil {
@@ -482,12 +486,22 @@ func writeAuthorityConfigs(net *Network, opts Options, doc *directory.Document) 
 	return nil
 }
 
+// formatName is g's packet format as configuration files name it: nothing
+// for X25519, so that the previous release reads the files of such a
+// network.
+func formatName(g sphinx.Geometry) string {
+	if g.Scheme == sphinx.X25519 {
+		return ""
+	}
+	return g.Scheme.String()
+}
+
 // clientBootstrap is the network.toml clients start from: the authorities
 // and the providers.
 func clientBootstrap(authorities []ed25519.PublicKey, threshold int, skew time.Duration, doc *directory.Document) *config.Network {
 	g := doc.Parameters.Geometry
 	n := &config.Network{Version: config.Version, Authorities: hexKeys(authorities), Threshold: threshold, ClockSkew: config.Duration{Duration: skew},
-		MaxHops: g.MaxHops, Payload: g.UserPayloadLength}
+		MaxHops: g.MaxHops, Payload: g.UserPayloadLength, PacketFormat: formatName(g)}
 	for _, p := range doc.Providers() {
 		n.Providers = append(n.Providers, config.NetworkProvider{
 			Name: p.Name, Address: p.Address, LinkKey: hex.EncodeToString(p.LinkKey[:]), IdentityKey: hex.EncodeToString(p.IdentityKey),

@@ -155,7 +155,7 @@ func TestFollow(t *testing.T) {
 	if node.Node.Name != "mix-1-a" || node.Node.Role != "mix" || node.Node.Address != d.Node(d.Layer(1)[0].IdentityKey).Address {
 		t.Fatalf("declaration %+v", node.Node)
 	}
-	if _, err := keyfile.ReadX25519(filepath.Join(dir, "mix-1-a", "sphinx-keys", "sphinx-epoch-2.key"), keyfile.Sphinx); err != nil {
+	if _, err := keyfile.ReadSphinx(filepath.Join(dir, "mix-1-a", "sphinx-keys"), net.Document.Parameters.Geometry.Scheme, 2); err != nil {
 		t.Fatalf("the genesis Sphinx key: %v", err)
 	}
 }
