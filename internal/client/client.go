@@ -107,7 +107,7 @@ type Client struct {
 	format   *sphinx.Format
 	rng      *rand.Rand              // routes, delays, retransmission jitter
 	timing   *rand.Rand              // the sending schedule alone: what is sent never moves when
-	acks     [][]byte                // ack packets waiting for a send slot
+	acks     []pendingAck            // acks waiting for a send slot (acks.go)
 	loops    map[[16]byte]time.Time  // loop ID → sent
 	expiring map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
@@ -151,6 +151,10 @@ type Stats struct {
 	DropsSent, LoopsSent, LoopsReturned, LoopsLost                  uint64
 	Fetched, AcksReceived, Undecryptable, FromStrangers, Duplicates uint64
 	MessagesReceived, Refused                                       uint64
+	// SURBAcks counts the acks of AcksReceived that came as SURB replies
+	// (from contacts of the previous release, acks.go); the others came as
+	// forward packets.
+	SURBAcks uint64
 }
 
 // Account is what the provider's operator needs to give the user an

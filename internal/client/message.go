@@ -91,11 +91,12 @@ const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 // contentVersion is the first byte of an encoded Content, as this
 // release writes it to contacts that said they read it (capabilities);
 // others get oldContentVersion. Versions 1 (no time to live) and 2 (no
-// sending time) are still read. Version 4 is version 3's layout; a contact
-// that reads it says that its software opens envelope version 2
-// (readsEnvelopeV2).
+// sending time) are still read. Versions 4 and 5 are version 3's layout;
+// a contact that reads 4 says that its software opens envelope version 2
+// (readsEnvelopeV2), one that reads 5 that it acknowledges by forward
+// packets (readsForwardAcks).
 const (
-	contentVersion    = 4
+	contentVersion    = 5
 	oldContentVersion = 2
 )
 
@@ -180,7 +181,7 @@ func parseContent(b []byte) (Content, error) {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
 		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[6:]
-	case 3, 4:
+	case 3, 4, 5:
 		if len(b) < 15 {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}

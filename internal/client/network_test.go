@@ -49,12 +49,19 @@ func TestTwoClientsExchangeMessages(t *testing.T) {
 	// By now each has told the other what its software reads (content
 	// version 4): what they send carries its sending time, the sender's
 	// order.
-	clienttest.WaitUntil(t, alice, time.Minute, "bob's word on what he reads", func() bool { return alice.Contacts()[0].Reads == 4 })
+	clienttest.WaitUntil(t, alice, time.Minute, "bob's word on what he reads", func() bool { return alice.Contacts()[0].Reads == 5 }) // this release's content version
+	// It reads version 5: his acks come as forward packets now, not as
+	// replies to SURBs.
+	surbAcks := alice.Stats().SURBAcks
 	before := time.Now().Add(-time.Second)
 	if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte("with its time")}); err != nil {
 		t.Fatal(err)
 	}
 	clienttest.WaitUntil(t, bob, time.Minute, "the timed message", func() bool { in, _ := bob.Inbox(); return len(in) == each+2 })
+	clienttest.WaitUntil(t, alice, time.Minute, "the timed message's ack", func() bool { return clienttest.CountStatus(alice, client.Delivered) == len(alice.Outbox()) })
+	if got := alice.Stats().SURBAcks; got != surbAcks {
+		t.Fatalf("%d acks came as SURB replies after bob said he takes forward acks", got-surbAcks)
+	}
 	in, _ := bob.Inbox()
 	for _, m := range in {
 		if m.Text == "with its time" && (m.Sent.Before(before) || m.Sent.After(m.Time.Add(time.Second))) {

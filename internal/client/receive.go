@@ -58,6 +58,7 @@ func (c *Client) receiveAck(id [16]byte, payload []byte, now time.Time) {
 		return
 	}
 	c.outbox.answered(id)
+	c.stats.SURBAcks++
 	c.acknowledged(t, now)
 }
 
@@ -110,7 +111,12 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 		return
 	}
 	if i := contents.Keyed; i >= 0 && i < len(from) {
-		if contents.Kind != envelope.KindSession {
+		switch contents.Kind {
+		case envelope.KindAck:
+			c.receiveForwardAck(from[i], contents.AckID, now)
+			return
+		case envelope.KindSession, envelope.KindMessage:
+		default:
 			c.stats.Undecryptable++
 			return
 		}
@@ -129,7 +135,7 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 		} else {
 			c.stats.Duplicates++
 		}
-	case envelope.KindSession:
+	case envelope.KindSession, envelope.KindMessage:
 		how := arrival{keyed: contents.Keyed >= 0, newSoftware: payload[0] == envelope.Version}
 		if err := c.receiveSession(&contents.Contents, how, now); err != nil {
 			c.log.Debug("session message dropped", "err", err)
@@ -156,6 +162,9 @@ func (c *Client) receiveSession(m *envelope.Contents, how arrival, now time.Time
 		if err := c.keepFragment(ct, rec.fragment, now); err != nil {
 			return err
 		}
+	}
+	if m.Kind == envelope.KindMessage {
+		return c.queueForwardAck(ct, m.AckID)
 	}
 	return c.queueAck(m.SURB)
 }
@@ -326,23 +335,5 @@ func (c *Client) keepFragment(ct *contact, raw []byte, now time.Time) error {
 		c.stats.MessagesReceived++
 	}
 	c.notify()
-	return nil
-}
-
-// queueAck builds the ack packet from the message's SURB and queues it for
-// a send slot.
-func (c *Client) queueAck(surb []byte) error {
-	if len(c.acks) >= maxQueuedAcks {
-		return errors.New("too many acks waiting")
-	}
-	ack, _ := envelope.Ack{}.MarshalBinary()
-	packet, first, err := c.format.NewPacketFromSURB(surb, ack)
-	if err != nil {
-		return err
-	}
-	if own := c.ownProvider(); own == nil || first != own.ID() {
-		return errors.New("a SURB that does not start at your provider")
-	}
-	c.acks = append(c.acks, packet)
 	return nil
 }

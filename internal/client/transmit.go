@@ -28,9 +28,15 @@ const (
 )
 
 // envelopeSessionRoom is the room for a session message in a packet of
-// geometry g, next to the ack's SURB and an Initial of initialLength bytes.
+// geometry g next to an Initial of initialLength bytes, whichever way its
+// ack comes back (acks.go): in the X25519 format a contact of the previous
+// release needs a SURB beside it, and every packet keeps room for one, so
+// that fragments cut before a contact's word on acks still fit after.
 func envelopeSessionRoom(g sphinx.Geometry, initialLength int) int {
-	return envelope.SessionRoom(g.UserPayloadLength, g.SURBLength(), initialLength)
+	if g.Scheme == sphinx.X25519 {
+		return envelope.SessionRoom(g.UserPayloadLength, g.SURBLength(), initialLength)
+	}
+	return envelope.MessageRoom(g.UserPayloadLength, initialLength)
 }
 
 // build makes a planned packet, outside c.mu (see plan). changed reports
@@ -65,11 +71,16 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 			return b, err
 		}
 	}
-	if len(c.acks) > 0 {
-		p := c.acks[0]
+	for len(c.acks) > 0 {
+		a := c.acks[0]
 		c.acks = c.acks[1:]
+		b, err := c.planAck(a)
+		if err != nil {
+			c.log.Debug("an ack is dropped", "err", err)
+			continue
+		}
 		c.stats.AcksSent++
-		return func() ([]byte, bool, error) { return p, false, nil }, nil
+		return b, nil
 	}
 	if b, err := c.planSession(now); b != nil || err != nil {
 		return b, err
@@ -175,8 +186,9 @@ func (c *Client) failExpired(now time.Time, waiting []*contact) {
 }
 
 // planSessionPacket plans a session record for the contact — a hello if
-// record is nil, else a fragment of m — with a SURB for its ack: its
-// routes are drawn here; the returned build seals and makes the packet.
+// record is nil, else a fragment of m — asking for its ack the way the
+// contact takes (acks.go): its routes are drawn here; the returned build
+// seals and makes the packet.
 func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, index int, now time.Time) (build, error) {
 	card := ct.shown.Load().card
 	mine, theirs := c.ownProvider(), c.doc.Node(ed25519.PublicKey(card.Provider[:]))
@@ -184,23 +196,30 @@ func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, inde
 		return nil, fmt.Errorf("client: %s's provider or yours is not in the network document", ct.rec.Name)
 	}
 	out := c.route(mine, theirs, sphinx.Recipient{ID: card.Mailbox})
-	back := c.route(theirs, mine, sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{}) // its ID is drawn in the build
+	forward := c.forwardAcks(ct)
+	var back []sphinx.PathHop
+	if !forward {
+		back = c.route(theirs, mine, sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{}) // its ID is drawn in the build
+	}
 	format := c.format
 	return func() ([]byte, bool, error) {
 		header, ciphertext, initial, how, err := c.seal(ct, record, now)
 		if err != nil {
 			return nil, false, err
 		}
-		var surbID [sphinx.SURBIDLength]byte
-		if _, err := io.ReadFull(c.cfg.Rand, surbID[:]); err != nil {
-			return nil, false, err
-		}
-		back[len(back)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{ID: surbID}}
-		surb, token, err := format.NewSURB(c.cfg.Rand, back)
+		id, err := c.newAckID()
 		if err != nil {
 			return nil, false, err
 		}
-		contents := envelope.Contents{Kind: envelope.KindSession, SURB: surb, Initial: initial, Header: header, Ciphertext: ciphertext}
+		contents := envelope.Contents{Kind: envelope.KindMessage, AckID: id, Initial: initial, Header: header, Ciphertext: ciphertext}
+		var token []byte
+		if !forward {
+			back[len(back)-1].Commands = sphinx.Commands{sphinx.Recipient{ID: c.id.Mailbox}, sphinx.SURBReply{ID: id}}
+			if contents.SURB, token, err = format.NewSURB(c.cfg.Rand, back); err != nil {
+				return nil, false, err
+			}
+			contents.Kind, contents.AckID = envelope.KindSession, [envelope.AckIDSize]byte{}
+		}
 		copy(contents.Sender[:], c.id.DH.PublicKey().Bytes())
 		payload, err := how.seal(c.cfg.Rand, &contents, format.Geometry().UserPayloadLength)
 		if err != nil {
@@ -210,7 +229,7 @@ func (c *Client) planSessionPacket(ct *contact, record []byte, m *outgoing, inde
 		if err != nil {
 			return nil, false, err
 		}
-		c.outbox.sentWith(surbID, &transmission{token: token, to: ct, msg: m, index: index, sentAt: now})
+		c.outbox.sentWith(id, &transmission{token: token, to: ct, msg: m, index: index, sentAt: now})
 		return packet, m != nil && c.outbox.sentOnce(m), nil
 	}, nil
 }

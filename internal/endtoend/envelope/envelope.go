@@ -43,8 +43,13 @@
 // to a contact whose software does not open version 2, or when a sealed
 // payload does not fit the network's geometry.
 //
-// A SURB reply's payload is already readable only by the SURB's creator; it
-// carries an [Ack].
+// Acknowledgements come back one of two ways. A KindMessage names itself by
+// a random AckID, and its recipient acknowledges it with a KindAck in an
+// ordinary forward packet to the sender's mailbox, keyed: at the sender's
+// provider, messages, acks and loops all arrive as forward packets of one
+// form. A KindSession (the previous release's) carries a SURB, and the
+// SURB reply's payload, readable only by the SURB's creator, carries an
+// [Ack].
 //
 // It does not encrypt session messages (the session package does) or cut
 // messages into fragments (the fragment package does).
@@ -90,9 +95,20 @@ const (
 	// KindLoop is a loop cover packet the client sent to itself.
 	KindLoop Kind = 1
 	// KindSession is a session message with a SURB for its
-	// acknowledgement.
+	// acknowledgement: how the previous release acknowledges, kept for
+	// contacts on it.
 	KindSession Kind = 2
+	// KindAck is the acknowledgement of a KindMessage: a forward packet
+	// from its recipient to its sender's mailbox, keyed with the session's
+	// envelope key for that direction, naming the message by its AckID.
+	KindAck Kind = 3
+	// KindMessage is a session message whose acknowledgement comes back as
+	// a KindAck forward packet.
+	KindMessage Kind = 4
 )
+
+// AckIDSize is the length of an ack ID: random, drawn per transmission.
+const AckIDSize = 16
 
 // Contents are what a sealed payload holds.
 type Contents struct {
@@ -102,8 +118,12 @@ type Contents struct {
 	// Sender is the sender's X25519 identity key: which contact's session
 	// the message belongs to (it proves nothing; the session does).
 	Sender [KeySize]byte
-	// SURB is the single-use reply block for the acknowledgement.
+	// SURB is the single-use reply block for the acknowledgement
+	// (KindSession).
 	SURB []byte
+	// AckID names the transmission a KindMessage is, and which a KindAck
+	// acknowledges.
+	AckID [AckIDSize]byte
 	// Initial is the encoded session.Initial that sets the session up, if
 	// this message does.
 	Initial []byte
@@ -118,11 +138,18 @@ func (c *Contents) encode(withSender bool) ([]byte, error) {
 	switch c.Kind {
 	case KindLoop:
 		b.AddBytes(c.LoopID[:])
-	case KindSession:
+	case KindAck:
+		b.AddBytes(c.AckID[:])
+	case KindSession, KindMessage:
 		if withSender {
 			b.AddBytes(c.Sender[:])
 		}
-		for _, field := range [][]byte{c.SURB, c.Initial, c.Header, c.Ciphertext} {
+		fields := [][]byte{c.SURB, c.Initial, c.Header, c.Ciphertext}
+		if c.Kind == KindMessage {
+			b.AddBytes(c.AckID[:])
+			fields = fields[1:]
+		}
+		for _, field := range fields {
 			if len(field) > 0xffff {
 				return nil, fmt.Errorf("envelope: a field of %d bytes", len(field))
 			}
@@ -148,11 +175,22 @@ func decodeContents(data []byte, withSender bool) (Contents, error) {
 		if !s.CopyBytes(c.LoopID[:]) {
 			return c, fmt.Errorf("%w: truncated loop packet", ErrMalformed)
 		}
-	case KindSession:
+	case KindAck:
+		if !s.CopyBytes(c.AckID[:]) {
+			return c, fmt.Errorf("%w: truncated ack", ErrMalformed)
+		}
+	case KindSession, KindMessage:
 		if withSender && !s.CopyBytes(c.Sender[:]) {
 			return c, fmt.Errorf("%w: truncated session message", ErrMalformed)
 		}
-		for _, field := range []*[]byte{&c.SURB, &c.Initial, &c.Header, &c.Ciphertext} {
+		fields := []*[]byte{&c.SURB, &c.Initial, &c.Header, &c.Ciphertext}
+		if c.Kind == KindMessage {
+			if !s.CopyBytes(c.AckID[:]) {
+				return c, fmt.Errorf("%w: truncated session message", ErrMalformed)
+			}
+			fields = fields[1:]
+		}
+		for _, field := range fields {
 			var v cryptobyte.String
 			if !s.ReadUint16LengthPrefixed(&v) {
 				return c, fmt.Errorf("%w: truncated session message", ErrMalformed)
@@ -209,4 +247,20 @@ func SessionRoom(size, surbLength, initialLength int) int {
 // first message takes when the sealed form does not fit the geometry.
 func ClassicalSessionRoom(size, surbLength, initialLength int) int {
 	return size - ClassicalOverhead - sessionFields - KeySize - surbLength - initialLength
+}
+
+// messageFields is what a KindMessage's contents take besides the session
+// message and the Initial: the kind, the ack ID and three length prefixes.
+const messageFields = 1 + AckIDSize + 3*2
+
+// MessageRoom is SessionRoom for a KindMessage, whose ack needs no SURB:
+// the room a session message has in a payload of the given size next to an
+// Initial of initialLength bytes (0 for none), in the sealed form with an
+// Initial, else the classical form's (the keyed form leaves more).
+func MessageRoom(size, initialLength int) int {
+	overhead := ClassicalOverhead
+	if initialLength > 0 {
+		overhead = SealedOverhead
+	}
+	return size - overhead - messageFields - KeySize - initialLength
 }

@@ -49,6 +49,14 @@ func testPrekeys(t testing.TB, seed string) prekeyPair {
 	return prekeyPair{public: Prekeys{PQ: pq.EncapsulationKey(), X25519: x.PublicKey()}, opener: opener}
 }
 
+// messageContents is a KindMessage: a session message whose ack comes back
+// as a forward packet.
+func messageContents() *Contents {
+	c := sessionContents()
+	c.Kind, c.SURB, c.AckID = KindMessage, nil, [AckIDSize]byte{0xdd, 0xee}
+	return c
+}
+
 func sessionContents() *Contents {
 	return &Contents{
 		Kind:       KindSession,
@@ -106,8 +114,9 @@ func TestRoundTrip(t *testing.T) {
 	loop := &Contents{Kind: KindLoop, LoopID: [LoopIDSize]byte{9, 9}}
 	noInitial := sessionContents()
 	noInitial.Initial = nil
+	ack := &Contents{Kind: KindAck, AckID: [AckIDSize]byte{7, 7, 7}}
 	for _, f := range bob.forms() {
-		for _, c := range []*Contents{loop, sessionContents(), noInitial} {
+		for _, c := range []*Contents{loop, sessionContents(), noInitial, messageContents(), ack} {
 			sealed, err := f.seal(t, c)
 			if err != nil {
 				t.Fatalf("%s: %v", f.name, err)
@@ -124,7 +133,10 @@ func TestRoundTrip(t *testing.T) {
 			if f.keyed {
 				want.Sender, wantKeyed = [KeySize]byte{}, 1
 			}
-			if got.Keyed != wantKeyed || got.Kind != want.Kind || got.LoopID != want.LoopID || got.Sender != want.Sender || !bytes.Equal(got.SURB, want.SURB) ||
+			if c.Kind == KindAck || c.Kind == KindLoop {
+				want.Sender = [KeySize]byte{}
+			}
+			if got.Keyed != wantKeyed || got.Kind != want.Kind || got.LoopID != want.LoopID || got.Sender != want.Sender || !bytes.Equal(got.SURB, want.SURB) || got.AckID != want.AckID ||
 				!bytes.Equal(got.Initial, want.Initial) || !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Ciphertext, want.Ciphertext) {
 				t.Fatalf("%s, kind %d: opened %+v", f.name, c.Kind, got)
 			}
@@ -208,17 +220,22 @@ func TestDoesNotFit(t *testing.T) {
 		"sealed, with an Initial": func(c *Contents) ([]byte, error) { return Seal(rng, bob.prekeys.public, c, payloadSize) },
 		"classical, without":      func(c *Contents) ([]byte, error) { return SealClassical(recipientOf(bob.identity), c, payloadSize) },
 	} {
-		c := sessionContents()
-		if name == "classical, without" {
-			c.Initial = nil
-		}
-		c.Ciphertext = make([]byte, SessionRoom(payloadSize, len(c.SURB), len(c.Initial))-len(c.Header)+1)
-		if _, err := seal(c); err == nil {
-			t.Fatalf("%s: sealed contents one byte too long", name)
-		}
-		c.Ciphertext = c.Ciphertext[1:]
-		if _, err := seal(c); err != nil {
-			t.Fatalf("%s: contents that exactly fit: %v", name, err)
+		for _, c := range []*Contents{sessionContents(), messageContents()} {
+			if name == "classical, without" {
+				c.Initial = nil
+			}
+			room := SessionRoom(payloadSize, len(c.SURB), len(c.Initial))
+			if c.Kind == KindMessage {
+				room = MessageRoom(payloadSize, len(c.Initial))
+			}
+			c.Ciphertext = make([]byte, room-len(c.Header)+1)
+			if _, err := seal(c); err == nil {
+				t.Fatalf("%s, kind %d: sealed contents one byte too long", name, c.Kind)
+			}
+			c.Ciphertext = c.Ciphertext[1:]
+			if _, err := seal(c); err != nil {
+				t.Fatalf("%s, kind %d: contents that exactly fit: %v", name, c.Kind, err)
+			}
 		}
 	}
 }
@@ -292,7 +309,7 @@ func FuzzOpen(f *testing.F) {
 // FuzzDecode reaches the contents decoder, which the fuzzer cannot reach
 // through the AEAD.
 func FuzzDecode(f *testing.F) {
-	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents()} {
+	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents(), messageContents(), {Kind: KindAck, AckID: [AckIDSize]byte{1}}} {
 		b, _ := c.encode(true)
 		f.Add(b, true)
 		b, _ = c.encode(false)

@@ -1,0 +1,57 @@
+package client_test
+
+import (
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/tools/clienttest"
+)
+
+// TestXWingNetworkForwardAcks: on a network of the X-Wing packet format,
+// where a SURB (7 KB) does not fit in a packet, two clients set up their
+// session and exchange texts and a file; every message is acknowledged, and
+// every ack came as a forward packet, none as a SURB reply: at each
+// provider, messages, acks and loops arrive in one form. Loops come back.
+func TestXWingNetworkForwardAcks(t *testing.T) {
+	params := clienttest.FastParameters()
+	params.Geometry.Scheme = sphinx.XWing
+	n := clienttest.StartNetwork(t, params)
+	alice := n.NewClient(t, "alice", "provider-a", client.Config{})
+	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
+	clienttest.Introduce(t, alice, "alice", bob, "bob")
+	clienttest.Run(t, alice)
+	clienttest.Run(t, bob)
+
+	const each = 3
+	file := make([]byte, 8<<10)
+	rand.Read(file)
+	for i := range each {
+		if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte(fmt.Sprintf("alice to bob %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Send("alice", client.Content{Kind: client.Text, Body: []byte(fmt.Sprintf("bob to alice %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Send("bob", client.Content{Kind: client.File, Name: "report.bin", Body: file}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{alice, bob} {
+		want := len(c.Outbox())
+		clienttest.WaitUntil(t, c, time.Minute, "every message delivered", func() bool { return clienttest.CountStatus(c, client.Delivered) == want })
+		clienttest.WaitUntil(t, c, time.Minute, "a loop back", func() bool { return c.Stats().LoopsReturned > 0 })
+	}
+	checkInbox(t, bob, "alice to bob", each, file)
+	checkInbox(t, alice, "bob to alice", each, nil)
+	for name, c := range map[string]*client.Client{"alice": alice, "bob": bob} {
+		s := c.Stats()
+		t.Logf("%s: %+v", name, s)
+		if s.AcksReceived == 0 || s.SURBAcks != 0 {
+			t.Fatalf("%s received %d acks, %d of them SURB replies; want some, none", name, s.AcksReceived, s.SURBAcks)
+		}
+	}
+}
