@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ecdh"
+	"crypto/sha3"
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
@@ -312,6 +313,32 @@ func serverHelloGroup(b []byte) (tls.CurveID, error) {
 	return group, err
 }
 
+// sphinxX25519Secrets returns, as "sphinx <hex>" lines, the X25519 secret
+// of every Sphinx key a node holds: an X25519 key's scalar, and the X25519
+// half of an X-Wing key (bytes 64 to 96 of SHAKE256 of its seed, as X-Wing's
+// key derivation makes it).
+func sphinxX25519Secrets(t *testing.T, dir string) []string {
+	t.Helper()
+	var lines []string
+	files, _ := filepath.Glob(filepath.Join(dir, "*.key"))
+	for _, f := range files {
+		kind := keyfile.Sphinx
+		if strings.Contains(filepath.Base(f), "xwing") {
+			kind = keyfile.SphinxXWing
+		}
+		k, err := keyfile.ReadX25519(f, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := k[:]
+		if kind == keyfile.SphinxXWing {
+			secret = sha3.SumSHAKE256(k[:], 96)[64:]
+		}
+		lines = append(lines, "sphinx "+hex.EncodeToString(secret))
+	}
+	return lines
+}
+
 // checkStoredPayloads gives the adversary every recorded X25519 secret and
 // every stored packet: it opens the classical users' payloads and none of
 // the others'.
@@ -319,14 +346,7 @@ func checkStoredPayloads(t *testing.T, nw *network, storedPath, secretsPath stri
 	var keys []*ecdh.PrivateKey
 	lines := readLines(t, secretsPath)
 	for _, n := range nw.doc.Nodes {
-		files, _ := filepath.Glob(filepath.Join(nw.dir, n.Name, "sphinx-keys", "sphinx-epoch-*.key"))
-		for _, f := range files {
-			k, err := keyfile.ReadX25519(f, keyfile.Sphinx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, "sphinx "+hex.EncodeToString(k[:]))
-		}
+		lines = append(lines, sphinxX25519Secrets(t, filepath.Join(nw.dir, n.Name, "sphinx-keys"))...)
 		k, err := keyfile.ReadX25519(filepath.Join(nw.dir, n.Name, "link.key"), keyfile.Link)
 		if err != nil {
 			t.Fatal(err)

@@ -58,7 +58,7 @@ func Example() {
 		fmt.Printf("node %d: deliver to mailbox %x…: %q\n", i+1, rcpt.ID[:1], bytes.TrimRight(res.Payload, "\x00"))
 	}
 	// Output:
-	// packet bytes: 3708
+	// packet bytes: 10396
 	// node 1: hold 40ms, forward to node 2
 	// node 2: hold 25ms, forward to node 3
 	// node 3: deliver to mailbox bb…: "open to talks"

@@ -57,21 +57,25 @@ type Geometry struct {
 
 // DefaultGeometry is the production geometry.
 //
+// The X-Wing format: recorded headers stay closed unless ML-KEM-768 falls
+// too. Its header is 7,164 bytes for 5 hops (476 in the X25519 format), so
+// packets are 10,396 bytes; acks travel as forward packets, not as SURBs
+// inside messages (an X-Wing SURB would not fit a packet).
+//
 // Five hops: the sender's provider, one mix in each of the three layers, and
 // the recipient's provider, the stratified topology of Loopix, where three
 // layers are what its anonymity analysis recommends.
 //
-// 3,200 bytes of user payload (3,708-byte packets): the first message of a
-// session is sealed to the recipient with the post-quantum X-Wing KEM (1,137
-// bytes of envelope) and carries the PQXDH Initial (1,161 bytes, most of it
-// an ML-KEM ciphertext) and the 684-byte SURB of its acknowledgement, 3,122
-// bytes with its session record; later packets carry 2,426 bytes of message
-// each. It stays small enough that cover traffic (which sends full packets
-// at a constant rate whether or not the user talks) is affordable on a
-// phone connection. Until the post-quantum envelope (2026-12) it was 2,048
+// 3,200 bytes of user payload: the first message of a session is sealed to
+// the recipient with the post-quantum X-Wing KEM (1,137 bytes of envelope)
+// and carries the PQXDH Initial (1,161 bytes, most of it an ML-KEM
+// ciphertext); later packets carry about 3,000 bytes of message each. In
+// the X25519 format the same payload also holds the 684-byte SURB a
+// contact of the previous release acknowledges with (3,122 bytes with the
+// session record). Until the post-quantum envelope (2026-12) it was 2,048
 // bytes, within a few bytes of Katzenpost's benchmark geometry (2,000), the
 // figures of BENCHMARKS.md before that date.
-var DefaultGeometry = Geometry{MaxHops: 5, UserPayloadLength: 3200}
+var DefaultGeometry = Geometry{MaxHops: 5, UserPayloadLength: 3200, Scheme: XWing}
 
 // Validate reports whether g can be used.
 func (g Geometry) Validate() error {
