@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/tools/testnet"
 )
 
@@ -39,6 +40,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 	metricsAddresses := fs.String("metrics-addresses", "", "comma-separated metrics host:port of every node; overrides -metrics-base-port")
 	authorityMetrics := fs.String("authority-metrics-addresses", "", "comma-separated metrics host:port of every authority (default, with the default authority addresses and -metrics-base-port: 127.0.0.1:32100+i)")
 	format := packetFormatFlag(fs)
+	profile := fs.String("profile", "default", "the clients' rates and the mixes' delays: default, or low-bandwidth (a quarter of the cover traffic, 200 ms mean delays, a fetch every 5 s; BENCHMARKS.md figure 5); the rate, delay and poll flags override it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,10 +50,31 @@ func runTestnet(args []string, stdout, stderr io.Writer) int {
 		}
 		return strings.Split(s, ",")
 	}
-	params := testnet.DefaultParameters(*layers)
-	params.MeanDelay = *meanDelay
-	params.PollInterval = *pollInterval
-	params.SendRate, params.LoopRate, params.DropRate = *sendRate, *loopRate, *dropRate
+	var params directory.Parameters
+	switch *profile {
+	case "default":
+		params = testnet.DefaultParameters(*layers)
+	case "low-bandwidth":
+		params = testnet.LowBandwidthParameters(*layers)
+	default:
+		fmt.Fprintf(stderr, "backchannel: -profile %q: want default or low-bandwidth\n", *profile)
+		return 2
+	}
+	// The flags given explicitly override the profile.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mean-delay":
+			params.MeanDelay = *meanDelay
+		case "poll-interval":
+			params.PollInterval = *pollInterval
+		case "send-rate":
+			params.SendRate = *sendRate
+		case "loop-rate":
+			params.LoopRate = *loopRate
+		case "drop-rate":
+			params.DropRate = *dropRate
+		}
+	})
 	params.Geometry.Scheme = format.scheme
 	net, err := testnet.Generate(testnet.Options{
 		Dir: *dir, Layers: *layers, MixesPerLayer: *mixes, Providers: *providers,

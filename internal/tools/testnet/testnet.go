@@ -103,6 +103,20 @@ func DefaultParameters(layers int) directory.Parameters {
 	}
 }
 
+// LowBandwidthParameters are DefaultParameters for users on slow or metered
+// connections: about a quarter of the cover traffic (0.7 packets a second
+// instead of 3, and a fetch every 5 seconds), with a mean delay of 200 ms a
+// hop instead of 50 so that a mix holds about as many packets at once (the
+// anonymity set per hop, by Little's law), for a longer wait: BENCHMARKS.md,
+// figure 5, gives the numbers.
+func LowBandwidthParameters(layers int) directory.Parameters {
+	p := DefaultParameters(layers)
+	p.SendRate, p.LoopRate, p.DropRate = 0.5, 0.1, 0.1
+	p.PollInterval = 5 * time.Second
+	p.MeanDelay = 200 * time.Millisecond
+	return p
+}
+
 // Network is what Generate wrote.
 type Network struct {
 	Dir string
