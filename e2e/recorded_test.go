@@ -46,6 +46,13 @@ import (
 //     alert, no ServerHello) and counted by the node. crypto/tls does not
 //     export its ephemeral secrets, so this checks the negotiation, not a
 //     decryption;
+//   - packets: the nodes' test builds also write down the Sphinx packets
+//     they take (a hostile relay's recording); the adversary, holding the
+//     X25519 secrets of every node's Sphinx keys and no ML-KEM secret,
+//     opens no X-Wing header at any hop and links no packet entering a
+//     node to one leaving it by their bytes (recordedpackets_test.go, whose
+//     TestRecordedPacketsOfX25519Format is the control: on the X25519
+//     format the same adversary opens and follows them);
 //   - envelopes: the adversary, holding every X25519 secret above, opens
 //     no stored payload of the post-quantum users: their envelopes need
 //     ML-KEM secrets too (sealed: X-Wing; keyed: a session key from PQXDH's
@@ -67,6 +74,7 @@ func TestRecordedTrafficAfterX25519Falls(t *testing.T) {
 		nw.env[p.Name] = []string{"BACKCHANNEL_RECORD_STORED=" + stored}
 	}
 	nw.clientEnv = []string{"BACKCHANNEL_RECORD_SECRETS=" + secrets}
+	recordHandledEnv(nw, nw.dir, handledPacketsMax)
 	t.Cleanup(nw.stopAll)
 	for _, n := range nw.doc.Nodes {
 		nw.start(n.Name)
@@ -84,6 +92,14 @@ func TestRecordedTrafficAfterX25519Falls(t *testing.T) {
 	}
 	t.Run("links", func(t *testing.T) { checkRecordedHandshakes(t, nw, rec) })
 	t.Run("envelopes", func(t *testing.T) { checkStoredPayloads(t, nw, stored, secrets) })
+	t.Run("packets", func(t *testing.T) {
+		nw.stopAll()
+		seen := checkRecordedPackets(t, nw, nw.dir)
+		if seen.recorded < 100 || seen.opened != 0 || seen.linked != 0 || seen.byteLinks != 0 {
+			t.Fatalf("of %d recorded X-Wing packets the adversary opened %d headers, followed %d and linked %d pairs by their bytes; want at least 100 recorded, none of the rest",
+				seen.recorded, seen.opened, seen.linked, seen.byteLinks)
+		}
+	})
 	t.Run("release build", checkReleaseBuild)
 }
 
@@ -387,7 +403,7 @@ func checkStoredPayloads(t *testing.T, nw *network, storedPath, secretsPath stri
 			t.Fatal(err)
 		}
 		if d.SURBID != nil {
-			continue // an acknowledgement: the Sphinx headers' issue
+			continue // a SURB reply: a contact of the previous release acknowledging
 		}
 		forward++
 		if d.Payload[0] == envelope.VersionClassical {
@@ -400,7 +416,7 @@ func checkStoredPayloads(t *testing.T, nw *network, storedPath, secretsPath stri
 			// PQXDH's SK, which needs ML-KEM's too.
 			if c, err := envelope.Open(&envelope.Keys{Identity: k}, d.Payload); err == nil {
 				opened++
-				if c.Kind == envelope.KindSession {
+				if c.Kind == envelope.KindSession || c.Kind == envelope.KindMessage {
 					senders[c.Sender] = true
 				}
 				break
@@ -445,7 +461,7 @@ func checkReleaseBuild(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", release, "../cmd/backchannel").CombinedOutput(); err != nil {
 		t.Fatalf("building the release binary: %v\n%s", err, out)
 	}
-	switches := []string{"BACKCHANNEL_RECORD_SECRETS", "BACKCHANNEL_RECORD_STORED", "BACKCHANNEL_FAULT_CLASSICAL_ENVELOPES"}
+	switches := []string{"BACKCHANNEL_RECORD_SECRETS", "BACKCHANNEL_RECORD_STORED", "BACKCHANNEL_RECORD_HANDLED", "BACKCHANNEL_FAULT_CLASSICAL_ENVELOPES"}
 	for bin, want := range map[string]bool{release: false, binPath: true} {
 		b, err := os.ReadFile(bin)
 		if err != nil {

@@ -17,3 +17,4 @@ func faultsFromEnvironment() (*faults, error) { return &faults{}, nil }
 func (*faults) drop() bool                      { return false }
 func (*faults) extraDelay() time.Duration       { return 0 }
 func (*faults) recordStored([]mailbox.Delivery) {}
+func (*faults) recordHandled([]byte)            {}

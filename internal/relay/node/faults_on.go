@@ -23,16 +23,23 @@ import (
 //   - BACKCHANNEL_RECORD_STORED: a file to which a provider appends every
 //     packet it stores in a mailbox, one "mailbox hex, packet hex" line
 //     each, as a provider that records for later would
-//     (e2e/TestRecordedTrafficAfterX25519Falls).
+//     (e2e/TestRecordedTrafficAfterX25519Falls);
+//   - BACKCHANNEL_RECORD_HANDLED: a file to which a node appends the
+//     packets it takes from links, before it unwraps them, one hex line
+//     each, as a hostile relay that records for later would (same test):
+//     the first BACKCHANNEL_RECORD_HANDLED_MAX of them (default 1,000).
 //
 // A release build has none of this (faults_off.go).
 type faults struct {
 	share float64
 	delay time.Duration
 
-	mu     sync.Mutex
-	rng    *rand.Rand // guarded by mu
-	stored *os.File   // guarded by mu
+	mu      sync.Mutex
+	rng     *rand.Rand // guarded by mu
+	stored  *os.File   // guarded by mu
+	handled *os.File   // guarded by mu
+	// handledLeft is how many more packets handled records.
+	handledLeft int // guarded by mu
 }
 
 func faultsFromEnvironment() (*faults, error) {
@@ -67,7 +74,33 @@ func faultsFromEnvironment() (*faults, error) {
 		}
 		f.stored = file
 	}
+	if v := os.Getenv("BACKCHANNEL_RECORD_HANDLED"); v != "" {
+		file, err := os.OpenFile(v, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("node: BACKCHANNEL_RECORD_HANDLED: %w", err)
+		}
+		f.handled, f.handledLeft = file, 1000
+		if v := os.Getenv("BACKCHANNEL_RECORD_HANDLED_MAX"); v != "" {
+			if f.handledLeft, err = strconv.Atoi(v); err != nil {
+				return nil, fmt.Errorf("node: BACKCHANNEL_RECORD_HANDLED_MAX=%q, want a count", v)
+			}
+		}
+	}
 	return f, nil
+}
+
+// recordHandled appends a packet taken from a link to the recording.
+func (f *faults) recordHandled(packet []byte) {
+	if f.handled == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handledLeft <= 0 {
+		return
+	}
+	f.handledLeft--
+	fmt.Fprintf(f.handled, "%x\n", packet)
 }
 
 // recordStored appends the packets about to be stored to the recording.

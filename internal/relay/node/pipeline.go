@@ -46,6 +46,7 @@ func (n *Node) process(j job) result {
 	start := time.Now()
 	es := n.epochs.Load()
 	e := es.cur
+	n.faults.recordHandled(j.packet)
 	res, err := n.format.Unwrap(e.key, j.packet)
 	if errors.Is(err, sphinx.ErrMAC) && es.prev != nil && n.cfg.Clock.Now().Before(es.prev.graceUntil) {
 		// Made with the previous epoch's key before the change: tried
