@@ -48,7 +48,8 @@ func newMixBench(b *testing.B, n int) *mixBench {
 	dir := b.TempDir()
 	addrs := freeAddresses(b, 10)
 	out, err := exec.Command(binPath, "testnet", "-static", "-dir", dir, "-mixes", "1", "-layers", "3", "-providers", "2",
-		"-addresses", strings.Join(addrs[:5], ","), "-metrics-addresses", strings.Join(addrs[5:], ","), "-mean-delay", "0s").CombinedOutput()
+		"-addresses", strings.Join(addrs[:5], ","), "-metrics-addresses", strings.Join(addrs[5:], ","), "-mean-delay", "0s",
+		"-packet-format", *mixFormat).CombinedOutput()
 	if err != nil {
 		b.Fatalf("testnet: %v\n%s", err, out)
 	}
@@ -250,6 +251,8 @@ func BenchmarkMixForwarding(b *testing.B) {
 	b.ReportMetric(mixCores, "mix-cores")
 	b.ReportMetric(selfCores, "feeder+sink-cores")
 }
+
+var mixFormat = flag.String("mix-format", "xwing", "BenchmarkMixForwarding and BenchmarkMixLatency: the packet format, xwing or x25519")
 
 var mixProfile = flag.String("mix-profile", "", "BenchmarkMixForwarding: save a 2-second CPU profile of the mix, from the start of the feed, to this file")
 
