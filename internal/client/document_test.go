@@ -74,6 +74,12 @@ func newDocumentFixture(t *testing.T) *documentFixture {
 
 // signed is doc moved to epoch e (its times with it), signed by signers.
 func (x *documentFixture) signed(e uint64, signers ...ed25519.PrivateKey) []byte {
+	return x.signedAs(e, nil, signers...)
+}
+
+// signedAs is signed with the encoding changed by edit before it is
+// signed, as authorities of a newer release might write it.
+func (x *documentFixture) signedAs(e uint64, edit func([]byte), signers ...ed25519.PrivateKey) []byte {
 	d := *x.doc
 	length := d.ValidUntil.Sub(d.ValidFrom)
 	shift := time.Duration(e-d.Epoch) * length
@@ -81,6 +87,9 @@ func (x *documentFixture) signed(e uint64, signers ...ed25519.PrivateKey) []byte
 	encoded, err := d.MarshalBinary()
 	if err != nil {
 		x.t.Fatal(err)
+	}
+	if edit != nil {
+		edit(encoded)
 	}
 	s := directory.Signed{Document: encoded}
 	for _, k := range signers {
@@ -111,6 +120,9 @@ func TestDocumentsRefused(t *testing.T) {
 		{"forged signature", forged, "not enough valid authority signatures: 1 of the 2 required"},
 		{"ended", x.signed(e-1, x.signers...), "document expired: epoch"},
 		{"not yet valid", x.signed(e+2, x.signers...), "is the clock right?"},
+		// Byte 79 of a version-2 document is its packet format: one this
+		// release does not know.
+		{"unknown packet format", x.signedAs(e, func(b []byte) { b[79] = 7 }, x.signers...), "packet format scheme(7), which this release does not know"},
 	} {
 		err := x.c.refreshDocument(context.Background(), &documentLink{current: tc.raw})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
