@@ -1,8 +1,6 @@
 package client_test
 
 import (
-	"crypto/rand"
-	"fmt"
 	"testing"
 	"time"
 
@@ -27,22 +25,8 @@ func TestXWingNetworkForwardAcks(t *testing.T) {
 	clienttest.Run(t, bob)
 
 	const each = 3
-	file := make([]byte, 8<<10)
-	rand.Read(file)
-	for i := range each {
-		if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte(fmt.Sprintf("alice to bob %d", i))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bob.Send("alice", client.Content{Kind: client.Text, Body: []byte(fmt.Sprintf("bob to alice %d", i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := alice.Send("bob", client.Content{Kind: client.File, Name: "report.bin", Body: file}); err != nil {
-		t.Fatal(err)
-	}
+	file := exchangeTexts(t, alice, bob, each, 8<<10)
 	for _, c := range []*client.Client{alice, bob} {
-		want := len(c.Outbox())
-		clienttest.WaitUntil(t, c, time.Minute, "every message delivered", func() bool { return clienttest.CountStatus(c, client.Delivered) == want })
 		clienttest.WaitUntil(t, c, time.Minute, "a loop back", func() bool { return c.Stats().LoopsReturned > 0 })
 	}
 	checkInbox(t, bob, "alice to bob", each, file)

@@ -15,16 +15,12 @@ import (
 	"github.com/backchannel/backchannel/internal/tools/clienttest"
 )
 
-func TestTwoClientsExchangeMessages(t *testing.T) {
-	n := clienttest.StartNetwork(t, clienttest.FastParameters())
-	alice := n.NewClient(t, "alice", "provider-a", client.Config{})
-	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
-	clienttest.Introduce(t, alice, "alice", bob, "bob")
-	clienttest.Run(t, alice)
-	clienttest.Run(t, bob)
-
-	const each = 10
-	file := make([]byte, 10<<10)
+// exchangeTexts has alice and bob send each other each texts, and alice
+// bob a file of fileSize random bytes, which it returns, and waits until
+// every message is delivered.
+func exchangeTexts(t *testing.T, alice, bob *client.Client, each, fileSize int) []byte {
+	t.Helper()
+	file := make([]byte, fileSize)
 	rand.Read(file)
 	for i := range each {
 		if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte(fmt.Sprintf("alice to bob %d", i))}); err != nil {
@@ -41,6 +37,19 @@ func TestTwoClientsExchangeMessages(t *testing.T) {
 		want := len(c.Outbox())
 		clienttest.WaitUntil(t, c, time.Minute, "every message delivered", func() bool { return clienttest.CountStatus(c, client.Delivered) == want })
 	}
+	return file
+}
+
+func TestTwoClientsExchangeMessages(t *testing.T) {
+	n := clienttest.StartNetwork(t, clienttest.FastParameters())
+	alice := n.NewClient(t, "alice", "provider-a", client.Config{})
+	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
+	clienttest.Introduce(t, alice, "alice", bob, "bob")
+	clienttest.Run(t, alice)
+	clienttest.Run(t, bob)
+
+	const each = 10
+	file := exchangeTexts(t, alice, bob, each, 10<<10)
 	t.Logf("alice: %+v", alice.Stats())
 	t.Logf("bob: %+v", bob.Stats())
 	checkInbox(t, bob, "alice to bob", each, file)
