@@ -30,8 +30,12 @@ type clientProc struct {
 }
 
 // clientParameters are testnet flags for a network that clients use: fast
-// polling and send slots, so that hundreds of messages take seconds.
-var clientParameters = []string{"-poll-interval", "10ms", "-send-rate", "150", "-loop-rate", "2", "-drop-rate", "2"}
+// polling and send slots, so that hundreds of messages take seconds. The
+// rates keep a network of a few clients below what two cores forward in
+// X-Wing packets (BENCHMARKS.md, figure 3: saturation between 600 and 800
+// packets/s): at 150 slots a second and 10 ms polls, a few clients sent it
+// past saturation, and the features' conversation stalled in 2 of 3 runs.
+var clientParameters = []string{"-poll-interval", "20ms", "-send-rate", "60", "-loop-rate", "2", "-drop-rate", "2"}
 
 var accountLine = regexp.MustCompile(`--link-key ([0-9a-f]{64}) --mailbox ([0-9a-f]{64})`)
 
