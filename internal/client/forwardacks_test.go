@@ -17,12 +17,7 @@ import (
 func TestXWingNetworkForwardAcks(t *testing.T) {
 	params := clienttest.FastParameters()
 	params.Geometry.Scheme = sphinx.XWing
-	n := clienttest.StartNetwork(t, params)
-	alice := n.NewClient(t, "alice", "provider-a", client.Config{})
-	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
-	clienttest.Introduce(t, alice, "alice", bob, "bob")
-	clienttest.Run(t, alice)
-	clienttest.Run(t, bob)
+	alice, bob := runningPair(t, params)
 
 	const each = 3
 	file := exchangeTexts(t, alice, bob, each, 8<<10)

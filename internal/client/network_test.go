@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/client"
+	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/tools/clienttest"
 )
 
@@ -40,13 +41,21 @@ func exchangeTexts(t *testing.T, alice, bob *client.Client, each, fileSize int) 
 	return file
 }
 
-func TestTwoClientsExchangeMessages(t *testing.T) {
-	n := clienttest.StartNetwork(t, clienttest.FastParameters())
-	alice := n.NewClient(t, "alice", "provider-a", client.Config{})
-	bob := n.NewClient(t, "bob", "provider-b", client.Config{})
+// runningPair starts a network of params with alice at provider-a and bob
+// at provider-b, contacts of each other, both running.
+func runningPair(t *testing.T, params directory.Parameters) (alice, bob *client.Client) {
+	t.Helper()
+	n := clienttest.StartNetwork(t, params)
+	alice = n.NewClient(t, "alice", "provider-a", client.Config{})
+	bob = n.NewClient(t, "bob", "provider-b", client.Config{})
 	clienttest.Introduce(t, alice, "alice", bob, "bob")
 	clienttest.Run(t, alice)
 	clienttest.Run(t, bob)
+	return alice, bob
+}
+
+func TestTwoClientsExchangeMessages(t *testing.T) {
+	alice, bob := runningPair(t, clienttest.FastParameters())
 
 	const each = 10
 	file := exchangeTexts(t, alice, bob, each, 10<<10)
