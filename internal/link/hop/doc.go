@@ -25,6 +25,9 @@ type Conn interface {
 	WriteFrames(frames []wire.Frame) error
 	ReadFrame() (wire.Frame, error)
 	Close() error
+	// FrameSize is the size of every frame on the link (see
+	// [wire.Conn.FrameSize]).
+	FrameSize() int
 }
 
 // Limits of a Sender.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // pipe is one link as the test's far end sees it: the frames the near end
 // wrote, and acknowledgements to give it.
 type pipe struct {
+	size    int // frame size
 	written chan wire.Frame
 	toRead  chan wire.Frame
 	once    sync.Once
@@ -22,7 +24,7 @@ type pipe struct {
 }
 
 func newPipe() *pipe {
-	return &pipe{written: make(chan wire.Frame, 2*MaxUnacked), toRead: make(chan wire.Frame, 16), closed: make(chan struct{})}
+	return &pipe{size: wire.MaxFrameSize, written: make(chan wire.Frame, 2*MaxUnacked), toRead: make(chan wire.Frame, 16), closed: make(chan struct{})}
 }
 
 var errClosed = errors.New("pipe closed")
@@ -56,6 +58,8 @@ func (p *pipe) ReadFrame() (wire.Frame, error) {
 	}
 }
 
+func (p *pipe) FrameSize() int { return p.size }
+
 func (p *pipe) Close() error {
 	p.once.Do(func() { close(p.closed) })
 	return nil
@@ -84,6 +88,10 @@ type senderFixture struct {
 	dials chan error // what each dial returns (nil: the next pipe)
 	lost  chan time.Duration
 	acked chan int
+	// frameSize, if set, is the frame size of the links dialled from
+	// now on.
+	frameSize atomic.Int64
+	tooLarge  atomic.Int64
 }
 
 func newSenderFixture(t *testing.T, queue int) *senderFixture {
@@ -100,11 +108,15 @@ func newSenderFixture(t *testing.T, queue int) *senderFixture {
 				return nil, ctx.Err()
 			}
 			p := newPipe()
+			if size := x.frameSize.Load(); size > 0 {
+				p.size = int(size)
+			}
 			x.links <- p
 			return p, nil
 		},
-		Lost:  func(err error, wait time.Duration, _ bool) { x.lost <- wait },
-		Acked: func(n int) { x.acked <- n },
+		Lost:     func(err error, wait time.Duration, _ bool) { x.lost <- wait },
+		Acked:    func(n int) { x.acked <- n },
+		TooLarge: func(n int) { x.tooLarge.Add(int64(n)) },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -328,4 +340,52 @@ func TestReceiverRefusesOutOfSequence(t *testing.T) {
 	if err := r.WriteAcks(p, make(chan struct{})); !errors.Is(err, errClosed) {
 		t.Fatalf("WriteAcks on a closed link: %v", err)
 	}
+}
+
+// TestSenderRedialsForLargerPackets: a packet larger than the link's
+// frames (the network moved to a larger packet format) closes the link at
+// once, without backoff, keeping the packet; the next link, dialled for
+// the new size, carries it after what the old link did not acknowledge. A
+// packet that even that link cannot carry is dropped and counted, and the
+// packets after it go on.
+func TestSenderRedialsForLargerPackets(t *testing.T) {
+	x := newSenderFixture(t, 16)
+	x.frameSize.Store(int64(wire.FrameOverhead + 100))
+	small := x.link(t)
+	x.s.Enqueue(make([]byte, 50))
+	if f := small.next(t); f.Seq != 1 || len(f.Body) != 50 {
+		t.Fatalf("first frame: %d, %d bytes", f.Seq, len(f.Body))
+	}
+	x.frameSize.Store(int64(wire.FrameOverhead + 300))
+	x.s.Enqueue(make([]byte, 200))
+	if wait := x.waitLost(t); wait != 0 {
+		t.Fatalf("a link too small for a packet waited %v before dialling again, want 0", wait)
+	}
+	select {
+	case <-small.closed:
+	default:
+		t.Fatal("the link too small for a packet is still open")
+	}
+	large := x.link(t)
+	for i, want := range []int{50, 200} {
+		if f := large.next(t); f.Seq != uint64(i+1) || len(f.Body) != want {
+			t.Fatalf("frame %d on the larger link: seq %d, %d bytes; want %d bytes", i+1, f.Seq, len(f.Body), want)
+		}
+	}
+	large.ack(2)
+	x.waitAcked(t, 2)
+
+	x.s.Enqueue(make([]byte, 400))
+	x.waitLost(t)
+	again := x.link(t)
+	x.s.Enqueue(make([]byte, 60))
+	if f := again.next(t); f.Seq != 1 || len(f.Body) != 60 {
+		t.Fatalf("after a packet no link carries: frame %d of %d bytes, want the next packet", f.Seq, len(f.Body))
+	}
+	if got := x.tooLarge.Load(); got != 1 {
+		t.Fatalf("%d packets counted too large, want 1", got)
+	}
+	again.ack(1)
+	x.waitAcked(t, 1)
+	held(t, x.s, 0, 0)
 }

@@ -2,6 +2,7 @@ package hop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -28,6 +29,9 @@ type SenderConfig struct {
 	// next hop acknowledged (called from the link's ack reader).
 	Wrote func(frames int)
 	Acked func(frames int)
+	// TooLarge, if set, counts the packets dropped because a link made
+	// for them could not carry them (see Sender).
+	TooLarge func(packets int)
 }
 
 // Backoff between links: it doubles while dialling fails and starts again
@@ -41,9 +45,19 @@ const (
 
 // Sender sends packets to one next hop. Its methods may be called from
 // any goroutine; Run is called once.
+//
+// A link's frames have the size its Dial chose. When the network changes
+// its packet format, larger packets may come while the link of the old
+// size is up: the Sender then closes that link, keeping the packet, and
+// dials again at once, and Dial chooses the new size. A packet that the
+// link made for it still cannot carry is dropped (TooLarge): no link would.
 type Sender struct {
 	cfg   SenderConfig
 	queue chan []byte
+	// redialled is set while the packets a link too small for them left
+	// are sent again on the link dialled for them; used by Run's
+	// goroutine only.
+	redialled bool
 
 	mu      sync.Mutex
 	unacked [][]byte // sent on the current link, not yet acknowledged; guarded by mu
@@ -88,6 +102,13 @@ func (s *Sender) Run(ctx context.Context) {
 		}
 		if up {
 			backoff = leastBackoff
+		}
+		s.redialled = errors.Is(err, errLinkTooSmall)
+		if s.redialled {
+			if s.cfg.Lost != nil {
+				s.cfg.Lost(err, 0, up)
+			}
+			continue
 		}
 		wait := backoff + rand.N(backoff/2+1)
 		timer := s.cfg.Clock.NewTimerAt(s.cfg.Clock.Now().Add(wait))
@@ -136,6 +157,9 @@ func (s *Sender) serve(ctx context.Context, c Conn) error {
 		}
 		resend = resend[k:]
 	}
+	// What the link too small left is sent (or dropped): later packets
+	// that do not fit end this link as they would any other.
+	s.redialled = false
 	batch := make([][]byte, 0, MaxBatch)
 	for {
 		select {
@@ -221,6 +245,20 @@ type window struct {
 // already, unacknowledged).
 func (w *window) send(packets [][]byte) error {
 	for i, packet := range packets {
+		if !w.fits(packet) {
+			if w.s.redialled {
+				if w.s.cfg.TooLarge != nil {
+					w.s.cfg.TooLarge(1)
+				}
+				continue
+			}
+			if err := w.flush(); err != nil {
+				w.s.keep(packets[i:])
+				return err
+			}
+			w.s.keep(packets[i:])
+			return errLinkTooSmall
+		}
 		for !w.number(packet) {
 			err := w.flush()
 			if err == nil {
@@ -233,6 +271,14 @@ func (w *window) send(packets [][]byte) error {
 		}
 	}
 	return w.flush()
+}
+
+// errLinkTooSmall ends a link whose frames cannot carry a packet to send.
+var errLinkTooSmall = errors.New("hop: a packet is larger than the link's frames; dialling again for larger ones")
+
+// fits reports whether the link's frames carry packet.
+func (w *window) fits(packet []byte) bool {
+	return len(packet) <= w.c.FrameSize()-wire.FrameOverhead
 }
 
 // number gives the packet the link's next sequence number, if the window

@@ -46,8 +46,10 @@ var postQuantumGroups = []tls.CurveID{tls.X25519MLKEM768}
 
 // Dial runs a version 2 (post-quantum) handshake as initiator over conn and
 // checks that the peer's link key is expected. frameSize is the plaintext
-// length of every frame. A peer of the previous release, which speaks only
-// version 1, fails it with an error wrapping [ErrPeerClassical].
+// length of every frame, which the peer must take (see [FrameSizes]). A
+// peer of the previous release, which speaks only version 1, fails it with
+// an error wrapping [ErrPeerClassical]; a peer that takes no frames of
+// frameSize, with an error wrapping [ErrPeerRefused].
 func Dial(conn net.Conn, key Keypair, expected [KeySize]byte, frameSize int) (*Conn, error) {
 	if err := checkFrameSize(frameSize); err != nil {
 		return nil, err
@@ -63,6 +65,7 @@ func Dial(conn net.Conn, key Keypair, expected [KeySize]byte, frameSize int) (*C
 		MaxVersion:                  tls.VersionTLS13,
 		CurvePreferences:            postQuantumGroups,
 		DynamicRecordSizingDisabled: true,
+		NextProtos:                  []string{frameProtocol(frameSize)},
 	})
 	if err := tc.Handshake(); err != nil {
 		var notTLS tls.RecordHeaderError
@@ -76,6 +79,9 @@ func Dial(conn net.Conn, key Keypair, expected [KeySize]byte, frameSize int) (*C
 			return nil, fmt.Errorf("%w: %w (%v)", ErrHandshake, ErrPeerRefused, err)
 		}
 		return nil, fmt.Errorf("%w: TLS: %v", ErrHandshake, err)
+	}
+	if got := tc.ConnectionState().NegotiatedProtocol; got != frameProtocol(frameSize) {
+		return nil, fmt.Errorf("%w: %w: it did not agree to frames of %d bytes (application protocol %q)", ErrHandshake, ErrPeerRefused, frameSize, got)
 	}
 	binding, err := sessionBinding(tc)
 	if err != nil {
@@ -122,12 +128,13 @@ func NewAcceptor(key Keypair, classical func() bool) (*Acceptor, error) {
 }
 
 // Accept runs the handshake as responder over conn, of the version the
-// initiator's first bytes show. authorize is called with the initiator's
-// link key once the handshake has proven it; an error from it fails the
-// handshake. A refused classical initiator fails it with an error wrapping
+// initiator's first bytes show, with frames of one of sizes (see
+// [FrameSizes]). authorize is called with the initiator's link key once the
+// handshake has proven it; an error from it fails the handshake. A refused
+// classical initiator fails it with an error wrapping
 // [ErrClassicalRefused].
-func (a *Acceptor) Accept(conn net.Conn, authorize func(peer [KeySize]byte) error, frameSize int) (*Conn, error) {
-	if err := checkFrameSize(frameSize); err != nil {
+func (a *Acceptor) Accept(conn net.Conn, authorize func(peer [KeySize]byte) error, sizes FrameSizes) (*Conn, error) {
+	if err := sizes.check(); err != nil {
 		return nil, err
 	}
 	started := time.Now()
@@ -143,14 +150,20 @@ func (a *Acceptor) Accept(conn net.Conn, authorize func(peer [KeySize]byte) erro
 		if a.classical == nil || !a.classical() {
 			return nil, fmt.Errorf("%w: %w: a link of version %d, and this side takes version %d only", ErrHandshake, ErrClassicalRefused, VersionClassical, VersionPostQuantum)
 		}
-		return acceptClassical(conn, peeked, a.key, authorize, frameSize)
+		return acceptClassical(conn, peeked, a.key, authorize, sizes.Classical)
 	}
-	tc := tls.Server(peeked, a.config)
+	config := a.config.Clone()
+	config.NextProtos = sizes.protocols()
+	tc := tls.Server(peeked, config)
 	if err := tc.Handshake(); err != nil {
 		if errors.Is(err, ErrClassicalRefused) {
 			return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 		}
 		return nil, fmt.Errorf("%w: TLS: %v", ErrHandshake, err)
+	}
+	frameSize, err := parseFrameProtocol(tc.ConnectionState().NegotiatedProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the initiator named no frame size this side takes (%v)", ErrHandshake, err)
 	}
 	binding, err := sessionBinding(tc)
 	if err != nil {

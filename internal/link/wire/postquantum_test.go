@@ -40,7 +40,7 @@ func TestTamperedFrame(t *testing.T) {
 		a := acceptor(t, sk, true)
 		go func() {
 			defer close(done)
-			s, serr = a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+			s, serr = a.Accept(serverSide, func([KeySize]byte) error { return nil }, OneFrameSize(testFrameSize))
 		}()
 		c, err := dial(tamper, ck, pub(sk), testFrameSize)
 		<-done
@@ -162,7 +162,7 @@ func TestRelayedHandshakeFails(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, serr = a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+		_, serr = a.Accept(serverSide, func([KeySize]byte) error { return nil }, OneFrameSize(testFrameSize))
 		serverSide.Close()
 	}()
 	go func() {
@@ -198,7 +198,7 @@ func BenchmarkHandshake(b *testing.B) {
 				clientSide, serverSide := net.Pipe()
 				done := make(chan error, 1)
 				go func() {
-					s, err := a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+					s, err := a.Accept(serverSide, func([KeySize]byte) error { return nil }, OneFrameSize(testFrameSize))
 					if err == nil {
 						s.Close()
 					}
@@ -233,7 +233,7 @@ func FuzzAccept(f *testing.F) {
 			clientSide.Write(in)
 			clientSide.Close()
 		}()
-		c, err := a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+		c, err := a.Accept(serverSide, func([KeySize]byte) error { return nil }, OneFrameSize(testFrameSize))
 		serverSide.Close()
 		if err == nil {
 			c.Close()

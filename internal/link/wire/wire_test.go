@@ -43,6 +43,13 @@ func acceptor(t testing.TB, key Keypair, classical bool) *Acceptor {
 
 func linkWith(t *testing.T, dial dialer, a *Acceptor, client Keypair, expected [KeySize]byte, authorize func([KeySize]byte) error) (c, s *Conn, cerr, serr error) {
 	t.Helper()
+	return linkSized(t, dial, a, client, expected, authorize, testFrameSize, OneFrameSize(testFrameSize))
+}
+
+// linkSized is linkWith with the frame size the initiator names and those
+// the acceptor takes.
+func linkSized(t *testing.T, dial dialer, a *Acceptor, client Keypair, expected [KeySize]byte, authorize func([KeySize]byte) error, size int, sizes FrameSizes) (c, s *Conn, cerr, serr error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +64,7 @@ func linkWith(t *testing.T, dial dialer, a *Acceptor, client Keypair, expected [
 			serr = err
 			return
 		}
-		s, serr = a.Accept(conn, authorize, testFrameSize)
+		s, serr = a.Accept(conn, authorize, sizes)
 		if serr != nil {
 			conn.Close()
 		}
@@ -66,7 +73,7 @@ func linkWith(t *testing.T, dial dialer, a *Acceptor, client Keypair, expected [
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, cerr = dial(conn, client, expected, testFrameSize)
+	c, cerr = dial(conn, client, expected, size)
 	if cerr != nil {
 		conn.Close()
 	}
@@ -237,7 +244,7 @@ func benchmarkFrames(b *testing.B, dial dialer) {
 	a := acceptor(b, sk, true)
 	go func() {
 		defer close(done)
-		s, _ = a.Accept(serverSide, func([KeySize]byte) error { return nil }, testFrameSize)
+		s, _ = a.Accept(serverSide, func([KeySize]byte) error { return nil }, OneFrameSize(testFrameSize))
 	}()
 	c, err := dial(clientSide, ck, pub(sk), testFrameSize)
 	<-done

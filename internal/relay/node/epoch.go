@@ -13,11 +13,13 @@ import (
 )
 
 // epochState is what a node holds for one epoch: the document, its own
-// entry, the Sphinx key and the replay filter of that key.
+// entry, the packet format the document names, the Sphinx key and the
+// replay filter of that key.
 type epochState struct {
 	doc    *directory.Document
 	signed []byte
 	self   *directory.Node
+	format *sphinx.Format
 	key    *sphinx.PrivateKey
 	replay *replay.Filter
 	// graceUntil, for the previous epoch, is when its key stops being
@@ -44,28 +46,35 @@ func (n *Node) openEpoch(doc *directory.Document, signed []byte, key *sphinx.Pri
 	if self == nil {
 		return nil, fmt.Errorf("node: this node's identity key is not in the network document of epoch %d", doc.Epoch)
 	}
+	format, err := sphinx.New(doc.Parameters.Geometry)
+	if err != nil {
+		return nil, fmt.Errorf("node: the network document of epoch %d: %w", doc.Epoch, err)
+	}
+	if key.Public().Scheme() != format.Geometry().Scheme {
+		return nil, fmt.Errorf("node: the Sphinx key for epoch %d is of the %v format, and the document names %v", doc.Epoch, key.Public().Scheme(), format.Geometry().Scheme)
+	}
 	path := filepath.Join(n.cfg.DataDir, fmt.Sprintf("replay-epoch-%d.log", doc.Epoch))
 	f, err := replay.Open(path, n.cfg.ReplayExpected, 1e-6, n.cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
-	return &epochState{doc: doc, signed: signed, self: self, key: key, replay: f}, nil
+	return &epochState{doc: doc, signed: signed, self: self, format: format, key: key, replay: f}, nil
 }
 
 // Install makes doc (with its signed encoding) the node's document from now
 // on, with key its Sphinx key, which the node owns from now on (and wipes).
 // The previous epoch's key is still tried for grace, for packets made before
 // the change, then forgotten; the epoch before that is closed and its key
-// wiped now. The document's geometry must not change.
+// wiped now. The document may change the packet format (see
+// formatChangeAllowed), not the rest of the geometry.
 func (n *Node) Install(signed []byte, doc *directory.Document, key *sphinx.PrivateKey, grace time.Duration) error {
-	if doc.Parameters.Geometry != n.format.Geometry() {
-		key.Wipe()
-		return fmt.Errorf("node: the document of epoch %d changes the packet geometry from %v to %v; restart the node to follow it",
-			doc.Epoch, n.format.Geometry(), doc.Parameters.Geometry)
-	}
 	n.installMu.Lock()
 	defer n.installMu.Unlock()
 	old := n.epochs.Load()
+	if err := geometryFollows(old.cur.doc, doc); err != nil {
+		key.Wipe()
+		return err
+	}
 	if doc.Epoch <= old.cur.doc.Epoch {
 		key.Wipe()
 		return fmt.Errorf("node: the document of epoch %d does not follow epoch %d", doc.Epoch, old.cur.doc.Epoch)
@@ -105,6 +114,21 @@ func (n *Node) Install(signed []byte, doc *directory.Document, key *sphinx.Priva
 	}
 	n.metrics.epoch.Set(float64(doc.Epoch))
 	n.log.Info("new epoch", "epoch", doc.Epoch, "layer", cur.self.Layer, "grace", grace)
+	return nil
+}
+
+// geometryFollows checks that the document next may follow cur: a network
+// changes its packet format (the scheme: X25519 or X-Wing packets) at an
+// epoch boundary, the nodes and clients following it with packets of both
+// formats in flight for a grace period, but not its hops or payload
+// length, which the messages queued, fragmented and stored on the way
+// depend on.
+func geometryFollows(cur, next *directory.Document) error {
+	g, h := cur.Parameters.Geometry, next.Parameters.Geometry
+	if g.MaxHops != h.MaxHops || g.UserPayloadLength != h.UserPayloadLength {
+		return fmt.Errorf("node: the document of epoch %d changes the packet geometry from %v to %v; only the packet format may change in place",
+			next.Epoch, g, h)
+	}
 	return nil
 }
 

@@ -108,7 +108,7 @@ func newFollowFixture(t *testing.T) *followFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := x.epochKeys.Load(sphinx.DefaultGeometry.Scheme, 5)
+	secret, err := x.epochKeys.Load(x.parameters.Geometry.Scheme, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestNextHopThatStopsReading(t *testing.T) {
 		if err != nil {
 			return
 		}
-		c, err := a.Accept(conn, func([wire.KeySize]byte) error { return nil }, x.node.frame)
+		c, err := a.Accept(conn, func([wire.KeySize]byte) error { return nil }, wire.OneFrameSize(x.node.linkFrameSize()))
 		if err != nil {
 			conn.Close()
 			return
@@ -390,7 +390,7 @@ func TestNextHopThatStopsReading(t *testing.T) {
 	copy(stalled.LinkKey[:], key.Public)
 	p := x.node.startPeer(stalled)
 	defer func() { p.cancel(); <-p.done }()
-	packet := make([]byte, x.node.format.Geometry().PacketLength())
+	packet := make([]byte, x.node.epochs.Load().cur.format.Geometry().PacketLength())
 	for range hop.MaxUnacked {
 		if !p.hop.Enqueue(packet) {
 			t.Fatal("the link's queue is full")

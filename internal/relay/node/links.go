@@ -97,7 +97,7 @@ func (n *Node) serveInbound(conn net.Conn) {
 	l := &inbound{acks: hop.NewReceiver()}
 	c, err := n.acceptor.Accept(conn, func(peer [wire.KeySize]byte) error {
 		return n.authorize(l, peer)
-	}, n.frame)
+	}, n.frameSizes())
 	<-n.handshakes
 	if err != nil {
 		conn.Close()
@@ -272,6 +272,9 @@ func (n *Node) startPeer(dn *directory.Node) *peer {
 		Lost:  p.reach.lost,
 		Up:    p.reach.up,
 		Wrote: func(frames int) { n.metrics.packetsOut.Add(float64(frames)) },
+		TooLarge: func(packets int) {
+			n.metrics.dropped.WithLabelValues(dropFrameTooSmall).Add(float64(packets))
+		},
 	})
 	go func() {
 		defer close(p.done)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/backchannel/backchannel/internal/link/wire"
+	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 )
 
@@ -60,7 +61,7 @@ func (n *Node) dialLink(ctx context.Context, dn *directory.Node) (*wire.Conn, er
 	if err != nil {
 		return nil, err
 	}
-	c, err := wire.Dial(conn, n.cfg.LinkKey, dn.LinkKey, n.frame)
+	c, err := wire.Dial(conn, n.cfg.LinkKey, dn.LinkKey, n.linkFrameSize())
 	if err == nil {
 		return c, nil
 	}
@@ -75,9 +76,40 @@ func (n *Node) dialLink(ctx context.Context, dn *directory.Node) (*wire.Conn, er
 	if conn, err = d.DialContext(ctx, "tcp", dn.Address); err != nil {
 		return nil, err
 	}
-	if c, err = wire.DialClassical(conn, n.cfg.LinkKey, dn.LinkKey, n.frame); err != nil {
+	if c, err = wire.DialClassical(conn, n.cfg.LinkKey, dn.LinkKey, n.frameSizes().Classical); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// linkFrameSize is the frame size of the links this node opens: that of
+// the current epoch's packets, or of the previous epoch's if larger, since
+// those may still be in flight after the network changed its packet format.
+func (n *Node) linkFrameSize() int {
+	es := n.epochs.Load()
+	size := wire.FrameSizeFor(es.cur.format.Geometry().PacketLength())
+	if es.prev != nil {
+		size = max(size, wire.FrameSizeFor(es.prev.format.Geometry().PacketLength()))
+	}
+	return size
+}
+
+// frameSizes are the frame sizes of the links this node takes: those of
+// the current geometry in every packet format, whichever epoch the peer
+// is in and whether it has moved yet (a client whose last document
+// predates a format change connects with the old size, fetches the
+// document and connects again); on a classical link, those of X25519
+// packets, the only format the previous release knows.
+func (n *Node) frameSizes() wire.FrameSizes {
+	g := n.epochs.Load().cur.format.Geometry()
+	var sizes wire.FrameSizes
+	for _, s := range sphinx.Schemes {
+		g.Scheme = s
+		sizes.Negotiated = append(sizes.Negotiated, wire.FrameSizeFor(g.PacketLength()))
+		if s == sphinx.X25519 {
+			sizes.Classical = wire.FrameSizeFor(g.PacketLength())
+		}
+	}
+	return sizes
 }

@@ -113,7 +113,7 @@ func previousRelease(t *testing.T, key wire.Keypair, frame int) string {
 				conn.Close()
 				continue
 			}
-			c, err := classical.Accept(&prefixed{Conn: conn, first: first}, func([wire.KeySize]byte) error { return nil }, frame)
+			c, err := classical.Accept(&prefixed{Conn: conn, first: first}, func([wire.KeySize]byte) error { return nil }, wire.OneFrameSize(frame))
 			if err != nil {
 				conn.Close()
 				continue
@@ -145,7 +145,7 @@ func (p *prefixed) Read(b []byte) (int, error) {
 func TestDialNextHopOfThePreviousRelease(t *testing.T) {
 	x := newFollowFixture(t)
 	key, _ := wire.GenerateKeypair(testrand.New(41))
-	old := &directory.Node{Name: "old", Address: previousRelease(t, key, x.node.frame)}
+	old := &directory.Node{Name: "old", Address: previousRelease(t, key, x.node.frameSizes().Classical)}
 	copy(old.LinkKey[:], key.Public)
 
 	if _, err := x.node.dialPeer(t.Context(), old); err == nil {

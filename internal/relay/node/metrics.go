@@ -24,6 +24,7 @@ const (
 	dropClientRate    = "client_rate_limit"
 	dropShutdown      = "shutdown"
 	dropNextHopLeft   = "next_hop_left"
+	dropFrameTooSmall = "link_frames_too_small"
 	// dropFault counts packets dropped on purpose by a test build's fault
 	// switches (see faults_on.go); a release binary never drops for it.
 	dropFault = "fault_injected"

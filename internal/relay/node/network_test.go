@@ -206,8 +206,7 @@ func (tn *testNet) path(rng *rand.Rand, to string) []sphinx.PathHop {
 func (tn *testNet) dial(t *testing.T, client, provider string) *clientlink.Link {
 	t.Helper()
 	p := tn.node(provider)
-	f, _ := sphinx.New(tn.doc.Parameters.Geometry)
-	l, err := clientlink.Dial(context.Background(), p.Address, tn.clients[client], p.LinkKey, wire.FrameSizeFor(f.Geometry().PacketLength()), false)
+	l, err := clientlink.Dial(context.Background(), p.Address, tn.clients[client], p.LinkKey, wire.FrameSizeFor(tn.doc.Parameters.Geometry.PacketLength()), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,8 +353,15 @@ func TestClientSetsRetention(t *testing.T) {
 // every node, and installs it on every node with the given grace period.
 func (tn *testNet) rekey(t *testing.T, rng *rand.Rand, grace time.Duration) {
 	t.Helper()
+	tn.rekeyTo(t, rng, grace, tn.doc.Parameters.Geometry)
+}
+
+// rekeyTo is rekey to a document of geometry g.
+func (tn *testNet) rekeyTo(t *testing.T, rng *rand.Rand, grace time.Duration, g sphinx.Geometry) {
+	t.Helper()
 	next := *tn.doc
 	next.Epoch++
+	next.Parameters.Geometry = g
 	next.Nodes = append([]directory.Node(nil), tn.doc.Nodes...)
 	keys := make([]*sphinx.PrivateKey, len(next.Nodes))
 	for i := range next.Nodes {

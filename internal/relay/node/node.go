@@ -119,8 +119,6 @@ type Config struct {
 // Node is a running relay.
 type Node struct {
 	cfg     Config
-	format  *sphinx.Format
-	frame   int
 	log     *slog.Logger
 	metrics *metrics
 	epochs  atomic.Pointer[epochs]
@@ -175,10 +173,6 @@ func New(cfg Config) (*Node, error) {
 	if self.Role == directory.RoleProvider && cfg.Accounts == nil {
 		return nil, fmt.Errorf("node: provider %q has no account table", self.Name)
 	}
-	format, err := sphinx.New(cfg.Document.Parameters.Geometry)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -188,8 +182,6 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		ready:      make(chan struct{}),
 		cfg:        cfg,
-		format:     format,
-		frame:      wire.FrameSizeFor(format.Geometry().PacketLength()),
 		log:        cfg.Logger.With("node", self.Name),
 		jobs:       make(chan job, 1024),
 		results:    make(chan result, 1024),
@@ -198,6 +190,7 @@ func New(cfg Config) (*Node, error) {
 		handshakes: make(chan struct{}, maxHandshakes),
 		refusalLog: newRefusalLog(),
 	}
+	var err error
 	if n.acceptor, err = wire.NewAcceptor(cfg.LinkKey, n.classicalAllowed); err != nil {
 		return nil, err
 	}

@@ -45,17 +45,8 @@ func (n *Node) process(j job) result {
 	r := result{job: j}
 	start := time.Now()
 	es := n.epochs.Load()
-	e := es.cur
 	n.faults.recordHandled(j.packet)
-	res, err := n.format.Unwrap(e.key, j.packet)
-	if errors.Is(err, sphinx.ErrMAC) && es.prev != nil && n.cfg.Clock.Now().Before(es.prev.graceUntil) {
-		// Made with the previous epoch's key before the change: tried
-		// during the grace period only.
-		if again, perr := n.format.Unwrap(es.prev.key, j.packet); perr == nil {
-			res, err, e = again, nil, es.prev
-			n.metrics.graceUnwraps.Inc()
-		}
-	}
+	res, e, err := n.unwrap(es, j.packet)
 	r.epoch = e
 	n.metrics.unwrapSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -124,6 +115,31 @@ func (n *Node) process(j job) result {
 	}
 	r.store, r.tag = &mailbox.Delivery{Mailbox: id, Packet: record}, res.ReplayTag
 	return r
+}
+
+// unwrap unwraps a packet with the current epoch's key, or, during the
+// grace period after a change, with the previous epoch's: a packet made
+// before the change. A packet of the previous epoch's format (its length
+// says so, after the network changed format) is tried with that key only.
+func (n *Node) unwrap(es *epochs, packet []byte) (sphinx.Unwrapped, *epochState, error) {
+	cur, prev := es.cur, es.prev
+	inGrace := prev != nil && n.cfg.Clock.Now().Before(prev.graceUntil)
+	length := len(packet)
+	if inGrace && length != cur.format.Geometry().PacketLength() && length == prev.format.Geometry().PacketLength() {
+		res, err := prev.format.Unwrap(prev.key, packet)
+		if err == nil {
+			n.metrics.graceUnwraps.Inc()
+		}
+		return res, prev, err
+	}
+	res, err := cur.format.Unwrap(cur.key, packet)
+	if errors.Is(err, sphinx.ErrMAC) && inGrace && prev.format.Geometry() == cur.format.Geometry() {
+		if again, perr := prev.format.Unwrap(prev.key, packet); perr == nil {
+			n.metrics.graceUnwraps.Inc()
+			return again, prev, nil
+		}
+	}
+	return res, cur, err
 }
 
 // storeBatch stores the batch's deliveries in one transaction, then logs

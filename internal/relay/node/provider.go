@@ -161,7 +161,7 @@ func (p *provider) serveDocument(l *inbound, next bool) error {
 	if next && es.nextSigned != nil {
 		signed = es.nextSigned
 	}
-	chunks, err := wire.DocumentChunks(signed, n.frame)
+	chunks, err := wire.DocumentChunks(signed, l.conn.FrameSize())
 	if err != nil {
 		return err
 	}
