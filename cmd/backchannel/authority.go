@@ -91,6 +91,12 @@ func authorityConfig(cfg *config.Authority) (authority.Config, error) {
 		if err != nil {
 			return authority.Config{}, fmt.Errorf("[parameters] next_packet_format: %w", err)
 		}
+		if format == sphinx.XWing && next == sphinx.X25519 {
+			// Clients cut the messages they queue into fragments for
+			// the format in use: X-Wing's do not fit X25519 packets,
+			// whose acknowledgements take room in every packet.
+			return authority.Config{}, fmt.Errorf("[parameters] next_packet_format: a network of X-Wing packets cannot move back to X25519 in place (the fragments clients have queued would not fit)")
+		}
 		ac.FormatChange = &authority.FormatChange{Epoch: p.NextPacketFormatEpoch, Scheme: next}
 	}
 	for _, k := range cfg.AdmittedKeys() {

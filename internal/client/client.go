@@ -105,11 +105,13 @@ type Client struct {
 	doc      *directory.Document
 	next     *directory.Document // the next epoch's, once the provider has it
 	format   *sphinx.Format
-	rng      *rand.Rand              // routes, delays, retransmission jitter
-	timing   *rand.Rand              // the sending schedule alone: what is sent never moves when
-	acks     []pendingAck            // acks waiting for a send slot (acks.go)
-	loops    map[[16]byte]time.Time  // loop ID → sent
-	expiring map[expiryKey]time.Time // a disappearing message → when it goes
+	// linkFrame is the frame size of the link to the provider in use.
+	linkFrame int
+	rng       *rand.Rand              // routes, delays, retransmission jitter
+	timing    *rand.Rand              // the sending schedule alone: what is sent never moves when
+	acks      []pendingAck            // acks waiting for a send slot (acks.go)
+	loops     map[[16]byte]time.Time  // loop ID → sent
+	expiring  map[expiryKey]time.Time // a disappearing message → when it goes
 	// retention is the mailbox retention the provider was last asked for.
 	retention time.Duration
 	stats     Stats

@@ -3,9 +3,11 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
 )
@@ -21,6 +23,34 @@ import (
 // A document past its end (beyond the allowed clock skew) with no
 // successor stops the sending of packets — nodes would not take them —
 // and says so in Stats until a newer one arrives.
+//
+// A network may change its packet format at an epoch boundary (X25519 to
+// X-Wing packets; see geometryFollows). The client follows: it builds the
+// new document's packets from the switch on, notes the format in its
+// profile (so that it connects with the right frame size after a restart),
+// and connects again for frames of the new size (errFormatChanged). A
+// client whose last document predates the change connects with the old
+// size, which providers still take, and connects again once it has the
+// provider's document.
+
+// errFormatChanged ends a link whose frames do not fit the packets of the
+// document just taken: the client connects again at once, with frames of
+// the new size.
+var errFormatChanged = errors.New("client: the network changed its packet format; connecting again for frames of the new size")
+
+// geometryFollows checks that the client can go on from geometry g to h:
+// the packet format may change, not the hops or the payload length that
+// the messages queued and fragmented depend on; nor to a format whose
+// fragments are smaller than the ones already cut.
+func geometryFollows(g, h sphinx.Geometry) error {
+	if g.MaxHops != h.MaxHops || g.UserPayloadLength != h.UserPayloadLength {
+		return fmt.Errorf("client: the network changed its packet geometry from %v to %v; this client cannot follow", g, h)
+	}
+	if fragmentCapacity(h) < fragmentCapacity(g) {
+		return fmt.Errorf("client: the network changed its packet format from %v to %v, whose fragments are smaller; this client cannot follow", g.Scheme, h.Scheme)
+	}
+	return nil
+}
 
 func (c *Client) trust() directory.Trust {
 	n := c.profile.Network
@@ -49,8 +79,10 @@ func (c *Client) useDocument(doc *directory.Document) error {
 	}
 	c.mu.Lock()
 	defer c.unlock()
-	if c.doc != nil && doc.Parameters.Geometry != c.doc.Parameters.Geometry {
-		return fmt.Errorf("client: the network changed its packet geometry; this client cannot follow")
+	if c.doc != nil {
+		if err := geometryFollows(c.doc.Parameters.Geometry, doc.Parameters.Geometry); err != nil {
+			return err
+		}
 	}
 	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
 		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)
@@ -66,6 +98,16 @@ func (c *Client) useDocument(doc *directory.Document) error {
 	}
 	c.stats.Epoch, c.stats.ValidUntil, c.stats.DocumentProblem = doc.Epoch, doc.ValidUntil, ""
 	c.notify()
+	if g := doc.Parameters.Geometry; c.profile.Network.Geometry != g {
+		c.log.Info("the network's packet format", "format", g.Scheme.String(), "packet_bytes", g.PacketLength())
+		c.profile.Network.Geometry = g
+		if err := c.store.put(profileLabel, c.profile); err != nil {
+			return fmt.Errorf("client: noting the network's packet format: %w", err)
+		}
+	}
+	if c.linkFrame != 0 && c.linkFrame != wire.FrameSizeFor(doc.Parameters.Geometry.PacketLength()) {
+		return errFormatChanged
+	}
 	return nil
 }
 
@@ -131,8 +173,8 @@ func (c *Client) holdNext(raw []byte, now time.Time) error {
 	if now.After(doc.ValidUntil.Add(c.profile.Network.ClockSkew)) {
 		return fmt.Errorf("client: the document of epoch %d ended at %v", doc.Epoch, doc.ValidUntil)
 	}
-	if doc.Parameters.Geometry != c.doc.Parameters.Geometry {
-		return fmt.Errorf("client: the document of epoch %d changes the packet geometry; this client cannot follow", doc.Epoch)
+	if err := geometryFollows(c.doc.Parameters.Geometry, doc.Parameters.Geometry); err != nil {
+		return fmt.Errorf("the document of epoch %d: %w", doc.Epoch, err)
 	}
 	if doc.Node(ed25519.PublicKey(c.profile.Network.Provider.Identity[:])) == nil {
 		return fmt.Errorf("client: your provider %s is not in the network document of epoch %d", c.profile.Network.Provider.Name, doc.Epoch)

@@ -39,15 +39,11 @@ func (c *Client) Run(ctx context.Context) error {
 		if errors.Is(err, ErrWiped) || errors.Is(err, ErrClosed) {
 			return err
 		}
-		msg := err.Error()
-		if errors.Is(err, wire.ErrPeerRefused) {
-			msg += "; if this goes on, the network may have moved to a later release: upgrade backchannel"
+		if errors.Is(err, errFormatChanged) {
+			c.log.Info("connecting again for the network's new packet format", "after", backoff)
+		} else {
+			c.linkLost(err, backoff)
 		}
-		c.mu.Lock()
-		c.stats.Connected, c.stats.LastError = false, msg
-		c.notify()
-		c.unlock()
-		c.log.Warn("link to the provider lost; reconnecting", "err", err, "after", backoff)
 		t := c.cfg.Clock.NewTimerAt(c.cfg.Clock.Now().Add(backoff))
 		select {
 		case <-ctx.Done():
@@ -57,6 +53,19 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// linkLost says in Stats and the log that the link failed. It takes c.mu.
+func (c *Client) linkLost(err error, backoff time.Duration) {
+	msg := err.Error()
+	if errors.Is(err, wire.ErrPeerRefused) {
+		msg += "; if this goes on, the network may have moved to a later release: upgrade backchannel"
+	}
+	c.mu.Lock()
+	c.stats.Connected, c.stats.LastError = false, msg
+	c.notify()
+	c.unlock()
+	c.log.Warn("link to the provider lost; reconnecting", "err", err, "after", backoff)
 }
 
 // linkMade notes the version of a new link to the provider: the first
@@ -86,13 +95,17 @@ func (c *Client) linkMade(link Link) error {
 // checked). It takes c.mu.
 func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	c.mu.Lock()
-	g := c.geometry()
+	frame := wire.FrameSizeFor(c.geometry().PacketLength())
+	c.linkFrame = 0
 	c.unlock()
-	link, err := c.cfg.Dial(ctx, c.profile.Network, c.linkKey, wire.FrameSizeFor(g.PacketLength()))
+	link, err := c.cfg.Dial(ctx, c.profile.Network, c.linkKey, frame)
 	if err != nil {
 		return false, err
 	}
 	defer link.Close()
+	c.mu.Lock()
+	c.linkFrame = frame
+	c.unlock()
 	if err := c.linkMade(link); err != nil {
 		return false, err
 	}
