@@ -131,7 +131,7 @@ func (m *mixBench) sink(b *testing.B, serve func(net.Conn, *wire.Conn)) {
 			b.Error(err)
 			return
 		}
-		c, err := a.Accept(conn, func([wire.KeySize]byte) error { return nil }, m.frame)
+		c, err := a.Accept(conn, func([wire.KeySize]byte) error { return nil }, wire.OneFrameSize(m.frame))
 		if err != nil {
 			b.Error(err)
 			return
