@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/base/clock"
 	"github.com/backchannel/backchannel/internal/link/wire"
 	"github.com/backchannel/backchannel/internal/packet/sphinx"
 	"github.com/backchannel/backchannel/internal/pki/directory"
@@ -32,6 +33,18 @@ type result struct {
 	// committer stores with the rest of its batch before logging tag.
 	store *mailbox.Delivery
 	tag   [sphinx.ReplayTagLength]byte
+	// taken is when a worker took the packet: a forward is due at
+	// taken + delay.
+	taken time.Time
+}
+
+// due is when the result's packet must leave: a forward at the end of its
+// delay, anything else (stored, dropped: its frame is acknowledged) at once.
+func (r *result) due() time.Time {
+	if r.forward {
+		return r.taken.Add(r.delay)
+	}
+	return r.taken
 }
 
 // work unwraps packets until jobs is closed.
@@ -42,7 +55,7 @@ func (n *Node) work() {
 }
 
 func (n *Node) process(j job) result {
-	r := result{job: j}
+	r := result{job: j, taken: n.cfg.Clock.Now()}
 	start := time.Now()
 	es := n.epochs.Load()
 	n.faults.recordHandled(j.packet)
@@ -230,8 +243,25 @@ func unwrapDropReason(err error) string {
 	return dropInternal
 }
 
-// minSyncInterval is the shortest time between two syncs of the replay log.
-const minSyncInterval = 2 * time.Millisecond
+// Group commit. An fsync of the replay log costs the same for one tag as
+// for a thousand (about a third of a millisecond of CPU on an ext4 disk), so
+// the committer syncs once for as many packets as it can without making one
+// late: it waits until the first packet of the batch that must leave is due
+// (a forward at the end of its mix delay, counted from when it was taken;
+// a packet to store or drop at once), at most maxSyncWait, and at least
+// minSyncInterval after the last sync, taking what arrives meanwhile. A
+// forward is then scheduled at taken + delay, so its delay is what its
+// sender chose, not that plus the commit's wait. Under load and with delays
+// zero this is the group commit of every 2 ms; at 100 packets a second with
+// the default 50 ms delays, several packets share an fsync where each had
+// its own.
+const (
+	// minSyncInterval is the shortest time between two syncs.
+	minSyncInterval = 2 * time.Millisecond
+	// maxSyncWait bounds how long a packet's acknowledgement to the
+	// previous hop waits for a sync, whatever its delay.
+	maxSyncWait = 50 * time.Millisecond
+)
 
 // commit takes workers' results in batches: it syncs the replay log once per
 // batch, then acknowledges the batch's frames and schedules its forwards.
@@ -247,53 +277,108 @@ func (n *Node) commit() {
 			return
 		}
 		batch = append(batch, r)
-		// Group commit: an fsync costs the same for one tag as for a
-		// thousand, so under load wait out a short interval since the last
-		// one and take everything that arrived meanwhile.
-		if next := lastSync.Add(minSyncInterval); n.cfg.Clock.Now().Before(next) {
-			<-n.cfg.Clock.NewTimerAt(next).C()
-		}
-	drain:
-		for len(batch) < cap(n.results) {
-			select {
-			case r, ok := <-n.results:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch, ok = n.gather(batch, lastSync)
 		lastSync = n.cfg.Clock.Now()
-		stored := n.storeBatch(batch)
-		if err := n.syncReplay(); err != nil {
-			// Without a durable log the node could forward a replay after
-			// a restart: stop acknowledging, so the previous hops keep
-			// the packets, and say so.
-			n.storageFailed("syncing the replay log (not acknowledging)", err)
-			continue
+		n.commitBatch(batch)
+		if !ok {
+			return
 		}
-		if stored {
-			n.storageWorks()
+	}
+}
+
+// gather adds to batch the results that arrive until the batch must be
+// synced (see maxSyncWait), then those already waiting; ok is false once
+// results is closed.
+func (n *Node) gather(batch []result, lastSync time.Time) ([]result, bool) {
+	until := earliest(batch[0].due(), batch[0].taken.Add(maxSyncWait))
+	var t clock.Timer // fires at timerAt
+	var timerAt time.Time
+	defer func() {
+		if t != nil {
+			t.Stop()
 		}
+	}()
+	for {
 		now := n.cfg.Clock.Now()
-		links := map[*inbound]struct{}{}
-		for _, r := range batch {
-			switch {
-			case r.forward && r.delay <= 0:
-				n.route(forward{packet: r.packet, next: r.next})
-			case r.forward:
-				if !n.delayQ.Push(forward{packet: r.packet, next: r.next}, now.Add(r.delay)) {
+		if !now.Before(until) {
+			// Due: only the interval since the last sync is waited out,
+			// and what arrives meanwhile is taken below, all at once.
+			if next := lastSync.Add(minSyncInterval); now.Before(next) {
+				w := n.cfg.Clock.NewTimerAt(next)
+				<-w.C()
+			}
+			break
+		}
+		if t == nil || !timerAt.Equal(until) {
+			if t != nil {
+				t.Stop()
+			}
+			t, timerAt = n.cfg.Clock.NewTimerAt(until), until
+		}
+		select {
+		case r, ok := <-n.results:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, r)
+			until = earliest(until, r.due())
+		case <-t.C():
+			t = nil
+		}
+	}
+	for len(batch) < cap(n.results) {
+		select {
+		case r, ok := <-n.results:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, r)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// commitBatch stores the batch's deliveries, syncs the replay log, then
+// acknowledges the batch's frames and schedules its forwards.
+func (n *Node) commitBatch(batch []result) {
+	stored := n.storeBatch(batch)
+	if err := n.syncReplay(); err != nil {
+		// Without a durable log the node could forward a replay after
+		// a restart: stop acknowledging, so the previous hops keep
+		// the packets, and say so.
+		n.storageFailed("syncing the replay log (not acknowledging)", err)
+		return
+	}
+	if stored {
+		n.storageWorks()
+	}
+	now := n.cfg.Clock.Now()
+	links := map[*inbound]struct{}{}
+	for _, r := range batch {
+		if r.forward {
+			f := forward{packet: r.packet, next: r.next}
+			if due := r.due(); due.After(now) {
+				if !n.delayQ.Push(f, due) {
 					n.metrics.dropped.WithLabelValues(dropDelayFull).Inc()
 				}
+			} else {
+				n.route(f)
 			}
-			r.from.acks.Complete(r.seq)
-			links[r.from] = struct{}{}
 		}
-		for l := range links {
-			l.acks.Acknowledge()
-		}
+		r.from.acks.Complete(r.seq)
+		links[r.from] = struct{}{}
+	}
+	for l := range links {
+		l.acks.Acknowledge()
 	}
 }
 
