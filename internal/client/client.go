@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
+	"github.com/backchannel/backchannel/internal/client/audit"
 	"github.com/backchannel/backchannel/internal/client/vault"
 	"github.com/backchannel/backchannel/internal/endtoend/identity"
 	"github.com/backchannel/backchannel/internal/endtoend/session"
@@ -101,6 +102,7 @@ type Client struct {
 	// hooks are a test build's switches (testhooks_on.go); none in a
 	// release build.
 	hooks    testHooks
+	trail    *audit.Trail
 	contacts map[string]*contact // by identity key hex
 	doc      *directory.Document
 	next     *directory.Document // the next epoch's, once the provider has it
@@ -302,6 +304,12 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	if err := c.loadContacts(); err != nil {
+		return nil, err
+	}
+	if c.trail, err = audit.Open(st.dir, func() time.Time { return c.cfg.Clock.Now() }); err != nil {
+		return nil, err
+	}
+	if err := c.Record(audit.Unlock, ""); err != nil {
 		return nil, err
 	}
 	now := c.cfg.Clock.Now()

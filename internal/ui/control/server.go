@@ -115,6 +115,22 @@ func Encode(result any, err error) Response {
 // operation's response; the web interface calls it too, so both ask the
 // same operations.
 func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
+	resp, err := s.handle(ctx, r)
+	if err != nil {
+		return resp, err
+	}
+	if action, object, ok := audited(r, resp); ok {
+		if err := s.Client.Record(action, object); err != nil {
+			return resp, fmt.Errorf("done, but the audit trail did not record it: %w", err)
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) handle(ctx context.Context, r Request) (any, error) {
+	if resp, ok, err := s.handleAudit(r); ok {
+		return resp, err
+	}
 	c := s.Client
 	switch r := r.(type) {
 	case *CardRequest:

@@ -1,0 +1,110 @@
+package control
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/backchannel/backchannel/internal/client/audit"
+)
+
+// Every operation that acts (and reading a message, and exporting a
+// receipt) is recorded in the identity's audit trail once it has succeeded:
+// the operation's name, and what it was on — a message, desk entry,
+// introduction or check ID, a contact's name — never a text, a note, a
+// label given to a contact, or an answer. What only shows the state
+// (lists, status, the trail itself) and waiting are not recorded; nor is a
+// wipe, which removes the trail with everything else.
+
+// audited says what the trail records of request r, answered with resp.
+func audited(r Request, resp any) (action audit.Action, object string, ok bool) {
+	action = audit.Action(r.Op())
+	made := ""
+	if id, isID := resp.(IDResponse); isID {
+		made = id.ID
+	}
+	switch r := r.(type) {
+	case *ContactAddRequest:
+		return action, r.Name, true
+	case *ContactVerifyRequest:
+		return action, r.Name, true
+	case *ContactRenameRequest:
+		return action, r.Name + " → " + r.NewName, true
+	case *ContactBudgetRequest:
+		return action, fmt.Sprintf("%s: %v", r.Name, r.Budget), true
+	case *ContactExpireRequest:
+		return action, fmt.Sprintf("%s: %v", r.Name, r.After), true
+	case *SendRequest:
+		return action, objectOf("message "+made, "to "+r.To), true
+	case *ReadRequest:
+		return action, "message " + r.ID, true
+	case *RetryRequest:
+		return action, objectOf("message "+r.ID, "now "+made), true
+	case *CancelRequest:
+		return action, "message " + r.ID, true
+	case *BackupRequest:
+		return action, "", true
+	case *IntroduceRequest:
+		return action, objectOf("introduction "+made, r.A+" and "+r.B), true
+	case *IntroAnswerRequest:
+		return action, "introduction " + r.ID, true
+	case *ConveyRequest:
+		return action, objectOf("message "+made, "via "+r.Via), true
+	case *ConveyReplyRequest:
+		return action, objectOf("message "+made, "in reply to "+r.ID), true
+	case *ReceiptRequest:
+		return action, "message " + r.ID, true
+	case *DeskPassRequest:
+		return action, objectOf("desk entry "+r.ID, "to "+r.To), true
+	case *DeskRefuseRequest:
+		return action, "desk entry " + r.ID, true
+	case *CheckAskRequest:
+		return action, objectOf("check "+made, "with "+r.With), true
+	case *CheckAnswerRequest:
+		return action, "check " + r.ID, true
+	}
+	return "", "", false
+}
+
+// objectOf joins the parts of an object that have something after their
+// first word.
+func objectOf(parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if strings.Contains(strings.TrimSpace(p), " ") {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ", ")
+}
+
+type (
+	// AuditShowRequest lists the audit trail's entries, oldest first.
+	AuditShowRequest  struct{}
+	AuditShowResponse struct {
+		Entries []audit.Entry `json:"entries"`
+	}
+	// AuditVerifyRequest walks the audit trail's chain; an error says
+	// where it does not hold.
+	AuditVerifyRequest  struct{}
+	AuditVerifyResponse struct {
+		Checked int `json:"checked"`
+	}
+)
+
+func (AuditShowRequest) Op() string     { return "audit-show" }
+func (AuditVerifyRequest) Op() string   { return "audit-verify" }
+func (AuditShowRequest) Check() error   { return nil }
+func (AuditVerifyRequest) Check() error { return nil }
+
+// handleAudit answers the audit trail's requests.
+func (s *Server) handleAudit(r Request) (any, bool, error) {
+	switch r.(type) {
+	case *AuditShowRequest:
+		entries, err := s.Client.AuditTrail().Entries()
+		return AuditShowResponse{Entries: entries}, true, err
+	case *AuditVerifyRequest:
+		n, err := s.Client.AuditTrail().Verify()
+		return AuditVerifyResponse{Checked: n}, true, err
+	}
+	return nil, false, nil
+}
