@@ -18,6 +18,17 @@ import (
 // checkout has no history to build from (a shallow clone), saying so.
 func previousRelease(t *testing.T) (bin, commit string) {
 	t.Helper()
+	bin, commit, missing := findPreviousRelease(t)
+	if missing != "" {
+		t.Skip(missing)
+	}
+	return bin, commit
+}
+
+// findPreviousRelease is previousRelease, saying why instead of skipping
+// when the checkout has no history to build from.
+func findPreviousRelease(t *testing.T) (bin, commit, missing string) {
+	t.Helper()
 	f, err := os.Open("../testdata/previous-release")
 	if err != nil {
 		t.Fatal(err)
@@ -33,12 +44,12 @@ func previousRelease(t *testing.T) (bin, commit string) {
 		t.Fatalf("testdata/previous-release names no commit (%q)", commit)
 	}
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("no git to build the previous release with")
+		return "", commit, "no git to build the previous release with"
 	}
 	if err := exec.Command("git", "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
 		shallow, _ := exec.Command("git", "rev-parse", "--is-shallow-repository").Output()
 		if strings.TrimSpace(string(shallow)) == "true" {
-			t.Skipf("this is a shallow clone without the previous release's commit %s", commit)
+			return "", commit, fmt.Sprintf("this is a shallow clone without the previous release's commit %s", commit)
 		}
 		t.Fatalf("the previous release's commit %s is not in this repository's history: %v", commit, err)
 	}
@@ -64,7 +75,7 @@ func previousRelease(t *testing.T) (bin, commit string) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the previous release %s: %v\n%s", commit, err, out)
 	}
-	return bin, commit
+	return bin, commit, ""
 }
 
 // exchange sends n messages each way between a and b and checks that each
