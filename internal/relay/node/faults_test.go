@@ -19,6 +19,17 @@ import (
 // reason or kind equal to label, if given).
 func counter(t *testing.T, n *Node, name, label string) float64 {
 	t.Helper()
+	v, ok := metricValue(t, n, name, label)
+	if !ok {
+		t.Fatalf("no metric %s{%s}", name, label)
+	}
+	return v
+}
+
+// metricValue is counter's lookup; ok is false if no such metric exists
+// (yet: a counter with labels appears at its first increment).
+func metricValue(t *testing.T, n *Node, name, label string) (v float64, ok bool) {
+	t.Helper()
 	families, err := n.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -30,14 +41,13 @@ func counter(t *testing.T, n *Node, name, label string) float64 {
 		for _, m := range fam.GetMetric() {
 			if label == "" || hasLabel(m, label) {
 				if g := m.GetGauge(); g != nil {
-					return g.GetValue()
+					return g.GetValue(), true
 				}
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue(), true
 			}
 		}
 	}
-	t.Fatalf("no metric %s{%s}", name, label)
-	return 0
+	return 0, false
 }
 
 func hasLabel(m *dto.Metric, value string) bool {

@@ -105,19 +105,6 @@ func TestFormatChangeInPlace(t *testing.T) {
 // zero).
 func droppedFor(t *testing.T, n *Node, reason string) float64 {
 	t.Helper()
-	families, err := n.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fam := range families {
-		if fam.GetName() != "backchannel_packets_dropped_total" {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			if hasLabel(m, reason) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := metricValue(t, n, "backchannel_packets_dropped_total", reason)
+	return v
 }
