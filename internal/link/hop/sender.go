@@ -252,11 +252,11 @@ func (w *window) send(packets [][]byte) error {
 				}
 				continue
 			}
-			if err := w.flush(); err != nil {
-				w.s.keep(packets[i:])
+			err := w.flush()
+			w.s.keep(packets[i:])
+			if err != nil {
 				return err
 			}
-			w.s.keep(packets[i:])
 			return errLinkTooSmall
 		}
 		for !w.number(packet) {

@@ -66,7 +66,7 @@ func (n *Node) openEpoch(doc *directory.Document, signed []byte, key *sphinx.Pri
 // The previous epoch's key is still tried for grace, for packets made before
 // the change, then forgotten; the epoch before that is closed and its key
 // wiped now. The document may change the packet format (see
-// formatChangeAllowed), not the rest of the geometry.
+// geometryFollows), not the rest of the geometry.
 func (n *Node) Install(signed []byte, doc *directory.Document, key *sphinx.PrivateKey, grace time.Duration) error {
 	n.installMu.Lock()
 	defer n.installMu.Unlock()
