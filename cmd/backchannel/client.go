@@ -90,6 +90,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	fs, dir := clientFlags("init", stderr)
 	networkPath := fs.String("network", "", "the network's bootstrap file (network.toml)")
 	providerName := fs.String("provider", "", "the provider to have an account at")
+	officer := fs.String("officer", client.DefaultOfficer, "the name of the identity's first officer, who holds every role")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -123,7 +124,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		c, account, err := client.Create(client.Config{Dir: *dir, Passphrase: pass, Rand: rand.Reader}, network)
+		c, account, err := client.Create(client.Config{Dir: *dir, Passphrase: pass, Officer: *officer, Rand: rand.Reader}, network)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ var localCommands = []command{
 	{cli: "node keys", args: "--dir DIR", summary: "make a new node's keys (prints its identity key)", group: groupNetwork},
 	{cli: "provider add-user", args: "--accounts FILE --link-key HEX --mailbox HEX", summary: "add a user to a provider's account table", group: groupNetwork},
 
-	{cli: "init", args: "--network FILE --provider NAME [--dir DIR]", summary: "make a new identity at a provider", group: groupClient},
+	{cli: "init", args: "--network FILE --provider NAME [--officer NAME] [--dir DIR]", summary: "make a new identity at a provider", group: groupClient},
 	{cli: "client run", args: "[--dir DIR]", summary: "run the client daemon (keeps the schedule; the commands below talk to it)", group: groupClient},
 	{cli: "ui", args: "[--dir DIR] [--listen 127.0.0.1:PORT] [--lock-after 5m]", summary: "run the client daemon with its web interface on 127.0.0.1 (unlock it in the browser)", group: groupClient},
 	{cli: "restore", args: "[--dir DIR] FILE", summary: "make a new state directory from a backup", group: groupClient},

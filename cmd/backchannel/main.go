@@ -81,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(args[1:], stdout, stderr)
+	case "officer":
+		return runOfficer(args[1:], stdout, stderr)
 	case "version":
 		if err := newFlags("version", stderr).Parse(args[1:]); err != nil {
 			return 2

@@ -40,6 +40,9 @@ type Config struct {
 	// Dir is the state directory (a vault).
 	Dir        string
 	Passphrase []byte
+	// Officer names the first officer of a new state (Create); empty
+	// takes DefaultOfficer. Opening, the passphrase says who it is.
+	Officer string
 	// VaultParams are the passphrase hashing parameters of a new vault;
 	// zero takes vault.DefaultParams.
 	VaultParams vault.Params
@@ -101,8 +104,15 @@ type Client struct {
 	prekeyOpeners []hpke.PrivateKey
 	// hooks are a test build's switches (testhooks_on.go); none in a
 	// release build.
-	hooks    testHooks
-	trail    *audit.Trail
+	hooks testHooks
+	trail *audit.Trail
+	// officer names the officer whose passphrase opened the state; set
+	// at open.
+	officer string
+	// omu guards officers, and is held through a change of officers
+	// (which may seal every entry again) instead of c.mu.
+	omu      sync.Mutex
+	officers officersRecord
 	contacts map[string]*contact // by identity key hex
 	doc      *directory.Document
 	next     *directory.Document // the next epoch's, once the provider has it
@@ -175,6 +185,11 @@ func Create(cfg Config, network Network) (*Client, Account, error) {
 	cfg = withDefaults(cfg)
 	if network.Threshold < 1 || len(network.Authorities) < network.Threshold {
 		return nil, Account{}, fmt.Errorf("client: %d authorities with a threshold of %d", len(network.Authorities), network.Threshold)
+	}
+	if cfg.Officer != "" {
+		if err := checkOfficerName(cfg.Officer); err != nil {
+			return nil, Account{}, err
+		}
 	}
 	var mailbox [32]byte
 	if _, err := io.ReadFull(cfg.Rand, mailbox[:]); err != nil {
@@ -304,6 +319,9 @@ func open(cfg Config, st store) (*Client, error) {
 		return nil, err
 	}
 	if err := c.loadContacts(); err != nil {
+		return nil, err
+	}
+	if err := c.loadOfficers(cfg.Officer); err != nil {
 		return nil, err
 	}
 	if c.trail, err = audit.Open(st.dir, func() time.Time { return c.cfg.Clock.Now() }); err != nil {

@@ -69,9 +69,25 @@ var ErrWrongPassphrase = errors.New("client: that passphrase does not open this 
 // a screen lock asks: it unwraps the state key from the header on disk
 // (the whole passphrase hash) and forgets it again.
 func (c *Client) CheckPassphrase(passphrase []byte) error {
-	err := c.store.dir.CheckPassphrase(c.cfg.Rand, passphrase)
-	if errors.Is(err, vault.ErrPassphrase) {
-		return ErrWrongPassphrase
-	}
+	_, err := c.OfficerOf(passphrase)
 	return err
+}
+
+// OfficerOf names the officer whose passphrase it is (ErrWrongPassphrase
+// if none's), unwrapping the state key as CheckPassphrase does.
+func (c *Client) OfficerOf(passphrase []byte) (string, error) {
+	id, err := c.store.dir.CheckPassphrase(c.cfg.Rand, passphrase)
+	if errors.Is(err, vault.ErrPassphrase) {
+		return "", ErrWrongPassphrase
+	}
+	if err != nil {
+		return "", err
+	}
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	o := c.officerBySlot(id)
+	if o == nil {
+		return "", ErrWrongPassphrase // a slot being removed
+	}
+	return o.Name, nil
 }

@@ -15,6 +15,7 @@ import (
 //	profile                    the user's keys and network (profileRecord)
 //	guard                      the session guard (replayed Initials)
 //	received                   IDs of messages delivered (receivedRecord)
+//	officers                   the identity's officers and roles (officersRecord)
 //	contact/<identity key hex> a contact and its session (contactRecord)
 //	out/<id hex>               a sent message's state (outRecord)
 //	body/<id hex>              its encoded content, until delivered or failed
@@ -32,6 +33,7 @@ const (
 	profileLabel  = "profile"
 	guardLabel    = "guard"
 	receivedLabel = "received"
+	officersLabel = "officers"
 )
 
 // table is one kind of versioned JSON record, keyed by a 16-byte ID.

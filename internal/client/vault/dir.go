@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/google/renameio/v2"
@@ -27,11 +28,25 @@ type Dir struct {
 	path  string
 	vault *Vault
 	lock  *os.File
+	// officer is the slot whose passphrase opened the vault.
+	officer SlotID
+
+	// wmu is held for reading by every write of an entry (seal and file
+	// together) and for writing by a re-key's swap of keys and its
+	// rewrite of each entry, so that no entry is sealed under a key that
+	// is going. Reads (Get) never take it.
+	wmu sync.RWMutex
+	// hmu serialises changes of the keyring; keyring is guarded by it.
+	hmu     sync.Mutex
+	keyring *Keyring
 }
 
 const (
 	headerFile = "vault.header"
-	lockFile   = "vault.lock"
+	// rekeyFile is the keyring a re-key is moving to, written before the
+	// first entry is sealed under its key (rekey.go).
+	rekeyFile = "vault.header.next"
+	lockFile  = "vault.lock"
 )
 
 // ErrInUse: another process has the vault open.
@@ -79,13 +94,13 @@ func CreateDir(path string, rand io.Reader, passphrase []byte, params Params) (*
 	if err != nil {
 		return nil, err
 	}
-	v, h, err := Create(rand, passphrase, params)
+	v, k, err := createKeyring(rand, passphrase, params)
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	d := &Dir{path: path, vault: v, lock: lock}
-	if err := d.writeHeader(h); err != nil {
+	d := &Dir{path: path, vault: v, lock: lock, officer: k.Slots[0].ID, keyring: k}
+	if err := d.writeKeyring(k); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -110,47 +125,130 @@ func OpenDir(path string, rand io.Reader, passphrase []byte) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := openLocked(path, rand, passphrase)
-	if err != nil {
+	d := &Dir{path: path, lock: lock}
+	if err := d.unlock(rand, passphrase); err != nil {
 		lock.Close()
 		return nil, err
 	}
-	return &Dir{path: path, vault: v, lock: lock}, nil
+	return d, nil
 }
 
-// openLocked reads the header and unlocks the vault; the caller holds
-// the directory's lock.
-func openLocked(path string, rand io.Reader, passphrase []byte) (*Vault, error) {
-	data, err := os.ReadFile(filepath.Join(path, headerFile))
+// unlock reads the header and unlocks the vault with passphrase; the
+// directory's lock is held. A version 1 header (one passphrase, the
+// previous release's) becomes a keyring of one slot for that passphrase.
+// A re-key that a crash interrupted is finished first (rekey.go).
+func (d *Dir) unlock(rand io.Reader, passphrase []byte) error {
+	data, err := os.ReadFile(filepath.Join(d.path, headerFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNoVault, path)
+		return fmt.Errorf("%w: %s", ErrNoVault, d.path)
+	}
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	if len(data) > len(headerMagic) && data[len(headerMagic)] == formatV1 {
+		return d.upgrade(rand, data, passphrase)
+	}
+	k, err := ParseKeyring(data)
+	if err != nil {
+		return err
+	}
+	if next, err := readKeyring(filepath.Join(d.path, rekeyFile)); err != nil || next != nil {
+		if err != nil {
+			return err
+		}
+		return d.resumeRekey(rand, k, next, passphrase)
+	}
+	d.vault, d.officer, err = UnlockKeyring(rand, k, passphrase)
+	d.keyring = k
+	return err
+}
+
+// upgrade unlocks a version 1 header and replaces it with a keyring whose
+// one slot is that passphrase's (with the header's Argon2id parameters).
+func (d *Dir) upgrade(rand io.Reader, data, passphrase []byte) error {
+	h, err := ParseHeader(data)
+	if err != nil {
+		return err
+	}
+	v, err := Unlock(rand, h, passphrase)
+	if err != nil {
+		return err
+	}
+	id, err := newSlotID(rand)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	slot, err := v.newSlot(id, passphrase, h.Params)
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	k := &Keyring{Slots: []Slot{slot}}
+	if err := d.writeKeyring(k); err != nil {
+		return fmt.Errorf("vault: upgrading the header to officer slots: %w", err)
+	}
+	d.vault, d.officer, d.keyring = v, id, k
+	return nil
+}
+
+// newSlotID draws a random slot ID.
+func newSlotID(rand io.Reader) (SlotID, error) {
+	var id SlotID
+	if _, err := io.ReadFull(rand, id[:]); err != nil {
+		return id, fmt.Errorf("vault: failed to read randomness: %w", err)
+	}
+	return id, nil
+}
+
+// readKeyring reads a keyring file; nil if there is none.
+func readKeyring(path string) (*Keyring, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
-	h, err := ParseHeader(data)
-	if err != nil {
-		return nil, err
-	}
-	return Unlock(rand, h, passphrase)
+	return ParseKeyring(data)
 }
 
-// CheckPassphrase reports whether passphrase opens this vault
-// (ErrPassphrase if not), without a second opening of the directory.
-func (d *Dir) CheckPassphrase(rand io.Reader, passphrase []byte) error {
-	v, err := openLocked(d.path, rand, passphrase)
+// CheckPassphrase reports which officer's slot passphrase opens in this
+// vault (ErrPassphrase if none does), without a second opening of the
+// directory: for an officer who proves their passphrase to a vault
+// another officer opened.
+func (d *Dir) CheckPassphrase(rand io.Reader, passphrase []byte) (SlotID, error) {
+	d.hmu.Lock()
+	k := d.keyring
+	d.hmu.Unlock()
+	v, id, err := UnlockKeyring(rand, k, passphrase)
 	if err != nil {
-		return err
+		return SlotID{}, err
 	}
 	defer v.Wipe()
 	if !v.Equal(d.vault) {
-		return ErrPassphrase // another vault's header: not this state's passphrase
+		return SlotID{}, ErrPassphrase
 	}
-	return nil
+	return id, nil
 }
 
-func (d *Dir) writeHeader(h *Header) error {
-	b, err := h.MarshalBinary()
+// Officer returns the slot whose passphrase opened the vault.
+func (d *Dir) Officer() SlotID { return d.officer }
+
+// Officers returns the slots of the keyring, in its order.
+func (d *Dir) Officers() []SlotID {
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	ids := make([]SlotID, len(d.keyring.Slots))
+	for i, s := range d.keyring.Slots {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+// writeKeyring writes the header, overwriting the old one's blocks.
+func (d *Dir) writeKeyring(k *Keyring) error {
+	b, err := k.MarshalBinary()
 	if err != nil {
 		return err
 	}
@@ -187,6 +285,8 @@ func (d *Dir) entryPath(label string) string {
 
 // Put seals and stores an entry, replacing any earlier one of that label.
 func (d *Dir) Put(label string, plaintext []byte) error {
+	d.wmu.RLock()
+	defer d.wmu.RUnlock()
 	sealed, err := d.vault.Seal(label, plaintext)
 	if err != nil {
 		return err
@@ -255,15 +355,6 @@ func zeroFile(f *os.File) error {
 	return nil
 }
 
-// ChangePassphrase rewraps the state key under a new passphrase.
-func (d *Dir) ChangePassphrase(passphrase []byte, params Params) error {
-	h, err := d.vault.Rewrap(passphrase, params)
-	if err != nil {
-		return err
-	}
-	return d.writeHeader(h)
-}
-
 // Wipe destroys the vault: it overwrites the header in place (without the
 // wrapped key no entry can be read, whatever copies of them exist, even by
 // someone who knows the passphrase), forgets the state key, then
@@ -271,6 +362,9 @@ func (d *Dir) ChangePassphrase(passphrase []byte, params Params) error {
 func (d *Dir) Wipe() error {
 	defer d.Close()
 	err := shred(filepath.Join(d.path, headerFile))
+	if rerr := shred(filepath.Join(d.path, rekeyFile)); err == nil {
+		err = rerr
+	}
 	d.vault.Wipe()
 	if err != nil {
 		return err
@@ -299,6 +393,9 @@ func WipeFiles(path string) error {
 
 func wipeFiles(path string) error {
 	if err := shred(filepath.Join(path, headerFile)); err != nil {
+		return err
+	}
+	if err := shred(filepath.Join(path, rekeyFile)); err != nil {
 		return err
 	}
 	names, err := os.ReadDir(path)

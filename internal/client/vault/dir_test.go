@@ -29,7 +29,7 @@ func TestDir(t *testing.T) {
 	if _, err := CreateDir(path, testrand.New(2), []byte("x"), testParams); err == nil {
 		t.Fatal("created a second vault over the first")
 	}
-	if err := d.ChangePassphrase([]byte("new pass"), testParams); err != nil {
+	if err := d.ChangePassphrase(d.Officer(), []byte("new pass"), testParams); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -132,7 +132,7 @@ func TestOverwrites(t *testing.T) {
 	if err := d.Delete("secret"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.ChangePassphrase([]byte("new"), testParams); err != nil {
+	if err := d.ChangePassphrase(d.Officer(), []byte("new"), testParams); err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]*os.File{"deleted entry": entry, "old header": header, "replaced entry": ratchet} {

@@ -1,14 +1,19 @@
 // Package vault keeps a client's state encrypted at rest. Everything is
-// encrypted under one random state key; the state key is stored only wrapped
-// by a key derived from the user's passphrase (Argon2id, RFC 9106). So a
-// passphrase change rewraps 32 bytes, and destroying the wrapped key (a
-// wipe) makes every sealed entry unreadable at once.
+// encrypted under one random state key. A state directory (Dir) keeps the
+// state key wrapped once per officer in a [Keyring] header: each officer's
+// passphrase (Argon2id, RFC 9106) opens their slot alone, so a passphrase
+// change rewrites one slot, removing an officer moves the state to a new
+// key that only the others' slots give, and destroying the header (a wipe)
+// makes every sealed entry unreadable at once.
 //
-// A [Header] holds the KDF parameters, salt and wrapped key; [Vault.Seal]
-// and [Vault.Open] encrypt and decrypt entries (identity, contacts, ratchet
-// states), each bound to a label so one cannot be passed off as another.
-// Both encodings carry a version. Where the bytes are stored is the
-// caller's business.
+// A [Header] is the single-passphrase form: the previous release's state
+// header, which opens and becomes a keyring of one slot, and the header of
+// a backup file. [Vault.Seal] and [Vault.Open] encrypt and decrypt entries
+// (identity, contacts, ratchet states), each bound to a label so one
+// cannot be passed off as another. Every encoding carries a version.
+//
+// It does not know officers' names or roles (the client keeps those in the
+// sealed state, by slot ID), nor what the entries hold.
 package vault
 
 import (
@@ -68,8 +73,9 @@ type Header struct {
 // It is safe for concurrent use: the client's reads open entries while its
 // schedule seals others.
 type Vault struct {
-	mu    sync.RWMutex // guards key and wiped; held to write for Seal (rand may not be safe for concurrent use)
+	mu    sync.RWMutex // guards key, old and wiped; held to write for Seal (rand may not be safe for concurrent use)
 	key   [keySize]byte
+	old   *[keySize]byte // during a re-key: the key being replaced, which Open still tries
 	rand  io.Reader
 	wiped bool
 }
@@ -118,8 +124,8 @@ func (v *Vault) Rewrap(passphrase []byte, params Params) (*Header, error) {
 }
 
 func (v *Vault) wrap(passphrase []byte, params Params) (*Header, error) {
-	if params.Time < 1 || params.MemoryKiB < minMemoryKiB || params.Threads < 1 {
-		return nil, fmt.Errorf("vault: Argon2id parameters %+v out of range", params)
+	if err := checkParams(params); err != nil {
+		return nil, err
 	}
 	h := &Header{Params: params}
 	if _, err := io.ReadFull(v.rand, h.Salt[:]); err != nil {
@@ -147,8 +153,14 @@ func (h *Header) associatedData() []byte {
 }
 
 func deriveKEK(passphrase []byte, h *Header) [keySize]byte {
+	return deriveKEKFrom(passphrase, h.Salt[:], h.Params)
+}
+
+// deriveKEKFrom derives a key-encryption key from a passphrase with
+// Argon2id.
+func deriveKEKFrom(passphrase, salt []byte, p Params) [keySize]byte {
 	var kek [keySize]byte
-	k := argon2.IDKey(passphrase, h.Salt[:], h.Params.Time, h.Params.MemoryKiB, h.Params.Threads, keySize)
+	k := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, keySize)
 	copy(kek[:], k)
 	clear(k)
 	return kek
@@ -198,9 +210,8 @@ func ParseHeader(data []byte) (*Header, error) {
 		!s.CopyBytes(h.Salt[:]) || !s.CopyBytes(h.Wrapped[:]) || !s.Empty() {
 		return nil, fmt.Errorf("%w: truncated header", ErrCorrupt)
 	}
-	p := h.Params
-	if p.Time < 1 || p.Time > 64 || p.MemoryKiB < minMemoryKiB || p.MemoryKiB > 4<<20 || p.Threads < 1 {
-		return nil, fmt.Errorf("%w: Argon2id parameters %+v out of range", ErrCorrupt, p)
+	if err := checkStoredParams(h.Params); err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -229,23 +240,41 @@ func (v *Vault) Seal(label string, plaintext []byte) ([]byte, error) {
 
 // Open decrypts an entry sealed under label.
 func (v *Vault) Open(label string, entry []byte) ([]byte, error) {
+	plain, _, err := v.openReporting(label, entry)
+	return plain, err
+}
+
+// openReporting opens an entry and says whether the current key opened it
+// (false: the old key of a re-key did).
+func (v *Vault) openReporting(label string, entry []byte) (plain []byte, current bool, err error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if v.wiped {
-		return nil, ErrWiped
+		return nil, false, ErrWiped
 	}
 	prefix := len(entryMagic) + 1 + chacha20poly1305.NonceSizeX
 	if len(entry) < prefix+chacha20poly1305.Overhead || string(entry[:len(entryMagic)]) != entryMagic {
-		return nil, fmt.Errorf("%w: not a vault entry", ErrCorrupt)
+		return nil, false, fmt.Errorf("%w: not a vault entry", ErrCorrupt)
 	}
 	if entry[len(entryMagic)] != formatV1 {
-		return nil, fmt.Errorf("%w: entry version %d, this program reads version %d", ErrCorrupt, entry[len(entryMagic)], formatV1)
+		return nil, false, fmt.Errorf("%w: entry version %d, this program reads version %d", ErrCorrupt, entry[len(entryMagic)], formatV1)
 	}
-	aead, err := chacha20poly1305.NewX(v.key[:])
+	nonce, ciphertext := entry[len(entryMagic)+1:prefix], entry[prefix:]
+	plain, err = openEntry(&v.key, label, nonce, ciphertext)
+	if err == nil || v.old == nil {
+		return plain, err == nil, err
+	}
+	plain, err = openEntry(v.old, label, nonce, ciphertext)
+	return plain, false, err
+}
+
+// openEntry decrypts an entry's ciphertext under one key.
+func openEntry(key *[keySize]byte, label string, nonce, ciphertext []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key[:])
 	if err != nil {
 		return nil, err
 	}
-	plaintext, err := aead.Open(nil, entry[len(entryMagic)+1:prefix], entry[prefix:], entryAD(label))
+	plaintext, err := aead.Open(nil, nonce, ciphertext, entryAD(label))
 	if err != nil {
 		return nil, fmt.Errorf("%w: entry %q does not decrypt", ErrCorrupt, label)
 	}
@@ -259,6 +288,7 @@ func (v *Vault) Wipe() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	clear(v.key[:])
+	v.endRekeyLocked()
 	v.wiped = true
 }
 

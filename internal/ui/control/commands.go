@@ -59,6 +59,10 @@ var Commands = []Command{
 	{New: func() Request { return &CheckAskRequest{} }, CLI: "check ask", Args: "--answer yes|no [--within DURATION] NAME QUESTION", Summary: "ask a mutual interest check: both learn \"both said yes\" only if both did", UI: true},
 	{New: func() Request { return &CheckAnswerRequest{} }, CLI: "check answer", Args: "ID yes|no", Summary: "answer a check asked of you", UI: true},
 	{New: func() Request { return &CheckListRequest{} }, CLI: "check list", Summary: "mutual interest checks and their results", UI: true, Reads: true},
+	{New: func() Request { return &OfficerListRequest{} }, CLI: "officer list", Summary: "the identity's officers and their roles", Reads: true},
+	{New: func() Request { return &OfficerAddRequest{} }, CLI: "officer add", Args: "--roles ROLE,... NAME", Summary: "add an officer, who types their own passphrase (roles: reader, drafter, releaser, administrator)"},
+	{New: func() Request { return &OfficerRemoveRequest{} }, CLI: "officer remove", Args: "NAME", Summary: "remove an officer: their passphrase opens nothing of the state from now on"},
+	{New: func() Request { return &OfficerRoleRequest{} }, CLI: "officer role", Args: "NAME ROLE,...", Summary: "give an officer these roles"},
 	{New: func() Request { return &AuditShowRequest{} }, CLI: "audit show", Summary: "the audit trail: who did what, on what, when (never a message's text)", Reads: true},
 	{New: func() Request { return &AuditVerifyRequest{} }, CLI: "audit verify", Summary: "check that no entry of the audit trail was removed, altered, reordered or cut off", Reads: true},
 }

@@ -131,6 +131,9 @@ func (s *Server) handle(ctx context.Context, r Request) (any, error) {
 	if resp, ok, err := s.handleAudit(r); ok {
 		return resp, err
 	}
+	if resp, ok, err := s.handleOfficers(r); ok {
+		return resp, err
+	}
 	c := s.Client
 	switch r := r.(type) {
 	case *CardRequest:
