@@ -219,7 +219,7 @@ func call[T any](dir string, r control.Request, stderr io.Writer) (T, bool) {
 		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), noState(dir))
 		return resp, false
 	}
-	if err := control.Call(socketPath(dir), r, &resp); err != nil {
+	if err := control.CallAs(socketPath(dir), os.Getenv(tokenEnv), r, &resp); err != nil {
 		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), err)
 		return resp, false
 	}

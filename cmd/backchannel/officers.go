@@ -25,6 +25,14 @@ func runOfficer(args []string, stdout, stderr io.Writer) int {
 	}
 	var req control.Request
 	switch {
+	case sub == "login" && fs.NArg() == 0:
+		return runOfficerLogin(*dir, stdout, stderr)
+	case sub == "logout" && fs.NArg() == 0:
+		if _, ok := call[struct{}](*dir, &control.OfficerLogoutRequest{}, stderr); !ok {
+			return 1
+		}
+		fmt.Fprintln(stdout, "unset "+tokenEnv)
+		return 0
 	case sub == "list" && fs.NArg() == 0:
 		req = &control.OfficerListRequest{}
 	case sub == "add" && fs.NArg() == 1 && rolesFlag != "":
@@ -65,6 +73,28 @@ func runOfficer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s's roles are changed\n", fs.Arg(0))
 	}
 	printOfficers(stdout, resp.Officers)
+	return 0
+}
+
+// tokenEnv holds a terminal's officer login token.
+const tokenEnv = "BACKCHANNEL_OFFICER_TOKEN"
+
+// runOfficerLogin is `backchannel officer login`: it proves the officer's
+// passphrase to the daemon and prints, for the shell to eval, the line
+// that gives this terminal the login token. The token lives in that
+// shell's environment alone, and in the daemon's memory until it expires.
+func runOfficerLogin(dir string, stdout, stderr io.Writer) int {
+	pass, err := passphrase("BACKCHANNEL_OFFICER_PASSPHRASE", "your officer's passphrase", false, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "backchannel:", err)
+		return 1
+	}
+	resp, ok := call[control.OfficerLoginResponse](dir, &control.OfficerLoginRequest{Passphrase: string(pass)}, stderr)
+	if !ok {
+		return 1
+	}
+	fmt.Fprintf(stderr, "logged in as %s until %s\n", resp.Officer, resp.Expires.Local().Format(time.Kitchen))
+	fmt.Fprintf(stdout, "export %s=%s\n", tokenEnv, resp.Token)
 	return 0
 }
 

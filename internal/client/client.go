@@ -327,7 +327,7 @@ func open(cfg Config, st store) (*Client, error) {
 	if c.trail, err = audit.Open(st.dir, func() time.Time { return c.cfg.Clock.Now() }); err != nil {
 		return nil, err
 	}
-	if err := c.Record(audit.Unlock, ""); err != nil {
+	if err := c.Record(c.officer, audit.Unlock, ""); err != nil {
 		return nil, err
 	}
 	now := c.cfg.Clock.Now()

@@ -162,13 +162,35 @@ func (c *Client) Officers() []Officer {
 // OfficerName names the officer who unlocked this client.
 func (c *Client) OfficerName() string { return c.officer }
 
-// may reports ErrNotAllowed unless the officer who acts holds role; c.omu
-// is held.
-func (c *Client) may(role Role) error {
-	if o := c.officerByName(c.officer); o != nil && slices.Contains(o.Roles, role) {
-		return nil
+// May reports ErrNotAllowed unless the officer holds role (ErrNoOfficer if
+// there is no such officer, or no longer).
+func (c *Client) May(officer string, role Role) error {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	return c.may(officer, role)
+}
+
+// may is May with c.omu held.
+func (c *Client) may(officer string, role Role) error {
+	o := c.officerByName(officer)
+	if o == nil {
+		return fmt.Errorf("%w: %q", ErrNoOfficer, officer)
 	}
-	return fmt.Errorf("%w: %s needs the %s role", ErrNotAllowed, c.officer, role)
+	if !slices.Contains(o.Roles, role) {
+		return fmt.Errorf("%w: %s needs the %s role", ErrNotAllowed, officer, role)
+	}
+	return nil
+}
+
+// SoleOfficer names the identity's one officer, or returns "" if it has
+// several: who acts when nobody logged in.
+func (c *Client) SoleOfficer() string {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	if len(c.officers.Officers) != 1 {
+		return ""
+	}
+	return c.officers.Officers[0].Name
 }
 
 // checkOfficerName refuses names that could not be shown or typed plainly.
@@ -200,12 +222,12 @@ func enoughAdministrators(officers []officerRecord) error {
 }
 
 // AddOfficer adds an officer who will unlock with passphrase (which they
-// type: it must not be another officer's). The officer who acts must be
-// an administrator.
-func (c *Client) AddOfficer(name string, passphrase []byte, roles []Role) error {
+// type: it must not be another officer's). The officer who acts, by, must
+// be an administrator.
+func (c *Client) AddOfficer(by, name string, passphrase []byte, roles []Role) error {
 	c.omu.Lock()
 	defer c.omu.Unlock()
-	if err := c.may(RoleAdministrator); err != nil {
+	if err := c.may(by, RoleAdministrator); err != nil {
 		return err
 	}
 	if err := checkOfficerName(name); err != nil {
@@ -232,23 +254,23 @@ func (c *Client) AddOfficer(name string, passphrase []byte, roles []Role) error 
 	if err := c.saveOfficers(next); err != nil {
 		return err
 	}
-	return c.Record(audit.Action("officer-add"), name+" as "+rolesText(roles))
+	return c.Record(by, audit.Action("officer-add"), name+" as "+rolesText(roles))
 }
 
 // RemoveOfficer removes an officer: their passphrase opens nothing of the
 // state from now on (a new state key, every entry sealed again). An
-// administrator removes another officer, never themselves.
-func (c *Client) RemoveOfficer(name string) error {
+// administrator, by, removes another officer, never themselves.
+func (c *Client) RemoveOfficer(by, name string) error {
 	c.omu.Lock()
 	defer c.omu.Unlock()
-	if err := c.may(RoleAdministrator); err != nil {
+	if err := c.may(by, RoleAdministrator); err != nil {
 		return err
 	}
 	o := c.officerByName(name)
 	if o == nil {
 		return fmt.Errorf("%w: %q", ErrNoOfficer, name)
 	}
-	if name == c.officer {
+	if name == by {
 		return errors.New("client: another administrator removes you")
 	}
 	slot, err := hex.DecodeString(o.Slot)
@@ -267,14 +289,14 @@ func (c *Client) RemoveOfficer(name string) error {
 	if err := c.store.dir.RemoveOfficer(vault.SlotID(slot)); err != nil {
 		return err
 	}
-	return c.Record(audit.Action("officer-remove"), name)
+	return c.Record(by, audit.Action("officer-remove"), name)
 }
 
-// SetRoles gives an officer the roles.
-func (c *Client) SetRoles(name string, roles []Role) error {
+// SetRoles gives an officer the roles; by is an administrator.
+func (c *Client) SetRoles(by, name string, roles []Role) error {
 	c.omu.Lock()
 	defer c.omu.Unlock()
-	if err := c.may(RoleAdministrator); err != nil {
+	if err := c.may(by, RoleAdministrator); err != nil {
 		return err
 	}
 	if c.officerByName(name) == nil {
@@ -295,7 +317,7 @@ func (c *Client) SetRoles(name string, roles []Role) error {
 	if err := c.saveOfficers(next); err != nil {
 		return err
 	}
-	return c.Record(audit.Action("officer-role"), name+" as "+rolesText(roles))
+	return c.Record(by, audit.Action("officer-role"), name+" as "+rolesText(roles))
 }
 
 func (c *Client) saveOfficers(officers []officerRecord) error {

@@ -23,29 +23,29 @@ func TestOfficers(t *testing.T) {
 		t.Fatalf("a new identity's officers: %+v", got)
 	}
 	night := []byte("the night officer's own passphrase")
-	if err := alice.AddOfficer("night officer", night, []Role{RoleReader, RoleDrafter}); !errors.Is(err, ErrTwoAdmins) {
+	if err := alice.AddOfficer(DefaultOfficer, "night officer", night, []Role{RoleReader, RoleDrafter}); !errors.Is(err, ErrTwoAdmins) {
 		t.Fatalf("a second officer who is no administrator: %v", err)
 	}
-	if err := alice.AddOfficer("night officer", cfg.Passphrase, []Role{RoleAdministrator}); err == nil {
+	if err := alice.AddOfficer(DefaultOfficer, "night officer", cfg.Passphrase, []Role{RoleAdministrator}); err == nil {
 		t.Fatal("an officer added with the first officer's passphrase")
 	}
-	if err := alice.AddOfficer(" padded", night, []Role{RoleAdministrator}); err == nil {
+	if err := alice.AddOfficer(DefaultOfficer, " padded", night, []Role{RoleAdministrator}); err == nil {
 		t.Fatal("an officer's name with a space at its end")
 	}
-	if err := alice.AddOfficer("night officer", night, []Role{RoleReader, RoleAdministrator}); err != nil {
+	if err := alice.AddOfficer(DefaultOfficer, "night officer", night, []Role{RoleReader, RoleAdministrator}); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.AddOfficer("night officer", []byte("another"), []Role{RoleAdministrator}); !errors.Is(err, ErrOfficerExists) {
+	if err := alice.AddOfficer(DefaultOfficer, "night officer", []byte("another"), []Role{RoleAdministrator}); !errors.Is(err, ErrOfficerExists) {
 		t.Fatalf("two officers of one name: %v", err)
 	}
 	clerk := []byte("the clerk's passphrase")
-	if err := alice.AddOfficer("clerk", clerk, []Role{RoleReader}); err != nil {
+	if err := alice.AddOfficer(DefaultOfficer, "clerk", clerk, []Role{RoleReader}); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.SetRoles("night officer", []Role{RoleReader}); !errors.Is(err, ErrTwoAdmins) {
+	if err := alice.SetRoles(DefaultOfficer, "night officer", []Role{RoleReader}); !errors.Is(err, ErrTwoAdmins) {
 		t.Fatalf("leaving one administrator: %v", err)
 	}
-	if err := alice.RemoveOfficer(DefaultOfficer); err == nil {
+	if err := alice.RemoveOfficer(DefaultOfficer, DefaultOfficer); err == nil {
 		t.Fatal("an officer removed themselves")
 	}
 	alice.Close()
@@ -64,10 +64,10 @@ func TestOfficers(t *testing.T) {
 	if c.OfficerName() != "clerk" {
 		t.Fatalf("the clerk's passphrase opened as %q", c.OfficerName())
 	}
-	if err := c.AddOfficer("intruder", []byte("x"), []Role{RoleAdministrator}); !errors.Is(err, ErrNotAllowed) {
+	if err := c.AddOfficer("clerk", "intruder", []byte("x"), []Role{RoleAdministrator}); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("a reader adding an officer: %v", err)
 	}
-	if err := c.RemoveOfficer("night officer"); !errors.Is(err, ErrNotAllowed) {
+	if err := c.RemoveOfficer("clerk", "night officer"); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("a reader removing an officer: %v", err)
 	}
 	if name, err := c.OfficerOf(night); err != nil || name != "night officer" {
@@ -76,7 +76,7 @@ func TestOfficers(t *testing.T) {
 	c.Close()
 
 	c = open(night)
-	if err := c.RemoveOfficer("clerk"); err != nil {
+	if err := c.RemoveOfficer("night officer", "clerk"); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := c.AuditTrail().Entries()

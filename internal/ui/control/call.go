@@ -11,8 +11,11 @@ import (
 // Call sends a request to the daemon listening at path and decodes its
 // result into result (the operation's response type; nil to ignore it).
 // A response that carries an error is returned as one.
-func Call(path string, r Request, result any) error {
-	data, err := Marshal(r)
+func Call(path string, r Request, result any) error { return CallAs(path, "", r, result) }
+
+// CallAs is Call with an officer's login token (empty: none).
+func CallAs(path, token string, r Request, result any) error {
+	data, err := marshalAs(r, token)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package control
 
 import (
 	"strings"
+
+	"github.com/backchannel/backchannel/internal/client"
 )
 
 // Command is one operation: its request, the command line that asks it and
@@ -22,6 +24,20 @@ type Command struct {
 	// Reads: it changes nothing (the web interface does not count it as
 	// the user's activity).
 	Reads bool
+	// Role is the role an officer needs to ask it; empty: reader for
+	// what Reads, drafter for the rest.
+	Role client.Role
+}
+
+// role is the role an officer needs to ask the command.
+func (c Command) role() client.Role {
+	switch {
+	case c.Role != "":
+		return c.Role
+	case c.Reads:
+		return client.RoleReader
+	}
+	return client.RoleDrafter
 }
 
 // Op names the command's operation.
@@ -43,9 +59,9 @@ var Commands = []Command{
 	{New: func() Request { return &StatusRequest{} }, CLI: "status", Summary: "sent messages and their status, and the client's counters", UI: true, Reads: true},
 	{New: func() Request { return &RetryRequest{} }, CLI: "retry", Args: "ID", Summary: "send a message on its way again at once (a failed text: queue it again)", UI: true},
 	{New: func() Request { return &CancelRequest{} }, CLI: "cancel", Args: "ID", Summary: "stop sending a message on its way (it is marked failed)", UI: true},
-	{New: func() Request { return &BackupRequest{} }, CLI: "backup", Args: "FILE", Summary: "write an encrypted backup of identity, contacts and settings"},
+	{New: func() Request { return &BackupRequest{} }, CLI: "backup", Args: "FILE", Summary: "write an encrypted backup of identity, contacts and settings", Role: client.RoleAdministrator},
 	{New: func() Request { return &WaitRequest{} }, Summary: "wait until a condition holds (the --wait flags)", Reads: true},
-	{New: func() Request { return &WipeRequest{} }, CLI: "wipe", Args: "--yes", Summary: "make the local state unreadable at once", UI: true},
+	{New: func() Request { return &WipeRequest{} }, CLI: "wipe", Args: "--yes", Summary: "make the local state unreadable at once", UI: true, Role: client.RoleAdministrator},
 	{New: func() Request { return &IntroduceRequest{} }, CLI: "introduce", Args: "--label-for-a LABEL --label-for-b LABEL [--note TEXT] A B", Summary: "introduce two contacts to each other, under labels you choose", UI: true},
 	{New: func() Request { return &IntroListRequest{} }, CLI: "intro list", Summary: "introductions made to you and by you", UI: true, Reads: true},
 	{New: func() Request { return &IntroAnswerRequest{} }, CLI: "intro accept|decline", Args: "ID", Summary: "answer an introduction made to you", UI: true},
@@ -59,10 +75,12 @@ var Commands = []Command{
 	{New: func() Request { return &CheckAskRequest{} }, CLI: "check ask", Args: "--answer yes|no [--within DURATION] NAME QUESTION", Summary: "ask a mutual interest check: both learn \"both said yes\" only if both did", UI: true},
 	{New: func() Request { return &CheckAnswerRequest{} }, CLI: "check answer", Args: "ID yes|no", Summary: "answer a check asked of you", UI: true},
 	{New: func() Request { return &CheckListRequest{} }, CLI: "check list", Summary: "mutual interest checks and their results", UI: true, Reads: true},
+	{New: func() Request { return &OfficerLoginRequest{} }, CLI: "officer login", Summary: "prove your passphrase to the daemon; prints the line that lets this terminal act as you (use: eval \"$(backchannel officer login)\")"},
+	{New: func() Request { return &OfficerLogoutRequest{} }, CLI: "officer logout", Summary: "forget this terminal's login"},
 	{New: func() Request { return &OfficerListRequest{} }, CLI: "officer list", Summary: "the identity's officers and their roles", Reads: true},
-	{New: func() Request { return &OfficerAddRequest{} }, CLI: "officer add", Args: "--roles ROLE,... NAME", Summary: "add an officer, who types their own passphrase (roles: reader, drafter, releaser, administrator)"},
-	{New: func() Request { return &OfficerRemoveRequest{} }, CLI: "officer remove", Args: "NAME", Summary: "remove an officer: their passphrase opens nothing of the state from now on"},
-	{New: func() Request { return &OfficerRoleRequest{} }, CLI: "officer role", Args: "NAME ROLE,...", Summary: "give an officer these roles"},
+	{New: func() Request { return &OfficerAddRequest{} }, CLI: "officer add", Args: "--roles ROLE,... NAME", Summary: "add an officer, who types their own passphrase (roles: reader, drafter, releaser, administrator)", Role: client.RoleAdministrator},
+	{New: func() Request { return &OfficerRemoveRequest{} }, CLI: "officer remove", Args: "NAME", Summary: "remove an officer: their passphrase opens nothing of the state from now on", Role: client.RoleAdministrator},
+	{New: func() Request { return &OfficerRoleRequest{} }, CLI: "officer role", Args: "NAME ROLE,...", Summary: "give an officer these roles", Role: client.RoleAdministrator},
 	{New: func() Request { return &AuditShowRequest{} }, CLI: "audit show", Summary: "the audit trail: who did what, on what, when (never a message's text)", Reads: true},
 	{New: func() Request { return &AuditVerifyRequest{} }, CLI: "audit verify", Summary: "check that no entry of the audit trail was removed, altered, reordered or cut off", Reads: true},
 }

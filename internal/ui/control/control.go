@@ -50,6 +50,8 @@ type envelope struct {
 	Version int             `json:"version"`
 	Op      string          `json:"op"`
 	Args    json.RawMessage `json:"args,omitempty"`
+	// Token is an officer's login token (officers.go), if any.
+	Token string `json:"token,omitempty"`
 }
 
 // Response is the daemon's answer on the socket: Result is the operation's
@@ -64,23 +66,38 @@ type Response struct {
 var ErrRequest = errors.New("control: bad request")
 
 // Marshal encodes a request for the socket.
-func Marshal(r Request) ([]byte, error) {
+func Marshal(r Request) ([]byte, error) { return marshalAs(r, "") }
+
+// marshalAs encodes a request with an officer's login token.
+func marshalAs(r Request, token string) ([]byte, error) {
 	args, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	return json.Marshal(envelope{Version: Version, Op: r.Op(), Args: args})
+	return json.Marshal(envelope{Version: Version, Op: r.Op(), Args: args, Token: token})
 }
 
 // ParseRequest decodes and checks a request.
 func ParseRequest(data []byte) (Request, error) {
+	r, _, err := parseEnvelope(data)
+	return r, err
+}
+
+// parseEnvelope decodes and checks a request, and returns its login token.
+func parseEnvelope(data []byte) (Request, string, error) {
 	if len(data) > MaxRequestSize {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrRequest, len(data), MaxRequestSize)
+		return nil, "", fmt.Errorf("%w: %d bytes, at most %d", ErrRequest, len(data), MaxRequestSize)
 	}
 	var e envelope
 	if err := decodeStrict(data, &e); err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	r, err := e.request()
+	return r, e.Token, err
+}
+
+// request decodes and checks the envelope's request.
+func (e *envelope) request() (Request, error) {
 	if e.Version != Version {
 		return nil, fmt.Errorf("%w: protocol version %d, this daemon speaks version %d", ErrRequest, e.Version, Version)
 	}

@@ -57,6 +57,8 @@ type Server struct {
 	// daemon stops.
 	Wiped  func()
 	Logger *slog.Logger
+
+	logins logins
 }
 
 // Serve answers connections on ln until ctx is done.
@@ -87,10 +89,10 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	var resp Response
 	if err != nil {
 		resp = Response{Error: fmt.Sprintf("reading the request: %v", err)}
-	} else if req, err := ParseRequest(data); err != nil {
+	} else if req, token, err := parseEnvelope(data); err != nil {
 		resp = Response{Error: err.Error()}
 	} else {
-		resp = Encode(s.Handle(ctx, req))
+		resp = Encode(s.Handle(withToken(ctx, token), req))
 	}
 	resp.Version = Version
 	conn.SetWriteDeadline(time.Now().Add(time.Minute))
@@ -114,24 +116,40 @@ func Encode(result any, err error) Response {
 // Handle answers one request that [ParseRequest] accepted, with the
 // operation's response; the web interface calls it too, so both ask the
 // same operations.
+//
+// The officer who acts is the context's (WithOfficer, or a login token on
+// the socket), or the identity's one officer; the operation needs the role
+// its command names (Command.Role).
 func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
-	resp, err := s.handle(ctx, r)
+	if resp, ok, err := s.login(ctx, r); ok {
+		return resp, err
+	}
+	by, err := s.actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cmd, ok := Lookup(r.Op()); ok {
+		if err := s.Client.May(by, cmd.role()); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.handle(ctx, by, r)
 	if err != nil {
 		return resp, err
 	}
 	if action, object, ok := audited(r, resp); ok {
-		if err := s.Client.Record(action, object); err != nil {
+		if err := s.Client.Record(by, action, object); err != nil {
 			return resp, fmt.Errorf("done, but the audit trail did not record it: %w", err)
 		}
 	}
 	return resp, nil
 }
 
-func (s *Server) handle(ctx context.Context, r Request) (any, error) {
+func (s *Server) handle(ctx context.Context, by string, r Request) (any, error) {
 	if resp, ok, err := s.handleAudit(r); ok {
 		return resp, err
 	}
-	if resp, ok, err := s.handleOfficers(r); ok {
+	if resp, ok, err := s.handleOfficers(by, r); ok {
 		return resp, err
 	}
 	c := s.Client

@@ -56,6 +56,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 	sess := r.Context().Value(sessionKey{}).(*session)
 	locked := s.control() == nil
 	s.mu.Lock()
+	locked = locked || sess.officer == ""
 	info := sessionInfo{CSRF: sess.csrf, Locked: locked, Opened: s.ctl != nil, Wiped: s.wiped, LockAfter: int(s.cfg.LockAfter / time.Second)}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, info)
@@ -87,10 +88,13 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusGone, errorBody{Error: "this backchannel was wiped"})
 		return
 	}
+	officer := ""
 	if ctl == nil {
-		ctl, err = s.cfg.Open(req.Passphrase)
+		if ctl, err = s.cfg.Open(req.Passphrase); err == nil {
+			officer = ctl.Client.OfficerName()
+		}
 	} else {
-		err = ctl.Client.CheckPassphrase(req.Passphrase)
+		officer, err = ctl.Client.OfficerOf(req.Passphrase)
 	}
 	if errors.Is(err, client.ErrWrongPassphrase) || errors.Is(err, vault.ErrPassphrase) {
 		s.cfg.Logger.Info("web interface: a wrong passphrase")
@@ -101,9 +105,16 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: fmt.Sprintf("could not open the client: %v", err), Locked: true})
 		return
 	}
+	sess := r.Context().Value(sessionKey{}).(*session)
 	s.mu.Lock()
 	s.ctl = ctl
+	sess.officer = officer
 	s.lastActive = s.cfg.Clock.Now()
+	if !s.locked {
+		// Unlocked already, by another session: tell this one's events.
+		close(s.lockChange)
+		s.lockChange = make(chan struct{})
+	}
 	s.setLocked(false)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -250,10 +261,14 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	sess := r.Context().Value(sessionKey{}).(*session)
 	for {
 		ctl := s.control()
 		s.mu.Lock()
 		change, wiped := s.lockChange, s.wiped
+		if sess.officer == "" {
+			ctl = nil // this session has not unlocked
+		}
 		s.mu.Unlock()
 		if !send("lock", map[string]bool{"locked": ctl == nil, "wiped": wiped}) {
 			return

@@ -71,6 +71,9 @@ type Server struct {
 
 type session struct {
 	csrf string
+	// officer is the officer whose passphrase this session last
+	// unlocked with: who acts in its requests. Guarded by Server.mu.
+	officer string
 }
 
 // New makes the interface for the listener ln, which must be on a
@@ -291,11 +294,15 @@ func (s *Server) withCSRF(next http.Handler) http.Handler {
 func (s *Server) unlocked(next func(http.ResponseWriter, *http.Request, *control.Server)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctl := s.control()
-		if ctl == nil {
+		sess := r.Context().Value(sessionKey{}).(*session)
+		s.mu.Lock()
+		officer := sess.officer
+		s.mu.Unlock()
+		if ctl == nil || officer == "" {
 			writeJSON(w, http.StatusLocked, errorBody{Error: "locked: unlock with your passphrase", Locked: true})
 			return
 		}
-		next(w, r, ctl)
+		next(w, r.WithContext(control.WithOfficer(r.Context(), officer)), ctl)
 	})
 }
 
@@ -322,6 +329,11 @@ func (s *Server) setLocked(locked bool) {
 	close(s.lockChange)
 	s.lockChange = make(chan struct{})
 	if locked {
+		// Each session unlocks again with its own officer's passphrase:
+		// one officer's unlock never opens another's browser.
+		for _, sess := range s.sessions {
+			sess.officer = ""
+		}
 		s.cfg.Logger.Info("web interface locked")
 	}
 }
