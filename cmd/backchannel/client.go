@@ -214,16 +214,40 @@ func runClient(args []string, stdout, stderr io.Writer) int {
 // call runs one request against the daemon and reports an error the
 // backchannel way.
 func call[T any](dir string, r control.Request, stderr io.Writer) (T, bool) {
-	var resp T
-	if !client.HasState(dir) {
-		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), noState(dir))
-		return resp, false
-	}
-	if err := control.CallAs(socketPath(dir), os.Getenv(tokenEnv), r, &resp); err != nil {
+	resp, err := callErr[T](dir, r)
+	if err != nil {
 		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), err)
 		return resp, false
 	}
 	return resp, true
+}
+
+// callAct is call for an operation that dual control may keep as a
+// draft: done is false when it was (said on stdout, exit status 0) or when
+// it failed (said on stderr, exit status 1).
+func callAct[T any](dir string, r control.Request, stdout, stderr io.Writer) (resp T, code int, done bool) {
+	resp, err := callErr[T](dir, r)
+	var drafted *control.Drafted
+	switch {
+	case errors.As(err, &drafted):
+		fmt.Fprintf(stdout, "%s: %v\n", r.Op(), drafted)
+		return resp, 0, false
+	case err != nil:
+		fmt.Fprintf(stderr, "backchannel: %s: %v\n", r.Op(), err)
+		return resp, 1, false
+	}
+	return resp, 0, true
+}
+
+// callErr asks the daemon in dir, with this terminal's officer login, if
+// any ($BACKCHANNEL_OFFICER_TOKEN).
+func callErr[T any](dir string, r control.Request) (T, error) {
+	var resp T
+	if !client.HasState(dir) {
+		return resp, noState(dir)
+	}
+	err := control.CallAs(socketPath(dir), os.Getenv(tokenEnv), r, &resp)
+	return resp, err
 }
 
 // noState says what to do where there is no client state.
@@ -376,9 +400,9 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageOf("send", stderr)
 	}
-	resp, ok := call[control.IDResponse](*dir, &req, stderr)
-	if !ok {
-		return 1
+	resp, code, done := callAct[control.IDResponse](*dir, &req, stdout, stderr)
+	if !done {
+		return code
 	}
 	fmt.Fprintf(stdout, "queued %s\n", resp.ID)
 	return 0

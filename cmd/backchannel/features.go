@@ -38,9 +38,9 @@ func runIntroduce(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 2 || *labelA == "" || *labelB == "" {
 		return usageOf("introduce", stderr)
 	}
-	resp, ok := call[control.IDResponse](*dir, &control.IntroduceRequest{A: fs.Arg(0), B: fs.Arg(1), LabelForA: *labelA, LabelForB: *labelB, Note: *note}, stderr)
-	if !ok {
-		return 1
+	resp, code, done := callAct[control.IDResponse](*dir, &control.IntroduceRequest{A: fs.Arg(0), B: fs.Arg(1), LabelForA: *labelA, LabelForB: *labelB, Note: *note}, stdout, stderr)
+	if !done {
+		return code
 	}
 	fmt.Fprintf(stdout, "introduction %s sent to both; they become contacts only if both accept\n", resp.ID)
 	return 0
@@ -113,16 +113,16 @@ func runConvey(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case sub == "send" && fs.NArg() == 2:
-		resp, ok := call[control.IDResponse](*dir, &control.ConveyRequest{Via: fs.Arg(0), To: *to, Text: fs.Arg(1), Receipt: *receipt}, stderr)
-		if !ok {
-			return 1
+		resp, code, done := callAct[control.IDResponse](*dir, &control.ConveyRequest{Via: fs.Arg(0), To: *to, Text: fs.Arg(1), Receipt: *receipt}, stdout, stderr)
+		if !done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s given to %s to convey (receipt: %s)\n", resp.ID, fs.Arg(0), *receipt)
 		return 0
 	case sub == "reply" && fs.NArg() == 2:
-		resp, ok := call[control.IDResponse](*dir, &control.ConveyReplyRequest{ID: fs.Arg(0), Text: fs.Arg(1), Receipt: *receipt}, stderr)
-		if !ok {
-			return 1
+		resp, code, done := callAct[control.IDResponse](*dir, &control.ConveyReplyRequest{ID: fs.Arg(0), Text: fs.Arg(1), Receipt: *receipt}, stdout, stderr)
+		if !done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s given to the intermediary to convey back\n", resp.ID)
 		return 0
@@ -247,8 +247,8 @@ func runDesk(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case sub == "pass" && fs.NArg() == 1:
-		if _, ok := call[control.Empty](*dir, &control.DeskPassRequest{ID: fs.Arg(0), To: *to, As: *as, Note: *note}, stderr); !ok {
-			return 1
+		if _, code, done := callAct[control.Empty](*dir, &control.DeskPassRequest{ID: fs.Arg(0), To: *to, As: *as, Note: *note}, stdout, stderr); !done {
+			return code
 		}
 		fmt.Fprintln(stdout, "passed on; the sender is told once the recipient's client acknowledges it (with your signed receipt, if one was asked)")
 		return 0
@@ -278,15 +278,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case sub == "ask" && fs.NArg() == 2:
-		resp, ok := call[control.IDResponse](*dir, &control.CheckAskRequest{With: fs.Arg(0), Question: fs.Arg(1), Answer: *answer, Within: *within}, stderr)
-		if !ok {
-			return 1
+		resp, code, done := callAct[control.IDResponse](*dir, &control.CheckAskRequest{With: fs.Arg(0), Question: fs.Arg(1), Answer: *answer, Within: *within}, stdout, stderr)
+		if !done {
+			return code
 		}
 		fmt.Fprintf(stdout, "check %s asked; the result comes after %v\n", resp.ID, *within)
 		return 0
 	case sub == "answer" && fs.NArg() == 2:
-		if _, ok := call[control.Empty](*dir, &control.CheckAnswerRequest{ID: fs.Arg(0), Answer: fs.Arg(1)}, stderr); !ok {
-			return 1
+		if _, code, done := callAct[control.Empty](*dir, &control.CheckAnswerRequest{ID: fs.Arg(0), Answer: fs.Arg(1)}, stdout, stderr); !done {
+			return code
 		}
 		fmt.Fprintln(stdout, "answer recorded; it is sent at the deadline, and looks the same whatever it is")
 		return 0

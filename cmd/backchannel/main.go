@@ -83,6 +83,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAudit(args[1:], stdout, stderr)
 	case "officer":
 		return runOfficer(args[1:], stdout, stderr)
+	case "drafts":
+		return runDrafts(args[1:], stdout, stderr)
+	case "draft":
+		return runDraft(args[1:], stdout, stderr)
+	case "approve":
+		return runApprove(args[1:], stdout, stderr)
+	case "reject":
+		return runReject(args[1:], stdout, stderr)
+	case "dual-control":
+		return runDualControl(args[1:], stdout, stderr)
 	case "version":
 		if err := newFlags("version", stderr).Parse(args[1:]); err != nil {
 			return 2

@@ -60,9 +60,9 @@ func runOfficer(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageOf("officer "+sub, stderr)
 	}
-	resp, ok := call[control.OfficerListResponse](*dir, req, stderr)
-	if !ok {
-		return 1
+	resp, code, done := callAct[control.OfficerListResponse](*dir, req, stdout, stderr)
+	if !done {
+		return code
 	}
 	switch sub {
 	case "add":

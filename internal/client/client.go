@@ -80,8 +80,9 @@ const DefaultTimeBudget = 72 * time.Hour
 // builds that plan returns (they take a contact's lock, see transmit.go)
 // and the loaders open calls before the client is shared. The outbox, the
 // inbox and each contact's session have locks of their own; the lock
-// order is c.mu, a contact's, then the outbox's or the inbox's. Reads for
-// the user take none: they load the view (view.go).
+// order is c.mu, a contact's, then the outbox's or the inbox's. The
+// officers and drafts have theirs, taken before c.mu: c.dmu, then c.omu,
+// then c.mu. Reads for the user take none: they load the view (view.go).
 type Client struct {
 	cfg   Config
 	store store
@@ -113,6 +114,9 @@ type Client struct {
 	// (which may seal every entry again) instead of c.mu.
 	omu      sync.Mutex
 	officers officersRecord
+	// dmu serialises the changes of drafts (drafts.go); reading them
+	// takes no lock.
+	dmu      sync.Mutex
 	contacts map[string]*contact // by identity key hex
 	doc      *directory.Document
 	next     *directory.Document // the next epoch's, once the provider has it

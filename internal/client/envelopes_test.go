@@ -17,7 +17,21 @@ import (
 // payloadOf returns what a packet's last hop stores in the mailbox.
 func payloadOf(t *testing.T, p offlinePair, packet []byte) []byte {
 	t.Helper()
-	return unwrapPath(t, p, packet, func(*directory.Node) {})
+	payload, _ := unwrapPath(t, p, packet, func(*directory.Node) {})
+	return payload
+}
+
+// recipientOf returns the mailbox a packet's last hop stores it in (zero
+// for a drop packet, which none keeps).
+func recipientOf(t *testing.T, p offlinePair, packet []byte) [sphinx.RecipientIDLength]byte {
+	t.Helper()
+	_, last := unwrapPath(t, p, packet, func(*directory.Node) {})
+	for _, c := range last {
+		if r, ok := c.(sphinx.Recipient); ok {
+			return r.ID
+		}
+	}
+	return [sphinx.RecipientIDLength]byte{}
 }
 
 // withBob opens bob's side of an offline pair, with alice as a contact.

@@ -97,8 +97,9 @@ func mixesOf(t *testing.T, p offlinePair, packet []byte) []string {
 
 // unwrapPath unwraps a copy of a packet hop by hop with the nodes' Sphinx
 // keys from the generated network, from alice's provider on, calls visit
-// with each node it reaches, and returns what the last hop stores.
-func unwrapPath(t *testing.T, p offlinePair, packet []byte, visit func(*directory.Node)) []byte {
+// with each node it reaches, and returns what the last hop stores and the
+// last hop's commands.
+func unwrapPath(t *testing.T, p offlinePair, packet []byte, visit func(*directory.Node)) ([]byte, sphinx.Commands) {
 	t.Helper()
 	format := p.alice.format
 	packet = bytes.Clone(packet)
@@ -115,12 +116,12 @@ func unwrapPath(t *testing.T, p offlinePair, packet []byte, visit func(*director
 		}
 		next, ok := res.Commands.NextHop()
 		if !ok {
-			return res.Payload
+			return res.Payload, res.Commands
 		}
 		node = nodeByID(p.doc, next.ID) // the packet was rewritten in place
 	}
 	t.Fatal("a route longer than the network")
-	return nil
+	return nil, nil
 }
 
 func nodeByID(doc *directory.Document, id sphinx.NodeID) *directory.Node {

@@ -40,6 +40,13 @@ func CallAs(path, token string, r Request, result any) error {
 	if resp.Error != "" {
 		return errors.New(resp.Error)
 	}
+	if resp.Drafted {
+		d := &Drafted{}
+		if err := json.Unmarshal(resp.Result, &d.DraftedResponse); err != nil {
+			return fmt.Errorf("control: decoding the %s response: %w", r.Op(), err)
+		}
+		return d
+	}
 	if result == nil || len(resp.Result) == 0 {
 		return nil
 	}
@@ -47,4 +54,12 @@ func CallAs(path, token string, r Request, result any) error {
 		return fmt.Errorf("control: decoding the %s response: %w", r.Op(), err)
 	}
 	return nil
+}
+
+// Drafted is what CallAs returns for a request that was kept as a draft:
+// not done yet, and not an error of the request's.
+type Drafted struct{ DraftedResponse }
+
+func (d *Drafted) Error() string {
+	return fmt.Sprintf("kept as draft %s: it is done when another officer with the %s role approves it (backchannel approve %s)", d.Draft, d.Needs, d.Draft)
 }

@@ -81,6 +81,11 @@ var Commands = []Command{
 	{New: func() Request { return &OfficerAddRequest{} }, CLI: "officer add", Args: "--roles ROLE,... NAME", Summary: "add an officer, who types their own passphrase (roles: reader, drafter, releaser, administrator)", Role: client.RoleAdministrator},
 	{New: func() Request { return &OfficerRemoveRequest{} }, CLI: "officer remove", Args: "NAME", Summary: "remove an officer: their passphrase opens nothing of the state from now on", Role: client.RoleAdministrator},
 	{New: func() Request { return &OfficerRoleRequest{} }, CLI: "officer role", Args: "NAME ROLE,...", Summary: "give an officer these roles", Role: client.RoleAdministrator},
+	{New: func() Request { return &DraftsRequest{} }, CLI: "drafts", Summary: "what waits for approval under dual control, and what was decided", UI: true, Reads: true},
+	{New: func() Request { return &DraftEditRequest{} }, CLI: "draft edit", Args: "ID TEXT", Summary: "give your drafted text message a new text (any approval so far no longer holds)", UI: true},
+	{New: func() Request { return &ApproveRequest{} }, CLI: "approve", Args: "[--yes] ID", Summary: "approve another officer's draft, as shown to you, and do it (releaser; administrator for what needs two)", UI: true, Role: client.RoleReader},
+	{New: func() Request { return &RejectRequest{} }, CLI: "reject", Args: "[--note TEXT] ID", Summary: "reject a draft: it never leaves (its drafter may withdraw it)", UI: true, Role: client.RoleReader},
+	{New: func() Request { return &DualControlRequest{} }, CLI: "dual-control", Args: "on|off|show [--contact NAME]", Summary: "a second officer approves what leaves: for the whole identity or one contact (off needs two administrators)", UI: true, Role: client.RoleReader},
 	{New: func() Request { return &AuditShowRequest{} }, CLI: "audit show", Summary: "the audit trail: who did what, on what, when (never a message's text)", Reads: true},
 	{New: func() Request { return &AuditVerifyRequest{} }, CLI: "audit verify", Summary: "check that no entry of the audit trail was removed, altered, reordered or cut off", Reads: true},
 }

@@ -60,6 +60,9 @@ type Response struct {
 	Version int             `json:"version"`
 	Error   string          `json:"error,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
+	// Drafted: the request was kept as a draft (Result is a
+	// DraftedResponse), not done.
+	Drafted bool `json:"drafted,omitempty"`
 }
 
 // ErrRequest is wrapped by every request decoding error.

@@ -110,7 +110,8 @@ func Encode(result any, err error) Response {
 	if err != nil {
 		return Response{Version: Version, Error: fmt.Sprintf("encoding the response: %v", err)}
 	}
-	return Response{Version: Version, Result: raw}
+	_, drafted := result.(DraftedResponse)
+	return Response{Version: Version, Result: raw, Drafted: drafted}
 }
 
 // Handle answers one request that [ParseRequest] accepted, with the
@@ -133,6 +134,9 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 			return nil, err
 		}
 	}
+	if resp, ok, err := s.draftIfHeld(by, r); ok {
+		return resp, err
+	}
 	resp, err := s.handle(ctx, by, r)
 	if err != nil {
 		return resp, err
@@ -150,6 +154,9 @@ func (s *Server) handle(ctx context.Context, by string, r Request) (any, error) 
 		return resp, err
 	}
 	if resp, ok, err := s.handleOfficers(by, r); ok {
+		return resp, err
+	}
+	if resp, ok, err := s.handleDrafts(ctx, by, r); ok {
 		return resp, err
 	}
 	c := s.Client
