@@ -38,7 +38,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 // and returns how many messages failed.
 func writeStatus(w io.Writer, resp control.StatusResponse, now time.Time) (failed int) {
 	for _, m := range resp.Messages {
-		fmt.Fprintf(w, "%s  to %s  %s  %s\n", m.ID, m.Contact, messageWhat(m), messageState(m, now))
+		by := ""
+		if m.ApprovedBy != "" {
+			by = fmt.Sprintf("  (drafted by %s, approved by %s)", m.DraftedBy, m.ApprovedBy)
+		}
+		fmt.Fprintf(w, "%s  to %s  %s  %s%s\n", m.ID, m.Contact, messageWhat(m), messageState(m, now), by)
 		if m.Status == client.Failed {
 			failed++
 		}

@@ -221,6 +221,9 @@ type Queuing struct {
 	// a large file being sent does not make it late. Urgent messages are
 	// small; they are not held back by the window of fragments in flight.
 	Urgent bool
+	// DraftedBy and ApprovedBy name the officers who drafted the message
+	// and, under dual control, approved it; kept in the local state only.
+	DraftedBy, ApprovedBy string
 }
 
 // Queue sends a message of the feature's kind to a contact.

@@ -428,7 +428,7 @@ func (o *outbox) infos(name func(*contact) string, budget time.Duration) []Messa
 		info := MessageInfo{
 			ID: hexID(m.rec.ID), Contact: name(m.to), Kind: m.rec.Kind, Name: m.rec.Name, Size: m.rec.Size,
 			Status: m.rec.Status, Reason: m.rec.Reason, Time: m.rec.Created, Fragments: len(m.rec.Acked),
-			Text: m.text, About: m.rec.About,
+			Text: m.text, About: m.rec.About, DraftedBy: m.rec.DraftedBy, ApprovedBy: m.rec.ApprovedBy,
 		}
 		if m.pending() {
 			info.Deadline = m.deadline(budget)

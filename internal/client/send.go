@@ -69,6 +69,9 @@ type MessageInfo struct {
 	// Label is how it names the sender, Note its note.
 	Conveyed    bool
 	Label, Note string
+	// DraftedBy and ApprovedBy name the officers who drafted an outgoing
+	// message and approved it (under dual control).
+	DraftedBy, ApprovedBy string
 }
 
 func hexID(id [16]byte) string { return hex.EncodeToString(id[:]) }
@@ -84,6 +87,12 @@ func (c *Client) Send(to string, content Content) (string, error) {
 // not acknowledged within budget (zero: the contact's budget, or the
 // client's).
 func (c *Client) SendWithin(to string, content Content, budget time.Duration) (string, error) {
+	return c.SendBy(to, content, budget, "", "")
+}
+
+// SendBy is SendWithin noting which officer drafted the message and which
+// approved it (empty: none needed to), for the lists of sent messages.
+func (c *Client) SendBy(to string, content Content, budget time.Duration, draftedBy, approvedBy string) (string, error) {
 	if budget < 0 {
 		return "", fmt.Errorf("client: a time budget of %v", budget)
 	}
@@ -101,7 +110,8 @@ func (c *Client) SendWithin(to string, content Content, budget time.Duration) (s
 		return "", err
 	}
 	content.TTL = ct.rec.Expiry
-	q := queuing{capacity: c.fragmentCapacity(), version: writeVersion(ct), budget: cmp.Or(budget, ct.rec.TimeBudget)}
+	q := queuing{Queuing: Queuing{DraftedBy: draftedBy, ApprovedBy: approvedBy},
+		capacity: c.fragmentCapacity(), version: writeVersion(ct), budget: cmp.Or(budget, ct.rec.TimeBudget)}
 	err := c.announce(ct)
 	c.unlock()
 	if err != nil {
@@ -160,7 +170,7 @@ func (c *Client) enqueue(ct *contact, content Content, q queuing) (*outgoing, er
 	m := &outgoing{to: ct, rec: outRecord{
 		Version: StateVersion, ID: id, To: ct.key, Kind: content.Kind.String(), Name: content.Name,
 		Size: len(content.Body), Created: now.UTC(), Status: Queued, TTL: content.TTL, Ref: q.Ref, About: q.About, Urgent: q.Urgent,
-		Deadline: now.UTC().Add(cmp.Or(q.budget, c.cfg.TimeBudget)),
+		Deadline: now.UTC().Add(cmp.Or(q.budget, c.cfg.TimeBudget)), DraftedBy: q.DraftedBy, ApprovedBy: q.ApprovedBy,
 	}}
 	if err := m.cut(body, q.capacity); err != nil {
 		return nil, err

@@ -169,6 +169,10 @@ type outRecord struct {
 	// Deadline is when it fails if not acknowledged by then (retry.go);
 	// records of earlier releases have none.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// DraftedBy and ApprovedBy name the officers who drafted and approved
+	// it (Queuing); records of earlier releases have neither.
+	DraftedBy  string `json:"drafted_by,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // inRecord is a received message ("in/<id hex>").

@@ -241,6 +241,14 @@ func (s *Server) editDraft(by string, r *DraftEditRequest) error {
 	return s.Client.EditDraft(by, r.ID, drafts[i].About, payload)
 }
 
+type approverKey struct{}
+
+// approverIn names the officer whose approval the context carries out.
+func approverIn(ctx context.Context) string {
+	by, _ := ctx.Value(approverKey{}).(string)
+	return by
+}
+
 // approve approves a draft and does what it asks, as its drafter; the
 // trail records the operation with both officers.
 func (s *Server) approve(ctx context.Context, by string, r *ApproveRequest) (ApproveResponse, error) {
@@ -252,7 +260,7 @@ func (s *Server) approve(ctx context.Context, by string, r *ApproveRequest) (App
 	if err != nil {
 		return ApproveResponse{}, errors.Join(err, s.Client.DraftDone(d.ID, "", err))
 	}
-	resp, err := s.handle(ctx, d.DraftedBy, req)
+	resp, err := s.handle(context.WithValue(ctx, approverKey{}, by), d.DraftedBy, req)
 	if _, wipe := req.(*WipeRequest); wipe && err == nil {
 		return ApproveResponse{Op: req.Op()}, nil // the state, the draft with it, is gone
 	}

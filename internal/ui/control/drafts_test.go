@@ -77,8 +77,8 @@ func TestDualControl(t *testing.T) {
 	if approved.Op != "send" {
 		t.Fatalf("approving did %q", approved.Op)
 	}
-	if n := queued(); n != 1 {
-		t.Fatalf("%d messages queued after the approval, want 1", n)
+	if msgs := do(first, &StatusRequest{}).(StatusResponse).Messages; len(msgs) != 1 || msgs[0].DraftedBy != "clerk" || msgs[0].ApprovedBy != "night officer" {
+		t.Fatalf("after the approval the sent messages are %+v, want one drafted by the clerk and approved by the night officer", msgs)
 	}
 	if d := shown(drafted.Draft); d.State != client.DraftApproved || d.DecidedBy != "night officer" || len(d.Result) != 32 || d.Request != nil {
 		t.Fatalf("the approved draft: %+v", d)

@@ -189,7 +189,7 @@ func (s *Server) handle(ctx context.Context, by string, r Request) (any, error) 
 		if r.File != nil {
 			content = client.Content{Kind: client.File, Name: r.File.Name, Body: r.File.Data}
 		}
-		return id(c.SendWithin(r.To, content, r.Within))
+		return id(c.SendBy(r.To, content, r.Within, by, approverIn(ctx)))
 	case *InboxRequest:
 		msgs, err := c.Inbox()
 		return MessagesResponse{Messages: msgs}, err

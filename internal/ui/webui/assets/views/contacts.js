@@ -123,6 +123,7 @@ export function conversation(ctx, name) {
       const title = m.Reason || (deadline ? `sent again until it is acknowledged, or fails at ${deadline.toLocaleString()}` : "");
       meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title }, words + progress));
       if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
+      if (m.ApprovedBy) meta.push(h("span", { className: "muted officers" }, `drafted by ${m.DraftedBy}, approved by ${m.ApprovedBy}`));
       meta.push(...actions(m));
     }
     if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
