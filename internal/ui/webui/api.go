@@ -56,7 +56,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 	sess := r.Context().Value(sessionKey{}).(*session)
 	locked := s.control() == nil
 	s.mu.Lock()
-	locked = locked || sess.officer == ""
+	locked = locked || s.officerOf(sess) == ""
 	info := sessionInfo{CSRF: sess.csrf, Locked: locked, Opened: s.ctl != nil, Wiped: s.wiped, LockAfter: int(s.cfg.LockAfter / time.Second)}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, info)
@@ -110,6 +110,7 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 	s.ctl = ctl
 	sess.officer = officer
 	s.lastActive = s.cfg.Clock.Now()
+	sess.lastActive = s.lastActive
 	if !s.locked {
 		// Unlocked already, by another session: tell this one's events.
 		close(s.lockChange)
@@ -128,7 +129,7 @@ func (s *Server) serveLock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveActivity(w http.ResponseWriter, r *http.Request, _ *control.Server) {
-	s.touch()
+	s.touch(r)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
@@ -151,7 +152,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request, ctl *control.Se
 		return
 	}
 	if !cmd.Reads {
-		s.touch()
+		s.touch(r)
 	}
 	resp := control.Encode(ctl.Handle(r.Context(), req))
 	status := http.StatusOK
@@ -266,8 +267,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		ctl := s.control()
 		s.mu.Lock()
 		change, wiped := s.lockChange, s.wiped
-		if sess.officer == "" {
-			ctl = nil // this session has not unlocked
+		if s.officerOf(sess) == "" {
+			ctl = nil // this session has not unlocked, or locked alone
 		}
 		s.mu.Unlock()
 		if !send("lock", map[string]bool{"locked": ctl == nil, "wiped": wiped}) {

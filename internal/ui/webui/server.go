@@ -72,8 +72,11 @@ type Server struct {
 type session struct {
 	csrf string
 	// officer is the officer whose passphrase this session last
-	// unlocked with: who acts in its requests. Guarded by Server.mu.
-	officer string
+	// unlocked with: who acts in its requests; lastActive is this
+	// session's last activity, after which it locks on its own. Both
+	// guarded by Server.mu.
+	officer    string
+	lastActive time.Time
 }
 
 // New makes the interface for the listener ln, which must be on a
@@ -296,7 +299,7 @@ func (s *Server) unlocked(next func(http.ResponseWriter, *http.Request, *control
 		ctl := s.control()
 		sess := r.Context().Value(sessionKey{}).(*session)
 		s.mu.Lock()
-		officer := sess.officer
+		officer := s.officerOf(sess)
 		s.mu.Unlock()
 		if ctl == nil || officer == "" {
 			writeJSON(w, http.StatusLocked, errorBody{Error: "locked: unlock with your passphrase", Locked: true})
@@ -338,10 +341,22 @@ func (s *Server) setLocked(locked bool) {
 	}
 }
 
-// touch records the user's activity.
-func (s *Server) touch() {
+// officerOf returns the officer a session acts as, or "" while it is
+// locked: a session idle for the lock time locks alone, whatever other
+// sessions do. s.mu is held.
+func (s *Server) officerOf(sess *session) string {
+	if !s.cfg.Clock.Now().Before(sess.lastActive.Add(s.cfg.LockAfter)) {
+		sess.officer = ""
+	}
+	return sess.officer
+}
+
+// touch records the user's activity in a session.
+func (s *Server) touch(r *http.Request) {
+	sess := r.Context().Value(sessionKey{}).(*session)
 	s.mu.Lock()
 	s.lastActive = s.cfg.Clock.Now()
+	sess.lastActive = s.lastActive
 	s.mu.Unlock()
 }
 

@@ -48,7 +48,7 @@ func newTestUI(t *testing.T) *testUI {
 	c.Close()
 	u := &testUI{t: t, clock: clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))}
 	open := func(pass []byte) (*control.Server, error) {
-		c, err := client.Open(client.Config{Dir: dir, Passphrase: pass, Rand: rand.Reader})
+		c, err := client.Open(client.Config{Dir: dir, Passphrase: pass, VaultParams: fast, Rand: rand.Reader})
 		if err != nil {
 			return nil, err
 		}
@@ -324,3 +324,58 @@ func TestNotLoopbackRefused(t *testing.T) {
 type fakeListener struct{ net.Listener }
 
 func (fakeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 80} }
+
+// TestOfficersInTwoBrowsers: two officers work at once from two browsers,
+// each session acting as the officer whose passphrase unlocked it (the
+// audit trail says who did what); a browser that has not unlocked gets
+// nothing; a session idle for the lock time locks alone while the other
+// goes on.
+func TestOfficersInTwoBrowsers(t *testing.T) {
+	u := newTestUI(t)
+	u.login()
+	resp, body := u.unlock(passphrase)
+	u.expect(resp, body, http.StatusOK, "the first officer unlocking")
+	c := u.s.control().Client
+	if err := c.AddOfficer(client.DefaultOfficer, "night officer", []byte("the night officer's"), []client.Role{client.RoleReader, client.RoleDrafter, client.RoleAdministrator}); err != nil {
+		t.Fatal(err)
+	}
+	v := &testUI{t: t, s: u.s, clock: u.clock, origin: u.origin}
+	v.login()
+	resp, body = v.contacts()
+	u.expect(resp, body, http.StatusLocked, "a second browser before it unlocks")
+	resp, body = v.unlock("the night officer's")
+	u.expect(resp, body, http.StatusOK, "the night officer unlocking the second browser")
+
+	bob, _, err := client.Create(client.Config{Dir: t.TempDir(), Passphrase: []byte("b"), VaultParams: vault.Params{Time: 1, MemoryKiB: 8, Threads: 1}, Rand: rand.Reader},
+		client.Network{Authorities: []ed25519.PublicKey{make([]byte, 32)}, Threshold: 1, Provider: client.Provider{Name: "p", Address: "127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, _ := bob.Self().MarshalText()
+	bob.Close()
+	add, _ := json.Marshal(map[string]any{"version": 2, "op": "contact-add", "args": map[string]string{"name": "bob", "card": string(card)}})
+	resp, body = u.request(http.MethodPost, "/api/op", string(add), nil)
+	u.expect(resp, body, http.StatusOK, "the first officer adding a contact")
+	resp, body = v.request(http.MethodPost, "/api/op", `{"version":2,"op":"send","args":{"to":"bob","text":"from the night desk"}}`, nil)
+	u.expect(resp, body, http.StatusOK, "the night officer sending")
+	entries, err := c.AuditTrail().Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := map[string]string{}
+	for _, e := range entries {
+		who[string(e.Action)] = e.Officer
+	}
+	if who["contact-add"] != client.DefaultOfficer || who["send"] != "night officer" {
+		t.Fatalf("the trail names %q for the contact and %q for the message", who["contact-add"], who["send"])
+	}
+
+	u.clock.Advance(4 * time.Minute)
+	resp, body = u.request(http.MethodPost, "/api/activity", "{}", nil)
+	u.expect(resp, body, http.StatusOK, "the first officer's activity")
+	u.clock.Advance(2 * time.Minute)
+	resp, body = v.contacts()
+	u.expect(resp, body, http.StatusLocked, "the night officer's browser, idle for 6 minutes")
+	resp, body = u.contacts()
+	u.expect(resp, body, http.StatusOK, "the first officer's browser, active 2 minutes ago")
+}
