@@ -14,6 +14,10 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	before := ""
+	if sub == "cut" {
+		fs.StringVar(&before, "before", "", "remove the entries older than this day (2006-01-02, local time)")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -37,6 +41,18 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "the audit trail holds: %d entries checked, none removed, altered, reordered or cut off\n", resp.Checked)
+		return 0
+	case sub == "cut" && fs.NArg() == 0 && before != "":
+		day, err := time.ParseInLocation(time.DateOnly, before, time.Local)
+		if err != nil {
+			fmt.Fprintf(stderr, "backchannel: audit cut: --before %q: want a day such as 2026-01-31\n", before)
+			return 2
+		}
+		resp, code, done := callAct[control.AuditCutResponse](*dir, &control.AuditCutRequest{Before: day}, stdout, stderr)
+		if !done {
+			return code
+		}
+		fmt.Fprintf(stdout, "removed %d entries from the trail's start; the cut is recorded in it\n", resp.Removed)
 		return 0
 	}
 	return usageOf("audit "+sub, stderr)

@@ -21,6 +21,7 @@ import (
 	"github.com/backchannel/backchannel/internal/pki/directory"
 	"github.com/backchannel/backchannel/internal/relay/node"
 	"github.com/backchannel/backchannel/internal/tools/testnet"
+	"github.com/backchannel/backchannel/internal/ui/control"
 )
 
 // runDemo is `backchannel demo`: a whole network on loopback (2 providers,
@@ -153,8 +154,8 @@ func demo(o demoOptions, out io.Writer) error {
 	}
 	tl.say("%d nodes running, each on its own socket", len(tn.Names))
 
-	for _, u := range []struct{ name, provider string }{{"mediator", "provider-a"}, {"alice", "provider-a"}, {"bob", "provider-b"}} {
-		du, err := demoClient(tn, dir, u.name, u.provider, tl)
+	for _, u := range []struct{ name, provider, officer string }{{"mediator", "provider-a", dutyOfficer}, {"alice", "provider-a", ""}, {"bob", "provider-b", ""}} {
+		du, err := demoClient(tn, dir, u.name, u.provider, u.officer, tl)
 		if err != nil {
 			return err
 		}
@@ -169,6 +170,9 @@ func demo(o demoOptions, out io.Writer) error {
 			return err
 		}
 		tl.say("the mediator and %s know each other (cards exchanged in person; safety number %s)", party.name, identity.SafetyNumber(mediator.c.Self(), party.c.Self()))
+	}
+	if err := officeOfTwo(tl, mediator); err != nil {
+		return err
 	}
 	tl.say("alice and bob have never been in touch")
 	for _, u := range users {
@@ -339,8 +343,8 @@ func conveyWithReceipt(tl *demoTimeline, mediator, alice *demoUser) error {
 	}); err != nil {
 		return err
 	}
-	tl.say("the mediator reads it on the desk (%q, for %q) and passes it on to bob, naming the sender %q", entry.Text, entry.To, labelForBob)
-	if err := mediator.f.Convey.PassOn(entry.ID, "bob", labelForBob, "Passed on unchanged."); err != nil {
+	tl.say("the mediator's %s reads it on the desk (%q, for %q) and passes it on to bob, naming the sender %q", dutyOfficer, entry.Text, entry.To, labelForBob)
+	if err := releaseByTwo(tl, mediator, &control.DeskPassRequest{ID: entry.ID, To: "bob", As: labelForBob, Note: "Passed on unchanged."}); err != nil {
 		return err
 	}
 	if err := alice.await("the receipt", func() bool { list, _ := alice.f.Convey.Conveyances(); return list[0].State != "sent" }); err != nil {
@@ -360,7 +364,7 @@ func conveyWithReceipt(tl *demoTimeline, mediator, alice *demoUser) error {
 }
 
 // demoClient makes a user's client and its account at the provider.
-func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimeline) (*demoUser, error) {
+func demoClient(tn *testnet.Network, dir, name, provider, officer string, tl *demoTimeline) (*demoUser, error) {
 	var p *directory.Node
 	for _, n := range tn.Document.Providers() {
 		if n.Name == provider {
@@ -373,7 +377,7 @@ func demoClient(tn *testnet.Network, dir, name, provider string, tl *demoTimelin
 		Geometry: tn.Document.Parameters.Geometry,
 	}
 	c, account, err := client.Create(client.Config{
-		Dir: filepath.Join(dir, name), Passphrase: []byte(name + "'s demo passphrase"), Rand: rand.Reader,
+		Dir: filepath.Join(dir, name), Passphrase: []byte(name + "'s demo passphrase"), Officer: officer, Rand: rand.Reader,
 		VaultParams: vault.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
 	}, network)
 	if err != nil {

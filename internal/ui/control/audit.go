@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/backchannel/backchannel/internal/client/audit"
 )
@@ -89,16 +90,32 @@ type (
 	AuditVerifyResponse struct {
 		Checked int `json:"checked"`
 	}
+	// AuditCutRequest removes the entries older than Before from the
+	// trail's start, recording the cut in the chain: the administrators'
+	// retention.
+	AuditCutRequest struct {
+		Before time.Time `json:"before"`
+	}
+	AuditCutResponse struct {
+		Removed int `json:"removed"`
+	}
 )
 
 func (AuditShowRequest) Op() string     { return "audit-show" }
 func (AuditVerifyRequest) Op() string   { return "audit-verify" }
+func (AuditCutRequest) Op() string      { return "audit-cut" }
 func (AuditShowRequest) Check() error   { return nil }
 func (AuditVerifyRequest) Check() error { return nil }
+func (r AuditCutRequest) Check() error {
+	return need(!r.Before.IsZero(), "a time before which entries go")
+}
 
 // handleAudit answers the audit trail's requests.
-func (s *Server) handleAudit(r Request) (any, bool, error) {
-	switch r.(type) {
+func (s *Server) handleAudit(by string, r Request) (any, bool, error) {
+	switch r := r.(type) {
+	case *AuditCutRequest:
+		n, err := s.Client.AuditTrail().Cut(by, r.Before)
+		return AuditCutResponse{Removed: n}, true, err
 	case *AuditShowRequest:
 		entries, err := s.Client.AuditTrail().Entries()
 		return AuditShowResponse{Entries: entries}, true, err

@@ -86,8 +86,9 @@ var Commands = []Command{
 	{New: func() Request { return &ApproveRequest{} }, CLI: "approve", Args: "[--yes] ID", Summary: "approve another officer's draft, as shown to you, and do it (releaser; administrator for what needs two)", UI: true, Role: client.RoleReader},
 	{New: func() Request { return &RejectRequest{} }, CLI: "reject", Args: "[--note TEXT] ID", Summary: "reject a draft: it never leaves (its drafter may withdraw it)", UI: true, Role: client.RoleReader},
 	{New: func() Request { return &DualControlRequest{} }, CLI: "dual-control", Args: "on|off|show [--contact NAME]", Summary: "a second officer approves what leaves: for the whole identity or one contact (off needs two administrators)", UI: true, Role: client.RoleReader},
-	{New: func() Request { return &AuditShowRequest{} }, CLI: "audit show", Summary: "the audit trail: who did what, on what, when (never a message's text)", Reads: true},
-	{New: func() Request { return &AuditVerifyRequest{} }, CLI: "audit verify", Summary: "check that no entry of the audit trail was removed, altered, reordered or cut off", Reads: true},
+	{New: func() Request { return &AuditShowRequest{} }, CLI: "audit show", Summary: "the audit trail: who did what, on what, when (never a message's text)", UI: true, Reads: true},
+	{New: func() Request { return &AuditVerifyRequest{} }, CLI: "audit verify", Summary: "check that no entry of the audit trail was removed, altered, reordered or cut off", UI: true, Reads: true},
+	{New: func() Request { return &AuditCutRequest{} }, CLI: "audit cut", Args: "--before DATE", Summary: "remove the entries older than DATE (2006-01-02) from the trail's start, recording the cut (needs two administrators once there are two)", Role: client.RoleAdministrator},
 }
 
 // Lookup finds the command of an operation.

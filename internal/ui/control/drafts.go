@@ -44,7 +44,7 @@ func concerns(r Request) (contacts []string, covered bool) {
 
 // needsTwoAdministrators reports whether r could take the organisation's
 // control away: giving the releaser or administrator role, switching dual
-// control off, wiping the state.
+// control off, wiping the state, cutting the audit trail.
 func needsTwoAdministrators(r Request) bool {
 	grants := func(roles []client.Role) bool {
 		return slices.Contains(roles, client.RoleReleaser) || slices.Contains(roles, client.RoleAdministrator)
@@ -56,7 +56,7 @@ func needsTwoAdministrators(r Request) bool {
 		return grants(r.Roles)
 	case *DualControlRequest:
 		return !r.On && !r.Show
-	case *WipeRequest:
+	case *WipeRequest, *AuditCutRequest:
 		return true
 	}
 	return false

@@ -150,7 +150,7 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 }
 
 func (s *Server) handle(ctx context.Context, by string, r Request) (any, error) {
-	if resp, ok, err := s.handleAudit(r); ok {
+	if resp, ok, err := s.handleAudit(by, r); ok {
 		return resp, err
 	}
 	if resp, ok, err := s.handleOfficers(by, r); ok {

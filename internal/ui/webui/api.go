@@ -50,14 +50,17 @@ type sessionInfo struct {
 	Wiped  bool `json:"wiped"`
 	// LockAfter is the idle time in seconds.
 	LockAfter int `json:"lock_after"`
+	// Officer is the officer this session acts as, once unlocked.
+	Officer string `json:"officer,omitempty"`
 }
 
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
 	sess := r.Context().Value(sessionKey{}).(*session)
 	locked := s.control() == nil
 	s.mu.Lock()
-	locked = locked || s.officerOf(sess) == ""
-	info := sessionInfo{CSRF: sess.csrf, Locked: locked, Opened: s.ctl != nil, Wiped: s.wiped, LockAfter: int(s.cfg.LockAfter / time.Second)}
+	officer := s.officerOf(sess)
+	locked = locked || officer == ""
+	info := sessionInfo{CSRF: sess.csrf, Locked: locked, Officer: officer, Opened: s.ctl != nil, Wiped: s.wiped, LockAfter: int(s.cfg.LockAfter / time.Second)}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, info)
 }
@@ -71,6 +74,8 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 	}
 	var req struct {
 		Passphrase []byte `json:"passphrase"` // base64, so that it can be wiped
+		// Officer, if given, must be the passphrase's officer.
+		Officer string `json:"officer"`
 	}
 	err := json.Unmarshal(data, &req)
 	clear(data)
@@ -105,9 +110,16 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: fmt.Sprintf("could not open the client: %v", err), Locked: true})
 		return
 	}
+	s.mu.Lock()
+	s.ctl = ctl // open, whoever this session turns out to be
+	s.mu.Unlock()
+	if req.Officer != "" && req.Officer != officer {
+		s.cfg.Logger.Info("web interface: a passphrase not of the officer named")
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "That passphrase is not that officer's.", Locked: true})
+		return
+	}
 	sess := r.Context().Value(sessionKey{}).(*session)
 	s.mu.Lock()
-	s.ctl = ctl
 	sess.officer = officer
 	s.lastActive = s.cfg.Clock.Now()
 	sess.lastActive = s.lastActive
@@ -121,9 +133,22 @@ func (s *Server) serveUnlock(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// serveLock locks this session; the interface locks when no session is
+// left unlocked.
 func (s *Server) serveLock(w http.ResponseWriter, r *http.Request) {
+	sess := r.Context().Value(sessionKey{}).(*session)
 	s.mu.Lock()
-	s.setLocked(true)
+	sess.officer = ""
+	others := false
+	for _, o := range s.sessions {
+		others = others || s.officerOf(o) != ""
+	}
+	if others {
+		close(s.lockChange) // this session's events say it
+		s.lockChange = make(chan struct{})
+	} else {
+		s.setLocked(true)
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, struct{}{})
 }

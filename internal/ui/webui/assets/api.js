@@ -40,16 +40,18 @@ export function plain(msg) {
 // and returns the operation's response.
 export async function op(name, args = {}) {
   const r = await post("/api/op", { version: 2, op: name, args });
+  if (r.drafted) return { ...(r.result || {}), drafted: true };
   return r.result || {};
 }
 
-// unlock sends the passphrase, as base64 of its UTF-8 bytes.
-export function unlock(passphrase) {
+// unlock sends the passphrase, as base64 of its UTF-8 bytes, and the
+// officer's name if one was typed (the passphrase must be theirs).
+export function unlock(passphrase, officer = "") {
   const b = new TextEncoder().encode(passphrase);
   let s = "";
   for (const x of b) s += String.fromCharCode(x);
   b.fill(0);
-  return post("/api/unlock", { passphrase: btoa(s) });
+  return post("/api/unlock", { passphrase: btoa(s), officer });
 }
 
 export const lock = () => post("/api/lock", {});

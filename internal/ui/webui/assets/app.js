@@ -6,6 +6,7 @@ import { h, replace, replaceIfChanged, toast } from "./dom.js";
 import { conversation, addContact, myCard } from "./views/contacts.js";
 import { introductions, desk, checks } from "./views/desk.js";
 import { network, home } from "./views/network.js";
+import { drafts, audit } from "./views/officers.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   contacts: [], inbox: [], outbox: [], stats: null, network: null,
   introductions: [], desk: [], conveyances: [], checks: [], card: "",
+  drafts: [], officer: "", // the officer this page acts as
   seen: {}, // incoming messages seen per contact, for unread counts
 };
 
@@ -28,7 +30,8 @@ const ctx = {
     if (button) button.disabled = true;
     try {
       const r = await fn();
-      if (done) toast(done);
+      if (r && r.drafted) toast(`Kept as a draft: it leaves when another officer with the ${r.needs} role approves it`);
+      else if (done) toast(done);
       await refresh();
       return r;
     } catch (e) {
@@ -52,10 +55,11 @@ function failed(e) {
 async function refresh() {
   if (locked) return;
   try {
-    const [contacts, inbox, status, intros, deskList, conv, chk] = await Promise.all([
+    const [contacts, inbox, status, intros, deskList, conv, chk, drafted] = await Promise.all([
       api.op("contact-list"), api.op("inbox"), api.op("status"), api.op("intro-list"),
-      api.op("desk-list"), api.op("convey-list"), api.op("check-list"),
+      api.op("desk-list"), api.op("convey-list"), api.op("check-list"), api.op("drafts"),
     ]);
+    state.drafts = drafted.drafts || [];
     state.contacts = contacts.contacts || [];
     state.inbox = inbox.messages || [];
     state.outbox = status.messages || [];
@@ -102,6 +106,7 @@ function renderSidebar() {
     introductions: state.introductions.filter((i) => i.State === "pending").length,
     desk: state.desk.filter((d) => d.State === "pending").length,
     checks: state.checks.filter((c) => !c.Asked && c.Result === "pending" && c.Answer === "undecided").length,
+    drafts: state.drafts.filter((d) => d.state === "pending" && d.drafted_by !== state.officer).length,
   };
   for (const el of document.querySelectorAll("[data-count]")) {
     const n = pending[el.dataset.count];
@@ -123,7 +128,7 @@ function route() {
   if (hash.startsWith("#/c/")) v = conversation(ctx, decodeURIComponent(hash.slice(4)));
   else v = ({
     "#/add": addContact, "#/me": myCard, "#/introductions": introductions,
-    "#/desk": desk, "#/checks": checks, "#/network": network,
+    "#/desk": desk, "#/checks": checks, "#/network": network, "#/drafts": drafts, "#/audit": audit,
   }[hash] || home)(ctx);
   view = v;
   replace($("view"), h("a", { href: "#/", className: "back" }, "← Contacts"), v.el);
@@ -151,6 +156,10 @@ function showWiped() {
 
 async function showApp() {
   locked = false;
+  try {
+    state.officer = (await api.session()).officer || "";
+  } catch { /* the session is there: the page loaded with it */ }
+  $("officer").textContent = state.officer;
   $("lock-screen").hidden = true;
   $("app").hidden = false;
   await refresh();
@@ -190,7 +199,7 @@ async function main() {
     $("unlock-error").textContent = "";
     btn.textContent = "Unlocking…";
     try {
-      await api.unlock($("passphrase").value);
+      await api.unlock($("passphrase").value, $("officer-name").value.trim());
       $("passphrase").value = "";
       await showApp();
     } catch (err) {
