@@ -3,13 +3,15 @@ package control
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/client/audit"
 )
 
-// Every operation that acts (and reading a message, and exporting a
-// receipt) is recorded in the identity's audit trail once it has succeeded:
+// Every operation that acts (and reading a message or the inbox's texts,
+// and exporting a receipt) is recorded in the identity's audit trail once it has succeeded:
 // the operation's name, and what it was on — a message, desk entry,
 // introduction or check ID, a contact's name — never a text, a note, a
 // label given to a contact, or an answer. What only shows the state
@@ -64,6 +66,42 @@ func audited(r Request, resp any) (action audit.Action, object string, ok bool) 
 		return action, "check " + r.ID, true
 	}
 	return "", "", false
+}
+
+// inboxSeen records in the trail that an officer was shown the inbox's
+// texts: once for each new newest message an officer is shown (the page
+// asks for the inbox at every change; a record each time would bury the
+// trail), naming the newest, so that the entry says "everything up to
+// here". It is kept in memory: after a restart, the first listing is
+// recorded again.
+type inboxSeen struct {
+	mu     sync.Mutex
+	newest map[string]string // officer → the newest message ID recorded
+}
+
+func (in *inboxSeen) record(c *client.Client, officer string, msgs []client.MessageInfo) error {
+	newest, at := "", time.Time{}
+	for _, m := range msgs {
+		if m.Incoming && !m.Time.Before(at) {
+			newest, at = m.ID, m.Time
+		}
+	}
+	if newest == "" {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.newest[officer] == newest {
+		return nil
+	}
+	if err := c.Record(officer, "read", fmt.Sprintf("the inbox, up to message %s", newest)); err != nil {
+		return err
+	}
+	if in.newest == nil {
+		in.newest = map[string]string{}
+	}
+	in.newest[officer] = newest
+	return nil
 }
 
 // objectOf joins the parts of an object that have something after their

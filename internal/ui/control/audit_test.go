@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/backchannel/backchannel/internal/client"
 	"github.com/backchannel/backchannel/internal/client/audit"
 )
 
@@ -66,5 +68,44 @@ func TestAuditTrailRecordsActions(t *testing.T) {
 	resp, err = s.Handle(ctx, &AuditVerifyRequest{})
 	if err != nil || resp.(AuditVerifyResponse).Checked != len(want) {
 		t.Fatalf("verify: %+v, %v", resp, err)
+	}
+}
+
+// TestInboxShownIsRecorded: an officer shown the inbox's texts is recorded
+// as having read it, once for each new newest message (the page lists the
+// inbox at every change), each officer apart.
+func TestInboxShownIsRecorded(t *testing.T) {
+	alice := newClient(t, "alice")
+	var seen inboxSeen
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	older := client.MessageInfo{ID: "older", Incoming: true, Time: at}
+	newer := client.MessageInfo{ID: "newer", Incoming: true, Time: at.Add(time.Minute)}
+	mine := client.MessageInfo{ID: "mine", Time: at.Add(time.Hour)} // sent, not shown as received
+	for _, step := range []struct {
+		officer string
+		msgs    []client.MessageInfo
+	}{
+		{"duty officer", nil},
+		{"duty officer", []client.MessageInfo{older}},
+		{"duty officer", []client.MessageInfo{older}},
+		{"duty officer", []client.MessageInfo{newer, older, mine}},
+		{"night officer", []client.MessageInfo{older, newer}},
+		{"duty officer", []client.MessageInfo{older, newer}},
+	} {
+		if err := seen.record(alice, step.officer, step.msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := alice.AuditTrail().Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries[1:] { // after the unlock
+		got = append(got, e.Officer+": "+e.Object)
+	}
+	want := []string{"duty officer: the inbox, up to message older", "duty officer: the inbox, up to message newer", "night officer: the inbox, up to message newer"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the trail:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

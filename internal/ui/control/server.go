@@ -59,6 +59,7 @@ type Server struct {
 	Logger *slog.Logger
 
 	logins logins
+	seen   inboxSeen
 }
 
 // Serve answers connections on ln until ctx is done.
@@ -140,6 +141,11 @@ func (s *Server) Handle(ctx context.Context, r Request) (any, error) {
 	resp, err := s.handle(ctx, by, r)
 	if err != nil {
 		return resp, err
+	}
+	if list, ok := resp.(MessagesResponse); ok {
+		if err := s.seen.record(s.Client, by, list.Messages); err != nil {
+			return resp, fmt.Errorf("the audit trail did not record what you were shown: %w", err)
+		}
 	}
 	if action, object, ok := audited(r, resp); ok {
 		if err := s.Client.Record(by, action, object); err != nil {
