@@ -257,6 +257,12 @@ func (s *Server) approve(ctx context.Context, by string, r *ApproveRequest) (App
 		return ApproveResponse{}, err
 	}
 	req, err := ParseRequest(d.Payload)
+	if err == nil {
+		// The drafter must still be allowed what they drafted.
+		if cmd, ok := Lookup(req.Op()); ok {
+			err = s.Client.May(d.DraftedBy, cmd.role())
+		}
+	}
 	if err != nil {
 		return ApproveResponse{}, errors.Join(err, s.Client.DraftDone(d.ID, "", err))
 	}
