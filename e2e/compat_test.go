@@ -165,6 +165,12 @@ func TestPreviousRelease(t *testing.T) {
 	}
 	alice.bin = binPath
 	alice.start()
+	// The previous release's state (one passphrase) opens as an identity
+	// of one officer holding every role.
+	if officers := alice.cli("officer", "list"); !strings.Contains(officers, "first officer") ||
+		!strings.Contains(officers, "reader, drafter, releaser, administrator") || strings.Count(officers, "\n") != 1 {
+		t.Fatalf("after the upgrade, alice's officers are:\n%s", officers)
+	}
 	exchange(t, "after the upgrade", 5, alice, bob)
 	texts := alice.inboxTexts(t.TempDir())
 	for i := range 5 {
