@@ -115,14 +115,8 @@ func Unlock(rand io.Reader, h *Header, passphrase []byte) (*Vault, error) {
 	return v, nil
 }
 
-// Rewrap wraps the state key under a new passphrase (and new salt and
-// parameters); the sealed entries stay as they are.
-func (v *Vault) Rewrap(passphrase []byte, params Params) (*Header, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.wrap(passphrase, params)
-}
-
+// wrap makes a version 1 header that wraps the state key under passphrase
+// (a backup file's).
 func (v *Vault) wrap(passphrase []byte, params Params) (*Header, error) {
 	if err := checkParams(params); err != nil {
 		return nil, err
