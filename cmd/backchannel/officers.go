@@ -48,6 +48,13 @@ func runOfficer(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		req = &control.OfficerAddRequest{Name: fs.Arg(0), Passphrase: string(pass), Roles: roles}
+	case sub == "passphrase" && fs.NArg() == 0:
+		pass, err := passphrase("BACKCHANNEL_NEW_PASSPHRASE", "your new passphrase", true, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "backchannel:", err)
+			return 1
+		}
+		req = &control.OfficerPassphraseRequest{Passphrase: string(pass)}
 	case sub == "remove" && fs.NArg() == 1:
 		req = &control.OfficerRemoveRequest{Name: fs.Arg(0)}
 	case sub == "role" && fs.NArg() == 2:
@@ -71,6 +78,8 @@ func runOfficer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s is removed: their passphrase opens nothing of the state from now on (what they saw or copied before stays theirs)\n", fs.Arg(0))
 	case "role":
 		fmt.Fprintf(stdout, "%s's roles are changed\n", fs.Arg(0))
+	case "passphrase":
+		fmt.Fprintln(stdout, "your passphrase is changed: the old one no longer opens the state (a copy of its files taken before still would; if the old one may be known, have an administrator remove you and add you again, which moves the state to a new key)")
 	}
 	printOfficers(stdout, resp.Officers)
 	return 0

@@ -320,6 +320,30 @@ func (c *Client) SetRoles(by, name string, roles []Role) error {
 	return c.Record(by, audit.Action("officer-role"), name+" as "+rolesText(roles))
 }
 
+// ChangePassphrase gives officer by a new passphrase of their own: their
+// slot alone is rewritten (and the old one's blocks overwritten); the
+// state key and every other officer's stay as they are.
+func (c *Client) ChangePassphrase(by string, passphrase []byte) error {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	o := c.officerByName(by)
+	if o == nil {
+		return fmt.Errorf("%w: %q", ErrNoOfficer, by)
+	}
+	slot, err := hex.DecodeString(o.Slot)
+	if err != nil || len(slot) != len(vault.SlotID{}) {
+		return fmt.Errorf("client: officer %q has a bad slot ID", by)
+	}
+	err = c.store.dir.ChangePassphrase(vault.SlotID(slot), passphrase, c.vaultParams())
+	if errors.Is(err, vault.ErrPassphraseTaken) {
+		return errors.New("client: choose another passphrase (each officer's must be their own)")
+	}
+	if err != nil {
+		return err
+	}
+	return c.Record(by, audit.Action("officer-passphrase"), by)
+}
+
 func (c *Client) saveOfficers(officers []officerRecord) error {
 	rec := officersRecord{Version: StateVersion, Officers: officers}
 	if err := c.store.put(officersLabel, rec); err != nil {

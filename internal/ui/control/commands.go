@@ -80,6 +80,7 @@ var Commands = []Command{
 	{New: func() Request { return &OfficerListRequest{} }, CLI: "officer list", Summary: "the identity's officers and their roles", Reads: true},
 	{New: func() Request { return &OfficerAddRequest{} }, CLI: "officer add", Args: "--roles ROLE,... NAME", Summary: "add an officer, who types their own passphrase (roles: reader, drafter, releaser, administrator)", Role: client.RoleAdministrator},
 	{New: func() Request { return &OfficerRemoveRequest{} }, CLI: "officer remove", Args: "NAME", Summary: "remove an officer: their passphrase opens nothing of the state from now on", Role: client.RoleAdministrator},
+	{New: func() Request { return &OfficerPassphraseRequest{} }, CLI: "officer passphrase", Summary: "change your own passphrase (asked twice)", Role: client.RoleReader},
 	{New: func() Request { return &OfficerRoleRequest{} }, CLI: "officer role", Args: "NAME ROLE,...", Summary: "give an officer these roles", Role: client.RoleAdministrator},
 	{New: func() Request { return &DraftsRequest{} }, CLI: "drafts", Summary: "what waits for approval under dual control, and what was decided", UI: true, Reads: true},
 	{New: func() Request { return &DraftEditRequest{} }, CLI: "draft edit", Args: "ID TEXT", Summary: "give your drafted text message a new text (any approval so far no longer holds)", UI: true},

@@ -140,6 +140,11 @@ type (
 	OfficerRemoveRequest struct {
 		Name string `json:"name"`
 	}
+	// OfficerPassphraseRequest gives the officer who asks a new
+	// passphrase.
+	OfficerPassphraseRequest struct {
+		Passphrase string `json:"passphrase"`
+	}
 	// OfficerRoleRequest gives an officer the roles.
 	OfficerRoleRequest struct {
 		Name  string        `json:"name"`
@@ -147,12 +152,16 @@ type (
 	}
 )
 
-func (OfficerLoginRequest) Op() string  { return "officer-login" }
-func (OfficerLogoutRequest) Op() string { return "officer-logout" }
-func (OfficerListRequest) Op() string   { return "officer-list" }
-func (OfficerAddRequest) Op() string    { return "officer-add" }
-func (OfficerRemoveRequest) Op() string { return "officer-remove" }
-func (OfficerRoleRequest) Op() string   { return "officer-role" }
+func (OfficerLoginRequest) Op() string      { return "officer-login" }
+func (OfficerLogoutRequest) Op() string     { return "officer-logout" }
+func (OfficerListRequest) Op() string       { return "officer-list" }
+func (OfficerAddRequest) Op() string        { return "officer-add" }
+func (OfficerRemoveRequest) Op() string     { return "officer-remove" }
+func (OfficerRoleRequest) Op() string       { return "officer-role" }
+func (OfficerPassphraseRequest) Op() string { return "officer-passphrase" }
+func (r OfficerPassphraseRequest) Check() error {
+	return need(r.Passphrase != "", "the new passphrase")
+}
 
 func (r OfficerLoginRequest) Check() error { return need(r.Passphrase != "", "a passphrase") }
 func (OfficerLogoutRequest) Check() error  { return nil }
@@ -200,6 +209,8 @@ func (s *Server) handleOfficers(by string, r Request) (any, bool, error) {
 		err = c.RemoveOfficer(by, r.Name)
 	case *OfficerRoleRequest:
 		err = c.SetRoles(by, r.Name, r.Roles)
+	case *OfficerPassphraseRequest:
+		err = c.ChangePassphrase(by, []byte(r.Passphrase))
 	default:
 		return nil, false, nil
 	}

@@ -62,6 +62,17 @@ func TestOfficersAct(t *testing.T) {
 	if err := CallAs(path, clerk, &ContactListRequest{}, nil); err == nil {
 		t.Fatal("a removed officer's token still works")
 	}
+	// An officer's own passphrase change: the old one logs in no more.
+	if err := CallAs(path, night, &OfficerPassphraseRequest{Passphrase: "night, changed"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Call(path, &OfficerLoginRequest{Passphrase: "night"}, nil); err == nil {
+		t.Fatal("the old passphrase still logs in")
+	}
+	login("night, changed")
+	if err := CallAs(path, night, &OfficerPassphraseRequest{Passphrase: "x"}, nil); err == nil {
+		t.Fatal("an officer took another's passphrase")
+	}
 	if err := CallAs(path, night, &OfficerLogoutRequest{}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +92,7 @@ func TestOfficersAct(t *testing.T) {
 	for _, e := range entries {
 		who[string(e.Action)] = e.Officer
 	}
-	for action, officer := range map[string]string{"send": "night officer", "cancel": "night officer", "officer-add": client.DefaultOfficer, "officer-remove": "night officer", "officer-login": "clerk"} {
+	for action, officer := range map[string]string{"send": "night officer", "cancel": "night officer", "officer-add": client.DefaultOfficer, "officer-remove": "night officer", "officer-login": "night officer", "officer-passphrase": "night officer"} {
 		if who[action] != officer {
 			t.Errorf("the trail names %q for %s, want %q", who[action], action, officer)
 		}
