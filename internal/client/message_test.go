@@ -114,7 +114,16 @@ func FuzzStateRecord(f *testing.F) {
 	f.Add([]byte(`{"version":1,"name":"bob","card":"AAE=","verified":true,"added":"2026-11-01T00:00:00Z","session":{"ratchet":"AA==","ad":"AA==","initiated":true,"confirmed":false,"established":"2026-11-01T00:00:00Z"}}`))
 	f.Add([]byte(`{"version":1,"id":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"to":"ab","kind":"text","size":2,"created":"2026-11-01T00:00:00Z","acked":[true],"status":"sent"}`))
 	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"officers":[{"name":"first officer","slot":"0011223344556677","roles":["reader","administrator"],"added":"2026-12-06T00:00:00Z"}]}`))
+	f.Add([]byte(`{"version":1,"ID":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],"op":"send","about":"send: to bob","payload":"eyJ9","needs":"releaser","drafted_by":"clerk","drafted":"2026-12-06T00:00:00Z","state":"pending"}`))
+	f.Add([]byte(`{"version":1,"identity":false,"contacts":["ab"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		var o1 officersRecord
+		decodeRecord("officers", b, &o1)
+		var d draftRecord
+		decodeRecord("draft/x", b, &d)
+		var dc dualControlRecord
+		decodeRecord("dual-control", b, &dc)
 		var c contactRecord
 		decodeRecord("contact/x", b, &c)
 		var o outRecord
