@@ -312,8 +312,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				changed = ctl.Client.Changed()
 			case <-tick.C:
-				if s.control() == nil && ctl != nil {
-					break wait // the idle time ran out
+				s.mu.Lock()
+				alone := s.officerOf(sess) == ""
+				s.mu.Unlock()
+				if (s.control() == nil || alone) && ctl != nil {
+					break wait // the idle time ran out, for all or for this session
 				}
 				if !send("tick", struct{}{}) {
 					return
