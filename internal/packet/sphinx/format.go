@@ -1,10 +1,14 @@
 package sphinx
 
+import "sync"
+
 // Format makes and processes packets of one [Geometry]. It holds no secrets
-// and no mutable state, so one Format may be shared by any number of
-// goroutines.
+// (its pool of scratch space is cleared before reuse) and no other mutable
+// state, so one Format may be shared by any number of goroutines.
 type Format struct {
 	geometry Geometry
+	// scratch holds *unwrapScratch: what an unwrap works in (unwrap.go).
+	scratch sync.Pool
 }
 
 // New returns the Format of geometry g, or an error if g is invalid.

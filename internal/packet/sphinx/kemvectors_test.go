@@ -235,7 +235,7 @@ func checkKEMVectorCase(t *testing.T, s Scheme, decap kemVectorDecapsulator, c k
 				res, err = f.Unwrap(key, packet)
 			}
 		} else if err = f.checkFrame(packet); err == nil {
-			res, err = f.unwrapWithSecret(&secret, packet)
+			res, err = f.unwrapWithSecret(&unwrapScratch{secret: secret}, packet)
 		}
 		if err != nil {
 			t.Fatalf("%s hop %d: %v", c.Name, i, err)

@@ -51,19 +51,43 @@ func (f *Format) Unwrap(key *PrivateKey, packet []byte) (Unwrapped, error) {
 		return res, err
 	}
 	element := packet[versionLength : versionLength+g.Scheme.elementLength()]
-	var secret [32]byte
-	defer clear(secret[:])
+	s := f.takeScratch()
+	defer f.returnScratch(s)
 	switch g.Scheme {
 	case X25519:
-		if err := x25519.ScalarMult(&secret, &key.secret, (*[x25519.Size]byte)(element)); err != nil {
+		if err := x25519.ScalarMult(&s.secret, &key.secret, (*[x25519.Size]byte)(element)); err != nil {
 			return res, ErrLowOrderPoint
 		}
 	case XWing:
-		if err := decapsulate(&secret, key, element); err != nil {
+		if err := decapsulate(&s.secret, key, element); err != nil {
 			return res, err
 		}
 	}
-	return f.unwrapWithSecret(&secret, packet)
+	return f.unwrapWithSecret(s, packet)
+}
+
+// unwrapScratch is what an unwrap works in: the hop's secret and keys, the
+// MAC it computes and the keystream's tail. They reach the heap through
+// the hash and cipher interfaces, so they come from a pool (Format.scratch)
+// instead of each unwrap allocating them, and are cleared before going
+// back.
+type unwrapScratch struct {
+	secret [32]byte
+	keys   packetKeys
+	mac    [MACLength]byte
+	tail   [maxPerHopRoutingInfoLength]byte
+}
+
+func (f *Format) takeScratch() *unwrapScratch {
+	if s, ok := f.scratch.Get().(*unwrapScratch); ok {
+		return s
+	}
+	return new(unwrapScratch)
+}
+
+func (f *Format) returnScratch(s *unwrapScratch) {
+	*s = unwrapScratch{}
+	f.scratch.Put(s)
 }
 
 // checkFrame checks what can be checked before any cryptography: the length
@@ -87,20 +111,18 @@ const maxPerHopRoutingInfoLength = CommandsLength + xwing.CiphertextSize
 // known, the same for every scheme but for how the next hop's element is
 // found: X25519 blinds alpha, a KEM scheme takes the next ciphertext from
 // the hop's routing information (and there is no blinding).
-func (f *Format) unwrapWithSecret(secret *[32]byte, packet []byte) (Unwrapped, error) {
+func (f *Format) unwrapWithSecret(s *unwrapScratch, packet []byte) (Unwrapped, error) {
 	var res Unwrapped
 	g := f.geometry
 	headerLength := g.HeaderLength()
 	elementLength := g.Scheme.elementLength()
 	element := packet[versionLength : versionLength+elementLength]
 	res.ReplayTag = sha512.Sum512_256(element)
-	var keys packetKeys
-	deriveKeys(&keys, secret)
-	defer clear(keys[:])
+	keys, mac := &s.keys, &s.mac
+	deriveKeys(keys, &s.secret)
 
 	macOffset := g.macOffset()
-	var mac [MACLength]byte
-	keys.headerMAC(&mac, packet[:macOffset])
+	keys.headerMAC(mac, packet[:macOffset])
 	if !hmac.Equal(mac[:], packet[macOffset:headerLength]) {
 		return res, ErrMAC
 	}
@@ -111,8 +133,7 @@ func (f *Format) unwrapWithSecret(secret *[32]byte, packet []byte) (Unwrapped, e
 	// then (KEM) the next hop's ciphertext.
 	perHop := g.PerHopRoutingInfoLength()
 	beta := packet[versionLength+elementLength : macOffset]
-	var tailStorage [maxPerHopRoutingInfoLength]byte
-	tail := tailStorage[:perHop]
+	tail := s.tail[:perHop]
 	keys.headerKeystreamXOR(beta, tail)
 	cmds, err := ParseCommands(beta[:CommandsLength])
 	if err != nil {
@@ -128,7 +149,7 @@ func (f *Format) unwrapWithSecret(secret *[32]byte, packet []byte) (Unwrapped, e
 	if next, ok := cmds.NextHop(); ok {
 		if g.Scheme.isKEM() {
 			copy(element, beta[CommandsLength:perHop])
-		} else if err := blind(&keys, (*[x25519.Size]byte)(element)); err != nil {
+		} else if err := blind(keys, (*[x25519.Size]byte)(element)); err != nil {
 			return res, err
 		}
 		copy(beta, beta[perHop:])
