@@ -35,17 +35,15 @@ const (
 	DraftRejected DraftState = "rejected"
 )
 
-// draftRecord is a draft (draftRecords).
-type draftRecord struct {
-	Version int `json:"version"`
-	ID      [16]byte
+// DraftFields are what a draft records, and shows.
+type DraftFields struct {
 	// Op names the operation; About says what it is, for lists; Contacts
 	// are the contacts it concerns.
 	Op       string   `json:"op"`
 	About    string   `json:"about"`
 	Contacts []string `json:"contacts,omitempty"`
 	// Payload is the request as the caller encoded it; gone once the
-	// draft is rejected.
+	// draft is rejected, or done.
 	Payload   []byte     `json:"payload,omitempty"`
 	Needs     Role       `json:"needs"`
 	DraftedBy string     `json:"drafted_by"`
@@ -60,28 +58,24 @@ type draftRecord struct {
 	Result string `json:"result,omitempty"`
 }
 
+// draftRecord is a draft (draftRecords).
+type draftRecord struct {
+	Version int `json:"version"`
+	ID      [16]byte
+	DraftFields
+}
+
 var draftRecords = table[draftRecord]{"draft/"}
 
 // draftKeyLabel holds the key of draft content hashes.
 const draftKeyLabel = "draft-key"
 
-// Draft is a draft as shown.
+// Draft is a draft as shown: its ID in hex, and the keyed hash of its
+// content (what an approval binds) while it has one.
 type Draft struct {
-	ID        string     `json:"id"`
-	Op        string     `json:"op"`
-	About     string     `json:"about"`
-	Contacts  []string   `json:"contacts,omitempty"`
-	Payload   []byte     `json:"payload,omitempty"`
-	MAC       string     `json:"mac"`
-	Needs     Role       `json:"needs"`
-	DraftedBy string     `json:"drafted_by"`
-	Drafted   time.Time  `json:"drafted"`
-	Edited    time.Time  `json:"edited,omitzero"`
-	State     DraftState `json:"state"`
-	DecidedBy string     `json:"decided_by,omitempty"`
-	Decided   time.Time  `json:"decided,omitzero"`
-	Note      string     `json:"note,omitempty"`
-	Result    string     `json:"result,omitempty"`
+	ID  string `json:"id"`
+	MAC string `json:"mac"`
+	DraftFields
 }
 
 // Errors of drafts.
@@ -132,8 +126,8 @@ func (c *Client) NewDraft(by, op, about string, contacts []string, payload []byt
 	if err != nil {
 		return "", err
 	}
-	rec := draftRecord{Version: StateVersion, Op: op, About: about, Contacts: contacts, Payload: payload, Needs: needs,
-		DraftedBy: by, Drafted: c.cfg.Clock.Now().UTC(), State: DraftPending}
+	rec := draftRecord{Version: StateVersion, DraftFields: DraftFields{Op: op, About: about, Contacts: contacts, Payload: payload, Needs: needs,
+		DraftedBy: by, Drafted: c.cfg.Clock.Now().UTC(), State: DraftPending}}
 	if _, err := io.ReadFull(c.cfg.Rand, rec.ID[:]); err != nil {
 		return "", err
 	}
@@ -174,8 +168,7 @@ func (c *Client) Drafts() ([]Draft, error) {
 }
 
 func (r *draftRecord) shown(key []byte) Draft {
-	d := Draft{ID: hex.EncodeToString(r.ID[:]), Op: r.Op, About: r.About, Contacts: r.Contacts, Payload: r.Payload, Needs: r.Needs,
-		DraftedBy: r.DraftedBy, Drafted: r.Drafted, Edited: r.Edited, State: r.State, DecidedBy: r.DecidedBy, Decided: r.Decided, Note: r.Note, Result: r.Result}
+	d := Draft{ID: hex.EncodeToString(r.ID[:]), DraftFields: r.DraftFields}
 	if r.Payload != nil {
 		d.MAC = draftMAC(key, r.Op, r.Payload)
 	}
