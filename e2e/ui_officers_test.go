@@ -16,7 +16,8 @@ var tokenLine = regexp.MustCompile(`export BACKCHANNEL_OFFICER_TOKEN=([0-9a-f]{6
 // TestWebDualControl is issue 23's browser test: an office run by two
 // officers from two browsers at once, under dual control. The first
 // officer drafts a message in the page; it waits, unsent, and the page
-// offers them no way to approve their own draft; the second officer, in
+// offers them no way to approve their own draft, only to withdraw or edit
+// it (they edit it); the second officer, in
 // another browser, unlocks with their own name and passphrase, approves it
 // from the drafts view, and the message reaches its recipient; the sent
 // message shows who drafted and who approved it, and the audit trail says
@@ -62,6 +63,13 @@ func TestWebDualControl(t *testing.T) {
 	if out := office.cli("status"); strings.Contains(out, "Thursday") {
 		t.Fatalf("the draft is among the sent messages before its approval:\n%s", out)
 	}
+	// The drafter edits it in the page before anyone approves it.
+	text = "The mediator proposes Friday in Geneva."
+	office.do("editing the draft",
+		chromedp.SetValue(chromedp.CSS(`#draft-list li[data-state="pending"] textarea.draft-text`), text),
+		click(chromedp.CSS(`#draft-list li[data-state="pending"] button[data-action="edit"]`)),
+		waitJS(`document.querySelector("#toast").textContent.includes("Edited")`),
+	)
 
 	// The second officer, in a browser of their own.
 	releaser := &uiUser{clientProc: office.clientProc, url: office.url, tab: browser(t, chromium)}

@@ -32,6 +32,14 @@ export function drafts(ctx) {
     reject.onclick = () => ctx.act(reject, () => api.op("reject", { id: d.id }), "Rejected: it never leaves");
     if (d.drafted_by === state.officer) {
       li.append(h("div", { className: "row" }, h("span", { className: "muted own" }, "Your draft: another officer approves it."), reject));
+      if (d.op === "send" && d.request && typeof d.request.text === "string" && d.request.text !== "") {
+        const text = h("textarea", { rows: 3, "aria-label": "New text", className: "draft-text" });
+        text.value = d.request.text;
+        const save = h("button", { type: "button", "data-action": "edit" }, "Save the new text");
+        save.onclick = () => ctx.act(save, () => api.op("draft-edit", { id: d.id, text: text.value }),
+          "Edited: it needs an approval of the new text");
+        li.append(h("div", { className: "row" }, text, save));
+      }
       return li;
     }
     const approve = h("button", { type: "button", className: "primary", "data-action": "approve" }, "Approve and send");
