@@ -124,6 +124,7 @@ export function conversation(ctx, name) {
       meta.push(h("span", { className: "status " + m.Status, "data-status": m.Status, title }, words + progress));
       if (m.Status === "failed" && m.Reason) meta.push(h("span", { className: "error" }, m.Reason));
       if (m.ApprovedBy) meta.push(h("span", { className: "muted officers" }, `drafted by ${m.DraftedBy}, approved by ${m.ApprovedBy}`));
+      else if (m.DraftedBy && m.DraftedBy !== ctx.state.officer) meta.push(h("span", { className: "muted officers" }, `sent by ${m.DraftedBy}`));
       meta.push(...actions(m));
     }
     if (m.Conveyed) meta.unshift(h("span", { className: "muted" }, `conveyed by ${m.Contact} from “${m.Label}”${m.Note ? " — note: " + m.Note : ""}`));
