@@ -139,6 +139,15 @@ func (c *Client) officerBySlot(id vault.SlotID) *officerRecord {
 	return nil
 }
 
+// slotID is the officer's vault slot.
+func (o *officerRecord) slotID() (vault.SlotID, error) {
+	b, err := hex.DecodeString(o.Slot)
+	if err != nil || len(b) != len(vault.SlotID{}) {
+		return vault.SlotID{}, fmt.Errorf("client: officer %q has a bad slot ID %q", o.Name, o.Slot)
+	}
+	return vault.SlotID(b), nil
+}
+
 func (c *Client) officerByName(name string) *officerRecord {
 	for i, o := range c.officers.Officers {
 		if o.Name == name {
@@ -273,9 +282,9 @@ func (c *Client) RemoveOfficer(by, name string) error {
 	if name == by {
 		return errors.New("client: another administrator removes you")
 	}
-	slot, err := hex.DecodeString(o.Slot)
-	if err != nil || len(slot) != len(vault.SlotID{}) {
-		return fmt.Errorf("client: officer %q has a bad slot ID", name)
+	slot, err := o.slotID()
+	if err != nil {
+		return err
 	}
 	next := slices.DeleteFunc(slices.Clone(c.officers.Officers), func(r officerRecord) bool { return r.Name == name })
 	if err := enoughAdministrators(next); err != nil {
@@ -286,7 +295,7 @@ func (c *Client) RemoveOfficer(by, name string) error {
 	if err := c.saveOfficers(next); err != nil {
 		return err
 	}
-	if err := c.store.dir.RemoveOfficer(vault.SlotID(slot)); err != nil {
+	if err := c.store.dir.RemoveOfficer(slot); err != nil {
 		return err
 	}
 	return c.Record(by, audit.Action("officer-remove"), name)
@@ -330,11 +339,11 @@ func (c *Client) ChangePassphrase(by string, passphrase []byte) error {
 	if o == nil {
 		return fmt.Errorf("%w: %q", ErrNoOfficer, by)
 	}
-	slot, err := hex.DecodeString(o.Slot)
-	if err != nil || len(slot) != len(vault.SlotID{}) {
-		return fmt.Errorf("client: officer %q has a bad slot ID", by)
+	slot, err := o.slotID()
+	if err != nil {
+		return err
 	}
-	err = c.store.dir.ChangePassphrase(vault.SlotID(slot), passphrase, c.vaultParams())
+	err = c.store.dir.ChangePassphrase(slot, passphrase, c.vaultParams())
 	if errors.Is(err, vault.ErrPassphraseTaken) {
 		return errors.New("client: choose another passphrase (each officer's must be their own)")
 	}

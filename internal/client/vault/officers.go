@@ -45,7 +45,7 @@ func (d *Dir) AddOfficer(rand io.Reader, passphrase []byte, params Params) (Slot
 
 // ChangePassphrase gives an officer's slot a new passphrase (a new key
 // pair, salt and parameters), overwriting the old slot on disk; the state
-// key and the entries stay as they are. hmu is not held.
+// key and the entries stay as they are.
 func (d *Dir) ChangePassphrase(id SlotID, passphrase []byte, params Params) error {
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
