@@ -13,7 +13,9 @@ import (
 
 // Acknowledgements: every session packet (a hello or a fragment) is
 // acknowledged by its recipient once what it carries is stored, and comes
-// back in one of two ways.
+// back in one of three ways. To a contact whose software reads content
+// version 6, acks go in the packets of the ack channel (ackchannel.go),
+// on the acknowledger's schedule; to others, one of:
 //
 //   - Forward acks (envelope.KindMessage, KindAck): the message names
 //     itself by a random ack ID, and the recipient sends a forward packet
@@ -82,14 +84,20 @@ func (c *Client) queueForwardAck(ct *contact, id [envelope.AckIDSize]byte) error
 	return nil
 }
 
-// planAck plans the next ack's packet; c.mu is held. A forward ack's route
-// is drawn here and its key read under the contact's lock; the sealing and
-// the Sphinx layers are done by the build, outside the locks.
+// planAck plans the next ack's packet; c.mu is held.
 func (c *Client) planAck(a pendingAck) (build, error) {
 	if a.to == nil {
 		return func() ([]byte, bool, error) { return a.surbReply, false, nil }, nil
 	}
-	ct := a.to
+	return c.planKeyed(a.to, envelope.Contents{Kind: envelope.KindAck, AckID: a.id})
+}
+
+// planKeyed plans a forward packet to ct's mailbox whose payload is keyed
+// with the session's envelope key (an ack, or a packet of the ack
+// channel); c.mu is held. Its route is drawn here and its key read under
+// the contact's lock; the sealing and the Sphinx layers are done by the
+// build, outside the locks.
+func (c *Client) planKeyed(ct *contact, contents envelope.Contents) (build, error) {
 	card := ct.shown.Load().card
 	mine, to := c.ownProvider(), c.doc.Node(ed25519.PublicKey(card.Provider[:]))
 	if mine == nil || to == nil {
@@ -103,10 +111,9 @@ func (c *Client) planAck(a pendingAck) (build, error) {
 	}
 	ct.mu.Unlock()
 	if !keyed {
-		return nil, fmt.Errorf("client: no envelope key to acknowledge %s's message with", ct.rec.Name)
+		return nil, fmt.Errorf("client: no envelope key to acknowledge %s's messages with", ct.rec.Name)
 	}
 	path, format := c.route(mine, to, sphinx.Recipient{ID: card.Mailbox}), c.format
-	contents := envelope.Contents{Kind: envelope.KindAck, AckID: a.id}
 	return func() ([]byte, bool, error) {
 		payload, err := envelope.SealKeyed(c.cfg.Rand, &key, &contents, format.Geometry().UserPayloadLength)
 		clear(key[:])

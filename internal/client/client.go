@@ -173,6 +173,9 @@ type Stats struct {
 	// (from contacts of the previous release, acks.go); the others came as
 	// forward packets.
 	SURBAcks uint64
+	// AckPacketsSent and AckPacketsReceived count the packets of ack
+	// channels (ackchannel.go), empty ones too.
+	AckPacketsSent, AckPacketsReceived uint64
 }
 
 // Account is what the provider's operator needs to give the user an

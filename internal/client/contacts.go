@@ -40,6 +40,8 @@ type contact struct {
 	// Cleared when the session is confirmed, or when its hello used every
 	// attempt (until the next start, or a message to the contact); c.mu's.
 	reestablish bool
+	// acks is the ack channel to the contact (ackchannel.go); c.mu's.
+	acks ackChannel
 	// shown is the session as the user and the features see it, replaced
 	// whole (under mu) each time the session's state is saved, and read
 	// without mu: publishing the view never waits for a packet sealed in

@@ -94,9 +94,10 @@ const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 // sending time) are still read. Versions 4 and 5 are version 3's layout;
 // a contact that reads 4 says that its software opens envelope version 2
 // (readsEnvelopeV2), one that reads 5 that it acknowledges by forward
-// packets (readsForwardAcks).
+// packets (readsForwardAcks), one that reads 6 that it takes acks in ack
+// channel packets (readsAckBatches).
 const (
-	contentVersion    = 5
+	contentVersion    = 6
 	oldContentVersion = 2
 )
 
@@ -181,7 +182,7 @@ func parseContent(b []byte) (Content, error) {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}
 		c.Kind, c.TTL, b = ContentKind(b[1]), time.Duration(binary.BigEndian.Uint32(b[2:6]))*time.Second, b[6:]
-	case 3, 4, 5:
+	case 3, 4, 5, 6:
 		if len(b) < 15 {
 			return Content{}, fmt.Errorf("%w: message of %d bytes", ErrMalformed, len(b))
 		}

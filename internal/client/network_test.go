@@ -64,21 +64,20 @@ func TestTwoClientsExchangeMessages(t *testing.T) {
 	checkInbox(t, bob, "alice to bob", each, file)
 	checkInbox(t, alice, "bob to alice", each, nil)
 
-	// By now each has told the other what its software reads (content
-	// version 4): what they send carries its sending time, the sender's
-	// order.
-	clienttest.WaitUntil(t, alice, time.Minute, "bob's word on what he reads", func() bool { return alice.Contacts()[0].Reads == 5 }) // this release's content version
-	// It reads version 5: his acks come as forward packets now, not as
-	// replies to SURBs.
-	surbAcks := alice.Stats().SURBAcks
+	// By now each has told the other what its software reads: what they
+	// send carries its sending time, the sender's order.
+	clienttest.WaitUntil(t, alice, time.Minute, "bob's word on what he reads", func() bool { return alice.Contacts()[0].Reads == 6 }) // this release's content version
+	// It reads version 6: his acks come in his ack channel's packets now,
+	// neither as replies to SURBs nor one forward packet per fragment.
 	before := time.Now().Add(-time.Second)
+	was := alice.Stats()
 	if _, err := alice.Send("bob", client.Content{Kind: client.Text, Body: []byte("with its time")}); err != nil {
 		t.Fatal(err)
 	}
 	clienttest.WaitUntil(t, bob, time.Minute, "the timed message", func() bool { in, _ := bob.Inbox(); return len(in) == each+2 })
 	clienttest.WaitUntil(t, alice, time.Minute, "the timed message's ack", func() bool { return clienttest.CountStatus(alice, client.Delivered) == len(alice.Outbox()) })
-	if got := alice.Stats().SURBAcks; got != surbAcks {
-		t.Fatalf("%d acks came as SURB replies after bob said he takes forward acks", got-surbAcks)
+	if now := alice.Stats(); now.SURBAcks != was.SURBAcks || now.AckPacketsReceived == was.AckPacketsReceived {
+		t.Fatalf("after bob said he reads ack batches: %d acks came as SURB replies, %d ack channel packets", now.SURBAcks-was.SURBAcks, now.AckPacketsReceived-was.AckPacketsReceived)
 	}
 	in, _ := bob.Inbox()
 	for _, m := range in {

@@ -115,6 +115,9 @@ func (c *Client) receivePayload(payload []byte, now time.Time) {
 		case envelope.KindAck:
 			c.receiveForwardAck(from[i], contents.AckID, now)
 			return
+		case envelope.KindAckBatch:
+			c.receiveAckBatch(from[i], contents.AckIDs, now)
+			return
 		case envelope.KindSession, envelope.KindMessage:
 		default:
 			c.stats.Undecryptable++
@@ -158,12 +161,16 @@ func (c *Client) receiveSession(m *envelope.Contents, how arrival, now time.Time
 	if err != nil || !ack {
 		return err
 	}
+	heardFrom(ct, now)
 	if rec.typ == recordFragment {
 		if err := c.keepFragment(ct, rec.fragment, now); err != nil {
 			return err
 		}
 	}
 	if m.Kind == envelope.KindMessage {
+		if batchesAcks(ct) {
+			return c.owe(ct, m.AckID)
+		}
 		return c.queueForwardAck(ct, m.AckID)
 	}
 	return c.queueAck(m.SURB)

@@ -114,8 +114,7 @@ func (c *Client) runLink(ctx context.Context) (up bool, err error) {
 	}
 	c.mu.Lock()
 	c.retention = 0 // a new link: tell the provider again
-	c.unlock()
-	c.mu.Lock()
+	c.probeContacts()
 	c.stats.Connected, c.stats.LastError = true, ""
 	c.notify()
 	c.unlock()

@@ -63,6 +63,13 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 		return c.planDrop()
 	}
 	c.stats.SendSlots++
+	// One slot in ackSlotShare is an ack slot, whatever the user sends: it
+	// goes to an open ack channel if there is one (ackchannel.go).
+	if c.rng.IntN(ackSlotShare) == 0 {
+		if ct := c.nextAckChannel(now); ct != nil {
+			return c.planAckBatch(ct, now)
+		}
+	}
 	// An urgent message's fragment goes even before the acks waiting (a
 	// receiver of a large file has one to send for every fragment): acks
 	// wait a slot, a deadline does not.
@@ -357,12 +364,14 @@ func (c *Client) route(from, to *directory.Node, last ...sphinx.Command) []sphin
 
 // roundTrip is the expected time from sending a fragment to fetching its
 // ack when nothing queues: the mean delays of both paths, a poll interval
-// at each end, and a send slot at the recipient.
+// at each end, and the wait for an ack slot at the recipient (ackchannel.go;
+// one contact's, as a recipient with more open channels waits longer, the
+// measured round trips say).
 func (c *Client) roundTrip() time.Duration {
 	p := c.doc.Parameters
 	rt := 2*time.Duration(int(p.Layers)+1)*p.MeanDelay + 2*p.PollInterval
 	if p.SendRate > 0 {
-		rt += time.Duration(float64(time.Second) / p.SendRate)
+		rt += time.Duration(float64(ackSlotShare) * float64(time.Second) / p.SendRate)
 	}
 	return rt
 }

@@ -43,11 +43,14 @@
 // to a contact whose software does not open version 2, or when a sealed
 // payload does not fit the network's geometry.
 //
-// Acknowledgements come back one of two ways. A KindMessage names itself by
-// a random AckID, and its recipient acknowledges it with a KindAck in an
-// ordinary forward packet to the sender's mailbox, keyed: at the sender's
-// provider, messages, acks and loops all arrive as forward packets of one
-// form. A KindSession (the previous release's) carries a SURB, and the
+// Acknowledgements come back one of three ways. A KindMessage names itself
+// by a random AckID, and its recipient acknowledges it with a KindAck in an
+// ordinary forward packet to the sender's mailbox, keyed, or — if the
+// sender's software reads them — in a KindAckBatch, a packet of the
+// recipient's ack channel to the sender, which carries every ID owed and
+// is sent on the recipient's schedule whether any is owed or not: at the
+// sender's provider, messages, acks and loops all arrive as forward
+// packets of one form. A KindSession (the previous release's) carries a SURB, and the
 // SURB reply's payload, readable only by the SURB's creator, carries an
 // [Ack].
 //
@@ -103,8 +106,12 @@ const (
 	// envelope key for that direction, naming the message by its AckID.
 	KindAck Kind = 3
 	// KindMessage is a session message whose acknowledgement comes back as
-	// a KindAck forward packet.
+	// a KindAck forward packet, or in a KindAckBatch.
 	KindMessage Kind = 4
+	// KindAckBatch is a packet of a contact's ack channel: keyed like a
+	// KindAck, it acknowledges every KindMessage its AckIDs name — none,
+	// in the packets the channel sends when nothing is owed.
+	KindAckBatch Kind = 5
 )
 
 // AckIDSize is the length of an ack ID: random, drawn per transmission.
@@ -124,6 +131,8 @@ type Contents struct {
 	// AckID names the transmission a KindMessage is, and which a KindAck
 	// acknowledges.
 	AckID [AckIDSize]byte
+	// AckIDs are the transmissions a KindAckBatch acknowledges.
+	AckIDs [][AckIDSize]byte
 	// Initial is the encoded session.Initial that sets the session up, if
 	// this message does.
 	Initial []byte
@@ -140,6 +149,14 @@ func (c *Contents) encode(withSender bool) ([]byte, error) {
 		b.AddBytes(c.LoopID[:])
 	case KindAck:
 		b.AddBytes(c.AckID[:])
+	case KindAckBatch:
+		if len(c.AckIDs) > 0xffff {
+			return nil, fmt.Errorf("envelope: an ack batch of %d IDs", len(c.AckIDs))
+		}
+		b.AddUint16(uint16(len(c.AckIDs)))
+		for _, id := range c.AckIDs {
+			b.AddBytes(id[:])
+		}
 	case KindSession, KindMessage:
 		if withSender {
 			b.AddBytes(c.Sender[:])
@@ -178,6 +195,15 @@ func decodeContents(data []byte, withSender bool) (Contents, error) {
 	case KindAck:
 		if !s.CopyBytes(c.AckID[:]) {
 			return c, fmt.Errorf("%w: truncated ack", ErrMalformed)
+		}
+	case KindAckBatch:
+		var n uint16
+		if !s.ReadUint16(&n) || len(s) < int(n)*AckIDSize {
+			return c, fmt.Errorf("%w: truncated ack batch", ErrMalformed)
+		}
+		c.AckIDs = make([][AckIDSize]byte, n)
+		for i := range c.AckIDs {
+			s.CopyBytes(c.AckIDs[i][:])
 		}
 	case KindSession, KindMessage:
 		if withSender && !s.CopyBytes(c.Sender[:]) {
@@ -247,6 +273,16 @@ func SessionRoom(size, surbLength, initialLength int) int {
 // first message takes when the sealed form does not fit the geometry.
 func ClassicalSessionRoom(size, surbLength, initialLength int) int {
 	return size - ClassicalOverhead - sessionFields - KeySize - surbLength - initialLength
+}
+
+// ackBatchFields is what a KindAckBatch's contents take besides its IDs:
+// the kind and the count.
+const ackBatchFields = 1 + 2
+
+// AckBatchCapacity is how many ack IDs a KindAckBatch holds in a payload
+// of the given size (in the keyed form, the only one it takes).
+func AckBatchCapacity(size int) int {
+	return max(0, (size-KeyedOverhead-ackBatchFields)/AckIDSize)
 }
 
 // messageFields is what a KindMessage's contents take besides the session

@@ -5,7 +5,9 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/mlkem"
+	"crypto/rand"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/backchannel/backchannel/internal/tools/testrand"
@@ -115,8 +117,10 @@ func TestRoundTrip(t *testing.T) {
 	noInitial := sessionContents()
 	noInitial.Initial = nil
 	ack := &Contents{Kind: KindAck, AckID: [AckIDSize]byte{7, 7, 7}}
+	batch := &Contents{Kind: KindAckBatch, AckIDs: [][AckIDSize]byte{{1, 2}, {3, 4}, {5}}}
+	empty := &Contents{Kind: KindAckBatch, AckIDs: [][AckIDSize]byte{}}
 	for _, f := range bob.forms() {
-		for _, c := range []*Contents{loop, sessionContents(), noInitial, messageContents(), ack} {
+		for _, c := range []*Contents{loop, sessionContents(), noInitial, messageContents(), ack, batch, empty} {
 			sealed, err := f.seal(t, c)
 			if err != nil {
 				t.Fatalf("%s: %v", f.name, err)
@@ -133,10 +137,11 @@ func TestRoundTrip(t *testing.T) {
 			if f.keyed {
 				want.Sender, wantKeyed = [KeySize]byte{}, 1
 			}
-			if c.Kind == KindAck || c.Kind == KindLoop {
+			if c.Kind == KindAck || c.Kind == KindLoop || c.Kind == KindAckBatch {
 				want.Sender = [KeySize]byte{}
 			}
 			if got.Keyed != wantKeyed || got.Kind != want.Kind || got.LoopID != want.LoopID || got.Sender != want.Sender || !bytes.Equal(got.SURB, want.SURB) || got.AckID != want.AckID ||
+				!slices.Equal(got.AckIDs, want.AckIDs) ||
 				!bytes.Equal(got.Initial, want.Initial) || !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Ciphertext, want.Ciphertext) {
 				t.Fatalf("%s, kind %d: opened %+v", f.name, c.Kind, got)
 			}
@@ -309,7 +314,8 @@ func FuzzOpen(f *testing.F) {
 // FuzzDecode reaches the contents decoder, which the fuzzer cannot reach
 // through the AEAD.
 func FuzzDecode(f *testing.F) {
-	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents(), messageContents(), {Kind: KindAck, AckID: [AckIDSize]byte{1}}} {
+	for _, c := range []*Contents{{Kind: KindLoop}, sessionContents(), messageContents(), {Kind: KindAck, AckID: [AckIDSize]byte{1}},
+		{Kind: KindAckBatch, AckIDs: [][AckIDSize]byte{{1}, {2}}}, {Kind: KindAckBatch}} {
 		b, _ := c.encode(true)
 		f.Add(b, true)
 		b, _ = c.encode(false)
@@ -328,6 +334,26 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decode then encode differs")
 		}
 	})
+}
+
+// TestAckBatchCapacity: a batch of AckBatchCapacity IDs fills a keyed
+// payload, and one more does not fit.
+func TestAckBatchCapacity(t *testing.T) {
+	var key [KeySize]byte
+	for _, size := range []int{payloadSize, 3200} {
+		n := AckBatchCapacity(size)
+		c := &Contents{Kind: KindAckBatch, AckIDs: make([][AckIDSize]byte, n)}
+		if _, err := SealKeyed(rand.Reader, &key, c, size); err != nil {
+			t.Fatalf("%d IDs in a %d-byte payload: %v", n, size, err)
+		}
+		c.AckIDs = append(c.AckIDs, [AckIDSize]byte{})
+		if _, err := SealKeyed(rand.Reader, &key, c, size); !errors.Is(err, ErrTooLong) {
+			t.Fatalf("%d IDs in a %d-byte payload: %v", n+1, size, err)
+		}
+	}
+	if n := AckBatchCapacity(3200); n < 190 {
+		t.Fatalf("a 3,200-byte payload holds %d ack IDs", n)
+	}
 }
 
 func FuzzParseAck(f *testing.F) {
