@@ -223,8 +223,8 @@ func story(o demoOptions, tl *demoTimeline, mediator, alice, bob *demoUser) erro
 	}
 	for _, u := range []*demoUser{mediator, alice, bob} {
 		s := u.c.Stats()
-		tl.say("%s sent %d fragments (%d again), %d acks, %d drop and %d loop cover packets; %d loops came back",
-			u.name, s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned)
+		tl.say("%s sent %d fragments (%d again), %d ack channel packets, %d drop and %d loop cover packets; %d loops came back",
+			u.name, s.FragmentsSent, s.Retransmissions, s.AckPacketsSent+s.AcksSent, s.DropsSent, s.LoopsSent, s.LoopsReturned)
 	}
 	tl.say("done: every step succeeded; the relays saw only fixed-size packets, at rates that did not change when anyone talked")
 	return nil

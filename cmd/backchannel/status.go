@@ -127,8 +127,8 @@ func writeStats(w io.Writer, s *client.Stats) {
 	if s.DocumentProblem != "" {
 		fmt.Fprintf(w, "network document: %s\n", s.DocumentProblem)
 	}
-	fmt.Fprintf(w, "sent: %d message fragments (%d of them again, unacknowledged), %d acknowledgements of messages you received, %d drop and %d loop cover packets\n",
-		s.FragmentsSent, s.Retransmissions, s.AcksSent, s.DropsSent, s.LoopsSent)
+	fmt.Fprintf(w, "sent: %d message fragments (%d of them again, unacknowledged), %d ack channel packets (acknowledgements of what you received, or none, at your contacts), %d single acknowledgements (to contacts of earlier releases), %d drop and %d loop cover packets\n",
+		s.FragmentsSent, s.Retransmissions, s.AckPacketsSent, s.AcksSent, s.DropsSent, s.LoopsSent)
 	fmt.Fprintf(w, "loops: %d returned, %d lost", s.LoopsReturned, s.LoopsLost)
 	if s.LoopsLost > 0 {
 		fmt.Fprint(w, " (a loop is lost when a relay on its way is down — the network drops it from its next documents — or when someone drops packets on purpose; if the count keeps growing while `status` shows the network's epochs moving on, tell your provider's operator)")

@@ -26,11 +26,11 @@ import (
 //     contacts the channel is open to, round robin: an
 //     envelope.KindAckBatch keyed with the session's envelope key,
 //     carrying every ack ID owed to that contact (up to
-//     envelope.AckBatchCapacity, about 190 in a 3,200-byte payload), or
+//     envelope.AckBatchCapacity, 197 in the default 3,200-byte payload), or
 //     none;
 //   - the channel is open to a contact heard from (a session message or an
 //     ack channel packet) within ackChannelSilence, and once after the
-//     client starts (a probe, so that a contact online at the same time
+//     client connects (a probe, so that a contact online at the same time
 //     hears from it and opens its channel back); two contacts online at
 //     once keep each other's channels open with their empty packets.
 //

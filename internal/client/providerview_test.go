@@ -212,6 +212,8 @@ func (n *simNet) route(node *directory.Node, packet []byte) {
 type providerView struct {
 	counts, replies []float64
 	lags            []float64
+	// roundTrip is alice's smoothed round trip of acks at the end.
+	roundTrip time.Duration
 }
 
 const countWindow = 5 * time.Second
@@ -295,7 +297,11 @@ func providerRun(t *testing.T, seed byte, messages int, perFragment bool) provid
 	if got := countStatus(alice.c, Delivered); got < 1+messages*3/4 {
 		t.Fatalf("%d of alice's %d messages delivered within the run", got-1, messages)
 	}
-	return alice.view(from, from.Add(3*time.Minute))
+	v := alice.view(from, from.Add(3*time.Minute))
+	alice.c.mu.Lock()
+	v.roundTrip = alice.c.srtt
+	alice.c.unlock()
+	return v
 }
 
 // countStatus counts the messages in c's outbox with the status.
@@ -344,6 +350,7 @@ func TestProviderCannotSeeSending(t *testing.T) {
 	}
 	t.Logf("packets stored per 5 s: idle %.2f, sending %.2f; control idle %.2f, sending %.2f",
 		mean(idle.counts), mean(busy.counts), mean(oldIdle.counts), mean(oldBusy.counts))
+	t.Logf("round trip of acks while sending: %v with the ack channel, %v one ack per fragment", busy.roundTrip.Round(time.Millisecond), oldBusy.roundTrip.Round(time.Millisecond))
 	if told("count per 5 s, idle vs sending", idle.counts, busy.counts) {
 		t.Error("the provider tells from the count of packets stored that alice sends")
 	}
