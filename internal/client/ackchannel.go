@@ -89,8 +89,13 @@ func (c *Client) probeContacts() {
 	}
 }
 
-// heardFrom notes a packet from ct under its session; c.mu is held.
-func heardFrom(ct *contact, now time.Time) { ct.acks.heard = now }
+// heardFrom notes a packet from ct under its session, which keeps the ack
+// channel to ct open and resumes ct if it was held (retry.go); c.mu is
+// held.
+func (c *Client) heardFrom(ct *contact, now time.Time) {
+	ct.acks.heard = now
+	c.outbox.wake(ct, now)
+}
 
 // owe queues the ack of a transmission for ct's ack channel; c.mu is held.
 func (c *Client) owe(ct *contact, id [envelope.AckIDSize]byte) error {
@@ -150,7 +155,7 @@ func (c *Client) planAckBatch(ct *contact, now time.Time) (build, error) {
 // its session key; c.mu is held.
 func (c *Client) receiveAckBatch(ct *contact, ids [][envelope.AckIDSize]byte, now time.Time) {
 	c.stats.AckPacketsReceived++
-	heardFrom(ct, now)
+	c.heardFrom(ct, now)
 	for _, id := range ids {
 		c.receiveForwardAck(ct, id, now)
 	}

@@ -72,12 +72,12 @@ func TestAckChannel(t *testing.T) {
 	if got := slots(100); got["bob"] != 1 || got["carol"] != 1 {
 		t.Fatalf("the probes: %v, want one each", got)
 	}
-	locked(func() { heardFrom(bob, clk.Now()) })
+	locked(func() { alice.heardFrom(bob, clk.Now()) })
 	// 200 slots, 200 s: within ackChannelSilence of bob's word.
 	if got := slots(200); got["carol"] != 0 || got["bob"] < 200/ackSlotShare/2 || got["bob"] > 200/ackSlotShare*2 {
 		t.Fatalf("bob heard from: %v in 200 send slots, want about %d to bob alone", got, 200/ackSlotShare)
 	}
-	locked(func() { heardFrom(bob, clk.Now()); heardFrom(carol, clk.Now()) })
+	locked(func() { alice.heardFrom(bob, clk.Now()); alice.heardFrom(carol, clk.Now()) })
 	if got := slots(200); got["bob"]-got["carol"] > 1 || got["carol"]-got["bob"] > 1 {
 		t.Fatalf("both heard from: %v, want them in turn", got)
 	}

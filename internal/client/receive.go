@@ -161,7 +161,7 @@ func (c *Client) receiveSession(m *envelope.Contents, how arrival, now time.Time
 	if err != nil || !ack {
 		return err
 	}
-	heardFrom(ct, now)
+	c.heardFrom(ct, now)
 	if rec.typ == recordFragment {
 		if err := c.keepFragment(ct, rec.fragment, now); err != nil {
 			return err

@@ -28,7 +28,9 @@ import (
 //     of 1 to 2). Its other fragments, and new messages to it, wait.
 //   - an acknowledgement from a held contact resumes it: every fragment to
 //     it is due at once, with fastAttempts attempts before it is held
-//     again.
+//     again; so does any packet from it — a packet of its ack channel
+//     (ackchannel.go), which it sends to every contact when it connects,
+//     or a message — since it is online.
 //
 // So an offline contact's mailbox gets at most about fastAttempts copies
 // of each of the 64 fragments in flight (maxInFlight), then a probe about
@@ -111,6 +113,17 @@ func (o *outbox) resumeAll(to *contact, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.resume(to, now)
+}
+
+// wake resumes a held contact that was heard from (its ack channel, or a
+// message): it is online, so what waits for it need not wait for the
+// probe's next attempt, up to MaxRetryWait away.
+func (o *outbox) wake(to *contact, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, held := o.probes()[to]; held {
+		o.resume(to, now)
+	}
 }
 
 // fresh gives a contact's fragments a new round of fast attempts (they go

@@ -191,41 +191,50 @@ func TestOfflineContactGetsFewCopies(t *testing.T) {
 	t.Logf("to an offline contact over three days: %d fragments in all, %d of them probes; then: %s", sent, held, out[0].Reason)
 }
 
-// TestHeldContactResumes: once a held contact acknowledges the probe,
-// its other fragments go at once.
+// TestHeldContactResumes: once a held contact acknowledges the probe, or
+// sends a packet of its ack channel (it connected, and says so to every
+// contact), its other fragments go at once.
 func TestHeldContactResumes(t *testing.T) {
-	p := newOfflinePair(t, offline{seed: 63, mixesPerLayer: 2, aliceRand: testrand.New(63, 2)})
-	alice, clk := p.alice, p.clock
-	p.confirmSession(t)
-	if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 20*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
-		t.Fatal(err)
-	}
-	start := clk.Now()
-	for clk.Now().Sub(start) < 5*time.Hour {
-		for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
-		}
-		next, _ := nextDue(alice)
-		clk.Advance(max(next.Sub(clk.Now()), time.Millisecond))
-	}
-	// The probe's latest transmission is acknowledged.
-	alice.mu.Lock()
-	var latest *transmission
-	alice.outbox.mu.Lock()
-	for _, tr := range alice.outbox.pending {
-		if latest == nil || tr.sentAt.After(latest.sentAt) {
-			latest = tr
-		}
-	}
-	alice.outbox.mu.Unlock()
-	alice.acknowledged(latest, clk.Now())
-	alice.unlock()
-	want := unacknowledged(alice)
-	n := 0
-	for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
-		n++
-	}
-	if want < 19 || n != want {
-		t.Fatalf("after the probe's ack, %d fragments went at once, want every one left (%d)", n, want)
+	for _, how := range []string{"the probe's ack", "an empty ack channel packet"} {
+		t.Run(how, func(t *testing.T) {
+			p := newOfflinePair(t, offline{seed: 63, mixesPerLayer: 2, aliceRand: testrand.New(63, 2)})
+			alice, clk := p.alice, p.clock
+			bob := p.confirmSession(t)
+			if _, err := alice.Send("bob", Content{Kind: File, Name: "annex.bin", Body: make([]byte, 20*fragmentCapacity(alice.format.Geometry())-500)}); err != nil {
+				t.Fatal(err)
+			}
+			start := clk.Now()
+			for clk.Now().Sub(start) < 5*time.Hour {
+				for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+				}
+				next, _ := nextDue(alice)
+				clk.Advance(max(next.Sub(clk.Now()), time.Millisecond))
+			}
+			alice.mu.Lock()
+			if how == "the probe's ack" {
+				// The probe's latest transmission is acknowledged.
+				var latest *transmission
+				alice.outbox.mu.Lock()
+				for _, tr := range alice.outbox.pending {
+					if latest == nil || tr.sentAt.After(latest.sentAt) {
+						latest = tr
+					}
+				}
+				alice.outbox.mu.Unlock()
+				alice.acknowledged(latest, clk.Now())
+			} else {
+				alice.receiveAckBatch(bob, nil, clk.Now())
+			}
+			alice.unlock()
+			want := unacknowledged(alice)
+			n := 0
+			for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+				n++
+			}
+			if want < 19 || n != want {
+				t.Fatalf("after %s, %d fragments went at once, want every one left (%d)", how, n, want)
+			}
+		})
 	}
 }
 
