@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -200,14 +201,15 @@ func BenchmarkMixForwarding(b *testing.B) {
 		close(received)
 	})
 
-	if *mixProfile != "" {
-		m.servePprof(b)
-	}
+	// Profiles on: the heap profile's statistics count the mix's
+	// allocations (an idle handler costs nothing).
+	m.servePprof(b)
 	nw, feeder := m.startMix(b)
 	defer nw.stopAll()
 	defer feeder.Close()
 
 	mixPID := nw.procs["mix-1-a"].Process.Pid
+	mallocs0 := mixMallocs(b, nw.metrics["mix-1-a"])
 	mixCPU0, selfCPU0 := processCPU(b, mixPID), loadgen.SelfCPU()
 	profiled := make(chan error, 1)
 	if *mixProfile != "" {
@@ -238,6 +240,13 @@ func BenchmarkMixForwarding(b *testing.B) {
 		}
 	}
 	mixCores := (processCPU(b, mixPID) - mixCPU0).Seconds() / elapsed.Seconds()
+	mallocs := float64(mixMallocs(b, nw.metrics["mix-1-a"])-mallocs0) / float64(b.N)
+	unwrapAllocs := testing.AllocsPerRun(100, func() {
+		work := slices.Clone(packets[0])
+		if _, err := format.Unwrap(mix1Sphinx, work); err != nil {
+			b.Fatal(err)
+		}
+	}) - 1 // the clone
 	selfCores := (loadgen.SelfCPU() - selfCPU0).Seconds() / elapsed.Seconds()
 
 	unwrapAfter := unwrapTime(b, format, mix1Sphinx, packets[:min(len(packets), 2000)])
@@ -250,6 +259,33 @@ func BenchmarkMixForwarding(b *testing.B) {
 	b.ReportMetric(float64(unwrap.Microseconds()), "unwrap-µs")
 	b.ReportMetric(mixCores, "mix-cores")
 	b.ReportMetric(selfCores, "feeder+sink-cores")
+	b.ReportMetric(mallocs, "mix-allocs/pkt")
+	b.ReportMetric(mallocs-unwrapAllocs, "beyond-unwrap-allocs/pkt")
+}
+
+// mixMallocs is how many allocations a node's process has made so far:
+// the Mallocs of the runtime statistics its heap profile ends with.
+func mixMallocs(b *testing.B, metrics string) uint64 {
+	resp, err := http.Get("http://" + metrics + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "# Mallocs = "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no Mallocs in the heap profile of %s", metrics)
+	return 0
 }
 
 var mixFormat = flag.String("mix-format", "xwing", "BenchmarkMixForwarding and BenchmarkMixLatency: the packet format, xwing or x25519")
