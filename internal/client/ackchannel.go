@@ -139,7 +139,8 @@ func (c *Client) nextAckChannel(now time.Time) *contact {
 }
 
 // planAckBatch plans the ack channel's packet to ct, with every ack ID
-// owed to it that fits; c.mu is held.
+// owed to it that fits; c.mu is held. The IDs it takes are not owed any
+// more, even if the packet cannot be made: their fragments are sent again.
 func (c *Client) planAckBatch(ct *contact, now time.Time) (build, error) {
 	ch := &ct.acks
 	ch.probe, ch.sent = false, now
@@ -147,8 +148,11 @@ func (c *Client) planAckBatch(ct *contact, now time.Time) (build, error) {
 	n := min(len(ch.owed), envelope.AckBatchCapacity(format.Geometry().UserPayloadLength))
 	contents := envelope.Contents{Kind: envelope.KindAckBatch, AckIDs: slices.Clone(ch.owed[:n])}
 	ch.owed = slices.Delete(ch.owed, 0, n)
-	c.stats.AckPacketsSent++
-	return c.planKeyed(ct, contents)
+	b, err := c.planKeyed(ct, contents)
+	if err == nil {
+		c.stats.AckPacketsSent++
+	}
+	return b, err
 }
 
 // receiveAckBatch handles a packet of ct's ack channel, which opened under

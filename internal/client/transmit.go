@@ -64,10 +64,16 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 	}
 	c.stats.SendSlots++
 	// One slot in ackSlotShare is an ack slot, whatever the user sends: it
-	// goes to an open ack channel if there is one (ackchannel.go).
+	// goes to an open ack channel if there is one (ackchannel.go). If its
+	// packet cannot be made, the slot carries what any slot would: a slot
+	// never goes empty.
 	if c.rng.IntN(ackSlotShare) == 0 {
 		if ct := c.nextAckChannel(now); ct != nil {
-			return c.planAckBatch(ct, now)
+			b, err := c.planAckBatch(ct, now)
+			if err == nil {
+				return b, nil
+			}
+			c.log.Debug("an ack channel packet is not sent", "err", err)
 		}
 	}
 	// An urgent message's fragment goes even before the acks waiting (a
