@@ -39,6 +39,7 @@ export function network(ctx) {
       n ? row("Cover traffic", `${rate.toFixed(1)} packets/s (${n.SendRate} send slots, ${n.LoopRate} loops, ${n.DropRate} drops), about ${bytes(Math.round(rate * n.PacketSize))}/s each way`, "net-cover") : null,
       row("Loop packets", `${s.LoopsSent} sent, ${s.LoopsReturned} returned, ${s.LoopsLost} lost`, "net-loops"),
       row("Packets", `${s.SendSlots} send slots used, ${s.FragmentsSent} message fragments, ${s.Retransmissions} retransmissions, ${s.Fetched} fetched`),
+      row("Acknowledgements", `${s.AckPacketsSent} ack channel packets sent (one send slot in four, to contacts heard from lately), ${s.AckPacketsReceived} received; ${s.AcksReceived} of your fragments acknowledged`, "net-acks"),
       row("Messages", `${s.MessagesReceived} received, ${s.Duplicates} duplicates dropped, ${s.Undecryptable} unreadable dropped`));
     if (!n) { replace(estimate); return; }
     replace(estimate,
