@@ -91,7 +91,7 @@ const MaxFileSize = fragment.MaxMessageSize - 3 - MaxNameLength
 // contentVersion is the first byte of an encoded Content, as this
 // release writes it to contacts that said they read it (capabilities);
 // others get oldContentVersion. Versions 1 (no time to live) and 2 (no
-// sending time) are still read. Versions 4 and 5 are version 3's layout;
+// sending time) are still read. Versions 4 to 6 are version 3's layout;
 // a contact that reads 4 says that its software opens envelope version 2
 // (readsEnvelopeV2), one that reads 5 that it acknowledges by forward
 // packets (readsForwardAcks), one that reads 6 that it takes acks in ack
@@ -107,7 +107,7 @@ var ErrMalformed = errors.New("client: malformed")
 // marshal encodes the content, which is what fragments carry, in version
 // 3 (or 2, for a contact whose software reads no later):
 //
-//	u8 version (3, 4) | u8 kind | u32 time to live, seconds | u64 sent, Unix milliseconds (0: unknown) | u8 name length | name | body
+//	u8 version (3 to 6) | u8 kind | u32 time to live, seconds | u64 sent, Unix milliseconds (0: unknown) | u8 name length | name | body
 //	u8 version (2) | u8 kind | u32 time to live, seconds | u8 name length | name | body
 //
 // (version 1 had no time to live). The sending time is the sender's clock
