@@ -18,21 +18,7 @@ import (
 func TestAckChannel(t *testing.T) {
 	p := newOfflinePair(t, offline{seed: 75, mixesPerLayer: 2, aliceRand: testrand.New(75, 'a')})
 	alice, clk := p.alice, p.clock
-	bob := p.confirmSession(t)
-	other, err := identity.Generate(testrand.New(75, 'c'), [32]byte(p.doc.Providers()[1].IdentityKey), [32]byte{7}, clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.AddContact("carol", other.Card()); err != nil {
-		t.Fatal(err)
-	}
-	carol := alice.byName("carol")
-	carol.mu.Lock()
-	if err := alice.startSession(carol, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
-	carol.rec.Session.Confirmed = true
-	carol.mu.Unlock()
+	bob, carol := p.confirmSession(t), withCarol(t, p)
 	alice.mu.Lock()
 	bob.rec.Reads, carol.rec.Reads = readsAckBatches, readsAckBatches
 	alice.unlock()
@@ -120,5 +106,64 @@ func TestAckChannel(t *testing.T) {
 		if acked[i] != owed[i] {
 			t.Fatalf("ack %d: %x, owed %x", i, acked[i], owed[i])
 		}
+	}
+}
+
+// withCarol adds carol, a contact at bob's provider, to alice's side of an
+// offline pair, with a session taken as confirmed.
+func withCarol(t *testing.T, p offlinePair) *contact {
+	t.Helper()
+	other, err := identity.Generate(testrand.New(75, 'c'), [32]byte(p.doc.Providers()[1].IdentityKey), [32]byte{7}, p.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.alice.AddContact("carol", other.Card()); err != nil {
+		t.Fatal(err)
+	}
+	carol := p.alice.byName("carol")
+	carol.mu.Lock()
+	defer carol.mu.Unlock()
+	if err := p.alice.startSession(carol, p.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	carol.rec.Session.Confirmed = true
+	return carol
+}
+
+// TestAckBatchFromItsContactOnly: an ack channel packet acknowledges only
+// transmissions to the contact whose session key opened it — bob cannot
+// acknowledge what alice sent carol — and an ID it names twice counts once.
+func TestAckBatchFromItsContactOnly(t *testing.T) {
+	p := newOfflinePair(t, offline{seed: 76, mixesPerLayer: 2, aliceRand: testrand.New(76, 'a')})
+	alice, clk := p.alice, p.clock
+	bob, carol := p.confirmSession(t), withCarol(t, p)
+	if _, err := alice.Send("carol", Content{Kind: Text, Body: []byte("for carol")}); err != nil {
+		t.Fatal(err)
+	}
+	for planned(t, alice, func() (build, error) { return alice.planSession(clk.Now()) }) != nil {
+	}
+	alice.outbox.mu.Lock()
+	var ids [][envelope.AckIDSize]byte
+	for id, tr := range alice.outbox.pending {
+		if tr.to == carol && tr.msg != nil {
+			ids = append(ids, id)
+		}
+	}
+	alice.outbox.mu.Unlock()
+	if len(ids) != 2 { // the text, and the capabilities message before it
+		t.Fatalf("%d transmissions to carol", len(ids))
+	}
+	locked := func(f func()) {
+		alice.mu.Lock()
+		f()
+		alice.unlock()
+	}
+	locked(func() { alice.receiveAckBatch(bob, ids, clk.Now()) })
+	if n := unacknowledged(alice); n != 2 || alice.Stats().AcksReceived != 0 {
+		t.Fatalf("bob's ack packet acknowledged what alice sent carol: %d fragments left, stats %+v", n, alice.Stats())
+	}
+	locked(func() { alice.receiveAckBatch(carol, append(ids, ids[0]), clk.Now()) })
+	if n := unacknowledged(alice); n != 0 || alice.Stats().AcksReceived != 2 || countStatus(alice, Delivered) != 1 {
+		t.Fatalf("carol's ack packet: %d fragments left, %d acks counted, outbox %+v", n, alice.Stats().AcksReceived, alice.Outbox())
 	}
 }
