@@ -39,9 +39,9 @@ import (
 // channel is open to, whether or not the user writes: counts, kinds and
 // the lag after the user's own packets do not change when the user sends
 // (TestProviderCannotSeeSending). What the provider still sees is when a
-// channel opens — the first time a contact hears from the user after both
-// came online — and when it closes: once per contact and time online, not
-// per message. An ack slot with no channel open is an ordinary send slot.
+// channel opens — normally at a connect (the probes), else the first time
+// a contact hears from the user after both came online — and when it
+// closes: once per contact and time online, not per message. An ack slot with no channel open is an ordinary send slot.
 //
 // It costs no bandwidth (an ack slot is a send slot), a file's acks take
 // one packet per ack slot instead of one per fragment, and acks come
