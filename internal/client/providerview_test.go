@@ -323,10 +323,27 @@ func countStatus(c *Client, status Status) int {
 // two-sample Kolmogorov–Smirnov test at level 0.01; with acks sent one per
 // fragment (the control: the previous release's behaviour), it can.
 func TestProviderCannotSeeSending(t *testing.T) {
-	idle := providerRun(t, 81, 0, false)
-	busy := providerRun(t, 82, 100, false)
-	oldIdle := providerRun(t, 83, 0, true)
-	oldBusy := providerRun(t, 84, 100, true)
+	// Four independent runs, in parallel: each has its own clock, network
+	// and seed.
+	runs := []struct {
+		name        string
+		seed        byte
+		messages    int
+		perFragment bool
+	}{{"idle", 81, 0, false}, {"sending", 82, 100, false}, {"control idle", 83, 0, true}, {"control sending", 84, 100, true}}
+	views := make([]providerView, len(runs))
+	t.Run("runs", func(t *testing.T) {
+		for i, r := range runs {
+			t.Run(r.name, func(t *testing.T) {
+				t.Parallel()
+				views[i] = providerRun(t, r.seed, r.messages, r.perFragment)
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	idle, busy, oldIdle, oldBusy := views[0], views[1], views[2], views[3]
 
 	for _, v := range []providerView{idle, busy, oldIdle, oldBusy} {
 		for _, r := range v.replies {
