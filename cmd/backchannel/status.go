@@ -135,6 +135,9 @@ func writeStats(w io.Writer, s *client.Stats) {
 	}
 	fmt.Fprintf(w, "\nreceived: %d messages, %d acknowledgements of messages you sent; %d packets not for you or damaged, %d repeats\n",
 		s.MessagesReceived, s.AcksReceived, s.Undecryptable, s.Duplicates)
+	if s.AcksNotSent > 0 {
+		fmt.Fprintf(w, "acknowledgements not sent: %d (their senders send those messages again; if the count keeps growing, a contact's messages never settle at their end; `client run -log-level debug` logs why)\n", s.AcksNotSent)
+	}
 }
 
 // runRetry is `backchannel retry ID`: a message on its way goes again at

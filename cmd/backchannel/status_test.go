@@ -41,7 +41,7 @@ func TestStatusLines(t *testing.T) {
 		msg("09", "disappearing-messages setting", client.Delivered, func(m *client.MessageInfo) { m.About = "disappearing messages: after 24h0m0s" }),
 		msg("10", "interest check", client.Delivered, nil),                               // a record of the first releases
 		msg("11", "text", client.Delivered, func(m *client.MessageInfo) { m.Size = 22 }), // its text disappeared
-	}, Stats: &client.Stats{Connected: true, Epoch: 7, AcksSent: 2, AckPacketsSent: 4, AcksReceived: 3}}
+	}, Stats: &client.Stats{Connected: true, Epoch: 7, AcksSent: 2, AckPacketsSent: 4, AcksReceived: 3, AcksNotSent: 5}}
 	var out bytes.Buffer
 	if failed := writeStatus(&out, resp, now); failed != 1 {
 		t.Errorf("%d failed, want 1", failed)
@@ -74,7 +74,7 @@ func TestStatusLines(t *testing.T) {
 			t.Errorf("no line for message %s:\n%s", id, out.String())
 		}
 	}
-	for _, w := range []string{"4 ack channel packets", "2 single acknowledgements", "3 acknowledgements of messages you sent"} {
+	for _, w := range []string{"4 ack channel packets", "2 single acknowledgements", "3 acknowledgements of messages you sent", "acknowledgements not sent: 5"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("the counters do not say %q:\n%s", w, out.String())
 		}

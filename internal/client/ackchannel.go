@@ -139,20 +139,20 @@ func (c *Client) nextAckChannel(now time.Time) *contact {
 }
 
 // planAckBatch plans the ack channel's packet to ct, with every ack ID
-// owed to it that fits; c.mu is held. The IDs it takes are not owed any
-// more, even if the packet cannot be made: their fragments are sent again.
-func (c *Client) planAckBatch(ct *contact, now time.Time) (build, error) {
+// owed to it that fits, and says how many it took; c.mu is held. The IDs
+// it takes are not owed any more, even if the packet cannot be made:
+// their fragments are sent again.
+func (c *Client) planAckBatch(ct *contact, now time.Time) (b build, taken int, err error) {
 	ch := &ct.acks
 	ch.probe, ch.sent = false, now
 	format := c.format
 	n := min(len(ch.owed), envelope.AckBatchCapacity(format.Geometry().UserPayloadLength))
 	contents := envelope.Contents{Kind: envelope.KindAckBatch, AckIDs: slices.Clone(ch.owed[:n])}
 	ch.owed = slices.Delete(ch.owed, 0, n)
-	b, err := c.planKeyed(ct, contents)
-	if err == nil {
+	if b, err = c.planKeyed(ct, contents); err == nil {
 		c.stats.AckPacketsSent++
 	}
-	return b, err
+	return b, n, err
 }
 
 // receiveAckBatch handles a packet of ct's ack channel, which opened under

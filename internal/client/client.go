@@ -176,6 +176,11 @@ type Stats struct {
 	// AckPacketsSent and AckPacketsReceived count the packets of ack
 	// channels (ackchannel.go), empty ones too.
 	AckPacketsSent, AckPacketsReceived uint64
+	// AcksNotSent counts the acks of received messages that could not be
+	// queued or made (too many waiting, no key or route to the sender):
+	// their senders send the messages again, and a count that keeps
+	// growing means a contact's messages are never settled at their end.
+	AcksNotSent uint64
 }
 
 // Account is what the provider's operator needs to give the user an

@@ -167,13 +167,18 @@ func (c *Client) receiveSession(m *envelope.Contents, how arrival, now time.Time
 			return err
 		}
 	}
-	if m.Kind == envelope.KindMessage {
-		if batchesAcks(ct) {
-			return c.owe(ct, m.AckID)
-		}
-		return c.queueForwardAck(ct, m.AckID)
+	switch {
+	case m.Kind == envelope.KindMessage && batchesAcks(ct):
+		err = c.owe(ct, m.AckID)
+	case m.Kind == envelope.KindMessage:
+		err = c.queueForwardAck(ct, m.AckID)
+	default:
+		err = c.queueAck(m.SURB)
 	}
-	return c.queueAck(m.SURB)
+	if err != nil {
+		c.stats.AcksNotSent++
+	}
+	return err
 }
 
 // openSession sets up or opens the contact's session for a message and

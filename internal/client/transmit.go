@@ -69,10 +69,11 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 	// never goes empty.
 	if c.rng.IntN(ackSlotShare) == 0 {
 		if ct := c.nextAckChannel(now); ct != nil {
-			b, err := c.planAckBatch(ct, now)
+			b, n, err := c.planAckBatch(ct, now)
 			if err == nil {
 				return b, nil
 			}
+			c.stats.AcksNotSent += uint64(n)
 			c.log.Debug("an ack channel packet is not sent", "err", err)
 		}
 	}
@@ -89,6 +90,7 @@ func (c *Client) plan(ev event, now time.Time) (build, error) {
 		c.acks = c.acks[1:]
 		b, err := c.planAck(a)
 		if err != nil {
+			c.stats.AcksNotSent++
 			c.log.Debug("an ack is dropped", "err", err)
 			continue
 		}
