@@ -253,7 +253,7 @@ func (s *simClient) view(from, to time.Time) providerView {
 
 // providerRun is one simulated run: alice and bob set their session up
 // and tell each other what their software reads (a message each way),
-// then alice sends messages messages to bob over the first two minutes of
+// then alice sends bob the given number of texts over the first two minutes of
 // the measured three, or none. With perFragment, bob acknowledges alice's
 // fragments one packet each, as the previous release did (the control).
 func providerRun(t *testing.T, seed byte, messages int, perFragment bool) providerView {
