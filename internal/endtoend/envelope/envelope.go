@@ -50,9 +50,9 @@
 // recipient's ack channel to the sender, which carries every ID owed and
 // is sent on the recipient's schedule whether any is owed or not: at the
 // sender's provider, messages, acks and loops all arrive as forward
-// packets of one form. A KindSession (the previous release's) carries a SURB, and the
-// SURB reply's payload, readable only by the SURB's creator, carries an
-// [Ack].
+// packets of one form. A KindSession (an older release's) carries a SURB,
+// and the SURB reply's payload, readable only by the SURB's creator,
+// carries an [Ack].
 //
 // It does not encrypt session messages (the session package does) or cut
 // messages into fragments (the fragment package does).
