@@ -120,14 +120,7 @@ func withCarol(t *testing.T, p offlinePair) *contact {
 	if err := p.alice.AddContact("carol", other.Card()); err != nil {
 		t.Fatal(err)
 	}
-	carol := p.alice.byName("carol")
-	carol.mu.Lock()
-	defer carol.mu.Unlock()
-	if err := p.alice.startSession(carol, p.clock.Now()); err != nil {
-		t.Fatal(err)
-	}
-	carol.rec.Session.Confirmed = true
-	return carol
+	return p.confirmSessionWith(t, "carol")
 }
 
 // TestAckBatchFromItsContactOnly: an ack channel packet acknowledges only

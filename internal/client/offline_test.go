@@ -88,7 +88,13 @@ func newOfflinePair(t *testing.T, o offline) offlinePair {
 // acknowledged its hello (which is not simulated), and returns bob.
 func (p offlinePair) confirmSession(t *testing.T) *contact {
 	t.Helper()
-	ct := p.alice.byName("bob")
+	return p.confirmSessionWith(t, "bob")
+}
+
+// confirmSessionWith is confirmSession with the contact of that name.
+func (p offlinePair) confirmSessionWith(t *testing.T, name string) *contact {
+	t.Helper()
+	ct := p.alice.byName(name)
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if err := p.alice.startSession(ct, p.clock.Now()); err != nil {
