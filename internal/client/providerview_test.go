@@ -59,6 +59,10 @@ type simNet struct {
 	clients []*simClient
 	keys    map[string]*sphinx.PrivateKey
 	flying  []inTransit
+	// dead names nodes that are listed but down: a packet reaching one
+	// is lost, as it would be at a SIGKILLed mix.
+	dead map[string]bool
+	lost int
 }
 
 // newSimNet starts alice and bob of an offline pair on the simulated
@@ -69,7 +73,7 @@ func newSimNet(t *testing.T, seed byte) *simNet {
 		aliceRand: testrand.New(seed, 'a'), bobRand: testrand.New(seed, 'b')})
 	p.bobCfg.ScheduleSeed = [32]byte{seed, 'b'}
 	bob := withBob(t, p)
-	n := &simNet{t: t, p: p, keys: map[string]*sphinx.PrivateKey{}}
+	n := &simNet{t: t, p: p, keys: map[string]*sphinx.PrivateKey{}, dead: map[string]bool{}}
 	providers := p.doc.Providers()
 	for i, c := range []*Client{p.alice, bob} {
 		s := &simClient{c: c, link: &capturingLink{recordingLink: recordingLink{clock: p.clock}},
@@ -158,6 +162,10 @@ func (n *simNet) route(node *directory.Node, packet []byte) {
 	packet = bytes.Clone(packet)
 	var delay time.Duration
 	for range 8 {
+		if n.dead[node.Name] {
+			n.lost++
+			return
+		}
 		key := n.keys[node.Name]
 		if key == nil {
 			var err error
