@@ -88,6 +88,21 @@ func newSimNet(t *testing.T, seed byte) *simNet {
 	return n
 }
 
+// leaveOut gives both clients a document without the named node, as the
+// authorities publish once it stopped uploading. The simulation keeps the
+// epoch (and so the nodes' keys): for the clients' routes only the node
+// list matters.
+func (n *simNet) leaveOut(name string) {
+	n.t.Helper()
+	doc := *n.p.doc
+	doc.Nodes = slices.DeleteFunc(slices.Clone(doc.Nodes), func(node directory.Node) bool { return node.Name == name })
+	for _, s := range n.clients {
+		if err := s.c.useDocument(&doc); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+}
+
 func (n *simNet) alice() *simClient { return n.clients[0] }
 func (n *simNet) bob() *simClient   { return n.clients[1] }
 
