@@ -47,7 +47,7 @@ func TestSettlesPastADeadMix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := tc.run(t)
-			t.Logf("%d packets lost at the dead mix; the slowest message settled %v after the texts were queued, the most attempts of one fragment %d; %d messages unsettled 9 minutes after the kill",
+			t.Logf("%d packets lost at the dead mix; the slowest message settled %v after the texts were queued, the most attempts of one fragment %d; unsettled 9 minutes after the kill: %d",
 				r.lost, r.slowest.Round(time.Second), r.mostAttempts, r.unsettledAt9)
 			if r.mostAttempts > 40 {
 				t.Errorf("a fragment needed %d attempts", r.mostAttempts)
