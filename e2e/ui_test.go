@@ -301,6 +301,10 @@ func TestWebInterface(t *testing.T) {
 	bob.open("a party in country X")
 	bob.do("seeing the file", waitJS(`[...document.querySelectorAll("li.msg.in a.file")].some(a => a.textContent.includes("terms.txt") && a.getAttribute("href").startsWith("/api/file?id="))`))
 	alice.shot("conversation")
+	alice.do("marking bob verified",
+		click(chromedp.CSS("#verify")),
+		chromedp.WaitVisible(chromedp.CSS(`#sidebar a[data-contact="a party in country Y"] .pill.ok`)),
+	)
 
 	// Alice gives the mediator a message for bob, with a signed receipt.
 	alice.do("conveying through the mediator",
@@ -321,11 +325,22 @@ func TestWebInterface(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#desk-entries li[data-state="pending"] input[aria-label="Your note"]`), "I vouch for this offer"),
 	)
 	mediator.shot("desk")
+	// Bob is in alice's conversation when the mediator's message comes:
+	// its row in his sidebar counts it, and is updated in place (a row
+	// rebuilt between a click's press and release swallows the click).
+	mediatorRow := `document.querySelector('#sidebar a[data-contact="mediator"]')`
+	get(bob, "marking the mediator's row", chromedp.Evaluate[bool](`(window.mediatorRow = `+mediatorRow+`) !== null`))
 	mediator.do("passing it on",
 		click(chromedp.CSS(`#desk-entries li[data-state="pending"] button.primary`)),
 		chromedp.WaitVisible(chromedp.CSS(`#desk-entries li[data-state="delivered"]`)),
 	)
+	bob.do("seeing a message from the mediator counted",
+		waitJS(mediatorRow+`.querySelector(".count").textContent === "1"`))
+	if same := get(bob, "comparing the mediator's row", chromedp.Evaluate[bool](`window.mediatorRow === `+mediatorRow)); !same {
+		t.Error("bob's sidebar rebuilt the mediator's row when a message came in; a click on it at that moment would have been lost")
+	}
 	bob.waitMessage("mediator", "Our offer stands until Friday.")
+	bob.do("seeing the count cleared once read", waitJS(mediatorRow+`.querySelector(".count").textContent === ""`))
 	alice.do("getting the receipt",
 		click(chromedp.CSS("#nav-desk")),
 		chromedp.WaitVisible(chromedp.CSS(`#conveyances li a[href^="/api/proof"]`)),

@@ -2,7 +2,7 @@
 // time, chosen by the address's fragment (#/c/NAME, #/desk…), kept up to
 // date by the daemon's events.
 import * as api from "./api.js";
-import { h, replace, replaceIfChanged, toast } from "./dom.js";
+import { h, replace, toast } from "./dom.js";
 import { conversation, addContact, myCard } from "./views/contacts.js";
 import { introductions, desk, checks } from "./views/desk.js";
 import { network, home } from "./views/network.js";
@@ -92,16 +92,40 @@ async function refreshStatus() {
   if (view && view.tick) view.tick();
 }
 
+// contactRows keeps each contact's sidebar row from one refresh to the
+// next, updated in place: a row rebuilt between the press and the release
+// of a click would swallow the click (a contact's session changes state
+// just when a reply comes in, which is when the user clicks it).
+const contactRows = new Map(); // contact name → its <li>
+
+function contactRow(c, unread) {
+  let li = contactRows.get(c.Name);
+  if (!li) {
+    li = h("li", {},
+      h("a", { href: "#/c/" + encodeURIComponent(c.Name), "data-contact": c.Name },
+        h("span", { className: "name" }, c.Name),
+        h("span", { className: "pill ok", title: "Safety number verified" }, "verified"),
+        h("span", { className: "count" })));
+    contactRows.set(c.Name, li);
+  }
+  const a = li.firstChild;
+  const [, verified, count] = a.children;
+  a.classList.toggle("active", current() === a.getAttribute("href"));
+  verified.hidden = !c.Verified;
+  const n = unread > 0 ? String(unread) : "";
+  if (count.textContent !== n) count.textContent = n;
+  return li;
+}
+
 function renderSidebar() {
   const list = $("contacts");
-  const rows = state.contacts.map((c) => ({ c, unread: state.inbox.filter((m) => m.Contact === c.Name).length - (state.seen[c.Name] ?? 0) }));
-  replaceIfChanged(list, JSON.stringify([current(), rows]), () => rows.length === 0 ? h("li", { className: "empty" }, "No contacts yet.") : rows.map(({ c, unread }) => {
-    return h("li", {},
-      h("a", { href: "#/c/" + encodeURIComponent(c.Name), "data-contact": c.Name, className: current() === "#/c/" + encodeURIComponent(c.Name) ? "active" : "" },
-        h("span", { className: "name" }, c.Name),
-        c.Verified ? h("span", { className: "pill ok", title: "Safety number verified" }, "verified") : null,
-        unread > 0 ? h("span", { className: "count" }, String(unread)) : null));
-  }));
+  const names = new Set(state.contacts.map((c) => c.Name));
+  for (const name of contactRows.keys()) if (!names.has(name)) contactRows.delete(name);
+  const rows = state.contacts.map((c) => contactRow(c, state.inbox.filter((m) => m.Contact === c.Name).length - (state.seen[c.Name] ?? 0)));
+  if (rows.length === 0) rows.push(list.querySelector("li.empty") || h("li", { className: "empty" }, "No contacts yet."));
+  // Move only what is out of place, so that rows stay where they are.
+  rows.forEach((li, i) => { if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null); });
+  while (list.children.length > rows.length) list.lastElementChild.remove();
   const pending = {
     introductions: state.introductions.filter((i) => i.State === "pending").length,
     desk: state.desk.filter((d) => d.State === "pending").length,
@@ -133,7 +157,8 @@ function route() {
   view = v;
   replace($("view"), h("a", { href: "#/", className: "back" }, "← Contacts"), v.el);
   for (const a of document.querySelectorAll("#sidebar a")) a.classList.toggle("active", a.getAttribute("href") === hash);
-  v.update();
+  v.update(); // a conversation marks its messages seen: the sidebar's count goes
+  renderSidebar();
   $("view").focus({ preventScroll: true });
   document.body.classList.toggle("viewing", hash !== "#/");
 }
