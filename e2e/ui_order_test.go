@@ -31,13 +31,13 @@ func TestWebConversationOrder(t *testing.T) {
 	alice.unlock()
 	bob.unlock()
 	befriendUI(alice, bob)
-	// The first message sets the session up, and lets each side learn what
-	// the other's software reads (messages carry their sending time from
-	// then on).
+	// The first message sets the session up; each side tells the other
+	// what its software reads in a message of its own.
 	alice.send("bob", "hello")
 	bob.send("alice", "hello to you")
 	alice.waitMessage("bob", "hello to you")
 	bob.waitMessage("alice", "hello")
+	waitSendingTimes(t, alice, bob)
 
 	for burst := range 16 {
 		texts := make([]string, 8)
@@ -99,4 +99,24 @@ func renameInPage(u *uiUser, from, to string) {
 		waitJS(fmt.Sprintf(`location.hash === "#/c/" + encodeURIComponent(%q) && document.querySelectorAll("li.msg.in").length > 0`, to)),
 		waitJS(fmt.Sprintf(`document.querySelector('#sidebar a[data-contact=%q]') === null`, from)),
 	)
+}
+
+// waitSendingTimes returns once from's messages reach to carrying their
+// sending time: from has to's word that its software reads them, which the
+// lossy mix can hold back past to's first text. from writes until one of
+// its messages arrives showing it (the word, once had, stays).
+func waitSendingTimes(t *testing.T, from, to *uiUser) {
+	t.Helper()
+	for i := 1; i <= 20; i++ {
+		text := fmt.Sprintf("do you see when I sent this? (%d)", i)
+		from.send(to.name, text)
+		to.waitMessage(from.name, text)
+		title := get(to, "reading "+text, chromedp.Evaluate[string](fmt.Sprintf(
+			`[...document.querySelectorAll("li.msg.in")].find(m => m.querySelector(".text").textContent === %q).querySelector("time").title`, text)))
+		if title != "" {
+			t.Logf("%s's messages carry their sending time from message %d on", from.name, i)
+			return
+		}
+	}
+	t.Fatalf("none of 20 messages from %s reached %s with its sending time", from.name, to.name)
 }

@@ -73,6 +73,10 @@ async function refresh() {
     failed(e);
     return;
   }
+  whenReleased(drawAll);
+}
+
+function drawAll() {
   if (view) view.update(); // first: it marks what the user has seen
   renderSidebar();
 }
@@ -88,8 +92,44 @@ async function refreshStatus() {
     if (e instanceof api.Locked) showLock();
     return;
   }
+  whenReleased(drawStatus);
+}
+
+function drawStatus() {
   renderSidebar();
   if (view && view.tick) view.tick();
+}
+
+// While a pointer is pressed, what the daemon's events would redraw waits
+// until just after the release: a list rebuilt between a click's press and
+// its release loses the click (the press lands on an element that is gone).
+// A press that never sees its release (the window lost focus) holds
+// nothing for more than two seconds.
+let pressed = false;
+let pressTimer;
+const afterRelease = new Set();
+
+function whenReleased(draw) {
+  if (pressed) afterRelease.add(draw);
+  else draw();
+}
+
+function onPress() {
+  pressed = true;
+  clearTimeout(pressTimer);
+  pressTimer = setTimeout(onRelease, 2000);
+}
+
+function onRelease() {
+  pressed = false;
+  clearTimeout(pressTimer);
+  // The click follows the release in the same task: draw after it.
+  setTimeout(() => {
+    if (pressed) return;
+    const draws = [...afterRelease];
+    afterRelease.clear();
+    for (const draw of draws) draw();
+  });
 }
 
 // contactRows keeps each contact's sidebar row from one refresh to the
@@ -237,6 +277,8 @@ async function main() {
   });
   $("lock").addEventListener("click", () => api.lock().catch(() => {}).finally(() => showLock("Locked.")));
   for (const ev of ["keydown", "pointerdown", "wheel"]) document.addEventListener(ev, onActivity, { passive: true });
+  document.addEventListener("pointerdown", onPress, { capture: true, passive: true });
+  for (const ev of ["pointerup", "pointercancel"]) document.addEventListener(ev, onRelease, { capture: true, passive: true });
   window.addEventListener("hashchange", route);
   api.events((name, data) => {
     if (name === "lock") {
