@@ -28,7 +28,18 @@ func TestWebDualControl(t *testing.T) {
 	office := nw.newUIUser(t, chromium, "office", "provider-a")
 	bob := nw.newClient(t, "bob", "provider-b")
 	office.unlock()
-	office.addContact("bob", bob.cli("card"))
+	// A conversation opened before its contact exists comes to life when
+	// the contact is added, here from the terminal.
+	office.do("opening bob before he is a contact",
+		chromedp.Evaluate[chromedp.Void](`location.hash = "#/c/bob"`),
+		waitJS(`document.querySelector("#view h1") && document.querySelector("#view h1").textContent === "No such contact"`),
+	)
+	bobCard := filepath.Join(t.TempDir(), "bob.card")
+	if err := os.WriteFile(bobCard, []byte(bob.cli("card")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	office.cli("contact", "add", "bob", bobCard)
+	office.do("seeing bob's conversation", chromedp.WaitVisible(chromedp.CSS("#compose")))
 	officeCard := filepath.Join(t.TempDir(), "office.card")
 	if err := os.WriteFile(officeCard, []byte(office.card()), 0o600); err != nil {
 		t.Fatal(err)

@@ -52,19 +52,32 @@ function failed(e) {
   }
 }
 
+// Refreshes overlap (an action's own, the daemon's events): what one
+// fetched is dropped if a refresh started after it was applied first, so
+// that an older answer never puts back what an action just changed.
+let refreshesStarted = 0;
+let allApplied = 0; // the latest full refresh applied
+let statusApplied = 0; // the latest refresh of the status applied
+
 async function refresh() {
   if (locked) return;
+  const started = ++refreshesStarted;
   try {
     const [contacts, inbox, status, intros, deskList, conv, chk, drafted] = await Promise.all([
       api.op("contact-list"), api.op("inbox"), api.op("status"), api.op("intro-list"),
       api.op("desk-list"), api.op("convey-list"), api.op("check-list"), api.op("drafts"),
     ]);
+    if (started < allApplied) return;
+    allApplied = started;
+    if (started > statusApplied) {
+      statusApplied = started;
+      state.outbox = status.messages || [];
+      state.stats = status.stats || null;
+      state.network = status.network || null;
+    }
     state.drafts = drafted.drafts || [];
     state.contacts = contacts.contacts || [];
     state.inbox = inbox.messages || [];
-    state.outbox = status.messages || [];
-    state.stats = status.stats || null;
-    state.network = status.network || null;
     state.introductions = intros.introductions || [];
     state.desk = deskList.desk || [];
     state.conveyances = conv.conveyances || [];
@@ -83,8 +96,11 @@ function drawAll() {
 
 async function refreshStatus() {
   if (locked) return;
+  const started = ++refreshesStarted;
   try {
     const status = await api.op("status");
+    if (started < statusApplied) return;
+    statusApplied = started;
     state.outbox = status.messages || [];
     state.stats = status.stats || null;
     state.network = status.network || null;

@@ -107,8 +107,10 @@ export function conversation(ctx, name) {
     h("div", { className: "safety-row" }, h("span", { className: "muted" }, "Safety number "), number), session, notice,
     h("div", { className: "row" }, verifyBtn, qrBox, h("label", { className: "inline" }, "Disappearing messages ", expiry),
       h("label", { className: "inline" }, "Give up after ", budget), renameBox));
-  const el = h("section", { className: "conversation" }, header, list, form);
+  const parts = [header, list, form];
+  const el = h("section", { className: "conversation" }, ...parts);
   let lastCount = -1;
+  let missing = false; // showing "No such contact" (it may come: a rename, an add elsewhere)
 
   function bubble(m) {
     const body = m.Kind === "file"
@@ -153,9 +155,12 @@ export function conversation(ctx, name) {
     update() {
       const c = state.contacts.find((x) => x.Name === name);
       if (!c) {
-        replace(el, h("h1", {}, "No such contact"), h("p", {}, `Nobody is called “${name}” among your contacts.`));
+        if (!missing) replace(el, h("h1", {}, "No such contact"), h("p", {}, `Nobody is called “${name}” among your contacts.`));
+        missing = true;
         return;
       }
+      if (missing) replace(el, ...parts);
+      missing = false;
       verified.textContent = c.Verified ? "verified" : "not verified";
       verified.className = "pill " + (c.Verified ? "ok" : "warn");
       verifyBtn.hidden = c.Verified;
