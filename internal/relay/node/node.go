@@ -132,9 +132,9 @@ type Node struct {
 	results   chan result
 	listener  net.Listener
 	faults    *faults // test builds only; does nothing otherwise
-	// diskFull is set while writes to the data directory fail for want
-	// of space (see storageFailed).
-	diskFull atomic.Bool
+	// disk says when writes to the data directory fail for want of
+	// space; the committer's.
+	disk diskSpace
 
 	peersMu sync.Mutex
 	peers   map[sphinx.NodeID]*peer // guarded by peersMu
@@ -206,6 +206,7 @@ func New(cfg Config) (*Node, error) {
 		func() float64 { q, _ := n.peerLoad(); return float64(q) },
 		func() float64 { _, u := n.peerLoad(); return float64(u) },
 	)
+	n.disk = diskSpace{gauge: n.metrics.diskFull, log: n.log, dataDir: cfg.DataDir}
 	if err := mkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"syscall"
 	"time"
 
 	"github.com/backchannel/backchannel/internal/base/clock"
@@ -158,8 +157,7 @@ func (n *Node) unwrap(es *epochs, packet []byte) (sphinx.Unwrapped, *epochState,
 // storeBatch stores the batch's deliveries in one transaction, then logs
 // the tags of those stored. A packet not stored is dropped (and counted);
 // its frame is acknowledged all the same, as for any drop.
-// It reports whether the store worked (or had nothing to do).
-func (n *Node) storeBatch(batch []result) bool {
+func (n *Node) storeBatch(batch []result) {
 	var deliveries []mailbox.Delivery
 	var stored []*result
 	for i := range batch {
@@ -173,15 +171,16 @@ func (n *Node) storeBatch(batch []result) bool {
 		}
 	}
 	if len(deliveries) == 0 {
-		return true
+		return
 	}
 	n.faults.recordStored(deliveries)
 	errs, err := n.provider.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
 	if err != nil {
-		reason := n.storageFailed("storing packets in the mailboxes", err)
+		reason := n.disk.writeFailed(writeMailboxes, err)
 		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))
-		return false
+		return
 	}
+	n.disk.writeWorked(writeMailboxes)
 	for i, r := range stored {
 		if errs[i] != nil {
 			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
@@ -189,31 +188,6 @@ func (n *Node) storeBatch(batch []result) bool {
 		}
 		n.metrics.delivered.Inc()
 		n.record(r.epoch, r.tag)
-	}
-	return true
-}
-
-// storageFailed reports a failed write to the data directory and returns
-// the drop reason of its packets. A full disk is said once, in words, until
-// space returns (storageWorks); other errors each time.
-func (n *Node) storageFailed(what string, err error) string {
-	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
-		n.log.Error(what+" failed", "err", err)
-		return dropInternal
-	}
-	if !n.diskFull.Swap(true) {
-		n.metrics.diskFull.Set(1)
-		n.log.Error("the disk is full: "+what+" failed; until space is freed in the data directory, packets that need it are refused (their senders retransmit them)",
-			"data_dir", n.cfg.DataDir, "err", err)
-	}
-	return dropDiskFull
-}
-
-// storageWorks notes a write that succeeded after the disk was full.
-func (n *Node) storageWorks() {
-	if n.diskFull.Load() && n.diskFull.Swap(false) {
-		n.metrics.diskFull.Set(0)
-		n.log.Info("there is space on the disk again: packets are stored", "data_dir", n.cfg.DataDir)
 	}
 }
 
@@ -350,17 +324,15 @@ func earliest(a, b time.Time) time.Time {
 // commitBatch stores the batch's deliveries, syncs the replay log, then
 // acknowledges the batch's frames and schedules its forwards.
 func (n *Node) commitBatch(batch []result) {
-	stored := n.storeBatch(batch)
+	n.storeBatch(batch)
 	if err := n.syncReplay(); err != nil {
 		// Without a durable log the node could forward a replay after
 		// a restart: stop acknowledging, so the previous hops keep
 		// the packets, and say so.
-		n.storageFailed("syncing the replay log (not acknowledging)", err)
+		n.disk.writeFailed(writeReplayLog, err)
 		return
 	}
-	if stored {
-		n.storageWorks()
-	}
+	n.disk.writeWorked(writeReplayLog)
 	now := n.cfg.Clock.Now()
 	links := map[*inbound]struct{}{}
 	for _, r := range batch {
