@@ -208,6 +208,10 @@ func disappearingAcrossProcesses(t *testing.T, nw *network) {
 	}
 	alice.cli("send", "bob", "this will disappear")
 	bob.cli("inbox", "--wait", "1")
+	// The setting goes in a message of its own, which may arrive after the
+	// text: once alice's outbox is settled bob has acknowledged it, and a
+	// client acknowledges only what it has stored and acted on.
+	alice.wait("settled", 0)
 	if out := bob.cli("contact", "list"); !strings.Contains(out, "disappear 3s") {
 		t.Fatalf("bob's client did not adopt the expiry:\n%s", out)
 	}
