@@ -206,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 		func() float64 { q, _ := n.peerLoad(); return float64(q) },
 		func() float64 { _, u := n.peerLoad(); return float64(u) },
 	)
-	n.disk = diskSpace{gauge: n.metrics.diskFull, log: n.log, dataDir: cfg.DataDir}
+	n.disk = diskSpace{gauge: n.metrics.diskFull, log: n.log, dataDir: cfg.DataDir, free: freeSpace}
 	if err := mkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}

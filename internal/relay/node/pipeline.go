@@ -180,7 +180,7 @@ func (n *Node) storeBatch(batch []result) {
 		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))
 		return
 	}
-	n.disk.writeWorked(writeMailboxes)
+	n.disk.writeWorked()
 	for i, r := range stored {
 		if errs[i] != nil {
 			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
@@ -332,7 +332,7 @@ func (n *Node) commitBatch(batch []result) {
 		n.disk.writeFailed(writeReplayLog, err)
 		return
 	}
-	n.disk.writeWorked(writeReplayLog)
+	n.disk.writeWorked()
 	now := n.cfg.Clock.Now()
 	links := map[*inbound]struct{}{}
 	for _, r := range batch {
