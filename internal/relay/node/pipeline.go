@@ -156,8 +156,9 @@ func (n *Node) unwrap(es *epochs, packet []byte) (sphinx.Unwrapped, *epochState,
 
 // storeBatch stores the batch's deliveries in one transaction, then logs
 // the tags of those stored. A packet not stored is dropped (and counted);
-// its frame is acknowledged all the same, as for any drop.
-func (n *Node) storeBatch(batch []result) {
+// its frame is acknowledged all the same, as for any drop. It reports
+// whether the store failed.
+func (n *Node) storeBatch(batch []result) (failed bool) {
 	var deliveries []mailbox.Delivery
 	var stored []*result
 	for i := range batch {
@@ -171,16 +172,15 @@ func (n *Node) storeBatch(batch []result) {
 		}
 	}
 	if len(deliveries) == 0 {
-		return
+		return false
 	}
 	n.faults.recordStored(deliveries)
 	errs, err := n.provider.mailbox.PutMany(deliveries, n.cfg.Clock.Now())
 	if err != nil {
 		reason := n.disk.writeFailed(writeMailboxes, err)
 		n.metrics.dropped.WithLabelValues(reason).Add(float64(len(deliveries)))
-		return
+		return true
 	}
-	n.disk.writeWorked()
 	for i, r := range stored {
 		if errs[i] != nil {
 			n.metrics.dropped.WithLabelValues(dropMailboxQuota).Inc()
@@ -189,6 +189,7 @@ func (n *Node) storeBatch(batch []result) {
 		n.metrics.delivered.Inc()
 		n.record(r.epoch, r.tag)
 	}
+	return false
 }
 
 // record logs a reserved replay tag; the committer syncs the log before the
@@ -324,7 +325,7 @@ func earliest(a, b time.Time) time.Time {
 // commitBatch stores the batch's deliveries, syncs the replay log, then
 // acknowledges the batch's frames and schedules its forwards.
 func (n *Node) commitBatch(batch []result) {
-	n.storeBatch(batch)
+	storeFailed := n.storeBatch(batch)
 	if err := n.syncReplay(); err != nil {
 		// Without a durable log the node could forward a replay after
 		// a restart: stop acknowledging, so the previous hops keep
@@ -332,7 +333,9 @@ func (n *Node) commitBatch(batch []result) {
 		n.disk.writeFailed(writeReplayLog, err)
 		return
 	}
-	n.disk.writeWorked()
+	if !storeFailed {
+		n.disk.writeWorked()
+	}
 	now := n.cfg.Clock.Now()
 	links := map[*inbound]struct{}{}
 	for _, r := range batch {
